@@ -1,0 +1,324 @@
+//! The `backup` command: active node -> login -> snapshot stream -> S3
+//! multipart upload (+ SHA-256 on the way) -> manifest -> JSON result.
+//!
+//! Nothing touches the bucket before OpenBao has started streaming, and any
+//! failure after the upload started aborts it, so a failed backup leaves
+//! neither object nor manifest nor parts.
+
+mod naming;
+mod parts;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::types::CompletedPart;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::task::JoinSet;
+
+pub use naming::{MANIFEST_SUFFIX, Manifest, cluster_prefix, manifest_key};
+
+use crate::error::BackupError;
+use crate::openbao::{Auth, OpenBaoClient, OpenBaoConfig};
+use crate::s3::{self, MAX_PARTS, MultipartUpload, TargetConfig};
+use crate::units::human_bytes;
+use naming::{MANIFEST_FORMAT_VERSION, SnapshotDigest, TOOL_VERSION, UploadLayout};
+use parts::PartBuffer;
+
+#[derive(Debug, Clone)]
+pub struct BackupConfig {
+    pub openbao: OpenBaoConfig,
+    pub auth: Auth,
+    pub target: TargetConfig,
+    pub cluster: String,
+    pub namespace: String,
+    pub kind: BackupKind,
+    pub result_file: Option<PathBuf>,
+    pub progress_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackupKind {
+    Scheduled,
+    Manual,
+    PreUpgrade,
+}
+
+impl BackupKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Manual => "manual",
+            Self::PreUpgrade => "pre-upgrade",
+        }
+    }
+}
+
+/// The one JSON line the command prints, and writes to --result-file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "camelCase")]
+pub enum BackupResult {
+    #[serde(rename_all = "camelCase")]
+    Succeeded {
+        key: String,
+        manifest_key: String,
+        bucket: String,
+        size: u64,
+        sha256: String,
+        kind: BackupKind,
+        source_node: String,
+        started_at: DateTime<Utc>,
+        completed_at: DateTime<Utc>,
+        duration_seconds: f64,
+        throughput_bytes_per_second: u64,
+        parts: u32,
+        /// Peak resident memory of the command, to size the Job's limits.
+        peak_memory_bytes: Option<u64>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Failed {
+        cause: String,
+        reason: String,
+        kind: BackupKind,
+        started_at: DateTime<Utc>,
+        completed_at: DateTime<Utc>,
+    },
+}
+
+pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
+    let started_at = Utc::now();
+    let clock = Instant::now();
+    let target = &config.target;
+
+    let openbao = OpenBaoClient::new(config.openbao.clone())?;
+    let node = openbao.find_active().await?;
+    let token = openbao.login(&node, &config.auth).await?;
+    let snapshot = openbao.snapshot(&node, &token).await?;
+
+    let prefix = cluster_prefix(&target.path_prefix, &config.namespace, &config.cluster);
+    let key = naming::object_key(&prefix, started_at, config.kind, random_suffix());
+    let manifest_key = manifest_key(&key);
+    let source_node = node.to_string();
+    tracing::info!(bucket = %target.bucket, %key, part_size = target.part_size, concurrency = target.concurrency, "streaming snapshot");
+
+    let client = s3::client(target).await?;
+    let metadata = naming::object_metadata(
+        &config.cluster,
+        &config.namespace,
+        config.kind,
+        started_at,
+        &source_node,
+    );
+    let upload = MultipartUpload::create(&client, &target.bucket, &key, metadata).await?;
+
+    let streamed = tokio::select! {
+        streamed = stream_into(snapshot, &upload, target, config.progress_interval) => streamed,
+        signal = shutdown_signal() => Err(BackupError::Cancelled(signal)),
+    };
+    let streamed = match streamed {
+        Ok(streamed) => upload
+            .complete(streamed.parts.clone())
+            .await
+            .map(|()| streamed),
+        Err(e) => Err(e),
+    };
+    let streamed = match streamed {
+        Ok(streamed) => streamed,
+        Err(e) => {
+            if let Err(abort) = upload.abort().await {
+                tracing::error!(error = %abort, %key, "could not abort the multipart upload");
+            }
+            return Err(e);
+        }
+    };
+
+    let completed_at = Utc::now();
+    let manifest = Manifest {
+        format_version: MANIFEST_FORMAT_VERSION,
+        key: key.clone(),
+        cluster: config.cluster.clone(),
+        namespace: config.namespace.clone(),
+        kind: config.kind,
+        started_at,
+        completed_at,
+        source_node: source_node.clone(),
+        tool_version: TOOL_VERSION.into(),
+        snapshot: SnapshotDigest {
+            size: streamed.size,
+            sha256: streamed.sha256.clone(),
+        },
+        upload: UploadLayout {
+            part_size: target.part_size,
+            parts: streamed.parts.len() as u32,
+        },
+    };
+    let body = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
+    if let Err(e) = s3::put_object(
+        &client,
+        &target.bucket,
+        &manifest_key,
+        body,
+        "application/json",
+    )
+    .await
+    {
+        // Without its manifest a backup cannot be verified: remove it.
+        if let Err(delete) = s3::delete_object(&client, &target.bucket, &key).await {
+            tracing::error!(error = %delete, %key, "could not delete the object after the manifest failed");
+        }
+        return Err(e);
+    }
+
+    let elapsed = clock.elapsed();
+    Ok(BackupResult::Succeeded {
+        key,
+        manifest_key,
+        bucket: target.bucket.clone(),
+        size: streamed.size,
+        sha256: streamed.sha256,
+        kind: config.kind,
+        source_node,
+        started_at,
+        completed_at,
+        duration_seconds: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        throughput_bytes_per_second: (streamed.size as f64 / elapsed.as_secs_f64().max(1e-3))
+            as u64,
+        parts: streamed.parts.len() as u32,
+        peak_memory_bytes: crate::memory::peak_rss_bytes(),
+    })
+}
+
+struct Streamed {
+    size: u64,
+    sha256: String,
+    parts: Vec<CompletedPart>,
+}
+
+/// Moves the snapshot into the upload with at most `concurrency` parts in
+/// flight and one being filled: memory stays about (concurrency + 1) x
+/// part size whatever the snapshot size. When every slot is busy, reading
+/// pauses, which pushes back on OpenBao through TCP.
+async fn stream_into(
+    snapshot: impl Stream<Item = Result<Bytes, BackupError>>,
+    upload: &MultipartUpload,
+    target: &TargetConfig,
+    progress_interval: Duration,
+) -> Result<Streamed, BackupError> {
+    let part_size = usize::try_from(target.part_size).expect("part size fits in memory");
+    let mut snapshot = std::pin::pin!(snapshot);
+    let mut buffer = PartBuffer::new(part_size);
+    let mut in_flight: JoinSet<Result<CompletedPart, BackupError>> = JoinSet::new();
+    let mut done = Vec::new();
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut next_part = 1u64;
+    let mut progress = Progress::new(progress_interval);
+
+    let mut send = |part: Bytes, in_flight: &mut JoinSet<_>| {
+        if next_part > MAX_PARTS {
+            return Err(BackupError::Config(format!(
+                "the snapshot is larger than {MAX_PARTS} parts of {} (S3's limit): raise --part-size (S3_PART_SIZE)",
+                human_bytes(target.part_size as f64)
+            )));
+        }
+        let (upload, number) = (upload.clone(), next_part as i32);
+        in_flight.spawn(async move { upload.upload_part(number, part).await });
+        next_part += 1;
+        Ok(())
+    };
+
+    while let Some(chunk) = snapshot.next().await {
+        let mut chunk = chunk?;
+        hasher.update(&chunk);
+        size += chunk.len() as u64;
+        while !chunk.is_empty() {
+            if let Some(part) = buffer.fill(&mut chunk) {
+                while in_flight.len() >= target.concurrency {
+                    done.push(joined(in_flight.join_next().await)?);
+                }
+                send(part, &mut in_flight)?;
+            }
+        }
+        while let Some(finished) = in_flight.try_join_next() {
+            done.push(joined(Some(finished))?);
+        }
+        progress.report(size, done.len());
+    }
+    if size == 0 {
+        return Err(BackupError::OpenBao("the snapshot stream was empty".into()));
+    }
+    if let Some(last) = buffer.finish() {
+        send(last, &mut in_flight)?;
+    }
+    while let Some(finished) = in_flight.join_next().await {
+        done.push(joined(Some(finished))?);
+    }
+    tracing::info!(bytes = size, parts = done.len(), "snapshot streamed");
+    Ok(Streamed {
+        size,
+        sha256: hex::encode(hasher.finalize()),
+        parts: done,
+    })
+}
+
+fn joined(
+    finished: Option<Result<Result<CompletedPart, BackupError>, tokio::task::JoinError>>,
+) -> Result<CompletedPart, BackupError> {
+    match finished.expect("only called with parts in flight") {
+        Ok(part) => part,
+        Err(e) => Err(BackupError::Storage(format!(
+            "part upload task failed: {e}"
+        ))),
+    }
+}
+
+struct Progress {
+    interval: Duration,
+    started: Instant,
+    last: Instant,
+}
+
+impl Progress {
+    fn new(interval: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            interval,
+            started: now,
+            last: now,
+        }
+    }
+
+    fn report(&mut self, bytes: u64, parts_uploaded: usize) {
+        if self.last.elapsed() < self.interval {
+            return;
+        }
+        self.last = Instant::now();
+        let rate = bytes as f64 / self.started.elapsed().as_secs_f64();
+        tracing::info!(
+            bytes,
+            parts_uploaded,
+            "streamed {} at {}/s",
+            human_bytes(bytes as f64),
+            human_bytes(rate)
+        );
+    }
+}
+
+async fn shutdown_signal() -> &'static str {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}
+
+fn random_suffix() -> [u8; 3] {
+    let mut bytes = [0u8; 3];
+    getrandom::fill(&mut bytes).expect("the OS provides randomness");
+    bytes
+}

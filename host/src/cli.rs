@@ -1,0 +1,425 @@
+//! Command-line interface. Every flag has an environment variable, so the
+//! operator configures Jobs through `env` and people use flags by hand.
+//! `into_config` turns parsed flags into validated configuration; it does no
+//! I/O, so every rule is unit-tested below.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::backup::{BackupConfig, BackupKind};
+use crate::openbao::{Auth, OpenBaoConfig};
+use crate::s3::{MIN_PART_SIZE, TargetConfig};
+use crate::units::{parse_duration, parse_size};
+
+/// Where the operator mounts the projected ServiceAccount token.
+pub const DEFAULT_JWT_FILE: &str = "/var/run/secrets/openbao-backup/token";
+/// S3 refuses parts above 5 GiB.
+const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "openbao-backup",
+    version,
+    about = "Backups of OpenBao Raft snapshots to S3-compatible storage"
+)]
+pub struct Cli {
+    /// Log format on stderr: `text` for people, `json` for log pipelines.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Take a Raft snapshot from the active OpenBao node and stream it into S3.
+    ///
+    /// Prints one JSON result on stdout (and to --result-file); exits non-zero
+    /// with a one-line reason on stderr when the backup fails, leaving nothing
+    /// behind in the bucket.
+    Backup(Box<BackupArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub openbao: OpenBaoArgs,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Name of the OpenBaoCluster; part of the object key.
+    #[arg(long, env = "OPENBAO_CLUSTER")]
+    pub cluster: String,
+
+    /// Namespace of the OpenBaoCluster; part of the object key.
+    #[arg(long, env = "OPENBAO_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+
+    /// Why this backup runs; recorded in the key, metadata and manifest.
+    #[arg(long, env = "BACKUP_KIND", value_enum, default_value_t = BackupKind::Manual)]
+    pub kind: BackupKind,
+
+    /// Also write the JSON result here (the operator uses /dev/termination-log).
+    #[arg(long, env = "BACKUP_RESULT_FILE")]
+    pub result_file: Option<PathBuf>,
+
+    /// How often to log progress while streaming.
+    #[arg(long, env = "BACKUP_PROGRESS_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub progress_interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct OpenBaoArgs {
+    /// OpenBao node addresses, comma-separated; the active node is found
+    /// through sys/health and only it is ever snapshotted.
+    #[arg(long, env = "OPENBAO_ADDR", value_delimiter = ',', required = true)]
+    pub openbao_addr: Vec<String>,
+
+    /// PEM file with the CA that signed OpenBao's TLS certificate.
+    #[arg(long, env = "OPENBAO_CACERT")]
+    pub openbao_cacert: Option<PathBuf>,
+
+    /// JWT auth role to log in with (exclusive with --token-file).
+    #[arg(long, env = "OPENBAO_JWT_ROLE")]
+    pub jwt_role: Option<String>,
+
+    /// The JWT to log in with: the projected ServiceAccount token.
+    #[arg(long, env = "OPENBAO_JWT_FILE", default_value = DEFAULT_JWT_FILE)]
+    pub jwt_file: PathBuf,
+
+    /// Mount path of OpenBao's JWT auth method.
+    #[arg(long, env = "OPENBAO_JWT_MOUNT", default_value = "jwt")]
+    pub jwt_mount: String,
+
+    /// Audience the projected token was issued for. Kubernetes sets it on the
+    /// token; it is only logged here, to help diagnose a refused login.
+    #[arg(long, env = "OPENBAO_JWT_AUDIENCE", default_value = "openbao-internal")]
+    pub jwt_audience: String,
+
+    /// File holding a static OpenBao token (exclusive with --jwt-role).
+    #[arg(long, env = "OPENBAO_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Timeout for each OpenBao request other than the snapshot stream.
+    #[arg(long, env = "OPENBAO_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Fail when the snapshot stream delivers no byte for this long.
+    #[arg(long, env = "OPENBAO_STALL_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub stall_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// S3 endpoint URL; omit for AWS. A custom endpoint implies path-style
+    /// addressing unless --virtual-hosted-style is given.
+    #[arg(long, env = "S3_ENDPOINT")]
+    pub endpoint: Option<String>,
+
+    /// Bucket that receives the backups.
+    #[arg(long, env = "S3_BUCKET")]
+    pub bucket: String,
+
+    #[arg(long, env = "S3_REGION", default_value = "us-east-1")]
+    pub region: String,
+
+    /// Key prefix for this cluster's backups.
+    #[arg(long, env = "S3_PATH_PREFIX", default_value = "")]
+    pub path_prefix: String,
+
+    /// Multipart part size (bytes, or with a unit: 20MiB). At least 5 MiB; the
+    /// largest snapshot is 10,000 parts.
+    #[arg(long, env = "S3_PART_SIZE", default_value = "10MiB", value_parser = parse_size)]
+    pub part_size: u64,
+
+    /// Parts uploaded at once. Memory is about (concurrency + 1) x part size.
+    #[arg(long, env = "S3_CONCURRENCY", default_value_t = 3,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+
+    /// Directory holding `accessKeyId`, `secretAccessKey` and optionally
+    /// `sessionToken` files (the mounted credentials Secret). Without it the
+    /// standard AWS sources apply (AWS_ACCESS_KEY_ID..., web identity, ...).
+    #[arg(long, env = "S3_CREDENTIALS_DIR")]
+    pub credentials_dir: Option<PathBuf>,
+
+    /// PEM bundle of CAs to trust for the S3 endpoint.
+    #[arg(long, env = "AWS_CA_BUNDLE")]
+    pub ca_bundle: Option<PathBuf>,
+
+    /// Use virtual-hosted-style addressing (bucket in the host name) with a
+    /// custom --endpoint.
+    #[arg(long, env = "S3_VIRTUAL_HOSTED_STYLE")]
+    pub virtual_hosted_style: bool,
+
+    /// Attempts per S3 request; transient errors are retried with backoff.
+    #[arg(long, env = "S3_MAX_ATTEMPTS", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub max_attempts: u32,
+}
+
+impl BackupArgs {
+    pub fn into_config(self) -> Result<BackupConfig, String> {
+        Ok(BackupConfig {
+            openbao: self.openbao.config()?,
+            auth: self.openbao.auth()?,
+            target: self.target.into_config()?,
+            cluster: non_empty_name(self.cluster, "--cluster (OPENBAO_CLUSTER)")?,
+            namespace: non_empty_name(self.namespace, "--namespace (OPENBAO_NAMESPACE)")?,
+            kind: self.kind,
+            result_file: self.result_file,
+            progress_interval: self.progress_interval,
+        })
+    }
+}
+
+impl OpenBaoArgs {
+    fn config(&self) -> Result<OpenBaoConfig, String> {
+        let mut addrs = Vec::new();
+        for addr in self
+            .openbao_addr
+            .iter()
+            .map(|a| a.trim())
+            .filter(|a| !a.is_empty())
+        {
+            let url = reqwest::Url::parse(addr)
+                .map_err(|e| format!("--openbao-addr (OPENBAO_ADDR): `{addr}` is not a URL ({e}); use e.g. https://openbao-0.openbao-internal:8200"))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(format!(
+                    "--openbao-addr (OPENBAO_ADDR): `{addr}` must start with http:// or https://"
+                ));
+            }
+            addrs.push(url);
+        }
+        if addrs.is_empty() {
+            return Err(
+                "--openbao-addr (OPENBAO_ADDR) is empty: give at least one node address".into(),
+            );
+        }
+        Ok(OpenBaoConfig {
+            addrs,
+            ca_cert: self.openbao_cacert.clone(),
+            request_timeout: self.request_timeout,
+            stall_timeout: self.stall_timeout,
+        })
+    }
+
+    fn auth(&self) -> Result<Auth, String> {
+        match (&self.jwt_role, &self.token_file) {
+            (Some(_), Some(_)) => Err("both --jwt-role (OPENBAO_JWT_ROLE) and --token-file (OPENBAO_TOKEN_FILE) are set: choose one way to log in to OpenBao".into()),
+            (None, None) => Err("no OpenBao login configured: set --jwt-role (OPENBAO_JWT_ROLE) for JWT auth or --token-file (OPENBAO_TOKEN_FILE) for a static token".into()),
+            (Some(role), None) => {
+                if role.trim().is_empty() {
+                    return Err("--jwt-role (OPENBAO_JWT_ROLE) is empty: give the JWT auth role name".into());
+                }
+                Ok(Auth::Jwt {
+                    mount: self.jwt_mount.trim_matches('/').to_string(),
+                    role: role.clone(),
+                    jwt_file: self.jwt_file.clone(),
+                    audience: self.jwt_audience.clone(),
+                })
+            }
+            (None, Some(file)) => Ok(Auth::Token { file: file.clone() }),
+        }
+    }
+}
+
+impl TargetArgs {
+    fn into_config(self) -> Result<TargetConfig, String> {
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&self.part_size) {
+            return Err(format!(
+                "--part-size (S3_PART_SIZE) is {} bytes; S3 needs parts from 5 MiB ({MIN_PART_SIZE}) to 5 GiB ({MAX_PART_SIZE})",
+                self.part_size
+            ));
+        }
+        if self.bucket.trim().is_empty() {
+            return Err("--bucket (S3_BUCKET) is empty".into());
+        }
+        let endpoint = match self.endpoint.filter(|e| !e.trim().is_empty()) {
+            Some(e) => Some(
+                reqwest::Url::parse(&e)
+                    .map_err(|err| format!("--endpoint (S3_ENDPOINT): `{e}` is not a URL ({err}); use e.g. https://s3.example.com"))?
+                    .to_string()
+                    .trim_end_matches('/')
+                    .to_string(),
+            ),
+            None => None,
+        };
+        Ok(TargetConfig {
+            force_path_style: endpoint.is_some() && !self.virtual_hosted_style,
+            endpoint,
+            bucket: self.bucket,
+            region: self.region,
+            path_prefix: self.path_prefix.trim_matches('/').to_string(),
+            part_size: self.part_size,
+            concurrency: usize::from(self.concurrency),
+            credentials_dir: self.credentials_dir,
+            ca_bundle: self.ca_bundle,
+            max_attempts: self.max_attempts,
+        })
+    }
+}
+
+/// Cluster and namespace names become key segments: refuse what would break
+/// the key layout.
+fn non_empty_name(name: String, flag: &str) -> Result<String, String> {
+    if name.is_empty() || name.contains('/') {
+        return Err(format!(
+            "{flag} `{name}` must be a non-empty name without `/`"
+        ));
+    }
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<BackupConfig, String> {
+        let mut argv = vec![
+            "openbao-backup",
+            "backup",
+            "--openbao-addr",
+            "http://a:8200,http://b:8200",
+            "--bucket",
+            "b",
+            "--cluster",
+            "c",
+        ];
+        argv.extend_from_slice(extra);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let Command::Backup(args) = cli.command;
+        args.into_config()
+    }
+
+    #[test]
+    fn token_auth_with_defaults() {
+        let c = parse(&["--token-file", "/t"]).unwrap();
+        assert_eq!(c.openbao.addrs.len(), 2);
+        assert_eq!(c.target.part_size, 10 * 1024 * 1024);
+        assert_eq!(c.target.concurrency, 3);
+        assert!(
+            !c.target.force_path_style,
+            "AWS (no endpoint) uses virtual-hosted style"
+        );
+        assert!(matches!(c.auth, Auth::Token { .. }));
+        assert_eq!(c.kind, BackupKind::Manual);
+    }
+
+    #[test]
+    fn jwt_auth_uses_mount_and_default_file() {
+        let c = parse(&["--jwt-role", "backup", "--jwt-mount", "/k8s/"]).unwrap();
+        match c.auth {
+            Auth::Jwt {
+                mount,
+                role,
+                jwt_file,
+                ..
+            } => {
+                assert_eq!((mount.as_str(), role.as_str()), ("k8s", "backup"));
+                assert_eq!(jwt_file, PathBuf::from(DEFAULT_JWT_FILE));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn exactly_one_auth_method() {
+        let both = parse(&["--jwt-role", "r", "--token-file", "/t"]).unwrap_err();
+        assert!(
+            both.contains("both --jwt-role") && both.contains("choose one"),
+            "{both}"
+        );
+        let neither = parse(&[]).unwrap_err();
+        assert!(
+            neither.contains("--jwt-role") && neither.contains("--token-file"),
+            "{neither}"
+        );
+    }
+
+    #[test]
+    fn part_size_bounds_name_the_flag() {
+        let small = parse(&["--token-file", "/t", "--part-size", "4MiB"]).unwrap_err();
+        assert!(
+            small.contains("--part-size") && small.contains("5 MiB"),
+            "{small}"
+        );
+        assert_eq!(
+            parse(&["--token-file", "/t", "--part-size", "5MiB"])
+                .unwrap()
+                .target
+                .part_size,
+            MIN_PART_SIZE
+        );
+    }
+
+    #[test]
+    fn concurrency_range_is_checked_by_the_parser() {
+        let err = parse(&["--token-file", "/t", "--concurrency", "0"]).unwrap_err();
+        assert!(err.contains("--concurrency"), "{err}");
+    }
+
+    #[test]
+    fn custom_endpoint_means_path_style() {
+        let c = parse(&[
+            "--token-file",
+            "/t",
+            "--endpoint",
+            "http://127.0.0.1:3900/",
+            "--path-prefix",
+            "/x/y/",
+        ])
+        .unwrap();
+        assert!(c.target.force_path_style);
+        assert_eq!(c.target.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+        assert_eq!(c.target.path_prefix, "x/y");
+        let vh = parse(&[
+            "--token-file",
+            "/t",
+            "--endpoint",
+            "https://s3.example.com",
+            "--virtual-hosted-style",
+        ])
+        .unwrap();
+        assert!(!vh.target.force_path_style);
+    }
+
+    #[test]
+    fn bad_addresses_are_named() {
+        let cli = Cli::try_parse_from([
+            "openbao-backup",
+            "backup",
+            "--openbao-addr",
+            "openbao:8200",
+            "--bucket",
+            "b",
+            "--cluster",
+            "c",
+            "--token-file",
+            "/t",
+        ])
+        .unwrap();
+        let Command::Backup(args) = cli.command;
+        let err = args.into_config().unwrap_err();
+        assert!(
+            err.contains("--openbao-addr") && err.contains("openbao:8200"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cluster_name_cannot_escape_the_key_layout() {
+        let err = parse(&["--token-file", "/t", "--namespace", "a/b"]).unwrap_err();
+        assert!(err.contains("--namespace"), "{err}");
+    }
+}

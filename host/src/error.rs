@@ -1,0 +1,36 @@
+//! Why a backup failed, as one line that names the cause.
+
+/// Each variant is a cause the operator and people act on differently; the
+/// message says what happened and, where it can, what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("no active OpenBao node: {0}")]
+    NoActiveNode(String),
+    #[error("OpenBao authentication failed: {0}")]
+    AuthRefused(String),
+    #[error("OpenBao error: {0}")]
+    OpenBao(String),
+    #[error("timeout: {0}")]
+    Timeout(String),
+    #[error("S3 error: {0}")]
+    Storage(String),
+    #[error("cancelled: received {0}")]
+    Cancelled(&'static str),
+}
+
+impl BackupError {
+    /// A stable, machine-readable cause for the JSON result.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            Self::Config(_) => "config",
+            Self::NoActiveNode(_) => "no-active-node",
+            Self::AuthRefused(_) => "auth",
+            Self::OpenBao(_) => "openbao",
+            Self::Timeout(_) => "timeout",
+            Self::Storage(_) => "storage",
+            Self::Cancelled(_) => "cancelled",
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! openbao-backup: backups of OpenBao Raft snapshots to S3-compatible storage.
+
+pub mod backup;
+pub mod cli;
+pub mod error;
+pub mod memory;
+pub mod openbao;
+pub mod s3;
+pub mod secret;
+pub mod units;

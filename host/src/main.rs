@@ -1,0 +1,65 @@
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use openbao_backup::backup::{self, BackupResult};
+use openbao_backup::cli::{Cli, Command, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts");
+    match cli.command {
+        Command::Backup(args) => runtime.block_on(backup_command(*args)),
+    }
+}
+
+async fn backup_command(args: openbao_backup::cli::BackupArgs) -> ExitCode {
+    let kind = args.kind;
+    let result_file = args.result_file.clone();
+    let started_at = chrono::Utc::now();
+    let outcome = match args.into_config() {
+        Ok(config) => backup::run(&config).await,
+        Err(message) => Err(openbao_backup::error::BackupError::Config(message)),
+    };
+    let (result, code) = match outcome {
+        Ok(result) => (result, ExitCode::SUCCESS),
+        Err(error) => {
+            let reason = error.to_string();
+            // The one-line reason, for people and for `kubectl logs`.
+            eprintln!("backup failed: {reason}");
+            let result = BackupResult::Failed {
+                cause: error.cause().into(),
+                reason,
+                kind,
+                started_at,
+                completed_at: chrono::Utc::now(),
+            };
+            (result, ExitCode::FAILURE)
+        }
+    };
+    let line = serde_json::to_string(&result).expect("result serializes");
+    println!("{line}");
+    if let Some(path) = result_file
+        && let Err(e) = std::fs::File::create(&path).and_then(|mut f| f.write_all(line.as_bytes()))
+    {
+        eprintln!("cannot write --result-file {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    code
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("LOG_LEVEL").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

@@ -1,0 +1,348 @@
+//! OpenBao client: find the active node, log in, stream the Raft snapshot.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+
+use crate::error::BackupError;
+use crate::secret::Secret;
+
+const SNAPSHOT_PATH: &str = "v1/sys/storage/raft/snapshot";
+
+#[derive(Debug, Clone)]
+pub struct OpenBaoConfig {
+    pub addrs: Vec<Url>,
+    pub ca_cert: Option<PathBuf>,
+    pub request_timeout: Duration,
+    pub stall_timeout: Duration,
+}
+
+/// How the Job proves who it is to OpenBao.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// JWT auth with the projected ServiceAccount token.
+    Jwt {
+        mount: String,
+        role: String,
+        jwt_file: PathBuf,
+        audience: String,
+    },
+    /// A static token from a mounted Secret.
+    Token { file: PathBuf },
+}
+
+/// What a node says about itself through `sys/health` (status codes are
+/// OpenBao's defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    Active,
+    Standby,
+    PerformanceStandby,
+    Uninitialized,
+    Sealed,
+    Other(u16),
+}
+
+impl NodeState {
+    pub fn from_health_status(status: u16) -> Self {
+        match status {
+            200 => Self::Active,
+            429 => Self::Standby,
+            473 => Self::PerformanceStandby,
+            501 => Self::Uninitialized,
+            503 => Self::Sealed,
+            other => Self::Other(other),
+        }
+    }
+}
+
+impl std::fmt::Display for NodeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Active => f.write_str("active"),
+            Self::Standby => f.write_str("standby"),
+            Self::PerformanceStandby => f.write_str("performance standby"),
+            Self::Uninitialized => f.write_str("not initialized"),
+            Self::Sealed => f.write_str("sealed"),
+            Self::Other(code) => write!(f, "unexpected health status {code}"),
+        }
+    }
+}
+
+pub struct OpenBaoClient {
+    http: reqwest::Client,
+    config: OpenBaoConfig,
+}
+
+impl OpenBaoClient {
+    pub fn new(config: OpenBaoConfig) -> Result<Self, BackupError> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(config.request_timeout)
+            // The token header must never follow a redirect to another host.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("openbao-backup/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &config.ca_cert {
+            let pem = std::fs::read(path).map_err(|e| {
+                BackupError::Config(format!(
+                    "cannot read --openbao-cacert {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                BackupError::Config(format!(
+                    "--openbao-cacert {} is not a PEM bundle: {e}",
+                    path.display()
+                ))
+            })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(|e| {
+            BackupError::Config(format!("cannot build the OpenBao HTTP client: {e}"))
+        })?;
+        Ok(Self { http, config })
+    }
+
+    /// Asks every node for its health and returns the active one. Standbys,
+    /// sealed and uninitialized nodes are never used: a snapshot must come from
+    /// the node that holds the current Raft state.
+    pub async fn find_active(&self) -> Result<Url, BackupError> {
+        let mut seen = Vec::new();
+        for addr in &self.config.addrs {
+            let url = join(addr, "v1/sys/health");
+            let state = self
+                .http
+                .get(url)
+                .timeout(self.config.request_timeout)
+                .send()
+                .await;
+            match state {
+                Ok(resp) => {
+                    let state = NodeState::from_health_status(resp.status().as_u16());
+                    tracing::info!(node = %addr, %state, "checked node health");
+                    if state == NodeState::Active {
+                        return Ok(addr.clone());
+                    }
+                    seen.push(format!("{addr} is {state}"));
+                }
+                Err(e) => {
+                    tracing::warn!(node = %addr, error = %error_chain(&e), "node unreachable");
+                    seen.push(format!("{addr} is unreachable ({})", error_chain(&e)));
+                }
+            }
+        }
+        Err(BackupError::NoActiveNode(seen.join("; ")))
+    }
+
+    /// Turns the configured credential into a client token.
+    pub async fn login(&self, node: &Url, auth: &Auth) -> Result<Secret, BackupError> {
+        match auth {
+            Auth::Token { file } => {
+                tracing::info!(file = %file.display(), "using a static OpenBao token");
+                Secret::from_file(file, "--token-file (OPENBAO_TOKEN_FILE)")
+                    .map_err(BackupError::Config)
+            }
+            Auth::Jwt {
+                mount,
+                role,
+                jwt_file,
+                audience,
+            } => {
+                let jwt = Secret::from_file(jwt_file, "--jwt-file (OPENBAO_JWT_FILE)")
+                    .map_err(BackupError::Config)?;
+                tracing::info!(%mount, %role, %audience, file = %jwt_file.display(), "logging in with JWT auth");
+                let body = serde_json::json!({ "role": role, "jwt": jwt.expose() });
+                let resp = self
+                    .http
+                    .post(join(node, &format!("v1/auth/{mount}/login")))
+                    .timeout(self.config.request_timeout)
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        BackupError::OpenBao(format!(
+                            "JWT login request failed: {}",
+                            error_chain(&e)
+                        ))
+                    })?;
+                let status = resp.status();
+                if !status.is_success() {
+                    let message = error_message(resp).await;
+                    return Err(BackupError::AuthRefused(format!(
+                        "JWT login with role `{role}` at auth/{mount} refused ({status}): {message} (token audience: {audience})"
+                    )));
+                }
+                let login: LoginResponse = resp.json().await.map_err(|e| {
+                    BackupError::OpenBao(format!("unreadable JWT login response: {e}"))
+                })?;
+                tracing::info!(policies = ?login.auth.policies, lease_seconds = login.auth.lease_duration, "logged in");
+                Ok(Secret::new(login.auth.client_token))
+            }
+        }
+    }
+
+    /// Starts the snapshot download. The stream fails when the connection
+    /// breaks or when no byte arrives within the stall timeout.
+    pub async fn snapshot(
+        &self,
+        node: &Url,
+        token: &Secret,
+    ) -> Result<impl Stream<Item = Result<Bytes, BackupError>> + use<>, BackupError> {
+        let stall = self.config.stall_timeout;
+        let resp = tokio::time::timeout(
+            stall,
+            self.http
+                .get(join(node, SNAPSHOT_PATH))
+                .header("X-Vault-Token", token.expose())
+                .send(),
+        )
+        .await
+        .map_err(|_| {
+            BackupError::Timeout(format!(
+                "OpenBao did not start the snapshot within {stall:?}"
+            ))
+        })?
+        .map_err(|e| {
+            BackupError::OpenBao(format!("snapshot request failed: {}", error_chain(&e)))
+        })?;
+        let status = resp.status();
+        if status != StatusCode::OK {
+            let message = error_message(resp).await;
+            return Err(match status {
+                StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => {
+                    BackupError::AuthRefused(format!(
+                        "OpenBao refused the snapshot ({status}): {message}; the token needs `read` on sys/storage/raft/snapshot"
+                    ))
+                }
+                _ => BackupError::OpenBao(format!("snapshot request answered {status}: {message}")),
+            });
+        }
+        let body = resp.bytes_stream();
+        Ok(futures_util::stream::unfold(
+            (body, 0u64),
+            move |(mut body, received)| async move {
+                match tokio::time::timeout(stall, body.next()).await {
+                    Err(_) => Some((
+                        Err(BackupError::Timeout(format!(
+                            "snapshot stream stalled: no data for {stall:?} after {received} bytes"
+                        ))),
+                        (body, received),
+                    )),
+                    Ok(None) => None,
+                    Ok(Some(Ok(chunk))) => {
+                        let received = received + chunk.len() as u64;
+                        Some((Ok(chunk), (body, received)))
+                    }
+                    Ok(Some(Err(e))) => Some((
+                        Err(BackupError::OpenBao(format!(
+                            "snapshot stream broke after {received} bytes: {}",
+                            error_chain(&e)
+                        ))),
+                        (body, received),
+                    )),
+                }
+            },
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginResponse {
+    auth: LoginAuth,
+}
+
+#[derive(Deserialize)]
+struct LoginAuth {
+    client_token: String,
+    #[serde(default)]
+    lease_duration: u64,
+    #[serde(default)]
+    policies: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorsBody {
+    errors: Vec<String>,
+}
+
+/// OpenBao's `{"errors":[...]}` as one line, or the status when the body is
+/// something else (a proxy's HTML page, say).
+async fn error_message(resp: reqwest::Response) -> String {
+    let text = resp.text().await.unwrap_or_default();
+    match serde_json::from_str::<ErrorsBody>(&text) {
+        Ok(body) if !body.errors.is_empty() => one_line(&body.errors.join("; ")),
+        _ => "no error details in the response".to_string(),
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// reqwest hides the useful part (connection refused, certificate unknown) in
+/// the source chain.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = e.source();
+    }
+    text
+}
+
+fn join(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    let joined = format!("{}/{path}", base.path().trim_end_matches('/'));
+    url.set_path(&joined);
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_codes_follow_openbao_defaults() {
+        assert_eq!(NodeState::from_health_status(200), NodeState::Active);
+        assert_eq!(NodeState::from_health_status(429), NodeState::Standby);
+        assert_eq!(
+            NodeState::from_health_status(473),
+            NodeState::PerformanceStandby
+        );
+        assert_eq!(NodeState::from_health_status(501), NodeState::Uninitialized);
+        assert_eq!(NodeState::from_health_status(503), NodeState::Sealed);
+        assert_eq!(NodeState::from_health_status(418), NodeState::Other(418));
+    }
+
+    #[test]
+    fn join_keeps_a_base_path() {
+        let base = Url::parse("https://lb.example.com/openbao/").unwrap();
+        assert_eq!(
+            join(&base, "v1/sys/health").as_str(),
+            "https://lb.example.com/openbao/v1/sys/health"
+        );
+        let bare = Url::parse("http://127.0.0.1:8200").unwrap();
+        assert_eq!(
+            join(&bare, SNAPSHOT_PATH).as_str(),
+            "http://127.0.0.1:8200/v1/sys/storage/raft/snapshot"
+        );
+    }
+
+    #[test]
+    fn one_line_flattens_openbao_multiline_errors() {
+        assert_eq!(
+            one_line("1 error occurred:\n\t* permission denied\n\n"),
+            "1 error occurred: * permission denied"
+        );
+    }
+}

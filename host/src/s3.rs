@@ -1,0 +1,275 @@
+//! S3 client setup and the multipart-upload calls the backup needs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{Credentials, Region, retry::RetryConfig, timeout::TimeoutConfig};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use bytes::Bytes;
+
+use crate::error::BackupError;
+use crate::secret::Secret;
+
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+pub const MAX_PARTS: u64 = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    pub endpoint: Option<String>,
+    pub bucket: String,
+    pub region: String,
+    pub path_prefix: String,
+    pub part_size: u64,
+    pub concurrency: usize,
+    pub credentials_dir: Option<PathBuf>,
+    pub ca_bundle: Option<PathBuf>,
+    pub force_path_style: bool,
+    pub max_attempts: u32,
+}
+
+/// Builds the S3 client: custom CA, path-style for non-AWS endpoints,
+/// credentials from the mounted Secret or the standard AWS sources, and the
+/// SDK's standard retry (transient errors and throttling are retried with
+/// exponential backoff and jitter; auth and client errors are not).
+pub async fn client(target: &TargetConfig) -> Result<Client, BackupError> {
+    let mut trust = TrustStore::default();
+    if let Some(path) = &target.ca_bundle {
+        let pem = std::fs::read(path).map_err(|e| {
+            BackupError::Config(format!(
+                "cannot read --ca-bundle (AWS_CA_BUNDLE) {}: {e}",
+                path.display()
+            ))
+        })?;
+        trust = trust.with_pem_certificate(pem);
+    }
+    let tls = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| BackupError::Config(format!("invalid --ca-bundle (AWS_CA_BUNDLE): {e}")))?;
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .tls_context(tls)
+        .build_https();
+
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .region(Region::new(target.region.clone()));
+    if let Some(dir) = &target.credentials_dir {
+        loader = loader.credentials_provider(credentials_from_dir(dir)?);
+    }
+    let shared = loader.load().await;
+
+    let mut config = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(target.force_path_style)
+        .retry_config(RetryConfig::standard().with_max_attempts(target.max_attempts))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .read_timeout(Duration::from_secs(120))
+                .build(),
+        );
+    if let Some(endpoint) = &target.endpoint {
+        config = config.endpoint_url(endpoint);
+    }
+    Ok(Client::from_conf(config.build()))
+}
+
+/// Reads the keys of the mounted credentials Secret.
+fn credentials_from_dir(dir: &Path) -> Result<Credentials, BackupError> {
+    let read = |name: &str| {
+        Secret::from_file(&dir.join(name), "S3 credentials").map_err(BackupError::Config)
+    };
+    let session = dir.join("sessionToken");
+    let session = if session.exists() {
+        Some(read("sessionToken")?)
+    } else {
+        None
+    };
+    Ok(Credentials::new(
+        read("accessKeyId")?.expose(),
+        read("secretAccessKey")?.expose(),
+        session.as_ref().map(|s| s.expose().to_string()),
+        None,
+        "S3_CREDENTIALS_DIR",
+    ))
+}
+
+/// One multipart upload in progress. Dropping it does not abort: the owner
+/// calls `complete` or `abort`.
+#[derive(Clone)]
+pub struct MultipartUpload {
+    client: Client,
+    bucket: String,
+    key: String,
+    upload_id: String,
+}
+
+impl MultipartUpload {
+    pub async fn create(
+        client: &Client,
+        bucket: &str,
+        key: &str,
+        metadata: HashMap<String, String>,
+    ) -> Result<Self, BackupError> {
+        let out = client
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/octet-stream")
+            .set_metadata(Some(metadata))
+            .send()
+            .await
+            .map_err(|e| storage_error("CreateMultipartUpload", bucket, e))?;
+        let upload_id = out.upload_id.ok_or_else(|| {
+            BackupError::Storage("CreateMultipartUpload returned no upload id".into())
+        })?;
+        Ok(Self {
+            client: client.clone(),
+            bucket: bucket.into(),
+            key: key.into(),
+            upload_id,
+        })
+    }
+
+    /// Uploads one part; the SDK retries transient failures of this part.
+    pub async fn upload_part(
+        &self,
+        number: i32,
+        body: Bytes,
+    ) -> Result<CompletedPart, BackupError> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .part_number(number)
+            .content_length(body.len() as i64)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| storage_error(&format!("UploadPart {number}"), &self.bucket, e))?;
+        Ok(CompletedPart::builder()
+            .part_number(number)
+            .set_e_tag(out.e_tag)
+            .build())
+    }
+
+    pub async fn complete(&self, mut parts: Vec<CompletedPart>) -> Result<(), BackupError> {
+        parts.sort_by_key(|p| p.part_number);
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| storage_error("CompleteMultipartUpload", &self.bucket, e))?;
+        Ok(())
+    }
+
+    /// Aborts the upload and checks that it is gone: a part upload that was
+    /// still on the wire can land after an abort, so S3 asks clients to abort
+    /// until ListParts no longer knows the upload.
+    pub async fn abort(&self) -> Result<(), BackupError> {
+        for _ in 0..3 {
+            let aborted = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .upload_id(&self.upload_id)
+                .send()
+                .await;
+            if let Err(e) = aborted
+                && e.code() != Some("NoSuchUpload")
+            {
+                return Err(storage_error("AbortMultipartUpload", &self.bucket, e));
+            }
+            let listed = self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .upload_id(&self.upload_id)
+                .send()
+                .await;
+            match listed {
+                Err(e) if e.code() == Some("NoSuchUpload") => return Ok(()),
+                Err(e) => return Err(storage_error("ListParts", &self.bucket, e)),
+                Ok(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        Err(BackupError::Storage(format!(
+            "multipart upload {} of {} is still listed after 3 aborts",
+            self.upload_id, self.key
+        )))
+    }
+}
+
+pub async fn put_object(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+    content_type: &str,
+) -> Result<(), BackupError> {
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type(content_type)
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .map_err(|e| storage_error("PutObject", bucket, e))?;
+    Ok(())
+}
+
+pub async fn delete_object(client: &Client, bucket: &str, key: &str) -> Result<(), BackupError> {
+    client
+        .delete_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| storage_error("DeleteObject", bucket, e))?;
+    Ok(())
+}
+
+/// One line with the S3 error code and message, plus a hint for the causes
+/// people hit first.
+fn storage_error<E, R>(operation: &str, bucket: &str, error: SdkError<E, R>) -> BackupError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let hint = match error.code() {
+        Some("NoSuchBucket") => {
+            format!(" (bucket `{bucket}` does not exist: create it or fix --bucket)")
+        }
+        Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch") => {
+            " (check the S3 credentials and the key's permissions on the bucket)".to_string()
+        }
+        _ => String::new(),
+    };
+    let detail = match (error.code(), error.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        _ => DisplayErrorContext(&error).to_string(),
+    };
+    BackupError::Storage(format!(
+        "{operation} failed: {}{hint}",
+        detail.replace('\n', " ")
+    ))
+}

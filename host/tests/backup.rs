@@ -1,0 +1,548 @@
+//! The `backup` command end to end: the real binary, the fake OpenBao and a
+//! real Garage S3 server. After every failure the bucket must hold nothing.
+
+mod support;
+
+use std::collections::HashMap;
+
+use support::{Bucket, MIB, TOKEN, run_backup, set, unset};
+use testkit::jwt::JwtIssuer;
+use testkit::s3proxy::{Injection, Operation, S3Proxy};
+use testkit::{FakeConfig, FakeOpenBao, Fault, Health, JwtRole, SnapshotSpec};
+
+async fn fake(spec: SnapshotSpec) -> FakeOpenBao {
+    FakeOpenBao::start(FakeConfig::new(spec).with_token(TOKEN, &["backup"])).await
+}
+
+/// Checks a successful run against what the fake served and what the bucket
+/// holds: object bytes, manifest, metadata.
+async fn assert_backed_up(
+    bucket: &Bucket,
+    openbao: &FakeOpenBao,
+    run: &support::Run,
+) -> serde_json::Value {
+    assert!(run.ok(), "backup failed:\n{}", run.all_output());
+    let result = &run.result;
+    assert_eq!(result["status"], "succeeded");
+    let served = openbao
+        .served()
+        .last()
+        .cloned()
+        .expect("the fake served a snapshot");
+    assert!(served.complete);
+    assert_eq!(result["size"], served.size);
+    assert_eq!(result["sha256"], served.sha256);
+
+    let key = result["key"].as_str().unwrap();
+    assert!(
+        key.starts_with("clusters/test/prod/bao/") && key.ends_with(".snap"),
+        "{key}"
+    );
+    assert_eq!(
+        bucket.digest(key).await,
+        (served.size, served.sha256.clone()),
+        "object bytes differ from the snapshot"
+    );
+
+    let manifest_key = format!("{key}.manifest.json");
+    assert_eq!(result["manifestKey"], manifest_key);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&bucket.read(&manifest_key).await).unwrap();
+    assert_eq!(manifest["snapshot"]["sha256"], served.sha256);
+    assert_eq!(manifest["snapshot"]["size"], served.size);
+    assert_eq!(manifest["cluster"], "bao");
+    assert_eq!(manifest["key"], key);
+
+    let head = bucket
+        .client
+        .head_object()
+        .bucket(&bucket.name)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let meta = head.metadata().unwrap();
+    assert_eq!(meta["openbao-cluster"], "bao");
+    assert_eq!(
+        meta["source-node"],
+        manifest["sourceNode"].as_str().unwrap()
+    );
+    assert_eq!(bucket.open_uploads().await, 0);
+    let mut keys = bucket.keys().await;
+    keys.sort();
+    assert_eq!(keys, vec![key.to_string(), manifest_key]);
+    manifest
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn round_trips_from_empty_state_to_part_boundaries() {
+    let part = 5 * MIB;
+    let cases = [
+        ("empty state", SnapshotSpec::new(0, 1)),
+        ("one small part", SnapshotSpec::new(100 * 1024, 2)),
+        ("exactly one part", SnapshotSpec::with_archive_size(part, 3)),
+        (
+            "exactly three parts",
+            SnapshotSpec::with_archive_size(3 * part, 4),
+        ),
+        (
+            "one byte over two parts",
+            SnapshotSpec::with_archive_size(2 * part + 1, 5),
+        ),
+    ];
+    for (name, spec) in cases {
+        let expected_parts = spec.archive_size().div_ceil(part);
+        let bucket = Bucket::new("round-trip").await;
+        let openbao = fake(spec).await;
+        let run = run_backup(&bucket.args(&openbao.url()), &[]).await;
+        let manifest = assert_backed_up(&bucket, &openbao, &run).await;
+        assert_eq!(manifest["upload"]["parts"], expected_parts, "{name}");
+        assert_eq!(run.result["parts"], expected_parts, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_more_than_a_gibibyte_in_bounded_memory() {
+    let bucket = Bucket::new("big").await;
+    let spec = SnapshotSpec {
+        gzip_level: 0,
+        ..SnapshotSpec::new(1100 * MIB, 6)
+    };
+    let openbao = fake(spec).await;
+    let mut args = bucket.args(&openbao.url());
+    set(&mut args, "--part-size", "8MiB");
+    set(&mut args, "--concurrency", "4");
+    let run = run_backup(&args, &[]).await;
+    assert_backed_up(&bucket, &openbao, &run).await;
+    assert!(run.result["size"].as_u64().unwrap() > 1024 * MIB);
+    // (concurrency + 1) x part size, plus the runtime, TLS and SDK.
+    let peak = run.result["peakMemoryBytes"]
+        .as_u64()
+        .expect("peak memory reported");
+    assert!(
+        peak < 5 * 8 * MIB + 64 * MIB,
+        "peak memory {} MiB grows with the snapshot",
+        peak / MIB
+    );
+    assert!(
+        run.stderr().contains("streamed"),
+        "progress lines expected:\n{}",
+        run.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn finds_the_active_node_and_never_snapshots_the_others() {
+    let bucket = Bucket::new("leader").await;
+    let mut nodes = Vec::new();
+    for health in [
+        Health::Standby,
+        Health::Sealed,
+        Health::Uninitialized,
+        Health::PerformanceStandby,
+        Health::Active,
+    ] {
+        let node = fake(SnapshotSpec::new(64 * 1024, 7)).await;
+        node.set_health(health);
+        nodes.push(node);
+    }
+    let addrs = nodes.iter().map(|n| n.url()).collect::<Vec<_>>().join(",");
+    let run = run_backup(&bucket.args(&addrs), &[]).await;
+    let manifest = assert_backed_up(&bucket, &nodes[4], &run).await;
+    assert_eq!(manifest["sourceNode"], format!("{}/", nodes[4].url()));
+    for node in &nodes[..4] {
+        assert_eq!(
+            node.snapshot_requests(),
+            0,
+            "a non-active node was asked for a snapshot"
+        );
+    }
+
+    // No active node at all: a clear error listing every node's state.
+    let bucket = Bucket::new("no-leader").await;
+    let addrs = format!("{},{},http://127.0.0.1:9", nodes[0].url(), nodes[1].url());
+    let run = run_backup(&bucket.args(&addrs), &[]).await;
+    assert!(!run.ok());
+    let reason = run.reason();
+    assert!(reason.contains("no active OpenBao node"), "{reason}");
+    assert!(
+        reason.contains("is standby")
+            && reason.contains("is sealed")
+            && reason.contains("unreachable"),
+        "{reason}"
+    );
+    assert_eq!(run.result["cause"], "no-active-node");
+    bucket.assert_untouched().await;
+}
+
+fn jwt_config(issuer: &JwtIssuer) -> FakeConfig {
+    let mut config = FakeConfig::new(SnapshotSpec::new(256 * 1024, 8));
+    config.jwt_keys = vec![issuer.public_key()];
+    config.jwt_roles.insert(
+        "backup".into(),
+        JwtRole {
+            bound_audiences: vec!["openbao-internal".into()],
+            bound_claims: HashMap::from([("kubernetes.io/namespace".into(), "prod".into())]),
+            policies: vec!["backup".into()],
+            ttl_seconds: 300,
+        },
+    );
+    config
+}
+
+fn jwt_args(bucket: &Bucket, openbao: &FakeOpenBao, jwt: &str, role: &str) -> Vec<String> {
+    let jwt_file = bucket.dir.join("jwt");
+    std::fs::write(&jwt_file, jwt).unwrap();
+    let mut args = bucket.args(&openbao.url());
+    unset(&mut args, "--token-file");
+    args.extend([
+        "--jwt-role".into(),
+        role.into(),
+        "--jwt-file".into(),
+        jwt_file.to_str().unwrap().into(),
+    ]);
+    args
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jwt_login_succeeds_with_a_valid_service_account_token() {
+    let issuer = JwtIssuer::generate();
+    let openbao = FakeOpenBao::start(jwt_config(&issuer)).await;
+    let bucket = Bucket::new("jwt-good").await;
+    let jwt = issuer.service_account_token("prod", "bao-backup-serviceaccount", "openbao-internal");
+    let run = run_backup(&jwt_args(&bucket, &openbao, &jwt, "backup"), &[]).await;
+    assert_backed_up(&bucket, &openbao, &run).await;
+    assert!(
+        run.stderr().contains("openbao-internal"),
+        "the audience is logged"
+    );
+    run.assert_no_secret(&[&jwt, &bucket.garage.secret_access_key]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_jwt_logins_fail_without_touching_the_bucket() {
+    let issuer = JwtIssuer::generate();
+    let stranger = JwtIssuer::generate();
+    let openbao = FakeOpenBao::start(jwt_config(&issuer)).await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = |aud: &str, ns: &str, exp: i64| serde_json::json!({"sub": "system:serviceaccount:x:y", "aud": [aud], "exp": exp, "kubernetes.io": {"namespace": ns}});
+    let cases = [
+        (
+            "wrong audience",
+            issuer.sign(&claims("vault", "prod", now + 600)),
+            "backup",
+            "audience",
+        ),
+        (
+            "wrong namespace",
+            issuer.sign(&claims("openbao-internal", "dev", now + 600)),
+            "backup",
+            "bound claim",
+        ),
+        (
+            "expired",
+            issuer.sign(&claims("openbao-internal", "prod", now - 3600)),
+            "backup",
+            "expired",
+        ),
+        (
+            "foreign signer",
+            stranger.sign(&claims("openbao-internal", "prod", now + 600)),
+            "backup",
+            "signature",
+        ),
+        (
+            "unknown role",
+            issuer.sign(&claims("openbao-internal", "prod", now + 600)),
+            "admin",
+            "could not be found",
+        ),
+    ];
+    for (name, jwt, role, expected) in cases {
+        let bucket = Bucket::new("jwt-bad").await;
+        let run = run_backup(&jwt_args(&bucket, &openbao, &jwt, role), &[]).await;
+        assert!(!run.ok(), "{name}: must fail");
+        let reason = run.reason();
+        assert!(
+            reason.contains("authentication failed") && reason.contains(expected),
+            "{name}: {reason}"
+        );
+        assert_eq!(run.result["cause"], "auth", "{name}");
+        run.assert_no_secret(&[&jwt]);
+        bucket.assert_untouched().await;
+    }
+    assert_eq!(openbao.snapshot_requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_without_the_snapshot_policy_is_refused() {
+    let openbao = FakeOpenBao::start(
+        FakeConfig::new(SnapshotSpec::new(1024, 9)).with_token(TOKEN, &["default"]),
+    )
+    .await;
+    let bucket = Bucket::new("token-policy").await;
+    let run = run_backup(&bucket.args(&openbao.url()), &[]).await;
+    assert!(!run.ok());
+    let reason = run.reason();
+    assert!(
+        reason.contains("permission denied") && reason.contains("sys/storage/raft/snapshot"),
+        "{reason}"
+    );
+    run.assert_no_secret(&[TOKEN]);
+    bucket.assert_untouched().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_openbao_fault_aborts_the_upload() {
+    let part = 5 * MIB;
+    let cases = [
+        (
+            "cut before the first part",
+            Fault::CutAfter(MIB),
+            "broke after",
+        ),
+        (
+            "cut after two parts",
+            Fault::CutAfter(2 * part + 12345),
+            "broke after",
+        ),
+        ("stall after a part", Fault::StallAfter(part + 1), "stalled"),
+        ("403", Fault::Status(403), "permission denied"),
+        ("503", Fault::Status(503), "503"),
+        ("500", Fault::Status(500), "500"),
+    ];
+    for (name, fault, expected) in cases {
+        let bucket = Bucket::new("fault").await;
+        let openbao = fake(SnapshotSpec {
+            gzip_level: 0,
+            ..SnapshotSpec::new(4 * part, 10)
+        })
+        .await;
+        openbao.set_fault(fault);
+        let mut args = bucket.args(&openbao.url());
+        args.extend(["--stall-timeout".into(), "2s".into()]);
+        let run = run_backup(&args, &[]).await;
+        assert!(!run.ok(), "{name}: must fail");
+        let reason = run.reason();
+        assert!(reason.contains(expected), "{name}: {reason}");
+        run.assert_no_secret(&[TOKEN, &bucket.garage.secret_access_key]);
+        bucket.assert_untouched().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_s3_errors_are_retried_per_part() {
+    let bucket = Bucket::new("s3-retry").await;
+    let proxy = S3Proxy::start(bucket.garage.endpoint.trim_start_matches("http://")).await;
+    proxy.inject(Injection {
+        operation: Operation::UploadPart,
+        status: 503,
+        times: 2,
+    });
+    proxy.inject(Injection {
+        operation: Operation::UploadPart,
+        status: 500,
+        times: 1,
+    });
+    let openbao = fake(SnapshotSpec {
+        gzip_level: 0,
+        ..SnapshotSpec::new(12 * MIB, 11)
+    })
+    .await;
+    let mut args = bucket.args(&openbao.url());
+    set(&mut args, "--endpoint", &proxy.url());
+    let run = run_backup(&args, &[]).await;
+    assert_backed_up(&bucket, &openbao, &run).await;
+    let (total, failed) = proxy.count(Operation::UploadPart);
+    assert_eq!(
+        (total, failed),
+        (3 + 3, 3),
+        "three parts, three injected failures, each retried"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_errors_after_retries_abort_the_upload() {
+    let bucket = Bucket::new("s3-fail").await;
+    let proxy = S3Proxy::start(bucket.garage.endpoint.trim_start_matches("http://")).await;
+    proxy.inject(Injection {
+        operation: Operation::UploadPart,
+        status: 500,
+        times: 1000,
+    });
+    let openbao = fake(SnapshotSpec {
+        gzip_level: 0,
+        ..SnapshotSpec::new(12 * MIB, 12)
+    })
+    .await;
+    let mut args = bucket.args(&openbao.url());
+    set(&mut args, "--endpoint", &proxy.url());
+    set(&mut args, "--max-attempts", "2");
+    let run = run_backup(&args, &[]).await;
+    assert!(!run.ok());
+    let reason = run.reason();
+    assert!(
+        reason.contains("S3 error")
+            && reason.contains("UploadPart")
+            && reason.contains("InternalError"),
+        "{reason}"
+    );
+    assert_eq!(run.result["cause"], "storage");
+    bucket.assert_untouched().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_auth_failures_are_not_retried() {
+    let bucket = Bucket::new("s3-auth").await;
+    let proxy = S3Proxy::start(bucket.garage.endpoint.trim_start_matches("http://")).await;
+    let openbao = fake(SnapshotSpec::new(1024, 13)).await;
+    let wrong = "0".repeat(64);
+    std::fs::write(bucket.dir.join("s3/secretAccessKey"), &wrong).unwrap();
+    let mut args = bucket.args(&openbao.url());
+    set(&mut args, "--endpoint", &proxy.url());
+    let run = run_backup(&args, &[]).await;
+    assert!(!run.ok());
+    let reason = run.reason();
+    assert!(
+        reason.contains("CreateMultipartUpload") && reason.contains("check the S3 credentials"),
+        "{reason}"
+    );
+    assert_eq!(
+        proxy.count(Operation::CreateMultipartUpload).0,
+        1,
+        "an auth failure must not be retried"
+    );
+    run.assert_no_secret(&[&wrong, TOKEN]);
+    bucket.assert_untouched().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_manifest_removes_the_object() {
+    let bucket = Bucket::new("manifest-fail").await;
+    let proxy = S3Proxy::start(bucket.garage.endpoint.trim_start_matches("http://")).await;
+    proxy.inject(Injection {
+        operation: Operation::PutObject,
+        status: 403,
+        times: 1,
+    });
+    let openbao = fake(SnapshotSpec::new(MIB, 14)).await;
+    let mut args = bucket.args(&openbao.url());
+    set(&mut args, "--endpoint", &proxy.url());
+    let run = run_backup(&args, &[]).await;
+    assert!(!run.ok());
+    assert!(run.reason().contains("PutObject"), "{}", run.reason());
+    bucket.assert_untouched().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_aborts_the_upload() {
+    let bucket = Bucket::new("sigterm").await;
+    let openbao = fake(SnapshotSpec {
+        gzip_level: 0,
+        ..SnapshotSpec::new(40 * MIB, 15)
+    })
+    .await;
+    openbao.set_fault(Fault::StallAfter(12 * MIB));
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_openbao-backup"));
+    cmd.args(bucket.args(&openbao.url()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    // Wait until parts are in the bucket, then stop the Job the way Kubernetes does.
+    for _ in 0..100 {
+        if bucket.open_uploads().await > 0 && openbao.served().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        bucket.open_uploads().await,
+        1,
+        "the upload should be under way"
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("backup failed: cancelled: received SIGTERM"),
+        "{stderr}"
+    );
+    bucket.assert_untouched().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_the_result_file_and_reads_credentials_from_the_environment() {
+    let bucket = Bucket::new("result-file").await;
+    let openbao = fake(SnapshotSpec::new(300 * 1024, 16)).await;
+    let mut args = bucket.args(&openbao.url());
+    unset(&mut args, "--credentials-dir");
+    let result_file = bucket.dir.join("termination-log");
+    args.extend([
+        "--result-file".into(),
+        result_file.to_str().unwrap().into(),
+        "--kind".into(),
+        "pre-upgrade".into(),
+    ]);
+    let garage = bucket.garage;
+    let run = run_backup(
+        &args,
+        &[
+            ("AWS_ACCESS_KEY_ID", &garage.access_key_id),
+            ("AWS_SECRET_ACCESS_KEY", &garage.secret_access_key),
+            ("LOG_FORMAT", "json"),
+        ],
+    )
+    .await;
+    assert_backed_up(&bucket, &openbao, &run).await;
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&result_file).unwrap()).unwrap();
+    assert_eq!(written, run.result);
+    assert_eq!(written["kind"], "pre-upgrade");
+    assert!(written["key"].as_str().unwrap().contains("-pre-upgrade-"));
+    for field in [
+        "durationSeconds",
+        "throughputBytesPerSecond",
+        "startedAt",
+        "completedAt",
+        "sourceNode",
+    ] {
+        assert!(!written[field].is_null(), "{field} missing from {written}");
+    }
+    for line in run.stderr().lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|_| panic!("--log-format json: not JSON: {line}"));
+    }
+    run.assert_no_secret(&[&garage.secret_access_key, TOKEN]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn configuration_errors_name_the_flag_and_write_a_failed_result() {
+    let bucket = Bucket::new("config").await;
+    let result_file = bucket.dir.join("result.json");
+    let mut args = bucket.args("http://127.0.0.1:9");
+    args.extend([
+        "--jwt-role".into(),
+        "backup".into(),
+        "--result-file".into(),
+        result_file.to_str().unwrap().into(),
+    ]);
+    let run = run_backup(&args, &[]).await;
+    assert!(!run.ok());
+    assert!(
+        run.reason()
+            .contains("both --jwt-role (OPENBAO_JWT_ROLE) and --token-file"),
+        "{}",
+        run.reason()
+    );
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&result_file).unwrap()).unwrap();
+    assert_eq!(
+        (written["status"].as_str(), written["cause"].as_str()),
+        (Some("failed"), Some("config"))
+    );
+    bucket.assert_untouched().await;
+}

@@ -1,0 +1,169 @@
+//! Launches a real Garage S3 server on loopback for tests, benchmarks and the
+//! local demo: single node, one access key allowed to create buckets.
+//!
+//! Garage runs under a small shell guard that holds our end of a pipe: when
+//! this process exits, however it exits, the pipe closes and the guard stops
+//! Garage and deletes its data.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub const REGION: &str = "garage";
+
+pub struct Garage {
+    pub endpoint: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub dir: PathBuf,
+    guard: Mutex<Option<(Child, ChildStdin)>>,
+}
+
+impl Garage {
+    /// One server per test process, started on first use.
+    pub fn shared() -> &'static Garage {
+        static SHARED: OnceLock<Garage> = OnceLock::new();
+        SHARED.get_or_init(|| Garage::start().unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    /// The `garage` binary: $GARAGE_BIN, else `garage` on the PATH.
+    pub fn binary() -> Result<PathBuf, String> {
+        if let Some(bin) = std::env::var_os("GARAGE_BIN") {
+            return Ok(bin.into());
+        }
+        std::env::var_os("PATH")
+            .and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|p| p.join("garage"))
+                    .find(|p| p.is_file())
+            })
+            .ok_or_else(|| {
+                "garage not found: run scripts/setup (it builds Garage) or set GARAGE_BIN".into()
+            })
+    }
+
+    pub fn start() -> Result<Self, String> {
+        let binary = Self::binary()?;
+        let dir = std::env::temp_dir().join(format!(
+            "openbao-backup-garage-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let (s3_port, rpc_port) = (free_port(), free_port());
+        let config = dir.join("garage.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"metadata_dir = "{dir}/meta"
+data_dir = "{dir}/data"
+db_engine = "lmdb"
+replication_factor = 1
+compression_level = "none"
+rpc_bind_addr = "127.0.0.1:{rpc_port}"
+rpc_public_addr = "127.0.0.1:{rpc_port}"
+rpc_secret = "{secret}"
+
+[s3_api]
+api_bind_addr = "127.0.0.1:{s3_port}"
+s3_region = "{REGION}"
+root_domain = ".s3.garage.localhost"
+"#,
+                dir = dir.display(),
+                secret = hex::encode(random::<32>()),
+            ),
+        )
+        .map_err(|e| format!("cannot write the Garage config: {e}"))?;
+        let access_key_id = format!("GK{}", hex::encode(random::<12>()));
+        let secret_access_key = hex::encode(random::<32>());
+
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(r#""$0" -c "$1" server --single-node --default-access-key >"$2/garage.log" 2>&1 & pid=$!; read _; kill $pid; wait $pid; rm -rf "$2""#)
+            .arg(&binary)
+            .arg(&config)
+            .arg(&dir)
+            .env("GARAGE_DEFAULT_ACCESS_KEY", &access_key_id)
+            .env("GARAGE_DEFAULT_SECRET_KEY", &secret_access_key)
+            .env("RUST_LOG", "garage=warn")
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        let stdin = child.stdin.take().expect("piped stdin");
+        let garage = Self {
+            endpoint: format!("http://127.0.0.1:{s3_port}"),
+            access_key_id,
+            secret_access_key,
+            dir,
+            guard: Mutex::new(Some((child, stdin))),
+        };
+        garage.wait_ready(&binary, &config)?;
+        Ok(garage)
+    }
+
+    /// Ready when the default key exists, which Garage creates after its
+    /// layout is in place.
+    fn wait_ready(&self, binary: &Path, config: &Path) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let out = Command::new(binary)
+                .args(["-c"])
+                .arg(config)
+                .args(["key", "info", &self.access_key_id])
+                .env("RUST_LOG", "error")
+                .output()
+                .map_err(|e| e.to_string())?;
+            if out.status.success() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let log = std::fs::read_to_string(self.dir.join("garage.log")).unwrap_or_default();
+        Err(format!(
+            "Garage did not become ready within 30 s; its log:\n{log}"
+        ))
+    }
+
+    /// Environment for the AWS CLI and the backup command.
+    pub fn aws_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", self.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret_access_key.clone()),
+            ("AWS_REGION", REGION.to_string()),
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+        ]
+    }
+
+    /// Stops the server now (it also stops when this process exits).
+    pub fn stop(&self) {
+        if let Some((mut child, mut stdin)) = self.guard.lock().expect("lock").take() {
+            let _ = stdin.write_all(b"\n");
+            drop(stdin);
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .expect("randomness");
+    bytes
+}

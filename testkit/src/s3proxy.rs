@@ -1,0 +1,195 @@
+//! A reverse proxy in front of a real S3 server that injects failures, so
+//! tests can make part uploads fail the way a flaky network or an
+//! overloaded server does. Requests pass through untouched (the Host header
+//! included, so SigV4 signatures still verify upstream).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::TokioExecutor;
+
+/// S3 operation of a request, from its method and query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    CreateMultipartUpload,
+    UploadPart,
+    CompleteMultipartUpload,
+    AbortMultipartUpload,
+    PutObject,
+    Other,
+}
+
+fn operation(method: &str, query: &str) -> Operation {
+    let has = |k: &str| {
+        query
+            .split('&')
+            .any(|p| p == k || p.starts_with(&format!("{k}=")))
+    };
+    match method {
+        "POST" if has("uploads") => Operation::CreateMultipartUpload,
+        "POST" if has("uploadId") => Operation::CompleteMultipartUpload,
+        "PUT" if has("partNumber") => Operation::UploadPart,
+        "PUT" => Operation::PutObject,
+        "DELETE" if has("uploadId") => Operation::AbortMultipartUpload,
+        _ => Operation::Other,
+    }
+}
+
+/// Answer the next `times` requests of `operation` with `status` (500 is an
+/// InternalError, 503 SlowDown, 403 AccessDenied) instead of forwarding them.
+#[derive(Debug, Clone, Copy)]
+pub struct Injection {
+    pub operation: Operation,
+    pub status: u16,
+    pub times: usize,
+}
+
+#[derive(Default)]
+struct Inner {
+    injections: Vec<Injection>,
+    seen: Vec<(Operation, bool)>,
+}
+
+pub struct S3Proxy {
+    addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct Upstream {
+    addr: String,
+    client: Client<HttpConnector, Body>,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl S3Proxy {
+    /// Proxies to `upstream` (host:port of a plain-HTTP S3 server).
+    pub async fn start(upstream: &str) -> Self {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let state = Upstream {
+            addr: upstream.to_string(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            inner: inner.clone(),
+        };
+        let app = Router::new().fallback(forward).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let addr = listener.local_addr().expect("local addr");
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("proxy serves");
+        });
+        Self {
+            addr,
+            inner,
+            server,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn inject(&self, injection: Injection) {
+        self.inner.lock().expect("lock").injections.push(injection);
+    }
+
+    /// How many requests of `operation` arrived, and how many were failed.
+    pub fn count(&self, operation: Operation) -> (usize, usize) {
+        let inner = self.inner.lock().expect("lock");
+        let all = inner.seen.iter().filter(|(op, _)| *op == operation);
+        let total = all.clone().count();
+        (total, all.filter(|(_, failed)| *failed).count())
+    }
+}
+
+impl Drop for S3Proxy {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn forward(State(upstream): State<Upstream>, mut request: Request) -> Response {
+    let op = operation(
+        request.method().as_str(),
+        request.uri().query().unwrap_or_default(),
+    );
+    let injected = {
+        let mut inner = upstream.inner.lock().expect("lock");
+        let hit = inner
+            .injections
+            .iter_mut()
+            .find(|i| i.operation == op && i.times > 0)
+            .map(|i| {
+                i.times -= 1;
+                i.status
+            });
+        inner.seen.push((op, hit.is_some()));
+        hit
+    };
+    if let Some(status) = injected {
+        let code = match status {
+            503 => "SlowDown",
+            403 => "AccessDenied",
+            _ => "InternalError",
+        };
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>"
+        );
+        // Drain the request body first, as a real server would.
+        let _ = axum::body::to_bytes(std::mem::take(request.body_mut()), usize::MAX).await;
+        return (
+            StatusCode::from_u16(status).expect("status"),
+            [("content-type", "application/xml")],
+            body,
+        )
+            .into_response();
+    }
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    *request.uri_mut() = format!("http://{}{path}", upstream.addr)
+        .parse::<Uri>()
+        .expect("upstream uri");
+    match upstream.client.request(request).await {
+        Ok(response) => response.map(Body::new),
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("proxy: {e}")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations() {
+        assert_eq!(
+            operation("POST", "uploads"),
+            Operation::CreateMultipartUpload
+        );
+        assert_eq!(
+            operation("PUT", "partNumber=3&uploadId=x"),
+            Operation::UploadPart
+        );
+        assert_eq!(
+            operation("POST", "uploadId=x"),
+            Operation::CompleteMultipartUpload
+        );
+        assert_eq!(
+            operation("DELETE", "uploadId=x"),
+            Operation::AbortMultipartUpload
+        );
+        assert_eq!(operation("PUT", ""), Operation::PutObject);
+        assert_eq!(operation("GET", "list-type=2"), Operation::Other);
+    }
+}
