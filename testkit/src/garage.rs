@@ -134,6 +134,8 @@ root_domain = ".s3.garage.localhost"
             ("AWS_ACCESS_KEY_ID", self.access_key_id.clone()),
             ("AWS_SECRET_ACCESS_KEY", self.secret_access_key.clone()),
             ("AWS_REGION", REGION.to_string()),
+            // AWS CLI v1 reads only this one.
+            ("AWS_DEFAULT_REGION", REGION.to_string()),
             ("AWS_ENDPOINT_URL", self.endpoint.clone()),
         ]
     }

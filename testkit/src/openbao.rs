@@ -292,7 +292,10 @@ fn refusal(inner: &Inner, headers: &HeaderMap, path: &str, capability: &str) -> 
     if let Some(response) = unavailable(inner.config.health) {
         return Some(response);
     }
-    let token = headers.get("x-vault-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let token = headers
+        .get("x-vault-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     match inner.config.tokens.get(token) {
         Some(policies) if allowed(policies, path, capability) => None,
         _ => Some(permission_denied()),

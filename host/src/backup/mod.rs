@@ -113,7 +113,7 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
         started_at,
         &source_node,
     );
-    let upload = MultipartUpload::create(&client, &target.bucket, &key, metadata).await?;
+    let upload = MultipartUpload::create(&client, target, &key, metadata).await?;
 
     let streamed = tokio::select! {
         streamed = stream_into(snapshot, &upload, target, config.progress_interval) => streamed,

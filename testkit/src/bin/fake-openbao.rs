@@ -23,6 +23,9 @@ struct Args {
     /// Where to write a token with the `backup` policy.
     #[arg(long)]
     token_file: PathBuf,
+    /// Where to write the URL once listening (useful with --listen port 0).
+    #[arg(long)]
+    url_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -47,5 +50,13 @@ async fn main() {
         fake.url(),
         args.token_file.display()
     );
-    tokio::signal::ctrl_c().await.ok();
+    if let Some(path) = &args.url_file {
+        std::fs::write(path, fake.url()).expect("write --url-file");
+    }
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }

@@ -1,0 +1,7 @@
+# Shared settings for the scripts (sourced, not run).
+# Slow builds are cached here, outside the repository, so later runs are fast.
+OPENBAO_BACKUP_CACHE="${OPENBAO_BACKUP_CACHE:-$HOME/.cache/openbao-backup}"
+GARAGE_VERSION=2.5.0
+GARAGE_BIN="${GARAGE_BIN:-$OPENBAO_BACKUP_CACHE/garage-$GARAGE_VERSION/bin/garage}"
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target}"
+export OPENBAO_BACKUP_CACHE GARAGE_BIN CARGO_TARGET_DIR
