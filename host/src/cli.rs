@@ -14,7 +14,7 @@ use crate::s3::{MIN_PART_SIZE, TargetConfig};
 use crate::units::{parse_duration, parse_size};
 
 /// Where the operator mounts the projected ServiceAccount token.
-pub const DEFAULT_JWT_FILE: &str = "/var/run/secrets/openbao-backup/token";
+pub const DEFAULT_JWT_FILE: &str = "/var/run/secrets/openbao-backup/jwt/token";
 /// S3 refuses parts above 5 GiB.
 const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 
@@ -130,6 +130,7 @@ pub struct TargetArgs {
     #[arg(long, env = "S3_BUCKET")]
     pub bucket: String,
 
+    /// S3 region (SigV4 signs with it; Garage's default is `garage`).
     #[arg(long, env = "S3_REGION", default_value = "us-east-1")]
     pub region: String,
 

@@ -34,3 +34,19 @@ impl BackupError {
         }
     }
 }
+
+/// An error and its sources on one line: HTTP clients keep the useful part
+/// (connection refused, unknown certificate issuer) in the source chain.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = e.source();
+    }
+    text
+}

@@ -8,7 +8,7 @@ use futures_util::{Stream, StreamExt};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
-use crate::error::BackupError;
+use crate::error::{BackupError, error_chain};
 use crate::secret::Secret;
 
 const SNAPSHOT_PATH: &str = "v1/sys/storage/raft/snapshot";
@@ -282,22 +282,6 @@ async fn error_message(resp: reqwest::Response) -> String {
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// reqwest hides the useful part (connection refused, certificate unknown) in
-/// the source chain.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        let part = e.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = e.source();
-    }
-    text
 }
 
 fn join(base: &Url, path: &str) -> Url {

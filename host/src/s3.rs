@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{Credentials, Region, retry::RetryConfig, timeout::TimeoutConfig};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use bytes::Bytes;
 
-use crate::error::BackupError;
+use crate::error::{BackupError, error_chain};
 use crate::secret::Secret;
 
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -289,7 +289,7 @@ where
     let detail = match (error.code(), error.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_string(),
-        _ => DisplayErrorContext(&error).to_string(),
+        _ => error_chain(&error),
     };
     BackupError::Storage(format!(
         "{operation} failed: {}{hint}",

@@ -333,7 +333,7 @@ async fn every_openbao_fault_aborts_the_upload() {
 #[tokio::test(flavor = "multi_thread")]
 async fn transient_s3_errors_are_retried_per_part() {
     let bucket = Bucket::new("s3-retry").await;
-    let proxy = S3Proxy::start(bucket.garage.endpoint.trim_start_matches("http://")).await;
+    let proxy = S3Proxy::start(bucket.garage.endpoint.trim_start_matches("http://"), None).await;
     proxy.inject(Injection {
         operation: Operation::UploadPart,
         status: 503,
@@ -364,7 +364,7 @@ async fn transient_s3_errors_are_retried_per_part() {
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_errors_after_retries_abort_the_upload() {
     let bucket = Bucket::new("s3-fail").await;
-    let proxy = S3Proxy::start(bucket.garage.endpoint.trim_start_matches("http://")).await;
+    let proxy = S3Proxy::start(bucket.garage.endpoint.trim_start_matches("http://"), None).await;
     proxy.inject(Injection {
         operation: Operation::UploadPart,
         status: 500,
@@ -394,7 +394,7 @@ async fn s3_errors_after_retries_abort_the_upload() {
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_auth_failures_are_not_retried() {
     let bucket = Bucket::new("s3-auth").await;
-    let proxy = S3Proxy::start(bucket.garage.endpoint.trim_start_matches("http://")).await;
+    let proxy = S3Proxy::start(bucket.garage.endpoint.trim_start_matches("http://"), None).await;
     let openbao = fake(SnapshotSpec::new(1024, 13)).await;
     let wrong = "0".repeat(64);
     std::fs::write(bucket.dir.join("s3/secretAccessKey"), &wrong).unwrap();
@@ -419,7 +419,7 @@ async fn s3_auth_failures_are_not_retried() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_manifest_removes_the_object() {
     let bucket = Bucket::new("manifest-fail").await;
-    let proxy = S3Proxy::start(bucket.garage.endpoint.trim_start_matches("http://")).await;
+    let proxy = S3Proxy::start(bucket.garage.endpoint.trim_start_matches("http://"), None).await;
     proxy.inject(Injection {
         operation: Operation::PutObject,
         status: 403,
@@ -545,4 +545,49 @@ async fn configuration_errors_name_the_flag_and_write_a_failed_result() {
         (Some("failed"), Some("config"))
     );
     bucket.assert_untouched().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_with_custom_ca_bundles_for_openbao_and_s3() {
+    let ca = testkit::tls::TestCa::generate();
+    let bucket = Bucket::new("tls").await;
+    let ca_file = bucket.dir.join("ca.pem");
+    std::fs::write(&ca_file, &ca.ca_pem).unwrap();
+    let mut config =
+        FakeConfig::new(SnapshotSpec::new(12 * MIB, 17)).with_token(TOKEN, &["backup"]);
+    config.tls = Some(ca.clone());
+    let openbao = FakeOpenBao::start(config).await;
+    let proxy = S3Proxy::start(
+        bucket.garage.endpoint.trim_start_matches("http://"),
+        Some(ca),
+    )
+    .await;
+    assert!(openbao.url().starts_with("https://") && proxy.url().starts_with("https://"));
+
+    let mut args = bucket.args(&openbao.url());
+    set(&mut args, "--endpoint", &proxy.url());
+    // Without the CA, both sides refuse the certificate with a clear reason.
+    let run = run_backup(&args, &[]).await;
+    assert!(!run.ok());
+    assert!(
+        run.reason().contains("certificate") && run.reason().contains("UnknownIssuer"),
+        "{}",
+        run.reason()
+    );
+    set(&mut args, "--openbao-cacert", ca_file.to_str().unwrap());
+    let run = run_backup(&args, &[]).await;
+    assert!(!run.ok());
+    assert!(
+        run.reason().contains("S3 error") && run.reason().contains("certificate"),
+        "{}",
+        run.reason()
+    );
+    bucket.assert_untouched().await;
+
+    // With both bundles the backup goes through; over TLS part payloads are
+    // unsigned and protected by TLS and their CRC32.
+    set(&mut args, "--ca-bundle", ca_file.to_str().unwrap());
+    let run = run_backup(&args, &[]).await;
+    assert_backed_up(&bucket, &openbao, &run).await;
+    assert_eq!(proxy.count(Operation::UploadPart), (3, 0));
 }

@@ -6,6 +6,7 @@ pub mod jwt;
 pub mod openbao;
 pub mod s3proxy;
 pub mod snapshot;
+pub mod tls;
 
 pub use openbao::{FakeConfig, FakeOpenBao, Fault, Health, JwtRole};
 pub use snapshot::SnapshotSpec;

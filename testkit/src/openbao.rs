@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::jwt::{self, JwtPublicKey};
 use crate::snapshot::{self, SnapshotSpec};
+use crate::tls::TestCa;
 
 /// What `sys/health` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +82,8 @@ pub struct FakeConfig {
     pub jwt_roles: HashMap<String, JwtRole>,
     /// Seals SHA256SUMS; restores from another barrier need snapshot-force.
     pub barrier_key: Vec<u8>,
+    /// Serve HTTPS with a certificate from this CA.
+    pub tls: Option<TestCa>,
 }
 
 impl FakeConfig {
@@ -93,6 +96,7 @@ impl FakeConfig {
             jwt_keys: Vec::new(),
             jwt_roles: HashMap::new(),
             barrier_key: b"fake-barrier-key".to_vec(),
+            tls: None,
         }
     }
 
@@ -134,7 +138,7 @@ struct Inner {
 type Shared = Arc<Mutex<Inner>>;
 
 pub struct FakeOpenBao {
-    addr: SocketAddr,
+    url: String,
     inner: Shared,
     server: tokio::task::JoinHandle<()>,
 }
@@ -146,6 +150,7 @@ impl FakeOpenBao {
     }
 
     pub async fn start_on(addr: SocketAddr, config: FakeConfig) -> Self {
+        let tls = config.tls.clone();
         let inner = Arc::new(Mutex::new(Inner {
             config,
             fault: Fault::None,
@@ -168,20 +173,17 @@ impl FakeOpenBao {
             .await
             .expect("bind fake OpenBao");
         let addr = listener.local_addr().expect("local addr");
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .await
-                .expect("fake OpenBao serves");
-        });
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let server = tokio::spawn(crate::tls::serve(listener, app, tls));
         Self {
-            addr,
+            url: format!("{scheme}://{addr}"),
             inner,
             server,
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.url.clone()
     }
 
     pub fn set_fault(&self, fault: Fault) {

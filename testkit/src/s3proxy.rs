@@ -3,10 +3,11 @@
 //! overloaded server does. Requests pass through untouched (the Host header
 //! included, so SigV4 signatures still verify upstream).
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
+
+use crate::tls::TestCa;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, Uri};
@@ -57,7 +58,7 @@ struct Inner {
 }
 
 pub struct S3Proxy {
-    addr: SocketAddr,
+    url: String,
     inner: Arc<Mutex<Inner>>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -70,8 +71,9 @@ struct Upstream {
 }
 
 impl S3Proxy {
-    /// Proxies to `upstream` (host:port of a plain-HTTP S3 server).
-    pub async fn start(upstream: &str) -> Self {
+    /// Proxies to `upstream` (host:port of a plain-HTTP S3 server), serving
+    /// HTTPS when `tls` is given.
+    pub async fn start(upstream: &str, tls: Option<TestCa>) -> Self {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let state = Upstream {
             addr: upstream.to_string(),
@@ -83,18 +85,17 @@ impl S3Proxy {
             .await
             .expect("bind proxy");
         let addr = listener.local_addr().expect("local addr");
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("proxy serves");
-        });
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let server = tokio::spawn(crate::tls::serve(listener, app, tls));
         Self {
-            addr,
+            url: format!("{scheme}://{addr}"),
             inner,
             server,
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.url.clone()
     }
 
     pub fn inject(&self, injection: Injection) {

@@ -59,6 +59,7 @@ fn main() {
         "export S3_ENDPOINT={}\nexport S3_REGION={REGION}\nexport S3_BUCKET={}\n",
         garage.endpoint, args.bucket
     );
+    env.push_str(&format!("export GARAGE_DIR={}\n", garage.dir.display()));
     for (name, value) in garage.aws_env() {
         env.push_str(&format!("export {name}={value}\n"));
     }
