@@ -12,6 +12,8 @@ pub enum BackupError {
     AuthRefused(String),
     #[error("OpenBao error: {0}")]
     OpenBao(String),
+    #[error("invalid snapshot: {0}")]
+    InvalidSnapshot(String),
     #[error("timeout: {0}")]
     Timeout(String),
     #[error("S3 error: {0}")]
@@ -28,6 +30,7 @@ impl BackupError {
             Self::NoActiveNode(_) => "no-active-node",
             Self::AuthRefused(_) => "auth",
             Self::OpenBao(_) => "openbao",
+            Self::InvalidSnapshot(_) => "invalid-snapshot",
             Self::Timeout(_) => "timeout",
             Self::Storage(_) => "storage",
             Self::Cancelled(_) => "cancelled",

@@ -51,6 +51,10 @@ async fn assert_backed_up(
     assert_eq!(manifest["snapshot"]["sha256"], served.sha256);
     assert_eq!(manifest["snapshot"]["size"], served.size);
     assert_eq!(manifest["cluster"], "bao");
+    assert_eq!(
+        manifest["raft"]["term"], 7,
+        "Raft metadata from the archive"
+    );
     assert_eq!(manifest["key"], key);
 
     let head = bucket
@@ -294,6 +298,11 @@ async fn token_without_the_snapshot_policy_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_openbao_fault_aborts_the_upload() {
+    let spec = SnapshotSpec {
+        gzip_level: 0,
+        ..SnapshotSpec::new(4 * 5 * MIB, 10)
+    };
+    let full = spec.archive_size();
     let part = 5 * MIB;
     let cases = [
         (
@@ -307,17 +316,28 @@ async fn every_openbao_fault_aborts_the_upload() {
             "broke after",
         ),
         ("stall after a part", Fault::StallAfter(part + 1), "stalled"),
+        (
+            "clean end inside the archive",
+            Fault::TruncateAfter(2 * part + 777),
+            "invalid snapshot",
+        ),
+        (
+            "clean end inside the tar end marker",
+            Fault::TruncateAfter(full - 600),
+            "invalid snapshot",
+        ),
+        (
+            "clean end inside the gzip trailer",
+            Fault::TruncateAfter(full - 3),
+            "invalid snapshot",
+        ),
         ("403", Fault::Status(403), "permission denied"),
         ("503", Fault::Status(503), "503"),
         ("500", Fault::Status(500), "500"),
     ];
     for (name, fault, expected) in cases {
         let bucket = Bucket::new("fault").await;
-        let openbao = fake(SnapshotSpec {
-            gzip_level: 0,
-            ..SnapshotSpec::new(4 * part, 10)
-        })
-        .await;
+        let openbao = fake(spec.clone()).await;
         openbao.set_fault(fault);
         let mut args = bucket.args(&openbao.url());
         args.extend(["--stall-timeout".into(), "2s".into()]);

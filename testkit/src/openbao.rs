@@ -54,6 +54,10 @@ pub enum Fault {
     CutAfter(u64),
     /// Stop sending after this many body bytes and keep the connection open.
     StallAfter(u64),
+    /// End the body cleanly after this many bytes: what OpenBao does when
+    /// writing the snapshot fails after the 200 went out. The response looks
+    /// complete; only the archive inside is not.
+    TruncateAfter(u64),
     /// Answer with this status and an OpenBao error body (403, 500, 503...).
     Status(u16),
 }
@@ -429,7 +433,7 @@ async fn snapshot_get(State(shared): State<Shared>, headers: HeaderMap) -> Respo
             };
             return error(status, message);
         }
-        Fault::None | Fault::CutAfter(_) | Fault::StallAfter(_) => {}
+        Fault::None | Fault::CutAfter(_) | Fault::StallAfter(_) | Fault::TruncateAfter(_) => {}
     }
 
     // The archive is written on a blocking thread into a small channel, so a
@@ -443,7 +447,7 @@ async fn snapshot_get(State(shared): State<Shared>, headers: HeaderMap) -> Respo
         let _ = snapshot::write_snapshot(&spec, &barrier_key, writer);
     });
     let limit = match fault {
-        Fault::CutAfter(n) | Fault::StallAfter(n) => n,
+        Fault::CutAfter(n) | Fault::StallAfter(n) | Fault::TruncateAfter(n) => n,
         _ => u64::MAX,
     };
     let state = WireState {
@@ -467,6 +471,7 @@ async fn snapshot_get(State(shared): State<Shared>, headers: HeaderMap) -> Respo
                     std::future::pending::<()>().await;
                     None
                 }
+                Fault::TruncateAfter(_) => None,
                 _ => Some((Err(io::Error::other("fake OpenBao: connection cut")), s)),
             };
         }

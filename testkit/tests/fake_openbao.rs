@@ -46,10 +46,15 @@ async fn health_codes_follow_the_node_state() {
         (Health::Sealed, 503),
     ] {
         fake.set_health(health);
-        let resp = reqwest::get(format!("{}/v1/sys/health", fake.url())).await.unwrap();
+        let resp = reqwest::get(format!("{}/v1/sys/health", fake.url()))
+            .await
+            .unwrap();
         assert_eq!(resp.status().as_u16(), code, "{health:?}");
         let body: serde_json::Value = resp.json().await.unwrap();
-        assert_eq!(body["sealed"], matches!(health, Health::Sealed | Health::Uninitialized));
+        assert_eq!(
+            body["sealed"],
+            matches!(health, Health::Sealed | Health::Uninitialized)
+        );
     }
     // A sealed node refuses everything else, with OpenBao's error body.
     let resp = snapshot(&fake, ROOT).await;
@@ -61,15 +66,30 @@ async fn health_codes_follow_the_node_state() {
 #[tokio::test]
 async fn snapshot_needs_read_on_its_path() {
     let fake = FakeOpenBao::start(config()).await;
-    for (token, code) in [("s.backup", 200), (ROOT, 200), ("s.restore", 403), ("s.unknown", 403), ("", 403)] {
-        assert_eq!(snapshot(&fake, token).await.status().as_u16(), code, "token {token:?}");
+    for (token, code) in [
+        ("s.backup", 200),
+        (ROOT, 200),
+        ("s.restore", 403),
+        ("s.unknown", 403),
+        ("", 403),
+    ] {
+        assert_eq!(
+            snapshot(&fake, token).await.status().as_u16(),
+            code,
+            "token {token:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn restore_installs_only_verified_archives() {
     let fake = FakeOpenBao::start(config()).await;
-    let archive = snapshot(&fake, "s.backup").await.bytes().await.unwrap().to_vec();
+    let archive = snapshot(&fake, "s.backup")
+        .await
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
 
     // The backup policy cannot restore.
     let resp = restore(&fake, "snapshot", "s.backup", archive.clone()).await;
@@ -77,17 +97,28 @@ async fn restore_installs_only_verified_archives() {
 
     // One flipped bit in state.bin: the checksums catch it.
     let mut corrupt = Vec::new();
-    let stored = SnapshotSpec { gzip_level: 0, ..SnapshotSpec::new(100_000, 1) };
+    let stored = SnapshotSpec {
+        gzip_level: 0,
+        ..SnapshotSpec::new(100_000, 1)
+    };
     write_snapshot(&stored, b"fake-barrier-key", &mut corrupt).unwrap();
     let middle = corrupt.len() / 2;
     corrupt[middle] ^= 1;
     let resp = restore(&fake, "snapshot", "s.restore", corrupt).await;
     assert_eq!(resp.status().as_u16(), 400);
-    assert!(fake.restored().is_empty(), "a refused snapshot must change nothing");
+    assert!(
+        fake.restored().is_empty(),
+        "a refused snapshot must change nothing"
+    );
 
     // From another cluster (other barrier key): refused, unless forced.
     let mut foreign = Vec::new();
-    write_snapshot(&SnapshotSpec::new(5_000, 2), b"another-barrier", &mut foreign).unwrap();
+    write_snapshot(
+        &SnapshotSpec::new(5_000, 2),
+        b"another-barrier",
+        &mut foreign,
+    )
+    .unwrap();
     let resp = restore(&fake, "snapshot", "s.restore", foreign.clone()).await;
     assert_eq!(resp.status().as_u16(), 400);
     let body: serde_json::Value = resp.json().await.unwrap();
@@ -101,7 +132,11 @@ async fn restore_installs_only_verified_archives() {
     let restored = fake.restored();
     assert_eq!(restored.len(), 2);
     assert!(restored[0].forced && !restored[1].forced);
-    assert_eq!(restored[1].sha256, fake.served()[0].sha256, "the installed snapshot is the one served");
+    assert_eq!(
+        restored[1].sha256,
+        fake.served()[0].sha256,
+        "the installed snapshot is the one served"
+    );
     assert_eq!(restored[1].size, archive.len() as u64);
 }
 
@@ -131,6 +166,9 @@ async fn jwt_login_issues_a_token_with_the_role_policies() {
         .await
         .unwrap();
     let token = login["auth"]["client_token"].as_str().unwrap();
-    assert_eq!(login["auth"]["policies"], serde_json::json!(["default", "backup"]));
+    assert_eq!(
+        login["auth"]["policies"],
+        serde_json::json!(["default", "backup"])
+    );
     assert_eq!(snapshot(&fake, token).await.status().as_u16(), 200);
 }

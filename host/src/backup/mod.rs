@@ -5,6 +5,7 @@
 //! failure after the upload started aborts it, so a failed backup leaves
 //! neither object nor manifest nor parts.
 
+mod archive;
 mod naming;
 mod parts;
 
@@ -25,6 +26,8 @@ use crate::error::BackupError;
 use crate::openbao::{Auth, OpenBaoClient, OpenBaoConfig};
 use crate::s3::{self, MAX_PARTS, MultipartUpload, TargetConfig};
 use crate::units::human_bytes;
+use archive::ArchiveCheck;
+pub use archive::RaftInfo;
 use naming::{MANIFEST_FORMAT_VERSION, SnapshotDigest, TOOL_VERSION, UploadLayout};
 use parts::PartBuffer;
 
@@ -151,6 +154,7 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
             size: streamed.size,
             sha256: streamed.sha256.clone(),
         },
+        raft: streamed.raft.clone(),
         upload: UploadLayout {
             part_size: target.part_size,
             parts: streamed.parts.len() as u32,
@@ -195,13 +199,15 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
 struct Streamed {
     size: u64,
     sha256: String,
+    raft: RaftInfo,
     parts: Vec<CompletedPart>,
 }
 
 /// Moves the snapshot into the upload with at most `concurrency` parts in
 /// flight and one being filled: memory stays about (concurrency + 1) x
 /// part size whatever the snapshot size. When every slot is busy, reading
-/// pauses, which pushes back on OpenBao through TCP.
+/// pauses, which pushes back on OpenBao through TCP. The archive check sees
+/// every byte and must pass before the upload may complete.
 async fn stream_into(
     snapshot: impl Stream<Item = Result<Bytes, BackupError>>,
     upload: &MultipartUpload,
@@ -217,6 +223,7 @@ async fn stream_into(
     let mut size = 0u64;
     let mut next_part = 1u64;
     let mut progress = Progress::new(progress_interval);
+    let mut archive = ArchiveCheck::start();
 
     let mut send = |part: Bytes, in_flight: &mut JoinSet<_>| {
         if next_part > MAX_PARTS {
@@ -235,6 +242,7 @@ async fn stream_into(
         let mut chunk = chunk?;
         hasher.update(&chunk);
         size += chunk.len() as u64;
+        archive.feed(chunk.clone()).await?;
         while !chunk.is_empty() {
             if let Some(part) = buffer.fill(&mut chunk) {
                 while in_flight.len() >= target.concurrency {
@@ -251,6 +259,7 @@ async fn stream_into(
     if size == 0 {
         return Err(BackupError::OpenBao("the snapshot stream was empty".into()));
     }
+    let raft = archive.finish().await?;
     if let Some(last) = buffer.finish() {
         send(last, &mut in_flight)?;
     }
@@ -261,6 +270,7 @@ async fn stream_into(
     Ok(Streamed {
         size,
         sha256: hex::encode(hasher.finalize()),
+        raft,
         parts: done,
     })
 }

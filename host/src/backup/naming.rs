@@ -88,6 +88,8 @@ pub struct Manifest {
     pub tool_version: String,
     /// The snapshot exactly as OpenBao served it.
     pub snapshot: SnapshotDigest,
+    /// The Raft state inside, from the archive's meta.json.
+    pub raft: super::RaftInfo,
     /// How the object was uploaded.
     pub upload: UploadLayout,
 }
