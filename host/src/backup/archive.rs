@@ -1,12 +1,18 @@
 //! Checks, while it streams by, that the snapshot is a complete Raft
-//! snapshot archive that OpenBao's restore would accept: gzip intact to its
-//! trailer, only meta.json, state.bin, SHA256SUMS and SHA256SUMS.sealed, and
-//! every checksum in SHA256SUMS right. A node that fails half-way through a
-//! snapshot can still end its HTTP response cleanly; without this check such
-//! a truncated snapshot would be stored as a good backup.
+//! snapshot archive: the gzip stream intact to its trailer (its CRC32 covers
+//! every archive byte), exactly meta.json, state.bin, SHA256SUMS and
+//! SHA256SUMS.sealed, meta.json matching its SHA256SUMS line, and state.bin
+//! as long as meta.json says. A node that fails half-way through a snapshot
+//! can still end its HTTP response cleanly; without this check such a
+//! truncated snapshot would be stored as a good backup.
 //!
-//! The check runs on a blocking thread fed through a small channel, beside
-//! the upload, so it costs a core's share of time, not memory.
+//! state.bin's own SHA-256 is left to restore (OpenBao checks it) and to
+//! offline verification: here it would be a third SHA-256 pass over every
+//! byte (after the snapshot digest and the upload signature), for corruption
+//! the gzip CRC32 already catches.
+//!
+//! The check runs on a blocking thread, beside the uploads, over the same
+//! part buffers, and computes the snapshot's size and SHA-256 on the way.
 
 use std::io::{self, Read};
 
@@ -32,27 +38,45 @@ pub struct RaftInfo {
 
 pub struct ArchiveCheck {
     tx: mpsc::Sender<Bytes>,
-    task: JoinHandle<Result<RaftInfo, String>>,
+    task: JoinHandle<Result<Checked, String>>,
+}
+
+pub struct Checked {
+    pub size: u64,
+    pub sha256: String,
+    pub raft: RaftInfo,
 }
 
 impl ArchiveCheck {
     pub fn start() -> Self {
-        let (tx, rx) = mpsc::channel(16);
+        // One part queued at most: the check runs at GiB/s, faster than any
+        // upload, so it never holds a part longer than the upload does.
+        let (tx, rx) = mpsc::channel(1);
         let task = tokio::task::spawn_blocking(move || {
-            check(ChannelReader {
+            let mut reader = ChannelReader {
                 rx,
                 chunk: Bytes::new(),
+                size: 0,
+                hasher: Sha256::new(),
+            };
+            let raft = check(&mut reader)?;
+            // Hash whatever follows the archive too: the digest covers every stored byte.
+            io::copy(&mut reader, &mut io::sink()).map_err(|e| e.to_string())?;
+            Ok(Checked {
+                size: reader.size,
+                sha256: hex::encode(reader.hasher.finalize()),
+                raft,
             })
         });
         Self { tx, task }
     }
 
-    /// Hands a chunk to the checker; fails as soon as the checker has found
-    /// a problem.
-    pub async fn feed(&mut self, chunk: Bytes) -> Result<(), BackupError> {
-        if self.tx.send(chunk).await.is_err() {
-            // The checker stopped early: it found a problem.
-            return Err(self.verdict().await.err().unwrap_or_else(|| {
+    /// Hands the next bytes to the checker; fails as soon as the checker has
+    /// found a problem.
+    pub async fn feed(&mut self, bytes: Bytes) -> Result<(), BackupError> {
+        if self.tx.send(bytes).await.is_err() {
+            // The checker stops reading early only when it found a problem.
+            return Err(verdict(&mut self.task).await.err().unwrap_or_else(|| {
                 BackupError::InvalidSnapshot("the archive ended before the stream did".into())
             }));
         }
@@ -60,33 +84,35 @@ impl ArchiveCheck {
     }
 
     /// Ends the stream and returns the verdict.
-    pub async fn finish(self) -> Result<RaftInfo, BackupError> {
+    pub async fn finish(mut self) -> Result<Checked, BackupError> {
         drop(self.tx);
-        self.task
-            .await
-            .map_err(|e| BackupError::InvalidSnapshot(format!("archive check failed: {e}")))?
-            .map_err(BackupError::InvalidSnapshot)
-    }
-
-    async fn verdict(&mut self) -> Result<RaftInfo, BackupError> {
-        (&mut self.task)
-            .await
-            .map_err(|e| BackupError::InvalidSnapshot(format!("archive check failed: {e}")))?
-            .map_err(BackupError::InvalidSnapshot)
+        verdict(&mut self.task).await
     }
 }
 
-/// The blocking side of the channel as a `Read`.
+async fn verdict(task: &mut JoinHandle<Result<Checked, String>>) -> Result<Checked, BackupError> {
+    task.await
+        .map_err(|e| BackupError::InvalidSnapshot(format!("archive check failed: {e}")))?
+        .map_err(BackupError::InvalidSnapshot)
+}
+
+/// The blocking side of the channel as a `Read`, hashing what goes through.
 struct ChannelReader {
     rx: mpsc::Receiver<Bytes>,
     chunk: Bytes,
+    size: u64,
+    hasher: Sha256,
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.chunk.is_empty() {
             match self.rx.blocking_recv() {
-                Some(chunk) => self.chunk = chunk,
+                Some(chunk) => {
+                    self.hasher.update(&chunk);
+                    self.size += chunk.len() as u64;
+                    self.chunk = chunk;
+                }
                 None => return Ok(0),
             }
         }
@@ -98,9 +124,8 @@ impl Read for ChannelReader {
 
 pub fn check(input: impl Read) -> Result<RaftInfo, String> {
     let mut archive = tar::Archive::new(GzDecoder::new(input));
-    let mut digests: Vec<(String, String)> = Vec::new();
-    let (mut meta, mut sums) = (None, None);
-    let mut state_size = None;
+    let mut seen: Vec<String> = Vec::new();
+    let (mut meta, mut sums, mut state_size) = (None, None, None);
     let entries = archive
         .entries()
         .map_err(|e| format!("not a gzip tar archive: {e}"))?;
@@ -116,62 +141,55 @@ pub fn check(input: impl Read) -> Result<RaftInfo, String> {
                 "unexpected file `{name}` in the archive (OpenBao would refuse to restore it)"
             ));
         }
-        if digests.iter().any(|(n, _)| *n == name) {
+        if seen.contains(&name) {
             return Err(format!("`{name}` appears twice in the archive"));
         }
-        let mut hasher = Sha256::new();
-        let mut kept = Vec::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut size = 0u64;
-        loop {
-            let n = entry
-                .read(&mut buf)
-                .map_err(|e| format!("archive ends inside `{name}`: {e}"))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            size += n as u64;
-            if name != "state.bin" {
-                kept.extend_from_slice(&buf[..n]);
-            }
-        }
+        let truncated = |e: io::Error| format!("archive ends inside `{name}`: {e}");
         match name.as_str() {
-            "meta.json" => meta = Some(kept),
-            "SHA256SUMS" => sums = Some(kept),
-            "state.bin" => state_size = Some(size),
-            _ => {}
+            "state.bin" => {
+                state_size = Some(io::copy(&mut entry, &mut io::sink()).map_err(truncated)?)
+            }
+            "meta.json" | "SHA256SUMS" => {
+                let mut data = Vec::new();
+                entry.read_to_end(&mut data).map_err(truncated)?;
+                if name == "meta.json" {
+                    meta = Some(data)
+                } else {
+                    sums = Some(data)
+                }
+            }
+            _ => {
+                io::copy(&mut entry, &mut io::sink()).map_err(truncated)?;
+            }
         }
-        digests.push((name, hex::encode(hasher.finalize())));
+        seen.push(name);
     }
-    // Read through the gzip trailer: its CRC and length catch a stream that
-    // was cut after the tar end marker.
+    // Read through the gzip trailer: its CRC32 and length cover every
+    // archive byte and catch a stream cut after the tar end marker.
     io::copy(&mut archive.into_inner(), &mut io::sink())
         .map_err(|e| format!("gzip stream is incomplete or corrupt: {e}"))?;
 
-    let missing = FILES.iter().find(|f| !digests.iter().any(|(n, _)| n == *f));
-    if let Some(file) = missing {
+    if let Some(file) = FILES.iter().find(|f| !seen.iter().any(|n| n == *f)) {
         return Err(format!(
             "the archive has no `{file}`: the snapshot is incomplete"
         ));
     }
-    let sums = String::from_utf8(sums.unwrap_or_default())
-        .map_err(|_| "SHA256SUMS is not text".to_string())?;
-    for file in ["meta.json", "state.bin"] {
-        let listed = sums
-            .lines()
+    let (meta, sums) = (meta.unwrap_or_default(), sums.unwrap_or_default());
+    let sums = String::from_utf8(sums).map_err(|_| "SHA256SUMS is not text".to_string())?;
+    let listed = |file: &str| {
+        sums.lines()
             .find_map(|line| {
                 line.split_once("  ")
                     .filter(|(_, n)| *n == file)
                     .map(|(d, _)| d)
             })
-            .ok_or_else(|| format!("SHA256SUMS does not list `{file}`"))?;
-        let actual = &digests.iter().find(|(n, _)| n == file).expect("present").1;
-        if listed != actual {
-            return Err(format!(
-                "`{file}` does not match its SHA-256 in SHA256SUMS: the snapshot is corrupt"
-            ));
-        }
+            .ok_or_else(|| format!("SHA256SUMS does not list `{file}`"))
+    };
+    listed("state.bin")?;
+    if listed("meta.json")? != hex::encode(Sha256::digest(&meta)) {
+        return Err(
+            "meta.json does not match its SHA-256 in SHA256SUMS: the snapshot is corrupt".into(),
+        );
     }
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
@@ -180,7 +198,7 @@ pub fn check(input: impl Read) -> Result<RaftInfo, String> {
         term: u64,
         size: u64,
     }
-    let meta: Meta = serde_json::from_slice(&meta.unwrap_or_default())
+    let meta: Meta = serde_json::from_slice(&meta)
         .map_err(|e| format!("meta.json is not Raft metadata: {e}"))?;
     let state_size = state_size.expect("present");
     if meta.size != state_size {

@@ -12,24 +12,20 @@ mod parts;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::types::CompletedPart;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use tokio::task::JoinSet;
 
 pub use naming::{MANIFEST_SUFFIX, Manifest, cluster_prefix, manifest_key};
 
 use crate::error::BackupError;
 use crate::openbao::{Auth, OpenBaoClient, OpenBaoConfig};
-use crate::s3::{self, MAX_PARTS, MultipartUpload, TargetConfig};
+use crate::s3::{self, MultipartUpload, TargetConfig};
 use crate::units::human_bytes;
-use archive::ArchiveCheck;
 pub use archive::RaftInfo;
 use naming::{MANIFEST_FORMAT_VERSION, SnapshotDigest, TOOL_VERSION, UploadLayout};
-use parts::PartBuffer;
+use parts::{PartBuffer, PartUploads, Streamed};
 
 #[derive(Debug, Clone)]
 pub struct BackupConfig {
@@ -196,18 +192,10 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
     })
 }
 
-struct Streamed {
-    size: u64,
-    sha256: String,
-    raft: RaftInfo,
-    parts: Vec<CompletedPart>,
-}
-
 /// Moves the snapshot into the upload with at most `concurrency` parts in
 /// flight and one being filled: memory stays about (concurrency + 1) x
 /// part size whatever the snapshot size. When every slot is busy, reading
-/// pauses, which pushes back on OpenBao through TCP. The archive check sees
-/// every byte and must pass before the upload may complete.
+/// pauses, which pushes back on OpenBao through TCP.
 async fn stream_into(
     snapshot: impl Stream<Item = Result<Bytes, BackupError>>,
     upload: &MultipartUpload,
@@ -217,73 +205,33 @@ async fn stream_into(
     let part_size = usize::try_from(target.part_size).expect("part size fits in memory");
     let mut snapshot = std::pin::pin!(snapshot);
     let mut buffer = PartBuffer::new(part_size);
-    let mut in_flight: JoinSet<Result<CompletedPart, BackupError>> = JoinSet::new();
-    let mut done = Vec::new();
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    let mut next_part = 1u64;
+    let mut parts = PartUploads::new(upload.clone(), target);
     let mut progress = Progress::new(progress_interval);
-    let mut archive = ArchiveCheck::start();
-
-    let mut send = |part: Bytes, in_flight: &mut JoinSet<_>| {
-        if next_part > MAX_PARTS {
-            return Err(BackupError::Config(format!(
-                "the snapshot is larger than {MAX_PARTS} parts of {} (S3's limit): raise --part-size (S3_PART_SIZE)",
-                human_bytes(target.part_size as f64)
-            )));
-        }
-        let (upload, number) = (upload.clone(), next_part as i32);
-        in_flight.spawn(async move { upload.upload_part(number, part).await });
-        next_part += 1;
-        Ok(())
-    };
-
+    let mut size = 0u64;
     while let Some(chunk) = snapshot.next().await {
         let mut chunk = chunk?;
-        hasher.update(&chunk);
         size += chunk.len() as u64;
-        archive.feed(chunk.clone()).await?;
         while !chunk.is_empty() {
             if let Some(part) = buffer.fill(&mut chunk) {
-                while in_flight.len() >= target.concurrency {
-                    done.push(joined(in_flight.join_next().await)?);
-                }
-                send(part, &mut in_flight)?;
+                parts.push(part).await?;
             }
         }
-        while let Some(finished) = in_flight.try_join_next() {
-            done.push(joined(Some(finished))?);
-        }
-        progress.report(size, done.len());
+        parts.reap()?;
+        progress.report(size, parts.uploaded());
     }
     if size == 0 {
         return Err(BackupError::OpenBao("the snapshot stream was empty".into()));
     }
-    let raft = archive.finish().await?;
     if let Some(last) = buffer.finish() {
-        send(last, &mut in_flight)?;
+        parts.push(last).await?;
     }
-    while let Some(finished) = in_flight.join_next().await {
-        done.push(joined(Some(finished))?);
-    }
-    tracing::info!(bytes = size, parts = done.len(), "snapshot streamed");
-    Ok(Streamed {
-        size,
-        sha256: hex::encode(hasher.finalize()),
-        raft,
-        parts: done,
-    })
-}
-
-fn joined(
-    finished: Option<Result<Result<CompletedPart, BackupError>, tokio::task::JoinError>>,
-) -> Result<CompletedPart, BackupError> {
-    match finished.expect("only called with parts in flight") {
-        Ok(part) => part,
-        Err(e) => Err(BackupError::Storage(format!(
-            "part upload task failed: {e}"
-        ))),
-    }
+    let streamed = parts.finish().await?;
+    tracing::info!(
+        bytes = size,
+        parts = streamed.parts.len(),
+        "snapshot streamed"
+    );
+    Ok(streamed)
 }
 
 struct Progress {

@@ -1,7 +1,14 @@
-//! Cutting a byte stream into multipart parts of exactly `part_size` bytes
-//! (the last one shorter), copying each input byte once.
+//! Cutting the snapshot into multipart parts of exactly `part_size` bytes
+//! (the last one shorter), copying each input byte once, and uploading them.
 
+use aws_sdk_s3::types::CompletedPart;
 use bytes::{Bytes, BytesMut};
+use tokio::task::JoinSet;
+
+use super::archive::{ArchiveCheck, RaftInfo};
+use crate::error::BackupError;
+use crate::s3::{MAX_PARTS, MultipartUpload, TargetConfig};
+use crate::units::human_bytes;
 
 pub struct PartBuffer {
     part_size: usize,
@@ -33,6 +40,97 @@ impl PartBuffer {
     pub fn finish(self) -> Option<Bytes> {
         (!self.buf.is_empty()).then(|| self.buf.freeze())
     }
+}
+
+/// The parts of one upload: each goes to the archive check and to S3, with
+/// at most `concurrency` uploads in flight.
+pub struct PartUploads {
+    upload: MultipartUpload,
+    concurrency: usize,
+    part_size: u64,
+    archive: ArchiveCheck,
+    in_flight: JoinSet<Result<CompletedPart, BackupError>>,
+    done: Vec<CompletedPart>,
+    next_number: u64,
+}
+
+/// What went up, and what the archive check found in it.
+pub struct Streamed {
+    pub size: u64,
+    pub sha256: String,
+    pub raft: RaftInfo,
+    pub parts: Vec<CompletedPart>,
+}
+
+impl PartUploads {
+    pub fn new(upload: MultipartUpload, target: &TargetConfig) -> Self {
+        Self {
+            upload,
+            concurrency: target.concurrency,
+            part_size: target.part_size,
+            archive: ArchiveCheck::start(),
+            in_flight: JoinSet::new(),
+            done: Vec::new(),
+            next_number: 1,
+        }
+    }
+
+    /// Starts uploading `part` once a slot is free.
+    pub async fn push(&mut self, part: Bytes) -> Result<(), BackupError> {
+        if self.next_number > MAX_PARTS {
+            return Err(BackupError::Config(format!(
+                "the snapshot is larger than {MAX_PARTS} parts of {} (S3's limit): raise --part-size (S3_PART_SIZE)",
+                human_bytes(self.part_size as f64)
+            )));
+        }
+        // A clone of `Bytes` shares the buffer: no copy.
+        self.archive.feed(part.clone()).await?;
+        while self.in_flight.len() >= self.concurrency {
+            let finished = self.in_flight.join_next().await.expect("uploads in flight");
+            self.done.push(joined(finished)?);
+        }
+        let (upload, number) = (self.upload.clone(), self.next_number as i32);
+        self.in_flight
+            .spawn(async move { upload.upload_part(number, part).await });
+        self.next_number += 1;
+        Ok(())
+    }
+
+    /// Collects finished uploads, so a failed part stops the backup early.
+    pub fn reap(&mut self) -> Result<(), BackupError> {
+        while let Some(finished) = self.in_flight.try_join_next() {
+            self.done.push(joined(finished)?);
+        }
+        Ok(())
+    }
+
+    pub fn uploaded(&self) -> usize {
+        self.done.len()
+    }
+
+    /// Waits for the archive check's verdict and the last uploads.
+    pub async fn finish(mut self) -> Result<Streamed, BackupError> {
+        let checked = self.archive.finish().await?;
+        while let Some(finished) = self.in_flight.join_next().await {
+            self.done.push(joined(finished)?);
+        }
+        Ok(Streamed {
+            size: checked.size,
+            sha256: checked.sha256,
+            raft: checked.raft,
+            parts: self.done,
+        })
+    }
+}
+
+fn joined(
+    finished: Result<Result<CompletedPart, BackupError>, tokio::task::JoinError>,
+) -> Result<CompletedPart, BackupError> {
+    finished.unwrap_or_else(|e| {
+        Err(BackupError::Storage(format!(
+            "part upload task failed: {e}"
+        )))
+    })
 }
 
 #[cfg(test)]
