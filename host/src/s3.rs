@@ -183,7 +183,8 @@ impl MultipartUpload {
             .build())
     }
 
-    pub async fn complete(&self, mut parts: Vec<CompletedPart>) -> Result<(), BackupError> {
+    pub async fn complete(&self, parts: &[CompletedPart]) -> Result<(), BackupError> {
+        let mut parts = parts.to_vec();
         parts.sort_by_key(|p| p.part_number);
         self.client
             .complete_multipart_upload()

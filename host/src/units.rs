@@ -8,13 +8,8 @@ const KIB: u64 = 1024;
 /// (`20MiB`, `20M`, `5GB`).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size: use bytes or a unit such as 10MiB"))?;
+    let (number, unit) = split_unit(text)
+        .ok_or_else(|| format!("`{text}` is not a size: use bytes or a unit such as 10MiB"))?;
     let multiplier = match unit.trim() {
         "" | "B" => 1,
         "K" | "Ki" | "KiB" => KIB,
@@ -37,13 +32,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// A duration as `90s`, `5m`, `1h`, `250ms` or plain seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration: use a number with s, m, h or ms"))?;
+    let (number, unit) = split_unit(text)
+        .ok_or_else(|| format!("`{text}` is not a duration: use a number with s, m, h or ms"))?;
     match unit {
         "" | "s" => Ok(Duration::from_secs(number)),
         "ms" => Ok(Duration::from_millis(number)),
@@ -53,6 +43,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "unknown duration unit `{other}` in `{text}`: use s, m, h or ms"
         )),
     }
+}
+
+/// `20MiB` -> (20, "MiB"); None without a leading number.
+fn split_unit(text: &str) -> Option<(u64, &str)> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    Some((number.parse().ok()?, unit))
 }
 
 /// `1.5 GiB`-style rendering for progress lines.

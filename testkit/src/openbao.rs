@@ -173,17 +173,8 @@ impl FakeOpenBao {
             .route("/v1/sys/storage/raft/snapshot-force", post(restore_force))
             .fallback(|| async { error(StatusCode::NOT_FOUND, "unsupported path") })
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .expect("bind fake OpenBao");
-        let addr = listener.local_addr().expect("local addr");
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let server = tokio::spawn(crate::tls::serve(listener, app, tls));
-        Self {
-            url: format!("{scheme}://{addr}"),
-            inner,
-            server,
-        }
+        let (url, server) = crate::tls::spawn_server(addr, app, tls).await;
+        Self { url, inner, server }
     }
 
     pub fn url(&self) -> String {

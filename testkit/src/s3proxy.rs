@@ -81,17 +81,9 @@ impl S3Proxy {
             inner: inner.clone(),
         };
         let app = Router::new().fallback(forward).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind proxy");
-        let addr = listener.local_addr().expect("local addr");
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let server = tokio::spawn(crate::tls::serve(listener, app, tls));
-        Self {
-            url: format!("{scheme}://{addr}"),
-            inner,
-            server,
-        }
+        let addr = "127.0.0.1:0".parse().expect("address");
+        let (url, server) = crate::tls::spawn_server(addr, app, tls).await;
+        Self { url, inner, server }
     }
 
     pub fn url(&self) -> String {

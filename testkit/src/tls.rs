@@ -1,6 +1,7 @@
 //! A throwaway certificate authority and the HTTP(S) server loop the fake
 //! OpenBao and the S3 proxy share, so tests can check custom CA bundles.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -10,6 +11,7 @@ use hyper_util::service::TowerToHyperService;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 /// A CA and one server certificate for `127.0.0.1` and `localhost`.
@@ -59,8 +61,25 @@ impl TestCa {
     }
 }
 
-/// Serves `app` on `listener`, over TLS when `tls` is given.
-pub async fn serve(listener: TcpListener, app: Router, tls: Option<TestCa>) {
+/// Serves `app` on `addr` (port 0: any free port), over TLS when `tls` is
+/// given, until the returned task is aborted. Returns the base URL.
+pub async fn spawn_server(
+    addr: SocketAddr,
+    app: Router,
+    tls: Option<TestCa>,
+) -> (String, JoinHandle<()>) {
+    let listener = TcpListener::bind(addr)
+        .await
+        .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+    let addr = listener.local_addr().expect("local address");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    (
+        format!("{scheme}://{addr}"),
+        tokio::spawn(serve(listener, app, tls)),
+    )
+}
+
+async fn serve(listener: TcpListener, app: Router, tls: Option<TestCa>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;

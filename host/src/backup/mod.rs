@@ -1,5 +1,6 @@
 //! The `backup` command: active node -> login -> snapshot stream -> S3
-//! multipart upload (+ SHA-256 on the way) -> manifest -> JSON result.
+//! multipart upload (the archive checked and hashed on the way) -> manifest
+//! -> JSON result.
 //!
 //! Nothing touches the bucket before OpenBao has started streaming, and any
 //! failure after the upload started aborts it, so a failed backup leaves
@@ -114,18 +115,8 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
     );
     let upload = MultipartUpload::create(&client, target, &key, metadata).await?;
 
-    let streamed = tokio::select! {
-        streamed = stream_into(snapshot, &upload, target, config.progress_interval) => streamed,
-        signal = shutdown_signal() => Err(BackupError::Cancelled(signal)),
-    };
-    let streamed = match streamed {
-        Ok(streamed) => upload
-            .complete(streamed.parts.clone())
-            .await
-            .map(|()| streamed),
-        Err(e) => Err(e),
-    };
-    let streamed = match streamed {
+    let streamed = match upload_snapshot(snapshot, &upload, target, config.progress_interval).await
+    {
         Ok(streamed) => streamed,
         Err(e) => {
             if let Err(abort) = upload.abort().await {
@@ -190,6 +181,22 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
         parts: streamed.parts.len() as u32,
         peak_memory_bytes: crate::memory::peak_rss_bytes(),
     })
+}
+
+/// Streams the snapshot into the upload and completes it, unless a signal
+/// (a deleted Job, Ctrl-C) comes first.
+async fn upload_snapshot(
+    snapshot: impl Stream<Item = Result<Bytes, BackupError>>,
+    upload: &MultipartUpload,
+    target: &TargetConfig,
+    progress_interval: Duration,
+) -> Result<Streamed, BackupError> {
+    let streamed = tokio::select! {
+        streamed = stream_into(snapshot, upload, target, progress_interval) => streamed?,
+        signal = shutdown_signal() => return Err(BackupError::Cancelled(signal)),
+    };
+    upload.complete(&streamed.parts).await?;
+    Ok(streamed)
 }
 
 /// Moves the snapshot into the upload with at most `concurrency` parts in
