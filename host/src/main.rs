@@ -29,7 +29,8 @@ async fn backup_command(args: openbao_backup::cli::BackupArgs) -> ExitCode {
     let (result, code) = match outcome {
         Ok(result) => (result, ExitCode::SUCCESS),
         Err(error) => {
-            let reason = error.to_string();
+            // Kubernetes keeps at most 4 KiB of a termination message.
+            let reason: String = error.to_string().chars().take(1024).collect();
             // The one-line reason, for people and for `kubectl logs`.
             eprintln!("backup failed: {reason}");
             let result = BackupResult::Failed {
