@@ -47,6 +47,9 @@ pub enum Command {
     /// with a one-line reason on stderr when the backup fails, leaving nothing
     /// behind in the bucket.
     Backup(Box<BackupArgs>),
+    /// Print the OpenBaoCluster CustomResourceDefinition (YAML), for
+    /// `kubectl apply -f -`.
+    Crd,
 }
 
 #[derive(Debug, Args)]
@@ -299,7 +302,9 @@ mod tests {
         ];
         argv.extend_from_slice(extra);
         let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-        let Command::Backup(args) = cli.command;
+        let Command::Backup(args) = cli.command else {
+            panic!("backup expected")
+        };
         args.into_config()
     }
 
@@ -410,7 +415,9 @@ mod tests {
             "/t",
         ])
         .unwrap();
-        let Command::Backup(args) = cli.command;
+        let Command::Backup(args) = cli.command else {
+            panic!("backup expected")
+        };
         let err = args.into_config().unwrap_err();
         assert!(
             err.contains("--openbao-addr") && err.contains("openbao:8200"),

@@ -1,10 +1,12 @@
 //! openbao-backup: backups of OpenBao Raft snapshots to S3-compatible storage.
 
+pub mod api;
 pub mod backup;
 pub mod cli;
 pub mod error;
 pub mod memory;
 pub mod openbao;
+pub mod operator;
 pub mod s3;
 pub mod secret;
 pub mod units;

@@ -9,12 +9,16 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime starts");
     match cli.command {
-        Command::Backup(args) => runtime.block_on(backup_command(*args)),
+        Command::Backup(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime starts")
+            .block_on(backup_command(*args)),
+        Command::Crd => {
+            print!("{}", openbao_backup::api::crd_yaml());
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -1,0 +1,411 @@
+//! The `OpenBaoCluster` API (`openbao.org/v1alpha1`). These types are the
+//! source of the CRD in `deploy/crds/` (`openbao-backup crd` prints it; a
+//! test keeps the file in sync).
+//!
+//! Everything the API server can check is in the schema (types, ranges,
+//! patterns, CEL rules); what it cannot (cron syntax, durations) is checked
+//! by the controller in `operator::validate`.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_PART_SIZE: u64 = 10 * 1024 * 1024;
+/// Where the generated CRD is checked in, relative to the repository root.
+pub const CRD_FILE: &str = "deploy/crds/openbaoclusters.openbao.org.yaml";
+pub const DEFAULT_CONCURRENCY: u16 = 3;
+
+/// The desired state of an OpenBao cluster.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "openbao.org",
+    version = "v1alpha1",
+    kind = "OpenBaoCluster",
+    doc = "An OpenBao cluster with integrated Raft storage, and how to back it up.",
+    plural = "openbaoclusters",
+    shortname = "baocluster",
+    namespaced,
+    status = "OpenBaoClusterStatus",
+    printcolumn = r#"{"name":"Last Backup","type":"date","jsonPath":".status.backup.lastBackupTime"}"#,
+    printcolumn = r#"{"name":"Next Backup","type":"date","jsonPath":".status.backup.nextScheduledBackup"}"#,
+    printcolumn = r#"{"name":"Failures","type":"integer","jsonPath":".status.backup.consecutiveFailures"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenBaoClusterSpec {
+    /// Scheduled, manual and pre-upgrade backups of this cluster's Raft data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeSpec>,
+    /// OpenBao's declarative self-initialization: requests run once, when a
+    /// new cluster first starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_init: Option<SelfInitSpec>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.jwtAuthRole) != has(self.tokenSecretRef)",
+     "message": "set exactly one of jwtAuthRole (JWT auth with the backup ServiceAccount's token) and tokenSecretRef (a static token)"}
+]))]
+pub struct BackupSpec {
+    /// Cron schedule in UTC, five fields ("0 3 * * *") or a macro ("@daily").
+    #[schemars(length(min = 1))]
+    pub schedule: String,
+    /// Image of the backup executor (this project's `openbao-backup`).
+    #[schemars(length(min = 1))]
+    pub executor_image: String,
+    /// OpenBao JWT auth role for the backup ServiceAccount
+    /// `<cluster>-backup-serviceaccount`; the role needs `read` on
+    /// sys/storage/raft/snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub jwt_auth_role: Option<String>,
+    /// Secret in this namespace whose `token` key holds an OpenBao token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret_ref: Option<LocalRef>,
+    pub target: BackupTarget,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionSpec>,
+    /// Transform plugins applied to the snapshot in order (compression,
+    /// encryption); a restore undoes them in reverse.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transforms: Vec<PluginRef>,
+    /// A retention plugin that decides which backups to delete, instead of
+    /// `retention`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_plugin: Option<PluginRef>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupTarget {
+    /// S3 endpoint URL; AWS when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub endpoint: Option<String>,
+    #[schemars(length(min = 3, max = 63))]
+    pub bucket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Key prefix; backups go under `<pathPrefix>/<namespace>/<cluster>/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+    /// Secret in this namespace with `accessKeyId`, `secretAccessKey` and
+    /// optionally `sessionToken` and `caCert`. Without it the executor uses
+    /// the pod's ambient identity (IRSA, EKS Pod Identity...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<LocalRef>,
+    /// Multipart part size in bytes (default 10 MiB). The largest backup is
+    /// 10,000 parts; memory is about (concurrency + 1) x partSize.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 5_242_880, max = 5_368_709_120_i64))]
+    pub part_size: Option<u64>,
+    /// Parts uploaded at once (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 64))]
+    pub concurrency: Option<u16>,
+}
+
+impl BackupTarget {
+    pub fn part_size(&self) -> u64 {
+        self.part_size.unwrap_or(DEFAULT_PART_SIZE)
+    }
+
+    pub fn concurrency(&self) -> u16 {
+        self.concurrency.unwrap_or(DEFAULT_CONCURRENCY)
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionSpec {
+    /// Keep at most this many scheduled and manual backups (0: no limit).
+    /// Pre-upgrade snapshots are not counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_count: Option<u32>,
+    /// Delete backups older than this, e.g. "168h".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+}
+
+/// A WebAssembly plugin delivered in a ConfigMap of this namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginRef {
+    pub config_map_ref: ConfigMapKeyRef,
+    /// Hex SHA-256 of the plugin; a plugin with another digest is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^[0-9a-f]{64}$"))]
+    pub sha256: Option<String>,
+    /// Plugin settings; recorded in each backup's manifest, so nothing secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// Settings read from Secrets of this namespace (an age identity, say),
+    /// passed to the plugin and never recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_config: Vec<SecretConfig>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretConfig {
+    /// The plugin setting to fill.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    pub secret_key_ref: SecretKeyRef,
+}
+
+/// A Secret or other object in the resource's own namespace, by name.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct LocalRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct ConfigMapKeyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct SecretKeyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeSpec {
+    /// Take a backup (kind `pre-upgrade`) before a version change rolls out;
+    /// needs `spec.backup`.
+    #[serde(default)]
+    pub pre_upgrade_snapshot: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SelfInitSpec {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<SelfInitRequest>,
+}
+
+/// One API request of OpenBao's self-initialization.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SelfInitRequest {
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = "^[A-Za-z_][A-Za-z0-9_-]*$")
+    )]
+    pub name: String,
+    pub operation: SelfInitOperation,
+    /// API path, e.g. `sys/auth/jwt` or `auth/jwt/role/backup`.
+    #[schemars(length(min = 1))]
+    pub path: String,
+    /// For `sys/auth/*`: the auth method to enable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_method: Option<SelfInitAuthMethod>,
+    /// For `sys/mounts/*`: the secrets engine to enable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_engine: Option<SelfInitSecretEngine>,
+    /// For `sys/policies/acl/*`: the policy text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<SelfInitPolicy>,
+    /// The request body for any other path; stored in the resource, so
+    /// nothing secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub data: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_failure: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SelfInitOperation {
+    Create,
+    Read,
+    #[default]
+    Update,
+    Patch,
+    Delete,
+    List,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SelfInitAuthMethod {
+    #[serde(rename = "type")]
+    #[schemars(length(min = 1))]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SelfInitSecretEngine {
+    #[serde(rename = "type")]
+    #[schemars(length(min = 1))]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct SelfInitPolicy {
+    /// HCL or JSON policy rules.
+    #[schemars(length(min = 1))]
+    pub policy: String,
+}
+
+/// The CRD as YAML, what `openbao-backup crd` prints.
+pub fn crd_yaml() -> String {
+    use kube::CustomResourceExt;
+    let crd = serde_yaml::to_string(&OpenBaoCluster::crd()).expect("the CRD serializes");
+    format!("# Generated by `openbao-backup crd` from host/src/api.rs; do not edit.\n{crd}")
+}
+
+fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenBaoClusterStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupStatus>,
+    /// `BackupConfigured` and `BackupHealthy`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup_time: Option<Time>,
+    /// Object key of the last successful backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup_sha256: Option<String>,
+    /// e.g. "12.3s".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup_duration: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_scheduled_backup: Option<Time>,
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_reason: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::CustomResourceExt;
+
+    /// Every OpenBaoCluster in examples/, as users write them.
+    fn documented_examples() -> Vec<serde_json::Value> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let mut found = Vec::new();
+        for file in std::fs::read_dir(dir).unwrap() {
+            let path = file.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for doc in serde_yaml::Deserializer::from_str(&text) {
+                    let value =
+                        serde_json::to_value(serde_yaml::Value::deserialize(doc).unwrap()).unwrap();
+                    if value["kind"] == "OpenBaoCluster" {
+                        found.push(value);
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn documented_examples_parse_without_losing_a_field() {
+        let examples = documented_examples();
+        assert!(examples.len() >= 3);
+        for written in examples {
+            let parsed: OpenBaoCluster = serde_json::from_value(written.clone()).unwrap();
+            let round_trip = serde_json::to_value(&parsed).unwrap();
+            assert_subset(&written["spec"], &round_trip["spec"], "spec");
+        }
+    }
+
+    fn assert_subset(written: &serde_json::Value, kept: &serde_json::Value, path: &str) {
+        match written {
+            serde_json::Value::Object(fields) => {
+                for (name, value) in fields {
+                    assert_subset(value, &kept[name], &format!("{path}.{name}"));
+                }
+            }
+            other => assert_eq!(other, kept, "{path} was dropped or changed"),
+        }
+    }
+
+    #[test]
+    fn checked_in_crd_matches_the_types() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(CRD_FILE);
+        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            checked_in == crd_yaml(),
+            "{CRD_FILE} is out of date: run `cargo run -q -p openbao-backup -- crd > {CRD_FILE}`"
+        );
+    }
+
+    #[test]
+    fn crd_is_structural_with_printer_columns() {
+        let crd = serde_json::to_value(OpenBaoCluster::crd()).unwrap();
+        let version = &crd["spec"]["versions"][0];
+        assert_eq!(version["subresources"]["status"], serde_json::json!({}));
+        let columns: Vec<&str> = version["additionalPrinterColumns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(columns, ["Last Backup", "Next Backup", "Failures", "Age"]);
+        let backup =
+            &version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["backup"];
+        assert!(
+            backup["x-kubernetes-validations"][0]["rule"]
+                .as_str()
+                .unwrap()
+                .contains("jwtAuthRole")
+        );
+        let part_size = &backup["properties"]["target"]["properties"]["partSize"];
+        assert_eq!(part_size["minimum"].as_f64(), Some(5_242_880.0));
+    }
+}

@@ -1,0 +1,360 @@
+//! What the API server cannot check about a `spec.backup`: cron syntax,
+//! durations, name formats, and the rules older API servers (no CEL) skip.
+//! Pure: every problem found is returned, each naming its field and the fix,
+//! for the `BackupConfigured` condition.
+
+use std::time::Duration;
+
+use cron::Schedule;
+
+use crate::api::{BackupSpec, OpenBaoClusterSpec, PluginRef};
+use crate::operator::schedule;
+use crate::s3::MIN_PART_SIZE;
+
+/// A `spec.backup` that passed validation, with its parsed parts.
+#[derive(Debug, Clone)]
+pub struct ValidBackup {
+    pub schedule: Schedule,
+    pub max_age: Option<Duration>,
+}
+
+pub fn validate(spec: &OpenBaoClusterSpec) -> Result<Option<ValidBackup>, Vec<String>> {
+    let mut problems = Vec::new();
+    let pre_upgrade = spec
+        .upgrade
+        .as_ref()
+        .is_some_and(|u| u.pre_upgrade_snapshot);
+    let Some(backup) = &spec.backup else {
+        if pre_upgrade {
+            problems.push(
+                "spec.upgrade.preUpgradeSnapshot needs a backup target: add spec.backup or set preUpgradeSnapshot to false"
+                    .to_string(),
+            );
+            return Err(problems);
+        }
+        return Ok(None);
+    };
+    let valid = validate_backup(backup, &mut problems);
+    if problems.is_empty() {
+        Ok(valid)
+    } else {
+        Err(problems)
+    }
+}
+
+fn validate_backup(backup: &BackupSpec, problems: &mut Vec<String>) -> Option<ValidBackup> {
+    let schedule = schedule::parse(&backup.schedule)
+        .map_err(|e| problems.push(format!("spec.backup.schedule: {e}")))
+        .ok();
+    if backup.executor_image.trim().is_empty() {
+        problems.push("spec.backup.executorImage is empty: give the backup executor image".into());
+    }
+    match (&backup.jwt_auth_role, &backup.token_secret_ref) {
+        (Some(_), Some(_)) | (None, None) => problems.push(
+            "spec.backup: set exactly one of jwtAuthRole (JWT auth with the backup ServiceAccount) and tokenSecretRef (a Secret holding a token)"
+                .into(),
+        ),
+        (Some(role), None) if role.trim().is_empty() => {
+            problems.push("spec.backup.jwtAuthRole is empty: give the OpenBao JWT role name".into())
+        }
+        (None, Some(secret)) => check_name(&secret.name, "spec.backup.tokenSecretRef.name", problems),
+        _ => {}
+    }
+
+    let target = &backup.target;
+    if let Some(endpoint) = &target.endpoint
+        && !(endpoint.starts_with("https://") || endpoint.starts_with("http://"))
+    {
+        problems.push(format!(
+            "spec.backup.target.endpoint `{endpoint}` must start with https:// (or http://)"
+        ));
+    }
+    if target.bucket.trim().is_empty() {
+        problems.push("spec.backup.target.bucket is empty".into());
+    }
+    if let Some(secret) = &target.credentials_secret_ref {
+        check_name(
+            &secret.name,
+            "spec.backup.target.credentialsSecretRef.name",
+            problems,
+        );
+    }
+    let part_size = target.part_size();
+    if !(MIN_PART_SIZE..=5 * 1024 * 1024 * 1024).contains(&part_size) {
+        problems.push(format!(
+            "spec.backup.target.partSize is {part_size}; S3 parts are 5 MiB ({MIN_PART_SIZE}) to 5 GiB"
+        ));
+    }
+    if !(1..=64).contains(&target.concurrency()) {
+        problems.push(format!(
+            "spec.backup.target.concurrency is {}; use 1 to 64",
+            target.concurrency()
+        ));
+    }
+
+    let max_age = backup
+        .retention
+        .as_ref()
+        .and_then(|r| r.max_age.as_deref())
+        .and_then(|age| {
+            parse_go_duration(age)
+                .map_err(|e| problems.push(format!("spec.backup.retention.maxAge: {e}")))
+                .ok()
+        });
+
+    for (i, plugin) in backup.transforms.iter().enumerate() {
+        check_plugin(plugin, &format!("spec.backup.transforms[{i}]"), problems);
+    }
+    if let Some(plugin) = &backup.retention_plugin {
+        check_plugin(plugin, "spec.backup.retentionPlugin", problems);
+        if backup.retention.is_some() {
+            problems.push(
+                "spec.backup: retention and retentionPlugin both set; the plugin decides alone, so remove retention".into(),
+            );
+        }
+    }
+    Some(ValidBackup {
+        schedule: schedule?,
+        max_age,
+    })
+}
+
+fn check_plugin(plugin: &PluginRef, field: &str, problems: &mut Vec<String>) {
+    check_name(
+        &plugin.config_map_ref.name,
+        &format!("{field}.configMapRef.name"),
+        problems,
+    );
+    let key = &plugin.config_map_ref.key;
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+    {
+        problems.push(format!(
+            "{field}.configMapRef.key `{key}` is not a ConfigMap key (letters, digits, `-`, `_`, `.`)"
+        ));
+    }
+    if let Some(digest) = &plugin.sha256
+        && !(digest.len() == 64
+            && digest
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)))
+    {
+        problems.push(format!(
+            "{field}.sha256 must be 64 lowercase hex digits (sha256sum of the plugin)"
+        ));
+    }
+    for (i, secret) in plugin.secret_config.iter().enumerate() {
+        check_name(
+            &secret.secret_key_ref.name,
+            &format!("{field}.secretConfig[{i}].secretKeyRef.name"),
+            problems,
+        );
+    }
+}
+
+/// Object names (Secrets, ConfigMaps) are RFC 1123 subdomains, in the
+/// resource's own namespace.
+fn check_name(name: &str, field: &str, problems: &mut Vec<String>) {
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if !valid {
+        problems.push(format!(
+            "{field} `{name}` is not a Kubernetes object name (lowercase letters, digits, `-`, `.`); references are by name, in the same namespace"
+        ));
+    }
+}
+
+/// A Go duration as Kubernetes users write them: "168h", "90m", "1h30m",
+/// "45s".
+pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || {
+        format!(
+            "`{text}` is not a duration: use hours, minutes or seconds such as \"168h\" or \"1h30m\""
+        )
+    };
+    if text.is_empty() {
+        return Err(invalid());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(invalid)?;
+        let value: u64 = rest[..digits].parse().map_err(|_| invalid())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "h" => 3600,
+            "m" => 60,
+            "s" => 1,
+            _ => return Err(invalid()),
+        };
+        total += Duration::from_secs(value * seconds);
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{
+        BackupTarget, ConfigMapKeyRef, LocalRef, RetentionSpec, SecretConfig, SecretKeyRef,
+        UpgradeSpec,
+    };
+
+    fn backup() -> BackupSpec {
+        BackupSpec {
+            schedule: "0 3 * * *".into(),
+            executor_image: "openbao/backup-executor:v0.1.0".into(),
+            jwt_auth_role: Some("backup".into()),
+            target: BackupTarget {
+                bucket: "openbao-backups".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn problems(backup: BackupSpec) -> String {
+        let spec = OpenBaoClusterSpec {
+            backup: Some(backup),
+            ..Default::default()
+        };
+        validate(&spec).unwrap_err().join("\n")
+    }
+
+    #[test]
+    fn a_minimal_backup_is_valid() {
+        let spec = OpenBaoClusterSpec {
+            backup: Some(backup()),
+            ..Default::default()
+        };
+        assert!(validate(&spec).unwrap().is_some());
+        assert!(validate(&OpenBaoClusterSpec::default()).unwrap().is_none());
+    }
+
+    #[test]
+    fn every_problem_names_its_field() {
+        let all = problems(BackupSpec {
+            schedule: "0 3 * *".into(),
+            executor_image: " ".into(),
+            token_secret_ref: Some(LocalRef {
+                name: "Backup_Token".into(),
+            }),
+            target: BackupTarget {
+                endpoint: Some("s3.example.com".into()),
+                bucket: "b".into(),
+                part_size: Some(1024),
+                concurrency: Some(0),
+                ..Default::default()
+            },
+            retention: Some(RetentionSpec {
+                max_count: Some(7),
+                max_age: Some("7d".into()),
+            }),
+            ..backup()
+        });
+        for field in [
+            "spec.backup.schedule",
+            "spec.backup.executorImage",
+            "spec.backup: set exactly one of jwtAuthRole",
+            "spec.backup.target.endpoint",
+            "spec.backup.target.partSize",
+            "spec.backup.target.concurrency",
+            "spec.backup.retention.maxAge",
+        ] {
+            assert!(all.contains(field), "no problem names {field}:\n{all}");
+        }
+    }
+
+    #[test]
+    fn exactly_one_auth_method() {
+        let neither = problems(BackupSpec {
+            jwt_auth_role: None,
+            ..backup()
+        });
+        assert!(neither.contains("exactly one"), "{neither}");
+        let bad_name = problems(BackupSpec {
+            jwt_auth_role: None,
+            token_secret_ref: Some(LocalRef {
+                name: "other-ns/token".into(),
+            }),
+            ..backup()
+        });
+        assert!(
+            bad_name.contains("spec.backup.tokenSecretRef.name"),
+            "{bad_name}"
+        );
+    }
+
+    #[test]
+    fn plugin_references() {
+        let plugin = PluginRef {
+            config_map_ref: ConfigMapKeyRef {
+                name: "zstd".into(),
+                key: "plugin wasm".into(),
+            },
+            sha256: Some("ABC".into()),
+            secret_config: vec![SecretConfig {
+                name: "identity".into(),
+                secret_key_ref: SecretKeyRef {
+                    name: "".into(),
+                    key: "identity".into(),
+                },
+            }],
+            ..Default::default()
+        };
+        let all = problems(BackupSpec {
+            transforms: vec![plugin.clone()],
+            retention_plugin: Some(plugin),
+            ..backup()
+        });
+        assert!(
+            all.contains("spec.backup.transforms[0].configMapRef.key"),
+            "{all}"
+        );
+        assert!(all.contains("spec.backup.transforms[0].sha256"), "{all}");
+        assert!(
+            all.contains("spec.backup.retentionPlugin.secretConfig[0].secretKeyRef.name"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn pre_upgrade_snapshot_needs_a_target() {
+        let spec = OpenBaoClusterSpec {
+            upgrade: Some(UpgradeSpec {
+                pre_upgrade_snapshot: true,
+            }),
+            ..Default::default()
+        };
+        assert!(validate(&spec).unwrap_err()[0].contains("needs a backup target"));
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(
+            parse_go_duration("168h"),
+            Ok(Duration::from_secs(168 * 3600))
+        );
+        assert_eq!(parse_go_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("45s"), Ok(Duration::from_secs(45)));
+        for bad in ["", "7d", "h", "10", "1.5h"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad}");
+        }
+    }
+}
