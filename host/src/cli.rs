@@ -152,8 +152,9 @@ pub struct TargetArgs {
     pub concurrency: u16,
 
     /// Directory holding `accessKeyId`, `secretAccessKey` and optionally
-    /// `sessionToken` files (the mounted credentials Secret). Without it the
-    /// standard AWS sources apply (AWS_ACCESS_KEY_ID..., web identity, ...).
+    /// `sessionToken` and `caCert` (a CA bundle for the endpoint) files: the
+    /// mounted credentials Secret. Without it the standard AWS sources apply
+    /// (AWS_ACCESS_KEY_ID..., web identity, ...).
     #[arg(long, env = "S3_CREDENTIALS_DIR")]
     pub credentials_dir: Option<PathBuf>,
 

@@ -50,7 +50,7 @@ impl TargetConfig {
 /// exponential backoff and jitter; auth and client errors are not).
 pub async fn client(target: &TargetConfig) -> Result<Client, BackupError> {
     let mut trust = TrustStore::default();
-    if let Some(path) = &target.ca_bundle {
+    for path in target.ca_bundle.iter().chain(secret_ca(target).iter()) {
         let pem = std::fs::read(path).map_err(|e| {
             BackupError::Config(format!(
                 "cannot read --ca-bundle (AWS_CA_BUNDLE) {}: {e}",
@@ -89,6 +89,12 @@ pub async fn client(target: &TargetConfig) -> Result<Client, BackupError> {
         config = config.endpoint_url(endpoint);
     }
     Ok(Client::from_conf(config.build()))
+}
+
+/// A `caCert` key in the mounted credentials Secret is a CA bundle too.
+fn secret_ca(target: &TargetConfig) -> Option<PathBuf> {
+    let path = target.credentials_dir.as_ref()?.join("caCert");
+    path.is_file().then_some(path)
 }
 
 /// Reads the keys of the mounted credentials Secret.

@@ -579,7 +579,7 @@ async fn tls_with_custom_ca_bundles_for_openbao_and_s3() {
     let openbao = FakeOpenBao::start(config).await;
     let proxy = S3Proxy::start(
         bucket.garage.endpoint.trim_start_matches("http://"),
-        Some(ca),
+        Some(ca.clone()),
     )
     .await;
     assert!(openbao.url().starts_with("https://") && proxy.url().starts_with("https://"));
@@ -604,9 +604,10 @@ async fn tls_with_custom_ca_bundles_for_openbao_and_s3() {
     );
     bucket.assert_untouched().await;
 
-    // With both bundles the backup goes through; over TLS part payloads are
-    // unsigned and protected by TLS and their CRC32.
-    set(&mut args, "--ca-bundle", ca_file.to_str().unwrap());
+    // With both CAs the backup goes through; over TLS part payloads are
+    // unsigned and protected by TLS and their CRC32. The S3 CA comes from the
+    // credentials Secret's `caCert` key, as the operator mounts it.
+    std::fs::write(bucket.dir.join("s3/caCert"), &ca.ca_pem).unwrap();
     let run = run_backup(&args, &[]).await;
     assert_backed_up(&bucket, &openbao, &run).await;
     assert_eq!(proxy.count(Operation::UploadPart), (3, 0));
