@@ -17,6 +17,7 @@ pub const DEFAULT_PART_SIZE: u64 = 10 * 1024 * 1024;
 /// Where the generated CRD is checked in, relative to the repository root.
 pub const CRD_FILE: &str = "deploy/crds/openbaoclusters.openbao.org.yaml";
 pub const DEFAULT_CONCURRENCY: u16 = 3;
+pub const DEFAULT_REPLICAS: u32 = 3;
 
 /// The desired state of an OpenBao cluster.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -36,6 +37,10 @@ pub const DEFAULT_CONCURRENCY: u16 = 3;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct OpenBaoClusterSpec {
+    /// OpenBao nodes (StatefulSet pods `<name>-0`, `<name>-1`, ...); default 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 9))]
+    pub replicas: Option<u32>,
     /// Scheduled, manual and pre-upgrade backups of this cluster's Raft data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupSpec>,
@@ -45,6 +50,12 @@ pub struct OpenBaoClusterSpec {
     /// new cluster first starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub self_init: Option<SelfInitSpec>,
+}
+
+impl OpenBaoClusterSpec {
+    pub fn replicas(&self) -> u32 {
+        self.replicas.unwrap_or(DEFAULT_REPLICAS)
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -2,5 +2,6 @@
 //! running the `backup` command, and their results into `status.backup`.
 //! Pure parts (validation, schedules) are separate from the reconcile loop.
 
+pub mod desired;
 pub mod schedule;
 pub mod validate;

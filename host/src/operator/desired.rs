@@ -1,0 +1,590 @@
+//! The objects the operator wants for a cluster with `spec.backup`: the
+//! backup ServiceAccount (JWT auth), the CronJob whose Jobs run the
+//! `backup` command, and a NetworkPolicy for their pods. Pure functions of
+//! the resource and the operator's settings, applied with server-side apply.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EnvVar, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretVolumeSource,
+    SecurityContext, ServiceAccount, ServiceAccountTokenProjection, Volume, VolumeMount,
+    VolumeProjection,
+};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{Resource, ResourceExt};
+
+use crate::api::{BackupSpec, OpenBaoCluster};
+use crate::cli::DEFAULT_JWT_FILE;
+
+/// Settings of the operator itself (from its environment).
+#[derive(Debug, Clone)]
+pub struct OperatorSettings {
+    /// Audience of the backup pods' projected tokens (`OPENBAO_JWT_AUDIENCE`).
+    pub jwt_audience: String,
+}
+
+const S3_DIR: &str = "/var/run/secrets/openbao-backup/s3";
+const TOKEN_DIR: &str = "/var/run/secrets/openbao-backup/token";
+const OPENBAO_PORT: i32 = 8200;
+/// The executor image runs as this unprivileged user.
+const RUN_AS: i64 = 65532;
+
+pub fn cronjob_name(cluster: &str) -> String {
+    format!("{cluster}-backup")
+}
+
+pub fn service_account_name(cluster: &str) -> String {
+    format!("{cluster}-backup-serviceaccount")
+}
+
+/// OpenBao node addresses: the StatefulSet's pods behind its headless
+/// Service `<cluster>-internal`.
+pub fn openbao_addrs(cluster: &str, namespace: &str, replicas: u32) -> String {
+    (0..replicas)
+        .map(|i| format!("https://{cluster}-{i}.{cluster}-internal.{namespace}.svc:{OPENBAO_PORT}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Labels of everything created for a cluster's backups; the pod selector
+/// of the NetworkPolicy.
+pub fn backup_labels(cluster: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".into(), "openbao".into()),
+        ("app.kubernetes.io/instance".into(), cluster.into()),
+        ("app.kubernetes.io/component".into(), "backup".into()),
+        (
+            "app.kubernetes.io/managed-by".into(),
+            "openbao-backup-operator".into(),
+        ),
+    ])
+}
+
+fn meta(cluster: &OpenBaoCluster, name: String) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: cluster.namespace(),
+        labels: Some(backup_labels(&cluster.name_any())),
+        owner_references: cluster.controller_owner_ref(&()).map(|r| vec![r]),
+        ..Default::default()
+    }
+}
+
+/// The ServiceAccount whose projected token logs in with JWT auth; None
+/// with token auth.
+pub fn service_account(cluster: &OpenBaoCluster, backup: &BackupSpec) -> Option<ServiceAccount> {
+    backup.jwt_auth_role.as_ref()?;
+    Some(ServiceAccount {
+        metadata: meta(cluster, service_account_name(&cluster.name_any())),
+        automount_service_account_token: Some(false),
+        ..Default::default()
+    })
+}
+
+pub fn cronjob(
+    cluster: &OpenBaoCluster,
+    backup: &BackupSpec,
+    settings: &OperatorSettings,
+) -> CronJob {
+    let name = cluster.name_any();
+    let namespace = cluster.namespace().unwrap_or_default();
+    let target = &backup.target;
+    let mut env = vec![
+        env_var(
+            "OPENBAO_ADDR",
+            openbao_addrs(&name, &namespace, cluster.spec.replicas()),
+        ),
+        env_var("OPENBAO_CLUSTER", name.clone()),
+        env_var("OPENBAO_NAMESPACE", namespace.clone()),
+        env_var("BACKUP_KIND", "scheduled".into()),
+        env_var("BACKUP_RESULT_FILE", "/dev/termination-log".into()),
+        env_var("LOG_FORMAT", "json".into()),
+        env_var("S3_BUCKET", target.bucket.clone()),
+        env_var("S3_PART_SIZE", target.part_size().to_string()),
+        env_var("S3_CONCURRENCY", target.concurrency().to_string()),
+    ];
+    let optional = [
+        ("S3_ENDPOINT", &target.endpoint),
+        ("S3_REGION", &target.region),
+        ("S3_PATH_PREFIX", &target.path_prefix),
+    ];
+    env.extend(
+        optional
+            .into_iter()
+            .filter_map(|(k, v)| v.clone().map(|v| env_var(k, v))),
+    );
+
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    if let Some(secret) = &target.credentials_secret_ref {
+        env.push(env_var("S3_CREDENTIALS_DIR", S3_DIR.into()));
+        volumes.push(Volume {
+            name: "s3-credentials".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.name.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        mounts.push(mount("s3-credentials", S3_DIR));
+    }
+    let jwt_dir = DEFAULT_JWT_FILE
+        .rsplit_once('/')
+        .map(|(dir, _)| dir)
+        .expect("a path");
+    let service_account = match (&backup.jwt_auth_role, &backup.token_secret_ref) {
+        (Some(role), _) => {
+            env.push(env_var("OPENBAO_JWT_ROLE", role.clone()));
+            env.push(env_var(
+                "OPENBAO_JWT_AUDIENCE",
+                settings.jwt_audience.clone(),
+            ));
+            volumes.push(Volume {
+                name: "openbao-jwt".into(),
+                projected: Some(ProjectedVolumeSource {
+                    sources: Some(vec![VolumeProjection {
+                        service_account_token: Some(ServiceAccountTokenProjection {
+                            audience: Some(settings.jwt_audience.clone()),
+                            expiration_seconds: Some(600),
+                            path: "token".into(),
+                        }),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            mounts.push(mount("openbao-jwt", jwt_dir));
+            Some(service_account_name(&name))
+        }
+        (None, Some(secret)) => {
+            env.push(env_var("OPENBAO_TOKEN_FILE", format!("{TOKEN_DIR}/token")));
+            volumes.push(Volume {
+                name: "openbao-token".into(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(secret.name.clone()),
+                    items: Some(vec![KeyToPath {
+                        key: "token".into(),
+                        path: "token".into(),
+                        mode: None,
+                    }]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            mounts.push(mount("openbao-token", TOKEN_DIR));
+            None
+        }
+        (None, None) => None,
+    };
+
+    let container = Container {
+        name: "backup".into(),
+        image: Some(backup.executor_image.clone()),
+        args: Some(vec!["backup".into()]),
+        env: Some(env),
+        volume_mounts: Some(mounts),
+        resources: Some(resources(target.part_size(), target.concurrency())),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let pod = PodSpec {
+        restart_policy: Some("Never".into()),
+        service_account_name: service_account,
+        automount_service_account_token: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(RUN_AS),
+            run_as_group: Some(RUN_AS),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        containers: vec![container],
+        volumes: Some(volumes),
+        ..Default::default()
+    };
+    CronJob {
+        metadata: meta(cluster, cronjob_name(&name)),
+        spec: Some(CronJobSpec {
+            schedule: backup.schedule.clone(),
+            concurrency_policy: Some("Forbid".into()),
+            starting_deadline_seconds: Some(300),
+            successful_jobs_history_limit: Some(3),
+            failed_jobs_history_limit: Some(3),
+            job_template: JobTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(backup_labels(&name)),
+                    ..Default::default()
+                }),
+                spec: Some(JobSpec {
+                    // One attempt per Job: the executor retries what is
+                    // transient, and a failure is reported, not hidden.
+                    backoff_limit: Some(0),
+                    active_deadline_seconds: Some(6 * 3600),
+                    template: PodTemplateSpec {
+                        metadata: Some(ObjectMeta {
+                            labels: Some(backup_labels(&name)),
+                            ..Default::default()
+                        }),
+                        spec: Some(pod),
+                    },
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Memory follows the executor's bound: (concurrency + 1) parts plus room
+/// for the runtime; the limit leaves headroom over the request.
+fn resources(part_size: u64, concurrency: u16) -> ResourceRequirements {
+    const MIB: u64 = 1024 * 1024;
+    let request = (u64::from(concurrency) + 1) * part_size + 32 * MIB;
+    let limit = request + request / 2;
+    let mib = |bytes: u64| Quantity(format!("{}Mi", bytes.div_ceil(MIB)));
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".into(), Quantity("100m".into())),
+            ("memory".into(), mib(request)),
+        ])),
+        limits: Some(BTreeMap::from([("memory".into(), mib(limit))])),
+        ..Default::default()
+    }
+}
+
+/// Backup pods may reach DNS, the cluster's OpenBao pods and the storage
+/// endpoint's port, and accept no connections.
+pub fn network_policy(cluster: &OpenBaoCluster, backup: &BackupSpec) -> NetworkPolicy {
+    let name = cluster.name_any();
+    let port = |protocol: &str, port: i32| NetworkPolicyPort {
+        protocol: Some(protocol.into()),
+        port: Some(IntOrString::Int(port)),
+        ..Default::default()
+    };
+    let dns = NetworkPolicyEgressRule {
+        to: Some(vec![NetworkPolicyPeer {
+            namespace_selector: Some(LabelSelector::default()),
+            ..Default::default()
+        }]),
+        ports: Some(vec![port("UDP", 53), port("TCP", 53)]),
+    };
+    let openbao = NetworkPolicyEgressRule {
+        to: Some(vec![NetworkPolicyPeer {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([
+                    ("app.kubernetes.io/name".into(), "openbao".into()),
+                    ("app.kubernetes.io/instance".into(), name.clone()),
+                ])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+        ports: Some(vec![port("TCP", OPENBAO_PORT)]),
+    };
+    // The endpoint's addresses are not known in advance (DNS, load
+    // balancers): restrict by port, to any destination.
+    let storage = NetworkPolicyEgressRule {
+        to: None,
+        ports: Some(vec![port("TCP", endpoint_port(backup))]),
+    };
+    NetworkPolicy {
+        metadata: meta(cluster, cronjob_name(&name)),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(backup_labels(&name)),
+                ..Default::default()
+            }),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            egress: Some(vec![dns, openbao, storage]),
+            ingress: Some(Vec::new()),
+        }),
+    }
+}
+
+/// The storage endpoint's port: explicit, or 443 for https (and AWS), 80
+/// for http.
+fn endpoint_port(backup: &BackupSpec) -> i32 {
+    let Some(endpoint) = &backup.target.endpoint else {
+        return 443;
+    };
+    let (scheme, rest) = endpoint.split_once("://").unwrap_or(("https", endpoint));
+    let authority = rest.split('/').next().unwrap_or_default();
+    match authority.rsplit_once(':').and_then(|(_, p)| p.parse().ok()) {
+        Some(port) => port,
+        None if scheme == "http" => 80,
+        None => 443,
+    }
+}
+
+fn env_var(name: &str, value: String) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value),
+        ..Default::default()
+    }
+}
+
+fn mount(volume: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: volume.into(),
+        mount_path: path.into(),
+        read_only: Some(true),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{BackupTarget, LocalRef, OpenBaoClusterSpec};
+
+    fn cluster(backup: BackupSpec) -> OpenBaoCluster {
+        let mut cluster = OpenBaoCluster::new(
+            "bao",
+            OpenBaoClusterSpec {
+                backup: Some(backup),
+                ..Default::default()
+            },
+        );
+        cluster.metadata.namespace = Some("prod".into());
+        cluster.metadata.uid = Some("uid-1".into());
+        cluster
+    }
+
+    fn jwt_backup() -> BackupSpec {
+        BackupSpec {
+            schedule: "0 3 * * *".into(),
+            executor_image: "openbao/backup-executor:v0.1.0".into(),
+            jwt_auth_role: Some("backup".into()),
+            target: BackupTarget {
+                endpoint: Some("https://s3.amazonaws.com".into()),
+                bucket: "openbao-backups".into(),
+                region: Some("us-east-1".into()),
+                path_prefix: Some("clusters/bao".into()),
+                credentials_secret_ref: Some(LocalRef {
+                    name: "s3-credentials".into(),
+                }),
+                part_size: Some(20 * 1024 * 1024),
+                concurrency: Some(5),
+            },
+            ..Default::default()
+        }
+    }
+
+    fn settings() -> OperatorSettings {
+        OperatorSettings {
+            jwt_audience: "openbao-internal".into(),
+        }
+    }
+
+    fn pod(cronjob: &CronJob) -> PodSpec {
+        let job = cronjob
+            .spec
+            .as_ref()
+            .unwrap()
+            .job_template
+            .spec
+            .as_ref()
+            .unwrap();
+        job.template.spec.clone().unwrap()
+    }
+
+    fn env(pod: &PodSpec) -> BTreeMap<String, String> {
+        let container = &pod.containers[0];
+        container
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn cronjob_runs_the_backup_command_with_the_target() {
+        let backup = jwt_backup();
+        let cluster = cluster(backup.clone());
+        let cronjob = cronjob(&cluster, &backup, &settings());
+        assert_eq!(cronjob.metadata.name.as_deref(), Some("bao-backup"));
+        let spec = cronjob.spec.as_ref().unwrap();
+        assert_eq!(spec.schedule, "0 3 * * *");
+        assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
+        let owner = &cronjob.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.controller),
+            ("OpenBaoCluster", Some(true))
+        );
+
+        let pod = pod(&cronjob);
+        assert_eq!(pod.containers[0].args, Some(vec!["backup".to_string()]));
+        let env = env(&pod);
+        assert_eq!(env["S3_PART_SIZE"], "20971520");
+        assert_eq!(env["S3_CONCURRENCY"], "5");
+        assert_eq!(env["S3_ENDPOINT"], "https://s3.amazonaws.com");
+        assert_eq!(env["S3_CREDENTIALS_DIR"], S3_DIR);
+        assert_eq!(env["BACKUP_RESULT_FILE"], "/dev/termination-log");
+        assert_eq!(env["OPENBAO_JWT_ROLE"], "backup");
+        assert_eq!(
+            env["OPENBAO_ADDR"],
+            "https://bao-0.bao-internal.prod.svc:8200,https://bao-1.bao-internal.prod.svc:8200,https://bao-2.bao-internal.prod.svc:8200"
+        );
+        assert!(!env.contains_key("OPENBAO_TOKEN_FILE"));
+    }
+
+    #[test]
+    fn jwt_auth_uses_a_projected_token_with_the_operator_audience() {
+        let backup = jwt_backup();
+        let cluster = cluster(backup.clone());
+        let pod = pod(&cronjob(&cluster, &backup, &settings()));
+        assert_eq!(
+            pod.service_account_name.as_deref(),
+            Some("bao-backup-serviceaccount")
+        );
+        let projected = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find_map(|v| v.projected.clone())
+            .unwrap();
+        let token = projected.sources.unwrap()[0]
+            .service_account_token
+            .clone()
+            .unwrap();
+        assert_eq!(token.audience.as_deref(), Some("openbao-internal"));
+        let mount = pod.containers[0]
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.name == "openbao-jwt")
+            .unwrap();
+        assert_eq!(
+            format!("{}/{}", mount.mount_path, token.path),
+            DEFAULT_JWT_FILE
+        );
+        assert!(service_account(&cluster, &backup).is_some());
+    }
+
+    #[test]
+    fn token_auth_mounts_the_secret_and_needs_no_service_account() {
+        let backup = BackupSpec {
+            jwt_auth_role: None,
+            token_secret_ref: Some(LocalRef {
+                name: "backup-token".into(),
+            }),
+            ..jwt_backup()
+        };
+        let cluster = cluster(backup.clone());
+        let pod = pod(&cronjob(&cluster, &backup, &settings()));
+        assert_eq!(
+            env(&pod)["OPENBAO_TOKEN_FILE"],
+            "/var/run/secrets/openbao-backup/token/token"
+        );
+        assert_eq!(pod.service_account_name, None);
+        assert!(service_account(&cluster, &backup).is_none());
+        let secret = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find_map(|v| v.secret.clone().filter(|s| s.items.is_some()))
+            .unwrap();
+        assert_eq!(secret.secret_name.as_deref(), Some("backup-token"));
+    }
+
+    #[test]
+    fn pods_are_hardened() {
+        let backup = jwt_backup();
+        let pod = pod(&cronjob(&cluster(backup.clone()), &backup, &settings()));
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let pod_security = pod.security_context.unwrap();
+        assert_eq!(pod_security.run_as_non_root, Some(true));
+        assert_eq!(
+            pod_security.seccomp_profile.unwrap().type_,
+            "RuntimeDefault"
+        );
+        let security = pod.containers[0].security_context.clone().unwrap();
+        assert_eq!(security.allow_privilege_escalation, Some(false));
+        assert_eq!(security.read_only_root_filesystem, Some(true));
+        assert_eq!(
+            security.capabilities.unwrap().drop,
+            Some(vec!["ALL".to_string()])
+        );
+        assert!(
+            pod.containers[0]
+                .volume_mounts
+                .iter()
+                .flatten()
+                .all(|m| m.read_only == Some(true))
+        );
+    }
+
+    #[test]
+    fn memory_follows_part_size_and_concurrency() {
+        // 20 MiB parts x (5 + 1) + 32 MiB.
+        let requests = resources(20 * 1024 * 1024, 5).requests.unwrap();
+        assert_eq!(requests["memory"], Quantity("152Mi".into()));
+        let defaults = resources(10 * 1024 * 1024, 3);
+        assert_eq!(
+            defaults.requests.unwrap()["memory"],
+            Quantity("72Mi".into())
+        );
+        assert_eq!(defaults.limits.unwrap()["memory"], Quantity("108Mi".into()));
+    }
+
+    #[test]
+    fn network_policy_allows_dns_openbao_and_storage_only() {
+        let mut backup = jwt_backup();
+        backup.target.endpoint = Some("http://minio.storage.svc:9000/".into());
+        let policy = network_policy(&cluster(backup.clone()), &backup);
+        let spec = policy.spec.unwrap();
+        assert_eq!(spec.ingress, Some(Vec::new()), "no ingress at all");
+        let ports: Vec<i32> = spec
+            .egress
+            .unwrap()
+            .iter()
+            .flat_map(|rule| rule.ports.clone().unwrap())
+            .map(|p| match p.port.unwrap() {
+                IntOrString::Int(port) => port,
+                IntOrString::String(s) => panic!("{s}"),
+            })
+            .collect();
+        assert_eq!(ports, vec![53, 53, 8200, 9000]);
+        assert_eq!(
+            spec.pod_selector.unwrap().match_labels.unwrap(),
+            backup_labels("bao")
+        );
+    }
+
+    #[test]
+    fn endpoint_ports() {
+        let with = |endpoint: Option<&str>| {
+            let mut backup = jwt_backup();
+            backup.target.endpoint = endpoint.map(str::to_string);
+            endpoint_port(&backup)
+        };
+        assert_eq!(with(None), 443);
+        assert_eq!(with(Some("https://s3.amazonaws.com")), 443);
+        assert_eq!(with(Some("http://garage:3900")), 3900);
+        assert_eq!(with(Some("http://minio.local")), 80);
+    }
+}
