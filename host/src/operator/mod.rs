@@ -4,4 +4,5 @@
 
 pub mod desired;
 pub mod schedule;
+pub mod status;
 pub mod validate;

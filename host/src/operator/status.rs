@@ -1,0 +1,291 @@
+//! Folding finished backup Jobs into `status.backup` and the conditions.
+//! Pure: the reconcile reads Jobs and the clock, this decides.
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::api::BackupStatus;
+use crate::backup::BackupResult;
+
+pub const BACKUP_CONFIGURED: &str = "BackupConfigured";
+pub const BACKUP_HEALTHY: &str = "BackupHealthy";
+
+/// Kubernetes' `Time` from a chrono time.
+pub fn time(at: DateTime<Utc>) -> Time {
+    let timestamp =
+        k8s_openapi::jiff::Timestamp::new(at.timestamp(), at.timestamp_subsec_nanos() as i32)
+            .expect("chrono times are within jiff's range");
+    Time(timestamp)
+}
+
+/// A backup Job that has finished, as the operator saw it.
+#[derive(Debug, Clone)]
+pub struct JobOutcome {
+    pub job_name: String,
+    pub finished_at: DateTime<Utc>,
+    /// The JSON the executor wrote to its termination message, if any.
+    pub result: Option<BackupResult>,
+    /// Why Kubernetes failed the Job (deadline, pod evicted...), when the
+    /// executor could not say.
+    pub job_failure: Option<String>,
+}
+
+impl JobOutcome {
+    pub fn succeeded(&self) -> bool {
+        matches!(self.result, Some(BackupResult::Succeeded { .. }))
+    }
+
+    /// One line for status and events.
+    pub fn failure_reason(&self) -> String {
+        match (&self.result, &self.job_failure) {
+            (Some(BackupResult::Failed { reason, .. }), _) => reason.clone(),
+            (_, Some(failure)) => format!("Job {} failed: {failure}", self.job_name),
+            _ => format!(
+                "Job {} failed without a result (see its pod's logs)",
+                self.job_name
+            ),
+        }
+    }
+}
+
+/// Reads the executor's result from a termination message; the last line
+/// holds it when Kubernetes fell back to the logs.
+pub fn parse_result(message: &str) -> Option<BackupResult> {
+    message
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line.trim()).ok())
+}
+
+/// Applies one finished Job to the status.
+pub fn record(status: &mut BackupStatus, outcome: &JobOutcome) {
+    status.last_attempt_time = Some(time(outcome.finished_at));
+    match &outcome.result {
+        Some(BackupResult::Succeeded {
+            key,
+            size,
+            sha256,
+            duration_seconds,
+            completed_at,
+            ..
+        }) => {
+            status.last_backup_time = Some(time(*completed_at));
+            status.last_backup_name = Some(key.clone());
+            status.last_backup_size = Some(*size);
+            status.last_backup_sha256 = Some(sha256.clone());
+            status.last_backup_duration = Some(format!("{duration_seconds:.1}s"));
+            status.consecutive_failures = 0;
+            status.last_failure_reason = None;
+        }
+        _ => {
+            status.consecutive_failures += 1;
+            status.last_failure_reason = Some(outcome.failure_reason());
+        }
+    }
+}
+
+/// `BackupConfigured` from validation, `BackupHealthy` from the status.
+pub fn conditions(
+    previous: &[Condition],
+    problems: Option<&[String]>,
+    status: &BackupStatus,
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) -> Vec<Condition> {
+    let configured = match problems {
+        None => (
+            "True",
+            "Valid",
+            "the backup CronJob is in place".to_string(),
+        ),
+        Some(problems) => ("False", "InvalidSpec", problems.join("; ")),
+    };
+    let healthy = match (status.consecutive_failures, &status.last_backup_time) {
+        (0, Some(_)) => (
+            "True",
+            "BackupSucceeded",
+            "the last backup succeeded".to_string(),
+        ),
+        (0, None) => (
+            "Unknown",
+            "NoBackupYet",
+            "no backup has finished yet".to_string(),
+        ),
+        (failures, _) => (
+            "False",
+            "BackupFailed",
+            format!(
+                "{failures} backup(s) failed in a row: {}",
+                status
+                    .last_failure_reason
+                    .as_deref()
+                    .unwrap_or("unknown reason")
+            ),
+        ),
+    };
+    [(BACKUP_CONFIGURED, configured), (BACKUP_HEALTHY, healthy)]
+        .into_iter()
+        .map(|(kind, (state, reason, message))| {
+            let unchanged = previous
+                .iter()
+                .find(|c| c.type_ == kind && c.status == state);
+            Condition {
+                type_: kind.into(),
+                status: state.into(),
+                reason: reason.into(),
+                message,
+                observed_generation: generation,
+                // The time moves only when the status does.
+                last_transition_time: unchanged
+                    .map(|c| c.last_transition_time.clone())
+                    .unwrap_or_else(|| time(now)),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::BackupKind;
+    use chrono::TimeZone;
+
+    fn at(hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 24, hour, 0, 0).unwrap()
+    }
+
+    fn success(hour: u32) -> JobOutcome {
+        JobOutcome {
+            job_name: format!("bao-backup-{hour}"),
+            finished_at: at(hour),
+            result: Some(BackupResult::Succeeded {
+                key: format!("clusters/prod/bao/2026112{hour}.snap"),
+                manifest_key: String::new(),
+                bucket: "b".into(),
+                size: 4096,
+                sha256: "ab".repeat(32),
+                kind: BackupKind::Scheduled,
+                source_node: "https://bao-0:8200/".into(),
+                started_at: at(hour),
+                completed_at: at(hour),
+                duration_seconds: 12.34,
+                throughput_bytes_per_second: 1,
+                parts: 1,
+                peak_memory_bytes: None,
+            }),
+            job_failure: None,
+        }
+    }
+
+    fn failure(hour: u32, reason: &str) -> JobOutcome {
+        JobOutcome {
+            job_name: format!("bao-backup-{hour}"),
+            finished_at: at(hour),
+            result: Some(BackupResult::Failed {
+                cause: "auth".into(),
+                reason: reason.into(),
+                kind: BackupKind::Scheduled,
+                started_at: at(hour),
+                completed_at: at(hour),
+            }),
+            job_failure: None,
+        }
+    }
+
+    #[test]
+    fn successes_reset_failures_and_failures_count_up() {
+        let mut status = BackupStatus::default();
+        record(&mut status, &success(1));
+        assert_eq!(status.last_backup_duration.as_deref(), Some("12.3s"));
+        assert_eq!(status.last_backup_size, Some(4096));
+        record(
+            &mut status,
+            &failure(2, "OpenBao authentication failed: denied"),
+        );
+        record(&mut status, &failure(3, "S3 error: slow down"));
+        assert_eq!(status.consecutive_failures, 2);
+        assert_eq!(
+            status.last_failure_reason.as_deref(),
+            Some("S3 error: slow down")
+        );
+        assert_eq!(
+            status.last_backup_time,
+            Some(time(at(1))),
+            "the last good backup stays"
+        );
+        assert_eq!(status.last_attempt_time, Some(time(at(3))));
+        record(&mut status, &success(4));
+        assert_eq!(
+            (
+                status.consecutive_failures,
+                status.last_failure_reason.clone()
+            ),
+            (0, None)
+        );
+    }
+
+    #[test]
+    fn a_job_killed_before_writing_a_result_is_a_failure() {
+        let mut status = BackupStatus::default();
+        let outcome = JobOutcome {
+            job_name: "bao-backup-1".into(),
+            finished_at: at(1),
+            result: None,
+            job_failure: Some("Job was active longer than specified deadline".into()),
+        };
+        record(&mut status, &outcome);
+        assert_eq!(status.consecutive_failures, 1);
+        assert!(status.last_failure_reason.unwrap().contains("deadline"));
+    }
+
+    #[test]
+    fn termination_messages() {
+        let line = serde_json::to_string(&success(1).result.unwrap()).unwrap();
+        assert!(matches!(
+            parse_result(&line),
+            Some(BackupResult::Succeeded { .. })
+        ));
+        // FallbackToLogsOnError: the result is the last log line.
+        let logs =
+            format!("{{\"level\":\"INFO\",\"message\":\"streaming\"}}\nbackup failed: x\n{line}\n");
+        assert!(matches!(
+            parse_result(&logs),
+            Some(BackupResult::Succeeded { .. })
+        ));
+        assert!(parse_result("panic: oh no").is_none());
+    }
+
+    #[test]
+    fn conditions_keep_their_transition_time_while_unchanged() {
+        let mut status = BackupStatus::default();
+        let first = conditions(&[], None, &status, Some(1), at(1));
+        assert_eq!(first[0].status, "True");
+        assert_eq!(first[1].status, "Unknown");
+        record(&mut status, &success(2));
+        let second = conditions(&first, None, &status, Some(1), at(2));
+        assert_eq!(
+            second[0].last_transition_time,
+            time(at(1)),
+            "BackupConfigured did not change"
+        );
+        assert_eq!(
+            (second[1].status.as_str(), &second[1].last_transition_time),
+            ("True", &time(at(2)))
+        );
+        record(&mut status, &failure(3, "S3 error: denied"));
+        let third = conditions(
+            &second,
+            Some(&["spec.backup.schedule: bad".to_string()]),
+            &status,
+            Some(2),
+            at(3),
+        );
+        assert_eq!(
+            (third[0].status.as_str(), third[0].reason.as_str()),
+            ("False", "InvalidSpec")
+        );
+        assert!(third[0].message.contains("spec.backup.schedule"));
+        assert_eq!(third[1].reason, "BackupFailed");
+        assert!(third[1].message.contains("S3 error: denied"));
+    }
+}
