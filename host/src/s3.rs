@@ -53,7 +53,7 @@ pub async fn client(target: &TargetConfig) -> Result<Client, BackupError> {
     for path in target.ca_bundle.iter().chain(secret_ca(target).iter()) {
         let pem = std::fs::read(path).map_err(|e| {
             BackupError::Config(format!(
-                "cannot read --ca-bundle (AWS_CA_BUNDLE) {}: {e}",
+                "cannot read the S3 CA bundle {} (--ca-bundle, or caCert in --credentials-dir): {e}",
                 path.display()
             ))
         })?;
@@ -62,7 +62,7 @@ pub async fn client(target: &TargetConfig) -> Result<Client, BackupError> {
     let tls = TlsContext::builder()
         .with_trust_store(trust)
         .build()
-        .map_err(|e| BackupError::Config(format!("invalid --ca-bundle (AWS_CA_BUNDLE): {e}")))?;
+        .map_err(|e| BackupError::Config(format!("invalid S3 CA bundle: {e}")))?;
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .tls_context(tls)
