@@ -7,10 +7,12 @@
 
 use std::io::Write;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use crate::random;
 
 pub const REGION: &str = "garage";
 
@@ -101,23 +103,20 @@ root_domain = ".s3.garage.localhost"
             dir,
             guard: Mutex::new(Some((child, stdin))),
         };
-        garage.wait_ready(&binary, &config)?;
+        garage.wait_ready()?;
         Ok(garage)
     }
 
     /// Ready when the default key exists, which Garage creates after its
     /// layout is in place.
-    fn wait_ready(&self, binary: &Path, config: &Path) -> Result<(), String> {
+    fn wait_ready(&self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            let out = Command::new(binary)
-                .args(["-c"])
-                .arg(config)
-                .args(["key", "info", &self.access_key_id])
-                .env("RUST_LOG", "error")
-                .output()
-                .map_err(|e| e.to_string())?;
-            if out.status.success() {
+            if self
+                .cli(&["key", "info", &self.access_key_id])?
+                .status
+                .success()
+            {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -126,6 +125,17 @@ root_domain = ".s3.garage.localhost"
         Err(format!(
             "Garage did not become ready within 30 s; its log:\n{log}"
         ))
+    }
+
+    /// Runs a `garage` admin command against this server.
+    pub fn cli(&self, args: &[&str]) -> Result<std::process::Output, String> {
+        Command::new(Self::binary()?)
+            .arg("-c")
+            .arg(self.dir.join("garage.toml"))
+            .args(args)
+            .env("RUST_LOG", "error")
+            .output()
+            .map_err(|e| format!("cannot run garage {}: {e}", args.join(" ")))
     }
 
     /// Environment for the AWS CLI and the backup command.
@@ -161,11 +171,4 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
-}
-
-fn random<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .expect("randomness");
-    bytes
 }

@@ -8,5 +8,13 @@ pub mod s3proxy;
 pub mod snapshot;
 pub mod tls;
 
+/// Random bytes from the OS, for tokens, keys and names.
+pub fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .expect("the OS provides randomness");
+    bytes
+}
+
 pub use openbao::{FakeConfig, FakeOpenBao, Fault, Health, JwtRole};
 pub use snapshot::SnapshotSpec;

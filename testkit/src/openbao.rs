@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::jwt::{self, JwtPublicKey};
+use crate::random;
 use crate::snapshot::{self, SnapshotSpec};
 use crate::tls::TestCa;
 
@@ -236,11 +237,11 @@ fn error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
+/// OpenBao's answer to a token without the capability.
+const PERMISSION_DENIED: &str = "1 error occurred:\n\t* permission denied\n\n";
+
 fn permission_denied() -> Response {
-    error(
-        StatusCode::FORBIDDEN,
-        "1 error occurred:\n\t* permission denied\n\n",
-    )
+    error(StatusCode::FORBIDDEN, PERMISSION_DENIED)
 }
 
 async fn health(State(inner): State<Shared>) -> Response {
@@ -330,7 +331,7 @@ async fn login(State(inner): State<Shared>, Path(mount): Path<String>, body: Byt
     if let Err(message) = check_claims(&claims, &role, chrono::Utc::now().timestamp()) {
         return error(StatusCode::BAD_REQUEST, &message);
     }
-    let client_token = format!("s.{}", hex::encode(rand_bytes()));
+    let client_token = format!("s.{}", hex::encode(random::<12>()));
     let mut policies = vec!["default".to_string()];
     policies.extend(role.policies.iter().cloned());
     inner
@@ -340,7 +341,7 @@ async fn login(State(inner): State<Shared>, Path(mount): Path<String>, body: Byt
     axum::Json(serde_json::json!({
         "auth": {
             "client_token": client_token,
-            "accessor": hex::encode(rand_bytes()),
+            "accessor": hex::encode(random::<12>()),
             "policies": policies,
             "token_policies": policies,
             "lease_duration": role.ttl_seconds,
@@ -418,7 +419,7 @@ async fn snapshot_get(State(shared): State<Shared>, headers: HeaderMap) -> Respo
         Fault::Status(code) => {
             let status = StatusCode::from_u16(code).expect("valid status");
             let message = match code {
-                403 => "1 error occurred:\n\t* permission denied\n\n",
+                403 => PERMISSION_DENIED,
                 503 => "Vault is sealed",
                 _ => "internal error",
             };
@@ -614,13 +615,6 @@ impl<R: io::Read> io::Read for CountingReader<R> {
         self.count += n as u64;
         Ok(n)
     }
-}
-
-fn rand_bytes() -> [u8; 12] {
-    let mut bytes = [0u8; 12];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .expect("randomness");
-    bytes
 }
 
 #[cfg(test)]

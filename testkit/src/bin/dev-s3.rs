@@ -21,18 +21,9 @@ struct Args {
 fn main() {
     let args = Args::parse();
     let garage = Garage::start().unwrap_or_else(|e| panic!("{e}"));
-    let create = std::process::Command::new(Garage::binary().expect("garage binary"))
-        .arg("-c")
-        .arg(garage.dir.join("garage.toml"))
-        .args(["bucket", "create", &args.bucket])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("garage bucket create");
-    assert!(create.success(), "cannot create bucket {}", args.bucket);
-    let allow = std::process::Command::new(Garage::binary().expect("garage binary"))
-        .arg("-c")
-        .arg(garage.dir.join("garage.toml"))
-        .args([
+    let grants: [&[&str]; 2] = [
+        &["bucket", "create", &args.bucket],
+        &[
             "bucket",
             "allow",
             "--read",
@@ -41,15 +32,17 @@ fn main() {
             &args.bucket,
             "--key",
             &garage.access_key_id,
-        ])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("garage bucket allow");
-    assert!(
-        allow.success(),
-        "cannot grant the key access to {}",
-        args.bucket
-    );
+        ],
+    ];
+    for command in grants {
+        let out = garage.cli(command).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            out.status.success(),
+            "garage {} failed: {}",
+            command.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     std::fs::create_dir_all(&args.dir).expect("create --dir");
     std::fs::write(args.dir.join("accessKeyId"), &garage.access_key_id).expect("write accessKeyId");

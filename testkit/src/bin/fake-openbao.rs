@@ -31,10 +31,7 @@ struct Args {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let mut random = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random)
-        .expect("randomness");
-    let token = format!("s.{}", hex::encode(random));
+    let token = format!("s.{}", hex::encode(testkit::random::<16>()));
     std::fs::write(&args.token_file, &token).expect("write --token-file");
     let spec = SnapshotSpec {
         gzip_level: args.gzip_level,
