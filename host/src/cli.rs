@@ -10,13 +10,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::backup::{BackupConfig, BackupKind};
 use crate::openbao::{Auth, OpenBaoConfig};
-use crate::s3::{MIN_PART_SIZE, TargetConfig};
+use crate::s3::{MAX_CONCURRENCY, MAX_PART_SIZE, MIN_PART_SIZE, TargetConfig};
 use crate::units::{parse_duration, parse_size};
 
 /// Where the operator mounts the projected ServiceAccount token.
 pub const DEFAULT_JWT_FILE: &str = "/var/run/secrets/openbao-backup/jwt/token";
-/// S3 refuses parts above 5 GiB.
-const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -148,7 +146,7 @@ pub struct TargetArgs {
 
     /// Parts uploaded at once. Memory is about (concurrency + 1) x part size.
     #[arg(long, env = "S3_CONCURRENCY", default_value_t = 3,
-          value_parser = clap::value_parser!(u16).range(1..=64))]
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_CONCURRENCY)))]
     pub concurrency: u16,
 
     /// Directory holding `accessKeyId`, `secretAccessKey` and optionally

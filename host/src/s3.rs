@@ -15,7 +15,11 @@ use bytes::Bytes;
 use crate::error::{BackupError, error_chain};
 use crate::secret::Secret;
 
+/// S3's part size bounds (the last part may be smaller).
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// The most parts the executor uploads at once.
+pub const MAX_CONCURRENCY: u16 = 64;
 pub const MAX_PARTS: u64 = 10_000;
 
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use cron::Schedule;
 
 use crate::api::{BackupSpec, OpenBaoClusterSpec, PluginRef};
 use crate::operator::schedule;
-use crate::s3::MIN_PART_SIZE;
+use crate::s3::{MAX_CONCURRENCY, MAX_PART_SIZE, MIN_PART_SIZE};
 
 /// A `spec.backup` that passed validation, with its parsed parts.
 #[derive(Debug, Clone)]
@@ -80,14 +80,14 @@ fn validate_backup(backup: &BackupSpec, problems: &mut Vec<String>) -> Option<Va
         );
     }
     let part_size = target.part_size();
-    if !(MIN_PART_SIZE..=5 * 1024 * 1024 * 1024).contains(&part_size) {
+    if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part_size) {
         problems.push(format!(
             "spec.backup.target.partSize is {part_size}; S3 parts are 5 MiB ({MIN_PART_SIZE}) to 5 GiB"
         ));
     }
-    if !(1..=64).contains(&target.concurrency()) {
+    if !(1..=MAX_CONCURRENCY).contains(&target.concurrency()) {
         problems.push(format!(
-            "spec.backup.target.concurrency is {}; use 1 to 64",
+            "spec.backup.target.concurrency is {}; use 1 to {MAX_CONCURRENCY}",
             target.concurrency()
         ));
     }
