@@ -115,11 +115,11 @@ pub struct BackupTarget {
     /// Multipart part size in bytes (default 10 MiB). The largest backup is
     /// 10,000 parts; memory is about (concurrency + 1) x partSize.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 5_242_880, max = 5_368_709_120_i64))]
+    #[schemars(range(min = crate::s3::MIN_PART_SIZE, max = crate::s3::MAX_PART_SIZE))]
     pub part_size: Option<u64>,
     /// Parts uploaded at once (default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 64))]
+    #[schemars(range(min = 1, max = crate::s3::MAX_CONCURRENCY))]
     pub concurrency: Option<u16>,
 }
 
