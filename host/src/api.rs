@@ -335,6 +335,11 @@ pub struct BackupStatus {
     pub consecutive_failures: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure_reason: Option<String>,
+    /// UIDs of the finished backup Jobs already folded into this status, so
+    /// that no Job is counted twice, across operator restarts too. Only Jobs
+    /// that still exist are listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recorded_jobs: Vec<String>,
 }
 
 #[cfg(test)]

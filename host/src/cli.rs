@@ -45,9 +45,39 @@ pub enum Command {
     /// with a one-line reason on stderr when the backup fails, leaving nothing
     /// behind in the bucket.
     Backup(Box<BackupArgs>),
+    /// Run the operator: reconcile OpenBaoClusters' spec.backup into
+    /// CronJobs and their results into status.backup.
+    Operator(OperatorArgs),
     /// Print the OpenBaoCluster CustomResourceDefinition (YAML), for
     /// `kubectl apply -f -`.
     Crd,
+}
+
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// Audience of the backup pods' projected ServiceAccount tokens; the
+    /// OpenBao JWT role must bind the same audience.
+    #[arg(long, env = "OPENBAO_JWT_AUDIENCE", default_value = "openbao-internal")]
+    pub jwt_audience: String,
+
+    /// Where /metrics, /healthz and /readyz are served.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: std::net::SocketAddr,
+
+    /// Elect a leader through a Lease so that several replicas can run.
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+
+    /// Namespace of the Lease (the operator's own; the Downward API gives it).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+
+    #[arg(long, env = "LEASE_NAME", default_value = "openbao-backup-operator")]
+    pub lease_name: String,
+
+    /// This replica's identity in the Lease (its pod name).
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
 }
 
 #[derive(Debug, Args)]

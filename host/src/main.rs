@@ -15,6 +15,19 @@ fn main() -> ExitCode {
             .build()
             .expect("tokio runtime starts")
             .block_on(backup_command(*args)),
+        Command::Operator(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime starts")
+            .block_on(async {
+                match openbao_backup::operator::run(args).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(message) => {
+                        tracing::error!("{message}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }),
         Command::Crd => {
             print!("{}", openbao_backup::api::crd_yaml());
             ExitCode::SUCCESS

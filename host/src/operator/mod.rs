@@ -1,8 +1,130 @@
 //! The operator: turns `OpenBaoCluster.spec.backup` into CronJobs and Jobs
 //! running the `backup` command, and their results into `status.backup`.
-//! Pure parts (validation, schedules) are separate from the reconcile loop.
+//! Pure parts (validation, desired objects, status, Job reading, leader
+//! decisions) are separate from the reconcile and from this wiring.
 
 pub mod desired;
+pub mod jobs;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
 pub mod schedule;
 pub mod status;
 pub mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::Api;
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+
+use crate::api::OpenBaoCluster;
+use crate::cli::OperatorArgs;
+use crate::operator::desired::OperatorSettings;
+use crate::operator::leader::LeaseSettings;
+use crate::operator::metrics::Metrics;
+use crate::operator::reconcile::{Context, MANAGER};
+
+/// Label on every object the operator makes; its watches select on it.
+const MANAGED: &str = "app.kubernetes.io/managed-by=openbao-backup-operator";
+const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+
+pub async fn run(args: OperatorArgs) -> Result<(), String> {
+    let client = Client::try_default()
+        .await
+        .map_err(|e| format!("cannot reach the Kubernetes API: {e}"))?;
+    let metrics = Arc::new(Metrics::default());
+    let server = tokio::spawn(metrics::serve(args.metrics_addr, metrics.clone()));
+
+    let clusters = Api::<OpenBaoCluster>::all(client.clone());
+    clusters.list(&Default::default()).await.map_err(|e| {
+        format!(
+            "cannot list OpenBaoClusters ({e}): is the CRD installed (kubectl apply -f {})?",
+            crate::api::CRD_FILE
+        )
+    })?;
+
+    let identity = args
+        .pod_name
+        .clone()
+        .unwrap_or_else(|| format!("openbao-backup-{}", std::process::id()));
+    let lease = args.leader_election.then(|| LeaseSettings {
+        namespace: args.lease_namespace.clone(),
+        name: args.lease_name.clone(),
+        identity: identity.clone(),
+        duration: Duration::from_secs(15),
+        retry: Duration::from_secs(2),
+    });
+    if let Some(lease) = &lease {
+        leader::acquire(&client, lease)
+            .await
+            .map_err(|e| format!("leader election failed: {e}"))?;
+        let (client, lease) = (client.clone(), lease.clone());
+        tokio::spawn(async move {
+            leader::keep(&client, &lease).await;
+            // Another replica may lead now: stop before two reconcile.
+            std::process::exit(1);
+        });
+    }
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        settings: OperatorSettings {
+            jwt_audience: args.jwt_audience.clone(),
+        },
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: MANAGER.into(),
+                instance: Some(identity),
+            },
+        ),
+        metrics,
+    });
+    let managed = watcher::Config::default().labels(MANAGED);
+    let mut controller = Controller::new(clusters, watcher::Config::default())
+        .owns(Api::<ServiceAccount>::all(client.clone()), managed.clone())
+        .owns(Api::<NetworkPolicy>::all(client.clone()), managed.clone());
+    if serves_cronjobs(&client).await {
+        controller = controller.owns(Api::<CronJob>::all(client.clone()), managed.clone());
+    } else {
+        tracing::warn!("this API server does not serve batch/v1 CronJob: no scheduled backups");
+    }
+    // Jobs belong to the CronJob (or to whoever created them by hand); the
+    // instance label leads back to the cluster.
+    controller
+        .watches(Api::<Job>::all(client.clone()), managed, |job: Job| {
+            let cluster = job.labels().get(INSTANCE_LABEL)?;
+            Some(ObjectRef::new(cluster).within(&job.namespace()?))
+        })
+        .shutdown_on_signal()
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Ok((cluster, _)) = result {
+                tracing::debug!(cluster = %cluster.name, namespace = ?cluster.namespace, "reconciled");
+            }
+        })
+        .await;
+
+    if let Some(lease) = &lease {
+        leader::release(&client, lease).await;
+    }
+    server.abort();
+    tracing::info!("operator stopped");
+    Ok(())
+}
+
+async fn serves_cronjobs(client: &Client) -> bool {
+    match client.list_api_group_resources("batch/v1").await {
+        Ok(list) => list.resources.iter().any(|r| r.name == "cronjobs"),
+        Err(_) => false,
+    }
+}

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::api::BackupStatus;
-use crate::backup::BackupResult;
+use crate::api::{BackupStatus, OpenBaoClusterStatus};
+use crate::backup::{BackupKind, BackupResult};
 
 pub const BACKUP_CONFIGURED: &str = "BackupConfigured";
 pub const BACKUP_HEALTHY: &str = "BackupHealthy";
@@ -22,6 +22,10 @@ pub fn time(at: DateTime<Utc>) -> Time {
 #[derive(Debug, Clone)]
 pub struct JobOutcome {
     pub job_name: String,
+    pub job_uid: String,
+    /// Manual Jobs (`kubectl create job --from=cronjob/...`) inherit the
+    /// scheduled template, so the Job's annotation decides, not the result.
+    pub kind: BackupKind,
     pub finished_at: DateTime<Utc>,
     /// The JSON the executor wrote to its termination message, if any.
     pub result: Option<BackupResult>,
@@ -84,21 +88,74 @@ pub fn record(status: &mut BackupStatus, outcome: &JobOutcome) {
     }
 }
 
+/// Where the cluster's backup configuration stands after this reconcile.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Configured {
+    /// No `spec.backup`: nothing is scheduled and the backup conditions go.
+    Absent,
+    /// The CronJob and its companions are in place.
+    Applied,
+    /// The spec has problems (each names its field); the objects from the
+    /// last valid spec are kept.
+    Invalid(Vec<String>),
+    /// The spec is valid but the API server cannot hold the CronJob.
+    Unschedulable(String),
+}
+
+/// The whole status after this reconcile: the previous one, with the new
+/// outcomes folded in (oldest first), the Jobs counted, the next run and
+/// the conditions. Equal to `previous` when nothing changed.
+pub fn next(
+    previous: Option<&OpenBaoClusterStatus>,
+    configured: &Configured,
+    outcomes: &[JobOutcome],
+    recorded_jobs: Vec<String>,
+    next_run: Option<DateTime<Utc>>,
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) -> OpenBaoClusterStatus {
+    let previous = previous.cloned().unwrap_or_default();
+    let mut backup = previous.backup.clone().unwrap_or_default();
+    let mut outcomes: Vec<&JobOutcome> = outcomes.iter().collect();
+    outcomes.sort_by_key(|o| o.finished_at);
+    for outcome in outcomes {
+        record(&mut backup, outcome);
+    }
+    backup.recorded_jobs = recorded_jobs;
+    backup.next_scheduled_backup = match configured {
+        Configured::Applied => next_run.map(time),
+        _ => None,
+    };
+    let backup = (backup != BackupStatus::default()).then_some(backup);
+    let conditions = match configured {
+        Configured::Absent => Vec::new(),
+        _ => conditions(
+            &previous.conditions,
+            configured,
+            backup.as_ref().unwrap_or(&BackupStatus::default()),
+            generation,
+            now,
+        ),
+    };
+    OpenBaoClusterStatus { backup, conditions }
+}
+
 /// `BackupConfigured` from validation, `BackupHealthy` from the status.
-pub fn conditions(
+fn conditions(
     previous: &[Condition],
-    problems: Option<&[String]>,
+    configured: &Configured,
     status: &BackupStatus,
     generation: Option<i64>,
     now: DateTime<Utc>,
 ) -> Vec<Condition> {
-    let configured = match problems {
-        None => (
+    let configured = match configured {
+        Configured::Absent | Configured::Applied => (
             "True",
             "Valid",
             "the backup CronJob is in place".to_string(),
         ),
-        Some(problems) => ("False", "InvalidSpec", problems.join("; ")),
+        Configured::Invalid(problems) => ("False", "InvalidSpec", problems.join("; ")),
+        Configured::Unschedulable(why) => ("False", "CronJobUnavailable", why.clone()),
     };
     let healthy = match (status.consecutive_failures, &status.last_backup_time) {
         (0, Some(_)) => (
@@ -147,7 +204,6 @@ pub fn conditions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backup::BackupKind;
     use chrono::TimeZone;
 
     fn at(hour: u32) -> DateTime<Utc> {
@@ -157,6 +213,8 @@ mod tests {
     fn success(hour: u32) -> JobOutcome {
         JobOutcome {
             job_name: format!("bao-backup-{hour}"),
+            job_uid: format!("uid-{hour}"),
+            kind: BackupKind::Scheduled,
             finished_at: at(hour),
             result: Some(BackupResult::Succeeded {
                 key: format!("clusters/prod/bao/2026112{hour}.snap"),
@@ -180,6 +238,8 @@ mod tests {
     fn failure(hour: u32, reason: &str) -> JobOutcome {
         JobOutcome {
             job_name: format!("bao-backup-{hour}"),
+            job_uid: format!("uid-{hour}"),
+            kind: BackupKind::Scheduled,
             finished_at: at(hour),
             result: Some(BackupResult::Failed {
                 cause: "auth".into(),
@@ -229,6 +289,8 @@ mod tests {
         let mut status = BackupStatus::default();
         let outcome = JobOutcome {
             job_name: "bao-backup-1".into(),
+            job_uid: "uid-1".into(),
+            kind: BackupKind::Manual,
             finished_at: at(1),
             result: None,
             job_failure: Some("Job was active longer than specified deadline".into()),
@@ -258,11 +320,11 @@ mod tests {
     #[test]
     fn conditions_keep_their_transition_time_while_unchanged() {
         let mut status = BackupStatus::default();
-        let first = conditions(&[], None, &status, Some(1), at(1));
+        let first = conditions(&[], &Configured::Applied, &status, Some(1), at(1));
         assert_eq!(first[0].status, "True");
         assert_eq!(first[1].status, "Unknown");
         record(&mut status, &success(2));
-        let second = conditions(&first, None, &status, Some(1), at(2));
+        let second = conditions(&first, &Configured::Applied, &status, Some(1), at(2));
         assert_eq!(
             second[0].last_transition_time,
             time(at(1)),
@@ -275,7 +337,7 @@ mod tests {
         record(&mut status, &failure(3, "S3 error: denied"));
         let third = conditions(
             &second,
-            Some(&["spec.backup.schedule: bad".to_string()]),
+            &Configured::Invalid(vec!["spec.backup.schedule: bad".to_string()]),
             &status,
             Some(2),
             at(3),

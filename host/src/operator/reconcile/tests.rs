@@ -1,0 +1,577 @@
+//! The reconcile against a scripted API server (tower-test): every request
+//! the operator makes is expected in order, checked, and answered; any
+//! request beyond the script fails the test.
+
+use std::sync::Arc;
+
+use http::{Request, Response};
+use kube::client::Body;
+use serde_json::{Value, json};
+
+use super::*;
+
+type Respond = Box<dyn FnOnce(Value) -> (u16, Value) + Send>;
+
+struct Step {
+    method: &'static str,
+    path: String,
+    respond: Respond,
+}
+
+fn step(
+    method: &'static str,
+    path: &str,
+    respond: impl FnOnce(Value) -> (u16, Value) + Send + 'static,
+) -> Step {
+    Step {
+        method,
+        path: path.into(),
+        respond: Box::new(respond),
+    }
+}
+
+/// A write the API server accepts as sent.
+fn accept(method: &'static str, path: &str) -> Step {
+    step(method, path, |body| (200, body))
+}
+
+fn not_found() -> (u16, Value) {
+    (
+        404,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+               "reason": "NotFound", "message": "not found", "code": 404}),
+    )
+}
+
+fn list(items: Vec<Value>) -> (u16, Value) {
+    (
+        200,
+        json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "7"}, "items": items}),
+    )
+}
+
+const SA: &str = "/api/v1/namespaces/prod/serviceaccounts/bao-backup-serviceaccount";
+const POLICY: &str = "/apis/networking.k8s.io/v1/namespaces/prod/networkpolicies/bao-backup";
+const CRONJOB: &str = "/apis/batch/v1/namespaces/prod/cronjobs/bao-backup";
+const JOBS: &str = "/apis/batch/v1/namespaces/prod/jobs";
+const PODS: &str = "/api/v1/namespaces/prod/pods";
+const STATUS: &str = "/apis/openbao.org/v1alpha1/namespaces/prod/openbaoclusters/bao/status";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/prod/events";
+
+/// Runs one reconcile against the script; returns its Action (or error)
+/// once every step was taken and no other request came.
+async fn run(cluster: Value, steps: Vec<Step>) -> Result<Action, Error> {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let server = tokio::spawn(async move {
+        for expected in steps {
+            let (request, reply) = handle.next_request().await.unwrap_or_else(|| {
+                panic!(
+                    "expected {} {}, the reconcile ended",
+                    expected.method, expected.path
+                )
+            });
+            let (method, uri) = (request.method().to_string(), request.uri().clone());
+            assert_eq!(
+                (method.as_str(), uri.path()),
+                (expected.method, expected.path.as_str()),
+                "request {uri}"
+            );
+            if expected.path == JOBS {
+                let query = uri.query().unwrap_or_default();
+                assert!(
+                    query.contains("labelSelector=app.kubernetes.io%2Fcomponent%3Dbackup"),
+                    "{query}"
+                );
+                assert!(
+                    query.contains("app.kubernetes.io%2Finstance%3Dbao"),
+                    "{query}"
+                );
+            }
+            let bytes = request.into_body().collect_bytes().await.unwrap();
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let (status, answer) = (expected.respond)(body);
+            let response = Response::builder()
+                .status(status)
+                .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                .unwrap();
+            reply.send_response(response);
+        }
+        if let Some((request, _)) = handle.next_request().await {
+            panic!("unexpected request {} {}", request.method(), request.uri());
+        }
+    });
+    let client = Client::new(service, "default");
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        settings: OperatorSettings {
+            jwt_audience: "openbao-internal".into(),
+        },
+        recorder: Recorder::new(client, MANAGER.into()),
+        metrics: Arc::new(Metrics::default()),
+    });
+    let cluster: OpenBaoCluster = serde_json::from_value(cluster).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(10), reconcile(Arc::new(cluster), ctx))
+        .await
+        .expect("the reconcile finishes");
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the script ends")
+        .expect("every request was as expected");
+    result
+}
+
+fn cluster(backup: Value, status: Value) -> Value {
+    json!({
+        "apiVersion": "openbao.org/v1alpha1",
+        "kind": "OpenBaoCluster",
+        "metadata": {"name": "bao", "namespace": "prod", "uid": "cluster-uid",
+                     "generation": 2, "resourceVersion": "41"},
+        "spec": {"backup": backup},
+        "status": status,
+    })
+}
+
+fn jwt_backup() -> Value {
+    json!({
+        "schedule": "0 3 * * *",
+        "executorImage": "openbao/backup-executor:v0.1.0",
+        "jwtAuthRole": "backup",
+        "target": {"endpoint": "https://s3.example.test", "bucket": "openbao-backups",
+                   "credentialsSecretRef": {"name": "s3-credentials"}},
+    })
+}
+
+fn job(name: &str, uid: &str, condition: Option<&str>, annotations: Value) -> Value {
+    let conditions = match condition {
+        Some(kind) => {
+            json!([{"type": kind, "status": "True", "lastTransitionTime": "2026-11-24T03:01:00Z",
+                              "reason": if kind == "Failed" { "BackoffLimitExceeded" } else { "" }}])
+        }
+        None => json!([]),
+    };
+    json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "namespace": "prod", "uid": uid, "annotations": annotations,
+                     "labels": {"app.kubernetes.io/instance": "bao", "app.kubernetes.io/component": "backup"}},
+        "status": {"conditions": conditions},
+    })
+}
+
+fn pod_with_result(result: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "prod"},
+        "status": {"containerStatuses": [{
+            "name": "backup", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 0, "finishedAt": "2026-11-24T03:00:59Z",
+                                     "message": result.to_string()}},
+        }]},
+    })
+}
+
+fn succeeded_result() -> Value {
+    json!({
+        "status": "succeeded", "key": "clusters/prod/bao/20261124T030000.000Z-scheduled-a1b2c3.snap",
+        "manifestKey": "m", "bucket": "openbao-backups", "size": 123456789, "sha256": "ab".repeat(32),
+        "kind": "scheduled", "sourceNode": "https://bao-0:8200/",
+        "startedAt": "2026-11-24T03:00:00Z", "completedAt": "2026-11-24T03:00:58Z",
+        "durationSeconds": 58.04, "throughputBytesPerSecond": 2000000, "parts": 12,
+    })
+}
+
+fn failed_result() -> Value {
+    json!({
+        "status": "failed", "cause": "auth", "kind": "scheduled",
+        "reason": "OpenBao authentication failed: role \"backup\" could not be found",
+        "startedAt": "2026-11-24T03:00:00Z", "completedAt": "2026-11-24T03:00:01Z",
+    })
+}
+
+fn condition<'a>(status: &'a Value, kind: &str) -> &'a Value {
+    status["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} condition in {status}"))
+}
+
+#[tokio::test]
+async fn a_new_cluster_gets_its_objects_and_a_status() {
+    let action = run(
+        cluster(jwt_backup(), Value::Null),
+        vec![
+            step("PATCH", SA, |body| {
+                assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "cluster-uid");
+                (200, body)
+            }),
+            accept("PATCH", POLICY),
+            step("PATCH", CRONJOB, |body| {
+                let spec = &body["spec"];
+                assert_eq!(spec["schedule"], "0 3 * * *");
+                assert_eq!(spec["concurrencyPolicy"], "Forbid");
+                let pod = &spec["jobTemplate"]["spec"]["template"]["spec"];
+                assert_eq!(pod["serviceAccountName"], "bao-backup-serviceaccount");
+                assert_eq!(
+                    pod["containers"][0]["image"],
+                    "openbao/backup-executor:v0.1.0"
+                );
+                assert_eq!(body["metadata"]["ownerReferences"][0]["controller"], true);
+                (200, body)
+            }),
+            step("GET", JOBS, |_| list(vec![])),
+            step("PUT", STATUS, |body| {
+                assert_eq!(
+                    body["metadata"]["resourceVersion"], "41",
+                    "guarded by what was read"
+                );
+                assert_eq!(condition(&body, "BackupConfigured")["status"], "True");
+                assert_eq!(condition(&body, "BackupHealthy")["reason"], "NoBackupYet");
+                assert_eq!(condition(&body, "BackupHealthy")["observedGeneration"], 2);
+                let next = body["status"]["backup"]["nextScheduledBackup"]
+                    .as_str()
+                    .unwrap();
+                assert!(next.ends_with("T03:00:00Z"), "{next}");
+                (200, body)
+            }),
+        ],
+    )
+    .await
+    .unwrap();
+    let wait = action_delay(&action).expect("wakes up for the next run");
+    assert!(wait <= Duration::from_secs(24 * 3600 + 30), "{wait:?}");
+}
+
+fn action_delay(action: &Action) -> Option<Duration> {
+    // Action's fields are private; its Debug shows the delay as `Some(12.5s)`.
+    let text = format!("{action:?}");
+    let seconds = text.split("Some(").nth(1)?.split("s)").next()?;
+    Some(Duration::from_secs_f64(seconds.parse().ok()?))
+}
+
+/// The status the reconcile writes for the three finished Jobs below.
+async fn status_after_three_jobs() -> Value {
+    let written = Arc::new(std::sync::Mutex::new(Value::Null));
+    let keep = written.clone();
+    let jobs = vec![
+        job("bao-backup-29000000", "job-1", Some("Complete"), json!({})),
+        job(
+            "manual-backup-1",
+            "job-2",
+            Some("Failed"),
+            json!({"cronjob.kubernetes.io/instantiate": "manual"}),
+        ),
+        job("bao-backup-29001440", "job-3", None, json!({})),
+    ];
+    run(
+        cluster(jwt_backup(), Value::Null),
+        vec![
+            accept("PATCH", SA),
+            accept("PATCH", POLICY),
+            accept("PATCH", CRONJOB),
+            step("GET", JOBS, move |_| list(jobs)),
+            step("GET", PODS, |_| {
+                list(vec![pod_with_result(succeeded_result())])
+            }),
+            step("GET", PODS, |_| {
+                list(vec![pod_with_result(failed_result())])
+            }),
+            step("PUT", STATUS, move |body| {
+                *keep.lock().unwrap() = body.clone();
+                (200, body)
+            }),
+            step("POST", EVENTS, |body| {
+                assert_eq!(body["reason"], "BackupSucceeded");
+                assert_eq!(body["type"], "Normal");
+                assert_eq!(body["related"]["name"], "bao-backup-29000000");
+                let note = body["note"].as_str().unwrap();
+                assert!(
+                    note.contains("20261124T030000.000Z-scheduled-a1b2c3.snap")
+                        && note.contains("117.7 MiB"),
+                    "{note}"
+                );
+                (201, body)
+            }),
+            step("POST", EVENTS, |body| {
+                assert_eq!(body["reason"], "BackupFailed");
+                assert_eq!(body["type"], "Warning");
+                let note = body["note"].as_str().unwrap();
+                assert!(
+                    note.starts_with("manual backup failed: OpenBao authentication failed"),
+                    "{note}"
+                );
+                (201, body)
+            }),
+        ],
+    )
+    .await
+    .unwrap();
+    written.lock().unwrap().take()
+}
+
+#[tokio::test]
+async fn finished_jobs_are_folded_into_the_status_once() {
+    let status = status_after_three_jobs().await;
+    let backup = &status["status"]["backup"];
+    assert_eq!(
+        backup["lastBackupName"],
+        "clusters/prod/bao/20261124T030000.000Z-scheduled-a1b2c3.snap"
+    );
+    assert_eq!(backup["lastBackupSize"], 123456789);
+    assert_eq!(backup["lastBackupSha256"], "ab".repeat(32));
+    assert_eq!(backup["lastBackupDuration"], "58.0s");
+    assert_eq!(backup["lastBackupTime"], "2026-11-24T03:00:58Z");
+    assert_eq!(backup["consecutiveFailures"], 1);
+    assert!(
+        backup["lastFailureReason"]
+            .as_str()
+            .unwrap()
+            .contains("could not be found")
+    );
+    assert_eq!(
+        backup["recordedJobs"],
+        json!(["job-1", "job-2"]),
+        "the running Job is not counted"
+    );
+    assert_eq!(condition(&status, "BackupHealthy")["status"], "False");
+
+    // The same Jobs again (a resync, or a restarted operator reading the
+    // status back): nothing new, so no pod reads, no status write, no event.
+    let jobs = vec![
+        job("bao-backup-29000000", "job-1", Some("Complete"), json!({})),
+        job("manual-backup-1", "job-2", Some("Failed"), json!({})),
+        job("bao-backup-29001440", "job-3", None, json!({})),
+    ];
+    let mut again = cluster(jwt_backup(), status["status"].clone());
+    again["metadata"]["resourceVersion"] = json!("42");
+    run(
+        again,
+        vec![
+            accept("PATCH", SA),
+            accept("PATCH", POLICY),
+            accept("PATCH", CRONJOB),
+            step("GET", JOBS, move |_| list(jobs)),
+        ],
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn jobs_that_are_gone_leave_the_recorded_list() {
+    let status = status_after_three_jobs().await;
+    let jobs = vec![job(
+        "bao-backup-29001440",
+        "job-3",
+        Some("Complete"),
+        json!({}),
+    )];
+    run(
+        cluster(jwt_backup(), status["status"].clone()),
+        vec![
+            accept("PATCH", SA),
+            accept("PATCH", POLICY),
+            accept("PATCH", CRONJOB),
+            step("GET", JOBS, move |_| list(jobs)),
+            step("GET", PODS, |_| list(vec![])),
+            step("PUT", STATUS, |body| {
+                let backup = &body["status"]["backup"];
+                assert_eq!(backup["recordedJobs"], json!(["job-3"]));
+                assert_eq!(backup["consecutiveFailures"], 2);
+                assert!(
+                    backup["lastFailureReason"]
+                        .as_str()
+                        .unwrap()
+                        .contains("without a result")
+                );
+                (200, body)
+            }),
+            step("POST", EVENTS, |body| {
+                assert_eq!(body["reason"], "BackupFailed");
+                (201, body)
+            }),
+        ],
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_stale_copy_never_counts_a_job_twice() {
+    let jobs = vec![job(
+        "bao-backup-29000000",
+        "job-1",
+        Some("Complete"),
+        json!({}),
+    )];
+    let error = run(
+        cluster(jwt_backup(), Value::Null),
+        vec![
+            accept("PATCH", SA),
+            accept("PATCH", POLICY),
+            accept("PATCH", CRONJOB),
+            step("GET", JOBS, move |_| list(jobs)),
+            step("GET", PODS, |_| list(vec![pod_with_result(succeeded_result())])),
+            step("PUT", STATUS, |_| {
+                (409, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict",
+                             "message": "the object has been modified", "code": 409}))
+            }),
+            // No event: the Job was not counted.
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, Error::Kube(kube::Error::Api(ref e)) if e.code == 409),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_spec_keeps_the_objects_and_says_why() {
+    let mut backup = jwt_backup();
+    backup["schedule"] = json!("0 3 * *");
+    backup["tokenSecretRef"] = json!({"name": "backup-token"});
+    run(
+        cluster(backup, Value::Null),
+        vec![
+            step("GET", JOBS, |_| list(vec![])),
+            step("PUT", STATUS, |body| {
+                let configured = condition(&body, "BackupConfigured");
+                assert_eq!(configured["status"], "False");
+                assert_eq!(configured["reason"], "InvalidSpec");
+                let message = configured["message"].as_str().unwrap();
+                assert!(
+                    message.contains("spec.backup.schedule")
+                        && message.contains("exactly one of jwtAuthRole"),
+                    "{message}"
+                );
+                assert!(body["status"]["backup"]["nextScheduledBackup"].is_null());
+                (200, body)
+            }),
+            step("POST", EVENTS, |body| {
+                assert_eq!(body["reason"], "InvalidSpec");
+                assert!(
+                    body["note"]
+                        .as_str()
+                        .unwrap()
+                        .contains("spec.backup.schedule")
+                );
+                (201, body)
+            }),
+        ],
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn removing_spec_backup_removes_what_the_operator_made() {
+    let owned = |api_version: &str, kind: &str, name: &str, uid: &str| {
+        json!({"apiVersion": api_version, "kind": kind,
+               "metadata": {"name": name, "namespace": "prod",
+                            "ownerReferences": [{"apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoCluster",
+                                                 "name": "bao", "uid": uid}]}})
+    };
+    let cronjob = owned("batch/v1", "CronJob", "bao-backup", "cluster-uid");
+    let account = owned(
+        "v1",
+        "ServiceAccount",
+        "bao-backup-serviceaccount",
+        "someone-else",
+    );
+    let previous = json!({"backup": {"lastBackupName": "k", "nextScheduledBackup": "2026-11-25T03:00:00Z"},
+                          "conditions": [{"type": "BackupConfigured", "status": "True", "reason": "Valid",
+                                          "message": "", "lastTransitionTime": "2026-11-24T00:00:00Z"}]});
+    run(
+        cluster(Value::Null, previous),
+        vec![
+            step("GET", CRONJOB, move |_| (200, cronjob)),
+            step("DELETE", CRONJOB, |_| {
+                (
+                    200,
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+                )
+            }),
+            step("GET", POLICY, |_| not_found()),
+            // Same name, not ours: left alone.
+            step("GET", SA, move |_| (200, account)),
+            step("GET", JOBS, |_| list(vec![])),
+            step("PUT", STATUS, |body| {
+                assert_eq!(
+                    body["status"]["backup"],
+                    json!({"lastBackupName": "k", "consecutiveFailures": 0}),
+                    "history stays"
+                );
+                assert!(body["status"].get("conditions").is_none());
+                (200, body)
+            }),
+        ],
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn token_auth_drops_the_service_account() {
+    let mut backup = jwt_backup();
+    backup.as_object_mut().unwrap().remove("jwtAuthRole");
+    backup["tokenSecretRef"] = json!({"name": "backup-token"});
+    let account = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "bao-backup-serviceaccount", "namespace": "prod",
+                     "ownerReferences": [{"apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoCluster",
+                                          "name": "bao", "uid": "cluster-uid"}]}});
+    run(
+        cluster(backup, Value::Null),
+        vec![
+            step("GET", SA, move |_| (200, account)),
+            step("DELETE", SA, |_| {
+                (
+                    200,
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+                )
+            }),
+            accept("PATCH", POLICY),
+            step("PATCH", CRONJOB, |body| {
+                let pod = &body["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+                assert!(pod.get("serviceAccountName").is_none());
+                assert_eq!(pod["volumes"][1]["secret"]["secretName"], "backup-token");
+                (200, body)
+            }),
+            step("GET", JOBS, |_| list(vec![])),
+            accept("PUT", STATUS),
+        ],
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_api_server_without_cronjobs_gets_a_clear_condition() {
+    let action = run(
+        cluster(jwt_backup(), Value::Null),
+        vec![
+            accept("PATCH", SA),
+            accept("PATCH", POLICY),
+            step("PATCH", CRONJOB, |_| not_found()),
+            step("GET", JOBS, |_| list(vec![])),
+            step("PUT", STATUS, |body| {
+                let configured = condition(&body, "BackupConfigured");
+                assert_eq!(
+                    (configured["status"].as_str(), configured["reason"].as_str()),
+                    (Some("False"), Some("CronJobUnavailable"))
+                );
+                assert!(
+                    configured["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("batch/v1 CronJob")
+                );
+                (200, body)
+            }),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(600)));
+}
