@@ -1,5 +1,5 @@
 //! The `OpenBaoCluster` API (`openbao.org/v1alpha1`). These types are the
-//! source of the CRD in `deploy/crds/` (`openbao-backup crd` prints it; a
+//! source of the CRD in the Helm chart's `crds/` (`openbao-backup crd` prints it; a
 //! test keeps the file in sync).
 //!
 //! Everything the API server can check is in the schema (types, ranges,
@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_PART_SIZE: u64 = 10 * 1024 * 1024;
 /// Where the generated CRD is checked in, relative to the repository root.
-pub const CRD_FILE: &str = "deploy/crds/openbaoclusters.openbao.org.yaml";
+pub const CRD_FILE: &str =
+    "deploy/helm/openbao-backup-operator/crds/openbaoclusters.openbao.org.yaml";
 pub const DEFAULT_CONCURRENCY: u16 = 3;
 pub const DEFAULT_REPLICAS: u32 = 3;
 

@@ -1,18 +1,15 @@
 //! Launches a real Garage S3 server on loopback for tests, benchmarks and the
 //! local demo: single node, one access key allowed to create buckets.
 //!
-//! Garage runs under a small shell guard that holds our end of a pipe: when
-//! this process exits, however it exits, the pipe closes and the guard stops
-//! Garage and deletes its data.
+//! It runs under a `Guard`: it stops when this process exits.
 
-use std::io::Write;
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::random;
+use crate::guard::Guard;
+use crate::{free_port, random};
 
 pub const REGION: &str = "garage";
 
@@ -21,7 +18,7 @@ pub struct Garage {
     pub access_key_id: String,
     pub secret_access_key: String,
     pub dir: PathBuf,
-    guard: Mutex<Option<(Child, ChildStdin)>>,
+    guard: Guard,
 }
 
 impl Garage {
@@ -33,18 +30,9 @@ impl Garage {
 
     /// The `garage` binary: $GARAGE_BIN, else `garage` on the PATH.
     pub fn binary() -> Result<PathBuf, String> {
-        if let Some(bin) = std::env::var_os("GARAGE_BIN") {
-            return Ok(bin.into());
-        }
-        std::env::var_os("PATH")
-            .and_then(|paths| {
-                std::env::split_paths(&paths)
-                    .map(|p| p.join("garage"))
-                    .find(|p| p.is_file())
-            })
-            .ok_or_else(|| {
-                "garage not found: run scripts/setup (it builds Garage) or set GARAGE_BIN".into()
-            })
+        crate::find_binary("GARAGE_BIN", "garage").ok_or_else(|| {
+            "garage not found: run scripts/setup (it builds Garage) or set GARAGE_BIN".into()
+        })
     }
 
     pub fn start() -> Result<Self, String> {
@@ -83,25 +71,24 @@ root_domain = ".s3.garage.localhost"
         let access_key_id = format!("GK{}", hex::encode(random::<12>()));
         let secret_access_key = hex::encode(random::<32>());
 
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(r#""$0" -c "$1" server --single-node --default-access-key >"$2/garage.log" 2>&1 & pid=$!; read _; kill $pid; wait $pid; rm -rf "$2""#)
-            .arg(&binary)
-            .arg(&config)
-            .arg(&dir)
+        let mut command = Command::new("sh");
+        command
+            .env("GARAGE", &binary)
+            .env("GARAGE_CONFIG", &config)
             .env("GARAGE_DEFAULT_ACCESS_KEY", &access_key_id)
             .env("GARAGE_DEFAULT_SECRET_KEY", &secret_access_key)
-            .env("RUST_LOG", "garage=warn")
-            .stdin(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let stdin = child.stdin.take().expect("piped stdin");
+            .env("RUST_LOG", "garage=warn");
+        let guard = Guard::spawn(
+            command,
+            r#""$GARAGE" -c "$GARAGE_CONFIG" server --single-node --default-access-key >"$GUARD_DIR/garage.log" 2>&1 & pids=$!"#,
+            &dir,
+        )?;
         let garage = Self {
             endpoint: format!("http://127.0.0.1:{s3_port}"),
             access_key_id,
             secret_access_key,
             dir,
-            guard: Mutex::new(Some((child, stdin))),
+            guard,
         };
         garage.wait_ready()?;
         Ok(garage)
@@ -152,23 +139,6 @@ root_domain = ".s3.garage.localhost"
 
     /// Stops the server now (it also stops when this process exits).
     pub fn stop(&self) {
-        if let Some((mut child, mut stdin)) = self.guard.lock().expect("lock").take() {
-            let _ = stdin.write_all(b"\n");
-            drop(stdin);
-            let _ = child.wait();
-        }
+        self.guard.stop();
     }
-}
-
-impl Drop for Garage {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }

@@ -8,6 +8,7 @@ use ring::signature::{self, EcdsaKeyPair, KeyPair};
 
 /// Signs tokens like a Kubernetes ServiceAccount issuer would.
 pub struct JwtIssuer {
+    pkcs8: Vec<u8>,
     key_pair: EcdsaKeyPair,
     rng: SystemRandom,
 }
@@ -27,7 +28,27 @@ impl JwtIssuer {
             &rng,
         )
         .expect("generated key parses");
-        Self { key_pair, rng }
+        Self {
+            pkcs8: pkcs8.as_ref().to_vec(),
+            key_pair,
+            rng,
+        }
+    }
+
+    /// The private key as PKCS#8 PEM (kube-apiserver's
+    /// `--service-account-signing-key-file`).
+    pub fn private_key_pem(&self) -> String {
+        pem("PRIVATE KEY", &self.pkcs8)
+    }
+
+    /// The public key as SubjectPublicKeyInfo PEM (kube-apiserver's
+    /// `--service-account-key-file`).
+    pub fn public_key_pem(&self) -> String {
+        // DER prefix of a P-256 SubjectPublicKeyInfo, then the 65-byte point.
+        const P256_SPKI_PREFIX: &str = "3059301306072a8648ce3d020106082a8648ce3d030107034200";
+        let mut der = hex::decode(P256_SPKI_PREFIX).expect("valid hex");
+        der.extend_from_slice(self.key_pair.public_key().as_ref());
+        pem("PUBLIC KEY", &der)
     }
 
     pub fn public_key(&self) -> JwtPublicKey {
@@ -58,6 +79,19 @@ impl JwtIssuer {
             "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": sa}},
         }))
     }
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = text
+        .as_bytes()
+        .chunks(64)
+        .map(|line| std::str::from_utf8(line).expect("base64 is ASCII"))
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
 }
 
 /// Returns the claims when one of `keys` signed the token.

@@ -2,7 +2,9 @@
 //! archives, JWTs, a Garage (real S3) launcher and an S3 fault proxy.
 
 pub mod garage;
+pub mod guard;
 pub mod jwt;
+pub mod kube;
 pub mod openbao;
 pub mod s3proxy;
 pub mod snapshot;
@@ -14,6 +16,25 @@ pub fn random<const N: usize>() -> [u8; N] {
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
         .expect("the OS provides randomness");
     bytes
+}
+
+/// A free TCP port on loopback (free when asked; servers bind it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A program: the path in `$env_var` if set, else `name` on the PATH.
+pub fn find_binary(env_var: &str, name: &str) -> Option<std::path::PathBuf> {
+    if let Some(path) = std::env::var_os(env_var) {
+        return Some(path.into());
+    }
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
 }
 
 pub use openbao::{FakeConfig, FakeOpenBao, Fault, Health, JwtRole};

@@ -19,6 +19,9 @@ use tokio_rustls::TlsAcceptor;
 pub struct TestCa {
     /// The CA certificate, to hand to clients as their trust bundle.
     pub ca_pem: String,
+    /// The server certificate and key, for servers that read files.
+    pub server_cert_pem: String,
+    pub server_key_pem: String,
     acceptor: TlsAcceptor,
 }
 
@@ -56,6 +59,8 @@ impl TestCa {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Self {
             ca_pem: ca_cert.pem(),
+            server_cert_pem: server_cert.pem(),
+            server_key_pem: server_key.serialize_pem(),
             acceptor: TlsAcceptor::from(Arc::new(config)),
         }
     }

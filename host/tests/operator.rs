@@ -1,0 +1,765 @@
+//! The operator against a real kube-apiserver (1.20, built by
+//! scripts/setup) and etcd, running with the chart's RBAC, with the test
+//! playing the kubelet: it runs each backup Job's container command as a
+//! process (the real `backup` binary, against the fake OpenBao and Garage,
+//! with the Job's env, its Secrets and a real projected ServiceAccount token
+//! from the API server), then writes the pod's termination message and the
+//! Job's status as a kubelet and the Job controller would.
+//!
+//! Kubernetes 1.20 has no batch/v1 CronJob (and no controller-manager), so
+//! here the operator reports `CronJobUnavailable` and the test creates Jobs
+//! from the CronJob's template as `kubectl create job --from=cronjob/...`
+//! does; the CronJob itself is covered by the scripted reconcile tests.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, ListParams, PostParams};
+use kube::{Client, ResourceExt};
+use openbao_backup::api::OpenBaoCluster;
+use openbao_backup::cli::DEFAULT_JWT_FILE;
+use openbao_backup::operator::desired::{self, OperatorSettings};
+use serde_json::json;
+use support::Bucket;
+use testkit::jwt::JwtIssuer;
+use testkit::kube::KubeApiServer;
+use testkit::{FakeConfig, FakeOpenBao, Fault, JwtRole, SnapshotSpec};
+
+const CHART: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../deploy/helm/openbao-backup-operator"
+);
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+const OPERATOR_NS: &str = "openbao-backup";
+const AUDIENCE: &str = "openbao-internal";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_on_a_real_api_server() {
+    let issuer = JwtIssuer::generate();
+    let kube = KubeApiServer::start(&issuer).unwrap_or_else(|e| panic!("{e}"));
+    install(&kube);
+    let admin = client(&kube.admin_kubeconfig()).await;
+    let operator_kubeconfig = kube.kubeconfig(
+        "operator",
+        &create_token(&kube, OPERATOR_NS, "openbao-backup-operator", None),
+    );
+
+    documented_examples_are_accepted(&kube);
+    bad_manifests_are_rejected_naming_the_field(&kube);
+
+    let mut operator_a = Operator::start(&operator_kubeconfig, "operator-a");
+    documented_clusters_are_reconciled(&admin).await;
+    a_spec_only_the_controller_can_check_gets_a_condition(&kube, &admin).await;
+
+    // A cluster whose backups go to Garage, logging in with JWT.
+    let bucket = Bucket::new("operator").await;
+    let fake = FakeOpenBao::start(fake_openbao(&issuer)).await;
+    let cluster = backup_cluster(&kube, &admin, &bucket).await;
+
+    let job = run_backup_job(&kube, &admin, &cluster, "manual-backup-1", &fake.url()).await;
+    let backup = wait_for("the first backup in status", || async {
+        let status = get_cluster(&admin).await.status?.backup?;
+        status.last_backup_name.is_some().then_some(status)
+    })
+    .await;
+    let key = backup.last_backup_name.clone().unwrap();
+    assert!(key.starts_with("clusters/backups/it/"), "{key}");
+    assert_eq!(
+        bucket.digest(&key).await,
+        (
+            backup.last_backup_size.unwrap(),
+            backup.last_backup_sha256.clone().unwrap()
+        )
+    );
+    assert_eq!(backup.consecutive_failures, 0);
+    assert_eq!(backup.recorded_jobs, vec![job.uid().unwrap()]);
+    assert!(backup.last_backup_duration.unwrap().ends_with('s'));
+    let healthy = condition(&get_cluster(&admin).await, "BackupHealthy");
+    assert_eq!(
+        (healthy.status.as_str(), healthy.reason.as_str()),
+        ("True", "BackupSucceeded")
+    );
+    let event = wait_for_event(&admin, "BackupSucceeded").await;
+    assert!(
+        event
+            .note
+            .unwrap()
+            .starts_with(&format!("manual backup {key}"))
+    );
+    let metrics = operator_a.metrics().await;
+    assert!(
+        metrics.contains(r#"openbao_backup_backups_total{namespace="backups",cluster="it",kind="manual",result="success"} 1"#),
+        "{metrics}"
+    );
+
+    // A failing backup: OpenBao refuses the snapshot.
+    fake.set_fault(Fault::Status(503));
+    run_backup_job(&kube, &admin, &cluster, "manual-backup-2", &fake.url()).await;
+    let failed = wait_for("the failure in status", || async {
+        let status = get_cluster(&admin).await.status?.backup?;
+        (status.consecutive_failures == 1).then_some(status)
+    })
+    .await;
+    assert_eq!(
+        failed.last_backup_name.as_deref(),
+        Some(key.as_str()),
+        "the last good backup stays"
+    );
+    assert!(failed.last_failure_reason.unwrap().contains("503"));
+    let event = wait_for_event(&admin, "BackupFailed").await;
+    assert!(event.note.unwrap().contains("503"));
+
+    // A second replica waits while the first leads; when the first stops,
+    // the second takes over and, reading the status back, counts nothing
+    // twice: the cluster is not written at all.
+    let mut operator_b = Operator::start(&operator_kubeconfig, "operator-b");
+    operator_b.wait_for_log("waiting for leadership");
+    assert_eq!(lease_holder(&admin).await.as_deref(), Some("operator-a"));
+    let before = get_cluster(&admin).await;
+    operator_a.terminate();
+    wait_for("operator-b to lead", || async {
+        (lease_holder(&admin).await.as_deref() == Some("operator-b")).then_some(())
+    })
+    .await;
+    operator_b.wait_for_log("\"leading\"");
+    wait_for("operator-b to reconcile the cluster", || async {
+        let text = operator_b.metrics().await;
+        text.contains(r#"last_success_timestamp_seconds{namespace="backups",cluster="it"}"#)
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = get_cluster(&admin).await;
+    assert_eq!(
+        after.resource_version(),
+        before.resource_version(),
+        "a restart writes nothing"
+    );
+    assert_eq!(after.status, before.status);
+
+    // Removing spec.backup removes what the operator made for it.
+    let removed = kube.kubectl(
+        &[
+            "-n",
+            "backups",
+            "patch",
+            "openbaocluster",
+            "it",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/spec/backup"}]"#,
+        ],
+        None,
+    );
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), "backups");
+    let policies: Api<NetworkPolicy> = Api::namespaced(admin.clone(), "backups");
+    wait_for("the backup objects to go", || async {
+        let gone = accounts
+            .get_opt("it-backup-serviceaccount")
+            .await
+            .unwrap()
+            .is_none()
+            && policies.get_opt("it-backup").await.unwrap().is_none();
+        gone.then_some(())
+    })
+    .await;
+    let status = get_cluster(&admin).await.status.unwrap();
+    assert!(status.conditions.is_empty());
+    assert_eq!(
+        status.backup.unwrap().last_backup_name.as_deref(),
+        Some(key.as_str()),
+        "history stays"
+    );
+
+    operator_b.terminate();
+    let logs = operator_a.logs() + &operator_b.logs();
+    assert!(
+        !logs.contains(&bucket.garage.secret_access_key),
+        "no secret in the operator's logs"
+    );
+    kube.stop();
+}
+
+/// The CRD, the namespaces, and the operator's identity with the chart's
+/// RBAC rules (the rules files the chart's templates include).
+fn install(kube: &KubeApiServer) {
+    // 1.20 predates CEL: `create` stores the CRD without the
+    // x-kubernetes-validations fields (server-side apply would refuse them).
+    let crd = format!("{CHART}/crds/openbaoclusters.openbao.org.yaml");
+    kubectl_ok(kube, &["create", "--validate=false", "-f", &crd], None);
+    let rules = |file: &str| std::fs::read_to_string(format!("{CHART}/files/{file}")).unwrap();
+    let indent = |text: String| text.lines().map(|l| format!("  {l}\n")).collect::<String>();
+    let rbac = format!(
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {{name: {OPERATOR_NS}}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: openbao}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: backups}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: openbao-backup-operator, namespace: {OPERATOR_NS}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: openbao-backup-operator}}
+rules:
+{cluster_rules}---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: openbao-backup-operator}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: openbao-backup-operator}}
+subjects: [{{kind: ServiceAccount, name: openbao-backup-operator, namespace: {OPERATOR_NS}}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: openbao-backup-operator-leader-election, namespace: {OPERATOR_NS}}}
+rules:
+{lease_rules}---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: openbao-backup-operator-leader-election, namespace: {OPERATOR_NS}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: openbao-backup-operator-leader-election}}
+subjects: [{{kind: ServiceAccount, name: openbao-backup-operator, namespace: {OPERATOR_NS}}}]
+"#,
+        cluster_rules = indent(rules("cluster-rules.yaml")),
+        lease_rules = indent(rules("leader-election-rules.yaml")),
+    );
+    kubectl_ok(kube, &["apply", "--server-side", "-f", "-"], Some(&rbac));
+    wait_until(|| {
+        kube.kubectl(&["get", "openbaoclusters"], None)
+            .status
+            .success()
+    });
+}
+
+fn documented_examples_are_accepted(kube: &KubeApiServer) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(EXAMPLES)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    for file in files {
+        kubectl_ok(
+            kube,
+            &["apply", "--server-side", "-f", file.to_str().unwrap()],
+            None,
+        );
+    }
+}
+
+fn bad_manifests_are_rejected_naming_the_field(kube: &KubeApiServer) {
+    let cases = [
+        (
+            "target: {bucket: openbao-backups, partSize: 1048576}",
+            "spec.backup.target.partSize",
+        ),
+        (
+            "target: {bucket: openbao-backups, concurrency: 0}",
+            "spec.backup.target.concurrency",
+        ),
+        (
+            "target: {bucket: openbao-backups, concurrency: 65}",
+            "spec.backup.target.concurrency",
+        ),
+        ("target: {region: us-east-1}", "spec.backup.target.bucket"),
+        (
+            "target: {bucket: openbao-backups}\n    retention: {maxCount: -1}",
+            "spec.backup.retention.maxCount",
+        ),
+    ];
+    for (target, field) in cases {
+        let manifest = format!(
+            "apiVersion: openbao.org/v1alpha1\nkind: OpenBaoCluster\nmetadata: {{name: bad, namespace: backups}}\nspec:\n  backup:\n    schedule: \"0 3 * * *\"\n    executorImage: openbao/backup-executor:v0.1.0\n    jwtAuthRole: backup\n    {target}\n"
+        );
+        let output = kube.kubectl(&["apply", "--server-side", "-f", "-"], Some(&manifest));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains(field),
+            "{target}: {stderr}"
+        );
+    }
+}
+
+async fn documented_clusters_are_reconciled(admin: &Client) {
+    for (namespace, name, jwt) in [
+        ("default", "backup-cluster", true),
+        ("default", "token-cluster", false),
+        ("openbao", "selfinit-cluster", true),
+    ] {
+        let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), namespace);
+        let cluster = wait_for(&format!("{name} to be reconciled"), || async {
+            let cluster = clusters.get(name).await.ok()?;
+            cluster
+                .status
+                .as_ref()?
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "BackupConfigured")
+                .then_some(cluster)
+        })
+        .await;
+        let configured = condition(&cluster, "BackupConfigured");
+        // Valid, but this 1.20 server has no batch/v1 CronJob.
+        assert_eq!(
+            (configured.status.as_str(), configured.reason.as_str()),
+            ("False", "CronJobUnavailable"),
+            "{name}"
+        );
+        let policy = Api::<NetworkPolicy>::namespaced(admin.clone(), namespace)
+            .get(&format!("{name}-backup"))
+            .await
+            .unwrap();
+        assert_eq!(policy.owner_references()[0].uid, cluster.uid().unwrap());
+        let account = Api::<ServiceAccount>::namespaced(admin.clone(), namespace)
+            .get_opt(&format!("{name}-backup-serviceaccount"))
+            .await
+            .unwrap();
+        assert_eq!(
+            account.is_some(),
+            jwt,
+            "{name}: a ServiceAccount only for JWT auth"
+        );
+    }
+}
+
+async fn a_spec_only_the_controller_can_check_gets_a_condition(
+    kube: &KubeApiServer,
+    admin: &Client,
+) {
+    // Both auth methods: CEL rejects this at admission on >= 1.27; 1.20
+    // stores it and the controller says what is wrong.
+    let manifest = "apiVersion: openbao.org/v1alpha1\nkind: OpenBaoCluster\nmetadata: {name: both-auth, namespace: backups}\nspec:\n  backup:\n    schedule: \"0 3 * * 8\"\n    executorImage: openbao/backup-executor:v0.1.0\n    jwtAuthRole: backup\n    tokenSecretRef: {name: backup-token}\n    target: {bucket: openbao-backups}\n";
+    kubectl_ok(kube, &["apply", "--server-side", "-f", "-"], Some(manifest));
+    let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), "backups");
+    let cluster = wait_for("the invalid cluster's condition", || async {
+        let cluster = clusters.get("both-auth").await.ok()?;
+        (!cluster.status.as_ref()?.conditions.is_empty()).then_some(cluster)
+    })
+    .await;
+    let configured = condition(&cluster, "BackupConfigured");
+    assert_eq!(configured.reason, "InvalidSpec");
+    assert!(
+        configured.message.contains("spec.backup.schedule")
+            && configured.message.contains("exactly one of jwtAuthRole"),
+        "{}",
+        configured.message
+    );
+    assert!(
+        Api::<NetworkPolicy>::namespaced(admin.clone(), "backups")
+            .get_opt("both-auth-backup")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+fn fake_openbao(issuer: &JwtIssuer) -> FakeConfig {
+    let mut config = FakeConfig::new(SnapshotSpec::new(3 * 1024 * 1024, 7));
+    config.jwt_keys = vec![issuer.public_key()];
+    config.jwt_roles.insert(
+        "backup".into(),
+        JwtRole {
+            bound_audiences: vec![AUDIENCE.into()],
+            bound_claims: HashMap::from([
+                ("kubernetes.io/namespace".into(), "backups".into()),
+                (
+                    "kubernetes.io/serviceaccount/name".into(),
+                    "it-backup-serviceaccount".into(),
+                ),
+            ]),
+            policies: vec!["backup".into()],
+            ttl_seconds: 300,
+        },
+    );
+    config
+}
+
+async fn backup_cluster(kube: &KubeApiServer, admin: &Client, bucket: &Bucket) -> OpenBaoCluster {
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "s3-credentials", "namespace": "backups"},
+        "stringData": {"accessKeyId": bucket.garage.access_key_id, "secretAccessKey": bucket.garage.secret_access_key},
+    });
+    kubectl_ok(
+        kube,
+        &["apply", "--server-side", "-f", "-"],
+        Some(&secret.to_string()),
+    );
+    let cluster = json!({
+        "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoCluster",
+        "metadata": {"name": "it", "namespace": "backups"},
+        "spec": {"replicas": 1, "backup": {
+            "schedule": "0 3 * * *",
+            "executorImage": "openbao/backup-executor:v0.1.0",
+            "jwtAuthRole": "backup",
+            "target": {"endpoint": bucket.garage.endpoint, "bucket": bucket.name, "region": testkit::garage::REGION,
+                       "pathPrefix": "clusters", "credentialsSecretRef": {"name": "s3-credentials"}},
+        }},
+    });
+    kubectl_ok(
+        kube,
+        &["apply", "--server-side", "-f", "-"],
+        Some(&cluster.to_string()),
+    );
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), "backups");
+    wait_for("the backup ServiceAccount", || async {
+        accounts.get_opt("it-backup-serviceaccount").await.unwrap()
+    })
+    .await;
+    get_cluster(admin).await
+}
+
+async fn get_cluster(admin: &Client) -> OpenBaoCluster {
+    Api::<OpenBaoCluster>::namespaced(admin.clone(), "backups")
+        .get("it")
+        .await
+        .unwrap()
+}
+
+/// Creates a Job from the cluster's CronJob template (as `kubectl create
+/// job --from=cronjob/...`), runs its container as the kubelet would, and
+/// records the pod's termination message and the Job's end.
+async fn run_backup_job(
+    kube: &KubeApiServer,
+    admin: &Client,
+    cluster: &OpenBaoCluster,
+    name: &str,
+    openbao: &str,
+) -> Job {
+    let settings = OperatorSettings {
+        jwt_audience: AUDIENCE.into(),
+    };
+    let cronjob = desired::cronjob(cluster, cluster.spec.backup.as_ref().unwrap(), &settings);
+    let template = cronjob.spec.unwrap().job_template;
+    let mut meta = template.metadata.unwrap_or_default();
+    meta.name = Some(name.into());
+    meta.annotations = Some(
+        [(
+            "cronjob.kubernetes.io/instantiate".to_string(),
+            "manual".to_string(),
+        )]
+        .into(),
+    );
+    let jobs: Api<Job> = Api::namespaced(admin.clone(), "backups");
+    let job = jobs
+        .create(
+            &PostParams::default(),
+            &Job {
+                metadata: meta,
+                spec: template.spec,
+                status: None,
+            },
+        )
+        .await
+        .unwrap();
+    let pod_template = job.spec.as_ref().unwrap().template.clone();
+    let pod_spec = pod_template.spec.clone().unwrap();
+    let container = pod_spec.containers[0].clone();
+
+    // Volumes as files, where the container expects them.
+    let root = std::env::temp_dir().join(format!(
+        "openbao-backup-kubelet-{name}-{}",
+        std::process::id()
+    ));
+    let mut mounts: Vec<(String, PathBuf)> = Vec::new();
+    for volume in pod_spec.volumes.iter().flatten() {
+        let dir = root.join(&volume.name);
+        std::fs::create_dir_all(&dir).unwrap();
+        if let Some(source) = &volume.secret {
+            let secret = Api::<Secret>::namespaced(admin.clone(), "backups")
+                .get(source.secret_name.as_ref().unwrap())
+                .await
+                .unwrap();
+            for (key, value) in secret.data.unwrap_or_default() {
+                std::fs::write(dir.join(key), value.0).unwrap();
+            }
+        }
+        if let Some(projected) = &volume.projected {
+            for source in projected.sources.iter().flatten() {
+                let token = source.service_account_token.as_ref().unwrap();
+                let jwt = create_token(
+                    kube,
+                    "backups",
+                    pod_spec.service_account_name.as_deref().unwrap(),
+                    token.audience.as_deref(),
+                );
+                std::fs::write(dir.join(&token.path), jwt).unwrap();
+            }
+        }
+        let mount = container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.name == volume.name)
+            .unwrap();
+        mounts.push((mount.mount_path.clone(), dir));
+    }
+    let local = |path: &str| -> String {
+        if path == "/dev/termination-log" {
+            return root.join("termination-log").display().to_string();
+        }
+        for (mount, dir) in &mounts {
+            if let Some(rest) = path.strip_prefix(mount.as_str()) {
+                return format!("{}{rest}", dir.display());
+            }
+        }
+        path.to_string()
+    };
+    let mut env: Vec<(String, String)> = container
+        .env
+        .iter()
+        .flatten()
+        .map(|e| {
+            (
+                e.name.clone(),
+                local(e.value.as_deref().unwrap_or_default()),
+            )
+        })
+        .collect();
+    // No cluster DNS here: the pods' addresses lead to the fake OpenBao.
+    env.push(("OPENBAO_ADDR".into(), openbao.into()));
+    env.push(("OPENBAO_JWT_FILE".into(), local(DEFAULT_JWT_FILE)));
+    let output = Command::new(env!("CARGO_BIN_EXE_openbao-backup"))
+        .args(container.args.iter().flatten())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .envs(env)
+        .output()
+        .unwrap();
+    let message = std::fs::read_to_string(root.join("termination-log")).unwrap_or_default();
+    let exit_code = output.status.code().unwrap_or(1);
+    std::fs::remove_dir_all(&root).unwrap();
+
+    // The pod's record, as the kubelet leaves it.
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "backups");
+    let mut pod = Pod {
+        metadata: pod_template.metadata.clone().unwrap_or_default(),
+        spec: Some(pod_spec.clone()),
+        status: None,
+    };
+    pod.metadata.name = Some(format!("{name}-pod"));
+    let pod = pods.create(&PostParams::default(), &pod).await.unwrap();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut pod_status = serde_json::to_value(&pod).unwrap();
+    pod_status["status"] = json!({"phase": if exit_code == 0 { "Succeeded" } else { "Failed" }, "containerStatuses": [{
+        "name": "backup", "image": container.image, "imageID": "", "ready": false, "restartCount": 0,
+        "state": {"terminated": {"exitCode": exit_code, "finishedAt": now, "message": message}},
+    }]});
+    pods.replace_status(
+        &pod.name_any(),
+        &PostParams::default(),
+        &serde_json::from_value(pod_status).unwrap(),
+    )
+    .await
+    .unwrap();
+
+    // The Job's end, as the Job controller records it.
+    let condition = if exit_code == 0 { "Complete" } else { "Failed" };
+    let mut job_status = serde_json::to_value(&job).unwrap();
+    job_status["status"] = json!({
+        "startTime": now, "conditions": [{"type": condition, "status": "True", "lastTransitionTime": now, "lastProbeTime": now}],
+    });
+    if exit_code == 0 {
+        job_status["status"]["completionTime"] = json!(now);
+        job_status["status"]["succeeded"] = json!(1);
+    } else {
+        job_status["status"]["failed"] = json!(1);
+    }
+    jobs.replace_status(
+        name,
+        &PostParams::default(),
+        &serde_json::from_value(job_status).unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+fn create_token(
+    kube: &KubeApiServer,
+    namespace: &str,
+    account: &str,
+    audience: Option<&str>,
+) -> String {
+    let mut args = vec!["-n", namespace, "create", "token", account, "--duration=2h"];
+    let audience_arg;
+    if let Some(audience) = audience {
+        audience_arg = format!("--audience={audience}");
+        args.push(&audience_arg);
+    }
+    let output = kubectl_ok(kube, &args, None);
+    String::from_utf8(output).unwrap().trim().to_string()
+}
+
+async fn lease_holder(admin: &Client) -> Option<String> {
+    let lease = Api::<Lease>::namespaced(admin.clone(), OPERATOR_NS)
+        .get_opt("openbao-backup-operator")
+        .await
+        .ok()??;
+    lease.spec?.holder_identity
+}
+
+async fn wait_for_event(admin: &Client, reason: &str) -> Event {
+    let events: Api<Event> = Api::namespaced(admin.clone(), "backups");
+    wait_for(&format!("a {reason} event"), || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items.into_iter().find(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("it")
+        })
+    })
+    .await
+}
+
+fn condition(
+    cluster: &OpenBaoCluster,
+    kind: &str,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    let conditions = cluster
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    conditions
+        .into_iter()
+        .find(|c| c.type_ == kind)
+        .unwrap_or_else(|| panic!("no {kind} condition on {}", cluster.name_any()))
+}
+
+async fn client(kubeconfig: &Path) -> Client {
+    let config = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
+        .await
+        .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+fn kubectl_ok(kube: &KubeApiServer, args: &[&str], stdin: Option<&str>) -> Vec<u8> {
+    let output = kube.kubectl(args, stdin);
+    assert!(
+        output.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn wait_until(mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The operator binary as a replica would run it in its Deployment.
+struct Operator {
+    child: Child,
+    log: PathBuf,
+    metrics_port: u16,
+}
+
+impl Operator {
+    fn start(kubeconfig: &Path, name: &str) -> Self {
+        let metrics_port = testkit::free_port();
+        let log = kubeconfig.with_file_name(format!("{name}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_openbao-backup"))
+            .arg("operator")
+            .env("KUBECONFIG", kubeconfig)
+            .env("POD_NAME", name)
+            .env("POD_NAMESPACE", OPERATOR_NS)
+            .env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+            .env("LOG_FORMAT", "json")
+            .env("LOG_LEVEL", "info,openbao_backup=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            log,
+            metrics_port,
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_for_log(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.logs().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} in the operator's log:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    async fn metrics(&self) -> String {
+        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
+        match reqwest::get(&url).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// SIGTERM, as Kubernetes stops a pod; waits for the exit.
+    fn terminate(&mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "the operator exits cleanly on SIGTERM: {status}\n{}",
+            self.logs()
+        );
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
