@@ -125,6 +125,8 @@ async fn operator_on_a_real_api_server() {
     operator_b.wait_for_log("waiting for leadership");
     assert_eq!(lease_holder(&admin).await.as_deref(), Some("operator-a"));
     let before = get_cluster(&admin).await;
+    let policies: Api<NetworkPolicy> = Api::namespaced(admin.clone(), "backups");
+    let policy_before = policies.get("it-backup").await.unwrap();
     operator_a.terminate();
     wait_for("operator-b to lead", || async {
         (lease_holder(&admin).await.as_deref() == Some("operator-b")).then_some(())
@@ -145,6 +147,12 @@ async fn operator_on_a_real_api_server() {
         "a restart writes nothing"
     );
     assert_eq!(after.status, before.status);
+    let policy_after = policies.get("it-backup").await.unwrap();
+    assert_eq!(
+        policy_after.resource_version(),
+        policy_before.resource_version(),
+        "re-applying an unchanged NetworkPolicy writes nothing"
+    );
 
     // Removing spec.backup removes what the operator made for it.
     let removed = kube.kubectl(
@@ -166,7 +174,6 @@ async fn operator_on_a_real_api_server() {
         String::from_utf8_lossy(&removed.stderr)
     );
     let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), "backups");
-    let policies: Api<NetworkPolicy> = Api::namespaced(admin.clone(), "backups");
     wait_for("the backup objects to go", || async {
         let gone = accounts
             .get_opt("it-backup-serviceaccount")
@@ -762,4 +769,167 @@ impl Drop for Operator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The scale run, by hand: `scripts/test --test operator scale -- --ignored
+/// --nocapture`. 500 OpenBaoClusters; prints the time to steady state, the
+/// operator's memory, and the API requests it makes once steady.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by hand"]
+async fn scale_500_clusters() {
+    use futures_util::StreamExt;
+    const CLUSTERS: usize = 500;
+    const NAMESPACES: usize = 10;
+    let issuer = JwtIssuer::generate();
+    let kube = KubeApiServer::start(&issuer).unwrap_or_else(|e| panic!("{e}"));
+    install(&kube);
+    let admin = client(&kube.admin_kubeconfig()).await;
+    let namespaces: String = (0..NAMESPACES)
+        .map(|n| format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: scale-{n}}}\n---\n"))
+        .collect();
+    kubectl_ok(&kube, &["apply", "-f", "-"], Some(&namespaces));
+    let created = Instant::now();
+    futures_util::stream::iter(0..CLUSTERS)
+        .map(|i| {
+            let admin = admin.clone();
+            async move {
+                let namespace = format!("scale-{}", i % NAMESPACES);
+                let cluster: OpenBaoCluster = serde_json::from_value(json!({
+                    "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoCluster",
+                    "metadata": {"name": format!("bao-{i}"), "namespace": namespace},
+                    "spec": {"backup": {
+                        "schedule": format!("{} 3 * * *", i % 60),
+                        "executorImage": "openbao/backup-executor:v0.1.0",
+                        "jwtAuthRole": "backup",
+                        "target": {"bucket": "openbao-backups", "credentialsSecretRef": {"name": "s3-credentials"}},
+                    }},
+                }))
+                .unwrap();
+                Api::<OpenBaoCluster>::namespaced(admin, &namespace)
+                    .create(&PostParams::default(), &cluster)
+                    .await
+                    .unwrap();
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    println!(
+        "created {CLUSTERS} OpenBaoClusters in {:.1} s",
+        created.elapsed().as_secs_f64()
+    );
+
+    let kubeconfig = kube.kubeconfig(
+        "operator",
+        &create_token(&kube, OPERATOR_NS, "openbao-backup-operator", None),
+    );
+    let all: Api<OpenBaoCluster> = Api::all(admin.clone());
+    let configured = |list: &[OpenBaoCluster]| {
+        list.iter()
+            .filter(|c| c.status.as_ref().is_some_and(|s| !s.conditions.is_empty()))
+            .count()
+    };
+    let mut operator = Operator::start(&kubeconfig, "scale");
+    let started = Instant::now();
+    loop {
+        let list = all.list(&ListParams::default()).await.unwrap().items;
+        if configured(&list) == CLUSTERS {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "not steady after 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let steady_after = started.elapsed();
+    let memory = process_memory(operator.child.id());
+    println!(
+        "steady state (every cluster reconciled and its status written) after {:.1} s",
+        steady_after.as_secs_f64()
+    );
+    println!("operator memory at steady state: {memory}");
+
+    // Once steady: nothing to do, so no writes.
+    let versions = |list: Vec<OpenBaoCluster>| -> Vec<String> {
+        list.into_iter()
+            .map(|c| c.resource_version().unwrap())
+            .collect()
+    };
+    let before = versions(all.list(&ListParams::default()).await.unwrap().items);
+    let requests_before = write_requests(&admin).await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let requests_after = write_requests(&admin).await;
+    let after = versions(all.list(&ListParams::default()).await.unwrap().items);
+    let changed = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+    println!(
+        "in 60 s of steady state: {changed} clusters changed, API write requests: {}",
+        requests_after - requests_before
+    );
+    println!(
+        "operator memory after 60 s steady: {}",
+        process_memory(operator.child.id())
+    );
+    assert_eq!(changed, 0);
+
+    // A restart with 500 clusters in place: time until the new replica has
+    // reconciled them all (server-side applies that change nothing), and
+    // what it writes.
+    operator.terminate();
+    let requests_before = write_requests(&admin).await;
+    let restarted = Operator::start(&kubeconfig, "scale-2");
+    let started = Instant::now();
+    restarted.wait_for_log("\"leading\"");
+    // The no-op applies of the 500 reconciles show as PATCH requests.
+    let mut last = 0;
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "still writing after 5 minutes"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = write_requests(&admin).await - requests_before;
+        if now == last && now > 0 {
+            break;
+        }
+        last = now;
+    }
+    let after = versions(all.list(&ListParams::default()).await.unwrap().items);
+    let changed = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+    println!(
+        "restart: reconciled again within {:.1} s; {last} write requests (no-op applies), {changed} clusters changed; memory {}",
+        started.elapsed().as_secs_f64() - 2.0,
+        process_memory(restarted.child.id())
+    );
+    assert_eq!(changed, 0);
+    kube.stop();
+}
+
+/// Write requests (POST, PUT, PATCH, DELETE) the API server has served,
+/// from its own metrics (Leases excluded: the leader renews every 2 s).
+async fn write_requests(admin: &Client) -> u64 {
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = admin.request_text(request).await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+        .filter(|l| {
+            ["\"POST\"", "\"PUT\"", "\"PATCH\"", "\"DELETE\""]
+                .iter()
+                .any(|v| l.contains(&format!("verb={v}")))
+        })
+        .filter(|l| !l.contains("resource=\"leases\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+fn process_memory(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l[name.len()..].trim().to_string())
+            .unwrap_or_default()
+    };
+    format!("RSS {}, peak {}", field("VmRSS:"), field("VmHWM:"))
 }
