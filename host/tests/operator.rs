@@ -905,7 +905,8 @@ async fn scale_500_clusters() {
     kube.stop();
 }
 
-/// Write requests (POST, PUT, PATCH, DELETE) the API server has served,
+/// Write requests (POST, PUT, PATCH, server-side APPLY, DELETE) the API
+/// server has served,
 /// from its own metrics (Leases excluded: the leader renews every 2 s).
 async fn write_requests(admin: &Client) -> u64 {
     let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
@@ -913,9 +914,9 @@ async fn write_requests(admin: &Client) -> u64 {
     text.lines()
         .filter(|l| l.starts_with("apiserver_request_total{"))
         .filter(|l| {
-            ["\"POST\"", "\"PUT\"", "\"PATCH\"", "\"DELETE\""]
+            ["POST", "PUT", "PATCH", "APPLY", "DELETE"]
                 .iter()
-                .any(|v| l.contains(&format!("verb={v}")))
+                .any(|verb| l.contains(&format!("verb=\"{verb}\"")))
         })
         .filter(|l| !l.contains("resource=\"leases\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
