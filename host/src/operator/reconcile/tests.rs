@@ -30,6 +30,15 @@ fn step(
     }
 }
 
+/// The three server-side applies of a valid JWT cluster, accepted.
+fn applies() -> Vec<Step> {
+    vec![
+        accept("PATCH", SA),
+        accept("PATCH", POLICY),
+        accept("PATCH", CRONJOB),
+    ]
+}
+
 /// A write the API server accepts as sent.
 fn accept(method: &'static str, path: &str) -> Step {
     step(method, path, |body| (200, body))
@@ -265,44 +274,47 @@ async fn status_after_three_jobs() -> Value {
     ];
     run(
         cluster(jwt_backup(), Value::Null),
-        vec![
-            accept("PATCH", SA),
-            accept("PATCH", POLICY),
-            accept("PATCH", CRONJOB),
-            step("GET", JOBS, move |_| list(jobs)),
-            step("GET", PODS, |_| {
-                list(vec![pod_with_result(succeeded_result())])
-            }),
-            step("GET", PODS, |_| {
-                list(vec![pod_with_result(failed_result())])
-            }),
-            step("PUT", STATUS, move |body| {
-                *keep.lock().unwrap() = body.clone();
-                (200, body)
-            }),
-            step("POST", EVENTS, |body| {
-                assert_eq!(body["reason"], "BackupSucceeded");
-                assert_eq!(body["type"], "Normal");
-                assert_eq!(body["related"]["name"], "bao-backup-29000000");
-                let note = body["note"].as_str().unwrap();
-                assert!(
-                    note.contains("20261124T030000.000Z-scheduled-a1b2c3.snap")
-                        && note.contains("117.7 MiB"),
-                    "{note}"
-                );
-                (201, body)
-            }),
-            step("POST", EVENTS, |body| {
-                assert_eq!(body["reason"], "BackupFailed");
-                assert_eq!(body["type"], "Warning");
-                let note = body["note"].as_str().unwrap();
-                assert!(
-                    note.starts_with("manual backup failed: OpenBao authentication failed"),
-                    "{note}"
-                );
-                (201, body)
-            }),
-        ],
+        [
+            applies(),
+            vec![
+                step("GET", JOBS, move |_| list(jobs)),
+                step("GET", PODS, |_| {
+                    list(vec![pod_with_result(succeeded_result())])
+                }),
+                step("GET", PODS, |_| {
+                    list(vec![pod_with_result(failed_result())])
+                }),
+                step("PUT", STATUS, move |body| {
+                    *keep.lock().unwrap() = body.clone();
+                    (200, body)
+                }),
+                step("POST", EVENTS, |body| {
+                    assert_eq!(body["reason"], "BackupSucceeded");
+                    assert_eq!(body["type"], "Normal");
+                    assert_eq!(body["related"]["name"], "bao-backup-29000000");
+                    let note = body["note"].as_str().unwrap();
+                    assert!(
+                        note.contains("20261124T030000.000Z-scheduled-a1b2c3.snap")
+                            && note.contains("117.7 MiB"),
+                        "{note}"
+                    );
+                    (201, body)
+                }),
+                step("POST", EVENTS, |body| {
+                    assert_eq!(body["reason"], "BackupFailed");
+                    assert_eq!(body["type"], "Warning");
+                    let note = body["note"].as_str().unwrap();
+                    assert!(
+                        note.starts_with("manual backup failed: OpenBao authentication failed"),
+                        "{note}"
+                    );
+                    (201, body)
+                }),
+            ],
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
     )
     .await
     .unwrap();
@@ -346,12 +358,10 @@ async fn finished_jobs_are_folded_into_the_status_once() {
     again["metadata"]["resourceVersion"] = json!("42");
     run(
         again,
-        vec![
-            accept("PATCH", SA),
-            accept("PATCH", POLICY),
-            accept("PATCH", CRONJOB),
-            step("GET", JOBS, move |_| list(jobs)),
-        ],
+        [applies(), vec![step("GET", JOBS, move |_| list(jobs))]]
+            .into_iter()
+            .flatten()
+            .collect(),
     )
     .await
     .unwrap();
@@ -368,29 +378,32 @@ async fn jobs_that_are_gone_leave_the_recorded_list() {
     )];
     run(
         cluster(jwt_backup(), status["status"].clone()),
-        vec![
-            accept("PATCH", SA),
-            accept("PATCH", POLICY),
-            accept("PATCH", CRONJOB),
-            step("GET", JOBS, move |_| list(jobs)),
-            step("GET", PODS, |_| list(vec![])),
-            step("PUT", STATUS, |body| {
-                let backup = &body["status"]["backup"];
-                assert_eq!(backup["recordedJobs"], json!(["job-3"]));
-                assert_eq!(backup["consecutiveFailures"], 2);
-                assert!(
-                    backup["lastFailureReason"]
-                        .as_str()
-                        .unwrap()
-                        .contains("without a result")
-                );
-                (200, body)
-            }),
-            step("POST", EVENTS, |body| {
-                assert_eq!(body["reason"], "BackupFailed");
-                (201, body)
-            }),
-        ],
+        [
+            applies(),
+            vec![
+                step("GET", JOBS, move |_| list(jobs)),
+                step("GET", PODS, |_| list(vec![])),
+                step("PUT", STATUS, |body| {
+                    let backup = &body["status"]["backup"];
+                    assert_eq!(backup["recordedJobs"], json!(["job-3"]));
+                    assert_eq!(backup["consecutiveFailures"], 2);
+                    assert!(
+                        backup["lastFailureReason"]
+                            .as_str()
+                            .unwrap()
+                            .contains("without a result")
+                    );
+                    (200, body)
+                }),
+                step("POST", EVENTS, |body| {
+                    assert_eq!(body["reason"], "BackupFailed");
+                    (201, body)
+                }),
+            ],
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
     )
     .await
     .unwrap();
@@ -406,18 +419,19 @@ async fn a_stale_copy_never_counts_a_job_twice() {
     )];
     let error = run(
         cluster(jwt_backup(), Value::Null),
-        vec![
-            accept("PATCH", SA),
-            accept("PATCH", POLICY),
-            accept("PATCH", CRONJOB),
-            step("GET", JOBS, move |_| list(jobs)),
+        [
+            applies(),
+            vec![
+                step("GET", JOBS, move |_| list(jobs)),
             step("GET", PODS, |_| list(vec![pod_with_result(succeeded_result())])),
             step("PUT", STATUS, |_| {
                 (409, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict",
                              "message": "the object has been modified", "code": 409}))
             }),
             // No event: the Job was not counted.
-        ],
+            ],
+        ]
+        .into_iter().flatten().collect(),
     )
     .await
     .unwrap_err();
