@@ -48,9 +48,71 @@ pub enum Command {
     /// Run the operator: reconcile OpenBaoClusters' spec.backup into
     /// CronJobs and their results into status.backup.
     Operator(OperatorArgs),
+    /// Inspect or run a WebAssembly plugin, for plugin authors.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Print the OpenBaoCluster CustomResourceDefinition (YAML), for
     /// `kubectl apply -f -`.
     Crd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Print what a plugin says about itself, and its digest (JSON).
+    Inspect {
+        /// The plugin component (.wasm).
+        file: PathBuf,
+        #[command(flatten)]
+        load: PluginLoadArgs,
+    },
+    /// Run a transform over stdin to stdout, or a retention plugin over a
+    /// JSON list of backups on stdin (`[{"key", "time" (RFC 3339), "size",
+    /// "kind", "metadata"}]`), printing the deletions it decides.
+    Run {
+        /// The plugin component (.wasm).
+        file: PathBuf,
+        #[command(flatten)]
+        load: PluginLoadArgs,
+        /// The plugin's configuration (JSON).
+        #[arg(long, default_value = "")]
+        config: String,
+        /// Undo the transform (restore direction) instead of applying it.
+        #[arg(long)]
+        decode: bool,
+        /// Bytes per push into a transform.
+        #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+        chunk_size: u64,
+        /// "Now" for a retention plugin (RFC 3339); the current time by default.
+        #[arg(long)]
+        now: Option<chrono::DateTime<chrono::Utc>>,
+    },
+}
+
+/// How a plugin is loaded and sandboxed.
+#[derive(Debug, Args)]
+pub struct PluginLoadArgs {
+    /// Refuse the plugin unless its bytes have this SHA-256 (hex).
+    #[arg(long)]
+    pub sha256: Option<String>,
+    /// Memory a plugin instance may use.
+    #[arg(long, env = "PLUGIN_MEMORY_LIMIT", default_value = "256MiB", value_parser = parse_size)]
+    pub memory_limit: u64,
+    /// Wall time of one call into a plugin.
+    #[arg(long, env = "PLUGIN_CALL_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub call_timeout: Duration,
+    /// Bytes one call into a plugin may return.
+    #[arg(long, env = "PLUGIN_MAX_OUTPUT", default_value = "64MiB", value_parser = parse_size)]
+    pub max_output: u64,
+}
+
+impl PluginLoadArgs {
+    pub fn limits(&self) -> crate::plugin::Limits {
+        crate::plugin::Limits {
+            memory_bytes: self.memory_limit as usize,
+            call_timeout: self.call_timeout,
+            max_output_bytes: self.max_output as usize,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

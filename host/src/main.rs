@@ -28,6 +28,13 @@ fn main() -> ExitCode {
                     }
                 }
             }),
+        Command::Plugin(command) => match openbao_backup::plugin_command::run(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("plugin: {message}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Crd => {
             print!("{}", openbao_backup::api::crd_yaml());
             ExitCode::SUCCESS

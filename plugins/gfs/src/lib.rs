@@ -14,6 +14,9 @@ use serde::Deserialize;
 
 pub struct Gfs;
 
+/// Maps a time to the period (day, week, month, year) it falls in.
+type Period = fn(i64) -> i64;
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 struct Config {
@@ -52,8 +55,8 @@ impl Retention for Gfs {
             })?;
         // Newest first, whatever order they came in.
         let mut ordered: Vec<&Backup> = backups.iter().collect();
-        ordered.sort_by(|a, b| b.time.cmp(&a.time));
-        let rules: [(usize, fn(i64) -> i64); 4] = [
+        ordered.sort_by_key(|b| std::cmp::Reverse(b.time));
+        let rules: [(usize, Period); 4] = [
             (config.daily, day),
             (config.weekly, week),
             (config.monthly, month),

@@ -1,0 +1,391 @@
+//! The plugin host with real components built from plugins/ by
+//! scripts/build-plugins (scripts/test builds them first): what they say
+//! about themselves, their answers, and the sandbox stopping every kind of
+//! misbehaviour with its own reason while the process carries on.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use openbao_backup::operator::validate::parse_go_duration;
+use openbao_backup::plugin::{Direction, Limits, PluginError, PluginHost, RetentionBackup};
+use openbao_backup::retention::keep_last;
+
+fn plugins_dir() -> PathBuf {
+    std::env::var_os("PLUGINS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"))
+                });
+            target.join("plugins")
+        })
+}
+
+fn component(name: &str) -> Vec<u8> {
+    let path = plugins_dir().join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}: build the plugins first (scripts/build-plugins; scripts/test does)",
+            path.display()
+        )
+    })
+}
+
+fn host(limits: Limits) -> PluginHost {
+    PluginHost::new(limits)
+}
+
+fn small_limits() -> Limits {
+    Limits {
+        memory_bytes: 32 * 1024 * 1024,
+        call_timeout: Duration::from_millis(500),
+        max_output_bytes: 10 * 1024 * 1024,
+    }
+}
+
+#[test]
+fn plugins_describe_themselves() {
+    let bytes = component("keep-last");
+    let plugin = host(Limits::default()).load(&bytes, None).unwrap();
+    assert_eq!(plugin.info.name, "keep-last");
+    assert_eq!(plugin.info.version, "0.1.0");
+    assert_eq!(plugin.info.kind, "retention");
+    assert_eq!(plugin.info.abi, "0.1.0");
+    assert_eq!(plugin.info.sha256.len(), 64);
+    assert!(bytes.len() < 1024 * 1024, "fits in a ConfigMap");
+    let gfs = host(Limits::default())
+        .load(&component("gfs"), None)
+        .unwrap();
+    assert_eq!(
+        (gfs.info.name.as_str(), gfs.info.kind),
+        ("gfs", "retention")
+    );
+    let misbehave = host(Limits::default())
+        .load(&component("misbehave"), None)
+        .unwrap();
+    assert_eq!(misbehave.info.kind, "transform");
+}
+
+/// keep-last inside wasm and the host's built-in policy agree on the
+/// shared table.
+#[test]
+fn keep_last_matches_the_built_in_policy() {
+    let plugin = host(Limits::default())
+        .load(&component("keep-last"), None)
+        .unwrap();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../plugins/keep-last/tests/cases.json"
+    );
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for case in cases.as_array().unwrap() {
+        let now = case["now"].as_i64().unwrap();
+        let backups: Vec<RetentionBackup> = case["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| RetentionBackup {
+                key: b["key"].as_str().unwrap().into(),
+                time: now - b["ageSeconds"].as_i64().unwrap(),
+                size: 1,
+                kind: b["kind"].as_str().unwrap_or("scheduled").into(),
+                metadata: vec![("cluster".into(), "bao".into())],
+            })
+            .collect();
+        let from_plugin: Vec<(String, String)> = plugin
+            .decide(&backups, now, &case["config"].to_string())
+            .unwrap();
+        let max_count = case["config"]["maxCount"].as_u64().map(|n| n as u32);
+        let max_age = case["config"]["maxAge"]
+            .as_str()
+            .map(|t| (parse_go_duration(t).unwrap(), t));
+        let built_in: Vec<(String, String)> = keep_last(&backups, now, max_count, max_age)
+            .into_iter()
+            .map(|d| (d.key, d.reason))
+            .collect();
+        assert_eq!(from_plugin, built_in, "{}", case["name"]);
+    }
+}
+
+#[test]
+fn a_plugin_config_error_names_the_field() {
+    let plugin = host(Limits::default())
+        .load(&component("gfs"), None)
+        .unwrap();
+    let error = plugin.decide(&[], 0, r#"{"weekley": 4}"#).unwrap_err();
+    assert!(
+        matches!(&error, PluginError::Config(m) if m.contains("weekley")),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_transform_streams_in_chunks_of_any_size() {
+    let plugin = host(Limits::default())
+        .load(&component("misbehave"), None)
+        .unwrap();
+    let input: Vec<u8> = (0..3 * 1024 * 1024 + 7)
+        .map(|i| (i * 31 % 251) as u8)
+        .collect();
+    for chunk in [1, 1000, 64 * 1024, 1024 * 1024, 4 * 1024 * 1024] {
+        let input = if chunk == 1 {
+            &input[..20_000]
+        } else {
+            &input[..]
+        };
+        let mut transformer = plugin
+            .transformer(r#"{"do": "echo"}"#, Direction::Encode, &[7; 64])
+            .unwrap();
+        let mut out = Vec::new();
+        for piece in input.chunks(chunk) {
+            out.extend(transformer.push(piece).unwrap());
+        }
+        out.extend(transformer.finish().unwrap());
+        assert_eq!(out, input, "chunks of {chunk}");
+    }
+}
+
+/// Each misbehaviour is stopped within its limit with its own reason, and
+/// the same host goes on working.
+#[test]
+fn the_sandbox_stops_misbehaving_plugins() {
+    let host = host(small_limits());
+    let plugin = host.load(&component("misbehave"), None).unwrap();
+    let run = |action: &str| {
+        let mut transformer = plugin
+            .transformer(
+                &format!(r#"{{"do": "{action}"}}"#),
+                Direction::Encode,
+                &[0; 64],
+            )
+            .unwrap();
+        let started = Instant::now();
+        let result = transformer.push(b"data");
+        (result.unwrap_err(), started.elapsed())
+    };
+
+    let (error, took) = run("loop");
+    assert!(matches!(error, PluginError::Timeout(_)), "{error}");
+    assert!(
+        took < Duration::from_secs(5),
+        "stopped near its 500 ms limit, took {took:?}"
+    );
+    let (error, _) = run("allocate");
+    assert!(
+        matches!(error, PluginError::OutOfMemory(limit) if limit == 32 * 1024 * 1024),
+        "{error}"
+    );
+    let (error, _) = run("flood");
+    // 100 MiB does not even fit in the 32 MiB the plugin may use.
+    assert!(matches!(error, PluginError::OutOfMemory(_)), "{error}");
+    let (error, _) = run("panic");
+    assert!(matches!(error, PluginError::Panicked), "{error}");
+    let (error, _) = run("fail");
+    assert!(
+        matches!(&error, PluginError::InvalidInput(m) if m == "told to fail"),
+        "{error}"
+    );
+    assert_eq!(error.cause(), "invalid-input");
+
+    // Output bound with room in memory for the flood.
+    let roomy = Limits {
+        memory_bytes: 512 * 1024 * 1024,
+        call_timeout: Duration::from_secs(10),
+        ..small_limits()
+    };
+    let plugin = self::host(roomy)
+        .load(&component("misbehave"), None)
+        .unwrap();
+    let mut flood = plugin
+        .transformer(r#"{"do": "flood"}"#, Direction::Encode, &[0; 64])
+        .unwrap();
+    let error = flood.push(b"x").unwrap_err();
+    assert!(
+        matches!(error, PluginError::OutputTooLarge { size, limit } if size > limit),
+        "{error}"
+    );
+
+    // The host is unharmed.
+    let keep_last = host.load(&component("keep-last"), None).unwrap();
+    assert_eq!(keep_last.decide(&[], 0, "").unwrap(), vec![]);
+}
+
+#[test]
+fn a_plugin_of_the_wrong_kind_is_refused() {
+    let plugin = host(Limits::default())
+        .load(&component("keep-last"), None)
+        .unwrap();
+    let error = plugin
+        .transformer("", Direction::Encode, &[0; 64])
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            error,
+            PluginError::WrongKind {
+                expected: "transform",
+                found: "retention"
+            }
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn components_that_are_not_plugins_are_refused() {
+    // An empty component: valid, exports nothing.
+    let empty = b"\0asm\x0d\x00\x01\x00";
+    let error = host(Limits::default()).load(empty, None).err().unwrap();
+    assert!(matches!(error, PluginError::NotAPlugin(_)), "{error}");
+    // A core module is not a component.
+    let core = b"\0asm\x01\x00\x00\x00";
+    let error = host(Limits::default()).load(core, None).err().unwrap();
+    assert!(matches!(error, PluginError::Compile(_)), "{error}");
+}
+
+#[test]
+fn a_plugin_speaking_another_abi_is_refused_with_the_versions() {
+    // The same plugin, its interface renamed to a future ABI (same length,
+    // so the component stays valid).
+    let bytes = component("keep-last");
+    let renamed = replace_all(
+        &bytes,
+        b"openbao-backup:plugin/retention@0.1.0",
+        b"openbao-backup:plugin/retention@0.2.0",
+    );
+    assert_ne!(renamed, bytes);
+    let error = host(Limits::default()).load(&renamed, None).err().unwrap();
+    assert!(matches!(error, PluginError::Abi { .. }), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("@0.2.0") && message.contains("0.1.x"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_pinned_digest_refuses_tampered_bytes() {
+    let bytes = component("gfs");
+    let plugin = host(Limits::default()).load(&bytes, None).unwrap();
+    let pinned = plugin.info.sha256.clone();
+    assert!(
+        host(Limits::default())
+            .load(&bytes, Some(&pinned.to_uppercase()))
+            .is_ok()
+    );
+    let mut tampered = bytes.clone();
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 1;
+    let error = host(Limits::default())
+        .load(&tampered, Some(&pinned))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&error, PluginError::DigestMismatch { expected, .. } if *expected == pinned),
+        "{error}"
+    );
+    assert_eq!(error.cause(), "digest-mismatch");
+}
+
+#[test]
+fn the_plugin_command_runs_retention_and_transforms() {
+    let dir = plugins_dir();
+    let binary = env!("CARGO_BIN_EXE_openbao-backup");
+    let inspect = Command::new(binary)
+        .args(["plugin", "inspect"])
+        .arg(dir.join("gfs.wasm"))
+        .output()
+        .unwrap();
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    let info: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(
+        (info["name"].as_str(), info["kind"].as_str()),
+        (Some("gfs"), Some("retention"))
+    );
+
+    let list = r#"[
+        {"key": "b/1", "time": "2026-11-22T03:00:00Z", "size": 10},
+        {"key": "b/3", "time": "2026-11-24T03:00:00Z", "size": 10},
+        {"key": "b/2", "time": "2026-11-23T03:00:00Z", "size": 10, "kind": "manual"}
+    ]"#;
+    let output = run_with_stdin(
+        Command::new(binary)
+            .args(["plugin", "run"])
+            .arg(dir.join("keep-last.wasm"))
+            .args([
+                "--config",
+                r#"{"maxCount": 1}"#,
+                "--now",
+                "2026-11-24T04:00:00Z",
+            ]),
+        list.as_bytes(),
+    );
+    let decided: serde_json::Value = serde_json::from_slice(&output).unwrap();
+    assert_eq!(decided[0]["key"], "b/2");
+    assert_eq!(decided[1]["key"], "b/1");
+    assert_eq!(decided[1]["reason"], "beyond the newest 1 (maxCount)");
+
+    let input: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+    let output = run_with_stdin(
+        Command::new(binary)
+            .args(["plugin", "run"])
+            .arg(dir.join("misbehave.wasm"))
+            .args(["--config", r#"{"do": "echo"}"#, "--chunk-size", "4KiB"]),
+        &input,
+    );
+    assert_eq!(output, input);
+
+    let failed = Command::new(binary)
+        .args(["plugin", "run"])
+        .arg(dir.join("misbehave.wasm"))
+        .args(["--config", r#"{"do": "loop"}"#, "--call-timeout", "200ms"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    // No input, no push: finish alone runs fine.
+    assert!(failed.status.success());
+}
+
+fn run_with_stdin(command: &mut Command, input: &[u8]) -> Vec<u8> {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let mut out = haystack.to_vec();
+    let mut i = 0;
+    while i + from.len() <= out.len() {
+        if &out[i..i + from.len()] == from {
+            out[i..i + from.len()].copy_from_slice(to);
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+    out
+}

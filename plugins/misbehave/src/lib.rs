@@ -1,0 +1,62 @@
+//! Test-only: a transform that misbehaves as its config says, on the first
+//! push: `{"do": "loop" | "allocate" | "flood" | "panic" | "fail"}`.
+//! Anything else (or `"echo"`) copies its input. The host's adversarial
+//! tests use it to show each misbehaviour is stopped with the right reason.
+
+use guest_sdk::{Direction, Error, Info, Transform};
+use serde::Deserialize;
+
+pub struct Misbehave {
+    action: String,
+}
+
+#[derive(Deserialize)]
+struct Config {
+    #[serde(rename = "do")]
+    action: String,
+}
+
+impl Transform for Misbehave {
+    const INFO: Info = Info::new(
+        "misbehave",
+        env!("CARGO_PKG_VERSION"),
+        "test-only: misbehaves on purpose",
+    );
+
+    fn new(config: &str, _direction: Direction, _entropy: Vec<u8>) -> Result<Self, Error> {
+        let config: Config =
+            serde_json::from_str(config).map_err(|e| Error::Config(e.to_string()))?;
+        Ok(Self {
+            action: config.action,
+        })
+    }
+
+    fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        match self.action.as_str() {
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "allocate" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "flood" => out.resize(out.len() + 100 * (1 << 20), 0),
+            "panic" => panic!("misbehave was told to panic"),
+            "fail" => return Err(Error::InvalidInput("told to fail".into())),
+            _ => out.extend_from_slice(chunk),
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _out: &mut Vec<u8>) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+guest_sdk::export_transform!(Misbehave);
