@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::backup::{BackupConfig, BackupKind};
+use crate::backup::{BackupConfig, BackupKind, KeepLast, RetentionSetting};
 use crate::openbao::{Auth, OpenBaoConfig};
+use crate::operator::validate::parse_go_duration;
 use crate::s3::{MAX_CONCURRENCY, MAX_PART_SIZE, MIN_PART_SIZE, TargetConfig};
 use crate::units::{parse_duration, parse_size};
 
@@ -169,6 +170,70 @@ pub struct BackupArgs {
     /// How often to log progress while streaming.
     #[arg(long, env = "BACKUP_PROGRESS_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub progress_interval: Duration,
+
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+}
+
+/// What to delete after a successful backup: the built-in policy, or a
+/// retention plugin. Nothing is deleted when none is given.
+#[derive(Debug, Args)]
+pub struct RetentionArgs {
+    /// Keep only the newest N backups of the cluster (pre-upgrade
+    /// snapshots are not counted).
+    #[arg(long, env = "RETENTION_MAX_COUNT")]
+    pub max_count: Option<u32>,
+
+    /// Delete backups older than this (Go syntax: 168h, 1h30m).
+    #[arg(long, env = "RETENTION_MAX_AGE")]
+    pub max_age: Option<String>,
+
+    /// A retention plugin (WebAssembly component) that decides instead.
+    #[arg(long, env = "RETENTION_PLUGIN")]
+    pub retention_plugin: Option<PathBuf>,
+
+    /// Refuse the retention plugin unless its bytes have this SHA-256.
+    #[arg(long, env = "RETENTION_PLUGIN_SHA256")]
+    pub retention_plugin_sha256: Option<String>,
+
+    /// The retention plugin's configuration (JSON).
+    #[arg(long, env = "RETENTION_CONFIG", default_value = "")]
+    pub retention_config: String,
+}
+
+impl RetentionArgs {
+    fn setting(self) -> Result<Option<RetentionSetting>, String> {
+        let max_age = self
+            .max_age
+            .filter(|text| !text.trim().is_empty())
+            .map(|text| {
+                parse_go_duration(&text)
+                    .map(|limit| (limit, text.clone()))
+                    .map_err(|e| format!("--max-age (RETENTION_MAX_AGE): {e}"))
+            })
+            .transpose()?;
+        let built_in = self.max_count.is_some() || max_age.is_some();
+        match self.retention_plugin {
+            Some(_) if built_in => Err(
+                "--retention-plugin decides alone: drop --max-count and --max-age, or the plugin"
+                    .into(),
+            ),
+            Some(file) => Ok(Some(RetentionSetting::Plugin {
+                file,
+                sha256: self.retention_plugin_sha256,
+                config: self.retention_config,
+                limits: crate::plugin::Limits::default(),
+            })),
+            None if self.retention_plugin_sha256.is_some() => {
+                Err("--retention-plugin-sha256 needs --retention-plugin".into())
+            }
+            None if built_in => Ok(Some(RetentionSetting::KeepLast(KeepLast {
+                max_count: self.max_count,
+                max_age,
+            }))),
+            None => Ok(None),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -274,6 +339,7 @@ impl BackupArgs {
             kind: self.kind,
             result_file: self.result_file,
             progress_interval: self.progress_interval,
+            retention: self.retention.setting()?,
         })
     }
 }
@@ -520,5 +586,41 @@ mod tests {
     fn cluster_name_cannot_escape_the_key_layout() {
         let err = parse(&["--token-file", "/t", "--namespace", "a/b"]).unwrap_err();
         assert!(err.contains("--namespace"), "{err}");
+    }
+
+    #[test]
+    fn retention_flags() {
+        let none = parse(&["--token-file", "/t"]).unwrap();
+        assert_eq!(none.retention, None, "nothing is deleted unless asked");
+        let built_in = parse(&[
+            "--token-file",
+            "/t",
+            "--max-count",
+            "7",
+            "--max-age",
+            "1h30m",
+        ])
+        .unwrap();
+        assert_eq!(
+            built_in.retention,
+            Some(RetentionSetting::KeepLast(KeepLast {
+                max_count: Some(7),
+                max_age: Some((Duration::from_secs(5400), "1h30m".into())),
+            }))
+        );
+        let err = parse(&["--token-file", "/t", "--max-age", "7d"]).unwrap_err();
+        assert!(err.contains("--max-age (RETENTION_MAX_AGE)"), "{err}");
+        let err = parse(&[
+            "--token-file",
+            "/t",
+            "--max-count",
+            "3",
+            "--retention-plugin",
+            "/p.wasm",
+        ])
+        .unwrap_err();
+        assert!(err.contains("--retention-plugin decides alone"), "{err}");
+        let err = parse(&["--token-file", "/t", "--retention-plugin-sha256", "ab"]).unwrap_err();
+        assert!(err.contains("needs --retention-plugin"), "{err}");
     }
 }

@@ -20,6 +20,9 @@ pub enum BackupError {
     Storage(String),
     #[error("cancelled: received {0}")]
     Cancelled(&'static str),
+    /// Only in the retention report: the backup itself stands.
+    #[error("retention: {0}")]
+    Retention(String),
 }
 
 impl BackupError {
@@ -34,6 +37,7 @@ impl BackupError {
             Self::Timeout(_) => "timeout",
             Self::Storage(_) => "storage",
             Self::Cancelled(_) => "cancelled",
+            Self::Retention(_) => "retention",
         }
     }
 }

@@ -281,6 +281,30 @@ pub async fn delete_object(client: &Client, bucket: &str, key: &str) -> Result<(
     Ok(())
 }
 
+/// Every object under `prefix`: (key, size).
+pub async fn list_objects(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<(String, u64)>, BackupError> {
+    let mut objects = Vec::new();
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| storage_error("ListObjectsV2", bucket, e))?;
+        for object in page.contents() {
+            if let Some(key) = object.key() {
+                objects.push((key.to_string(), object.size().unwrap_or(0).max(0) as u64));
+            }
+        }
+    }
+    Ok(objects)
+}
+
 /// One line with the S3 error code and message, plus a hint for the causes
 /// people hit first.
 fn storage_error<E, R>(operation: &str, bucket: &str, error: SdkError<E, R>) -> BackupError

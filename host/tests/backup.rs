@@ -612,3 +612,117 @@ async fn tls_with_custom_ca_bundles_for_openbao_and_s3() {
     assert_backed_up(&bucket, &openbao, &run).await;
     assert_eq!(proxy.count(Operation::UploadPart), (3, 0));
 }
+
+fn plugin_path(name: &str) -> String {
+    let dir = std::env::var_os("PLUGINS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into())
+                .join("plugins")
+        });
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{}: run scripts/build-plugins",
+        path.display()
+    );
+    path.display().to_string()
+}
+
+/// Backups under the cluster's prefix, oldest first (keys sort by time).
+async fn backup_keys(bucket: &Bucket) -> Vec<String> {
+    let mut keys: Vec<String> = bucket
+        .keys()
+        .await
+        .into_iter()
+        .filter(|k| k.ends_with(".snap"))
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn max_count_keeps_the_newest_and_ignores_pre_upgrade_snapshots() {
+    let bucket = Bucket::new("max-count").await;
+    let openbao = fake(SnapshotSpec::new(64 * 1024, 3)).await;
+    let mut args = bucket.args(&openbao.url());
+    set(&mut args, "--max-count", "2");
+    let mut taken = Vec::new();
+    for kind in ["scheduled", "pre-upgrade", "scheduled", "manual"] {
+        set(&mut args, "--kind", kind);
+        let run = run_backup(&args, &[]).await;
+        assert!(run.ok(), "{}", run.all_output());
+        taken.push(run.result["key"].as_str().unwrap().to_string());
+        if kind == "manual" {
+            let deleted = &run.result["retention"]["deleted"];
+            assert_eq!(deleted[0]["key"], taken[0].as_str());
+            assert_eq!(deleted[0]["reason"], "beyond the newest 2 (maxCount)");
+        }
+    }
+    // The first scheduled one went; the pre-upgrade snapshot stays.
+    assert_eq!(backup_keys(&bucket).await, taken[1..].to_vec());
+    for key in &taken[1..] {
+        assert!(
+            bucket
+                .keys()
+                .await
+                .contains(&format!("{key}.manifest.json"))
+        );
+    }
+    assert!(
+        !bucket
+            .keys()
+            .await
+            .contains(&format!("{}.manifest.json", taken[0]))
+    );
+}
+
+#[tokio::test]
+async fn a_retention_plugin_decides_and_the_host_keeps_the_new_backup() {
+    let bucket = Bucket::new("retention-plugin").await;
+    let openbao = fake(SnapshotSpec::new(64 * 1024, 4)).await;
+    let mut args = bucket.args(&openbao.url());
+    for _ in 0..2 {
+        assert!(run_backup(&args, &[]).await.ok());
+    }
+    // This policy deletes everything, the new backup too.
+    set(&mut args, "--retention-plugin", &plugin_path("keep-last"));
+    set(&mut args, "--retention-config", r#"{"maxCount": 0}"#);
+    let run = run_backup(&args, &[]).await;
+    assert!(run.ok(), "{}", run.all_output());
+    let key = run.result["key"].as_str().unwrap();
+    assert_eq!(backup_keys(&bucket).await, vec![key.to_string()]);
+    let report = &run.result["retention"];
+    assert_eq!(report["deleted"].as_array().unwrap().len(), 2);
+    assert_eq!(report["refused"][0]["key"], key);
+    assert_eq!(
+        report["refused"][0]["reason"],
+        "kept: the backup just taken"
+    );
+}
+
+#[tokio::test]
+async fn a_retention_plugin_that_cannot_run_stops_the_backup_before_it_starts() {
+    let bucket = Bucket::new("retention-bad-plugin").await;
+    let openbao = fake(SnapshotSpec::new(64 * 1024, 5)).await;
+    let mut args = bucket.args(&openbao.url());
+    // A transform is not a retention plugin.
+    set(&mut args, "--retention-plugin", &plugin_path("misbehave"));
+    let run = run_backup(&args, &[]).await;
+    assert!(!run.ok());
+    assert!(
+        run.reason().contains("--retention-plugin") && run.reason().contains("transform"),
+        "{}",
+        run.reason()
+    );
+    assert_eq!(openbao.snapshot_requests(), 0, "OpenBao was not asked");
+    bucket.assert_untouched().await;
+
+    set(&mut args, "--retention-plugin", &plugin_path("gfs"));
+    set(&mut args, "--retention-plugin-sha256", &"0".repeat(64));
+    let run = run_backup(&args, &[]).await;
+    assert!(run.reason().contains("digest mismatch"), "{}", run.reason());
+    bucket.assert_untouched().await;
+}

@@ -9,6 +9,7 @@
 mod archive;
 mod naming;
 mod parts;
+mod prune;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
 pub use naming::{MANIFEST_SUFFIX, Manifest, cluster_prefix, manifest_key};
+pub use prune::{KeepLast, RetentionReport, RetentionSetting};
 
 use crate::error::BackupError;
 use crate::openbao::{Auth, OpenBaoClient, OpenBaoConfig};
@@ -38,6 +40,8 @@ pub struct BackupConfig {
     pub kind: BackupKind,
     pub result_file: Option<PathBuf>,
     pub progress_interval: Duration,
+    /// What to delete after a successful backup; None keeps everything.
+    pub retention: Option<RetentionSetting>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -78,6 +82,9 @@ pub enum BackupResult {
         parts: u32,
         /// Peak resident memory of the command, to size the Job's limits.
         peak_memory_bytes: Option<u64>,
+        /// What retention deleted (or why it could not).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retention: Option<RetentionReport>,
     },
     #[serde(rename_all = "camelCase")]
     Failed {
@@ -93,6 +100,8 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
     let started_at = Utc::now();
     let clock = Instant::now();
     let target = &config.target;
+    // A plugin that cannot run fails the backup before OpenBao is asked.
+    let retention = config.retention.as_ref().map(|r| r.load()).transpose()?;
 
     let openbao = OpenBaoClient::new(config.openbao.clone())?;
     let node = openbao.find_active().await?;
@@ -165,6 +174,21 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
     }
 
     let elapsed = clock.elapsed();
+    let retention = match &retention {
+        None => None,
+        Some(policy) => Some(
+            match prune::prune(&client, &target.bucket, &prefix, &key, policy, Utc::now()).await {
+                Ok(report) => report,
+                Err(error) => {
+                    tracing::warn!(%error, "retention failed; the new backup stands");
+                    RetentionReport {
+                        error: Some(error.to_string()),
+                        ..Default::default()
+                    }
+                }
+            },
+        ),
+    };
     Ok(BackupResult::Succeeded {
         key,
         manifest_key,
@@ -180,6 +204,7 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
             as u64,
         parts: streamed.parts.len() as u32,
         peak_memory_bytes: crate::memory::peak_rss_bytes(),
+        retention,
     })
 }
 

@@ -46,6 +46,22 @@ pub fn object_key(
     )
 }
 
+/// The time and kind a backup's key records; None for keys this tool did
+/// not write.
+pub fn parse_key(cluster_prefix: &str, key: &str) -> Option<(DateTime<Utc>, BackupKind)> {
+    let name = key.strip_prefix(cluster_prefix)?.strip_suffix(".snap")?;
+    let (time, rest) = name.split_once('-')?;
+    let (kind, _random) = rest.rsplit_once('-')?;
+    let time = chrono::NaiveDateTime::parse_from_str(time, "%Y%m%dT%H%M%S%.3fZ").ok()?;
+    let kind = match kind {
+        "scheduled" => BackupKind::Scheduled,
+        "manual" => BackupKind::Manual,
+        "pre-upgrade" => BackupKind::PreUpgrade,
+        _ => return None,
+    };
+    Some((time.and_utc(), kind))
+}
+
 pub fn manifest_key(object_key: &str) -> String {
     format!("{object_key}{MANIFEST_SUFFIX}")
 }
@@ -128,6 +144,23 @@ mod tests {
             "clusters/prod/ns/bao/20261118T110640.123Z-scheduled-9f3a1c.snap"
         );
         assert_eq!(manifest_key(&key), format!("{key}.manifest.json"));
+        assert_eq!(
+            parse_key(&prefix, &key),
+            Some((at(123), BackupKind::Scheduled))
+        );
+        let pre = object_key(&prefix, at(5), BackupKind::PreUpgrade, [1, 2, 3]);
+        assert_eq!(
+            parse_key(&prefix, &pre),
+            Some((at(5), BackupKind::PreUpgrade))
+        );
+        for foreign in [
+            "clusters/prod/ns/bao/notes.txt",
+            "clusters/prod/ns/bao/20261118T110640.123Z-weekly-9f3a1c.snap",
+            "clusters/prod/ns/other/20261118T110640.123Z-scheduled-9f3a1c.snap",
+            "clusters/prod/ns/bao/sub/20261118T110640.123Z-scheduled-9f3a1c.snap",
+        ] {
+            assert_eq!(parse_key(&prefix, foreign), None, "{foreign}");
+        }
     }
 
     #[test]

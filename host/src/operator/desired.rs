@@ -120,6 +120,15 @@ pub fn cronjob(
             .into_iter()
             .filter_map(|(k, v)| v.clone().map(|v| env_var(k, v))),
     );
+    if let Some(retention) = &backup.retention {
+        // maxCount 0 means no limit.
+        if let Some(count) = retention.max_count.filter(|n| *n > 0) {
+            env.push(env_var("RETENTION_MAX_COUNT", count.to_string()));
+        }
+        if let Some(age) = &retention.max_age {
+            env.push(env_var("RETENTION_MAX_AGE", age.clone()));
+        }
+    }
 
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
@@ -453,6 +462,37 @@ mod tests {
             "https://bao-0.bao-internal.prod.svc:8200,https://bao-1.bao-internal.prod.svc:8200,https://bao-2.bao-internal.prod.svc:8200"
         );
         assert!(!env.contains_key("OPENBAO_TOKEN_FILE"));
+        assert!(
+            !env.contains_key("RETENTION_MAX_COUNT"),
+            "nothing deleted unless asked"
+        );
+    }
+
+    #[test]
+    fn retention_reaches_the_backup_command() {
+        let mut backup = jwt_backup();
+        backup.retention = Some(crate::api::RetentionSpec {
+            max_count: Some(7),
+            max_age: Some("168h".into()),
+        });
+        let vars = env(&pod(&cronjob(
+            &cluster(backup.clone()),
+            &backup,
+            &settings(),
+        )));
+        assert_eq!(vars["RETENTION_MAX_COUNT"], "7");
+        assert_eq!(vars["RETENTION_MAX_AGE"], "168h");
+        // maxCount 0 means no limit.
+        backup.retention = Some(crate::api::RetentionSpec {
+            max_count: Some(0),
+            max_age: None,
+        });
+        let vars = env(&pod(&cronjob(
+            &cluster(backup.clone()),
+            &backup,
+            &settings(),
+        )));
+        assert!(!vars.contains_key("RETENTION_MAX_COUNT"));
     }
 
     #[test]

@@ -230,6 +230,7 @@ mod tests {
                 throughput_bytes_per_second: 1,
                 parts: 1,
                 peak_memory_bytes: None,
+                retention: None,
             }),
             job_failure: None,
         }

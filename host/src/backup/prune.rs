@@ -1,0 +1,213 @@
+//! Retention after a successful backup: list the cluster's backups, let the
+//! policy (built-in or plugin) decide, hold it to the host's rules, and
+//! delete. A backup exists exactly when its manifest does, so the manifest
+//! goes first: an interrupted deletion leaves an object without a manifest
+//! (not a backup), never a manifest without its object.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::BackupError;
+use crate::plugin::{Limits, Plugin, PluginHost, RetentionBackup};
+use crate::retention::{self, Deletion};
+use crate::s3;
+
+use super::naming::{MANIFEST_SUFFIX, manifest_key, parse_key};
+
+/// The built-in policy's limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeepLast {
+    pub max_count: Option<u32>,
+    /// The limit and how the user wrote it (for the reasons).
+    pub max_age: Option<(Duration, String)>,
+}
+
+/// Retention as configured: the built-in policy, or a plugin file (loaded,
+/// digest-checked and compiled before the backup starts).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RetentionSetting {
+    KeepLast(KeepLast),
+    Plugin {
+        file: PathBuf,
+        sha256: Option<String>,
+        /// The plugin's configuration (JSON).
+        config: String,
+        limits: Limits,
+    },
+}
+
+impl RetentionSetting {
+    pub fn load(&self) -> Result<RetentionPolicy, BackupError> {
+        match self {
+            Self::KeepLast(limits) => Ok(RetentionPolicy::KeepLast(limits.clone())),
+            Self::Plugin {
+                file,
+                sha256,
+                config,
+                limits,
+            } => {
+                let bytes = std::fs::read(file).map_err(|e| {
+                    BackupError::Config(format!("--retention-plugin {}: {e}", file.display()))
+                })?;
+                let plugin = PluginHost::new(*limits)
+                    .load(&bytes, sha256.as_deref())
+                    .map_err(|e| {
+                        BackupError::Config(format!("--retention-plugin {}: {e}", file.display()))
+                    })?;
+                if plugin.info.kind != "retention" {
+                    return Err(BackupError::Config(format!(
+                        "--retention-plugin {}: `{}` is a {} plugin, not a retention plugin",
+                        file.display(),
+                        plugin.info.name,
+                        plugin.info.kind
+                    )));
+                }
+                Ok(RetentionPolicy::Plugin {
+                    plugin,
+                    config: config.clone(),
+                })
+            }
+        }
+    }
+}
+
+/// Retention ready to run.
+pub enum RetentionPolicy {
+    KeepLast(KeepLast),
+    Plugin { plugin: Plugin, config: String },
+}
+
+/// What retention did, in the backup's result.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionReport {
+    pub deleted: Vec<DeletedBackup>,
+    /// Deletions the policy asked for that the host refused, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<DeletedBackup>,
+    /// Set when retention failed; the new backup stands regardless.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeletedBackup {
+    pub key: String,
+    pub reason: String,
+}
+
+pub async fn prune(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    just_taken: &str,
+    policy: &RetentionPolicy,
+    now: DateTime<Utc>,
+) -> Result<RetentionReport, BackupError> {
+    let objects = s3::list_objects(client, bucket, prefix).await?;
+    let backups = existing_backups(prefix, &objects);
+    let decided = match policy {
+        RetentionPolicy::KeepLast(limits) => retention::keep_last(
+            &backups,
+            now.timestamp(),
+            limits.max_count,
+            limits
+                .max_age
+                .as_ref()
+                .map(|(limit, text)| (*limit, text.as_str())),
+        ),
+        RetentionPolicy::Plugin { plugin, config } => {
+            let (plugin, config, list) = (plugin.clone(), config.clone(), backups.clone());
+            tokio::task::spawn_blocking(move || plugin.decide(&list, now.timestamp(), &config))
+                .await
+                .expect("the retention plugin's thread does not panic")
+                .map_err(|e| BackupError::Retention(e.to_string()))?
+                .into_iter()
+                .map(|(key, reason)| Deletion { key, reason })
+                .collect()
+        }
+    };
+    let (allowed, refused) = retention::enforce(&backups, decided, prefix, just_taken);
+    let mut report = RetentionReport {
+        refused: refused
+            .into_iter()
+            .map(|(key, why)| DeletedBackup {
+                key,
+                reason: format!("kept: {why}"),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    for deletion in allowed {
+        s3::delete_object(client, bucket, &manifest_key(&deletion.key)).await?;
+        s3::delete_object(client, bucket, &deletion.key).await?;
+        tracing::info!(key = %deletion.key, reason = %deletion.reason, "deleted an old backup");
+        report.deleted.push(DeletedBackup {
+            key: deletion.key,
+            reason: deletion.reason,
+        });
+    }
+    Ok(report)
+}
+
+/// The complete backups among the listed objects (those with a manifest),
+/// newest first.
+fn existing_backups(prefix: &str, objects: &[(String, u64)]) -> Vec<RetentionBackup> {
+    let manifests: std::collections::HashSet<&str> = objects
+        .iter()
+        .filter_map(|(key, _)| key.strip_suffix(MANIFEST_SUFFIX))
+        .collect();
+    let mut backups: Vec<RetentionBackup> = objects
+        .iter()
+        .filter(|(key, _)| manifests.contains(key.as_str()))
+        .filter_map(|(key, size)| {
+            let (time, kind) = parse_key(prefix, key)?;
+            Some(RetentionBackup {
+                key: key.clone(),
+                time: time.timestamp(),
+                size: *size,
+                kind: kind.as_str().into(),
+                metadata: Vec::new(),
+            })
+        })
+        .collect();
+    // Keys sort by time; newest first.
+    backups.sort_by(|a, b| b.key.cmp(&a.key));
+    backups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_complete_backups_of_this_cluster_count() {
+        let prefix = "c/ns/bao/";
+        let objects: Vec<(String, u64)> = [
+            "c/ns/bao/20261122T030000.000Z-scheduled-aaaaaa.snap",
+            "c/ns/bao/20261122T030000.000Z-scheduled-aaaaaa.snap.manifest.json",
+            "c/ns/bao/20261124T030000.000Z-manual-bbbbbb.snap",
+            "c/ns/bao/20261124T030000.000Z-manual-bbbbbb.snap.manifest.json",
+            // No manifest: not a backup (interrupted).
+            "c/ns/bao/20261123T030000.000Z-scheduled-cccccc.snap",
+            "c/ns/bao/notes.txt",
+        ]
+        .iter()
+        .map(|k| (k.to_string(), 7))
+        .collect();
+        let backups = existing_backups(prefix, &objects);
+        let keys: Vec<&str> = backups.iter().map(|b| b.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "c/ns/bao/20261124T030000.000Z-manual-bbbbbb.snap",
+                "c/ns/bao/20261122T030000.000Z-scheduled-aaaaaa.snap"
+            ]
+        );
+        assert_eq!(backups[0].kind, "manual");
+        assert_eq!(backups[0].size, 7);
+    }
+}
