@@ -389,3 +389,78 @@ fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// A realistic snapshot: gzip of the Raft tar, state.bin mostly ciphertext.
+fn snapshot(state_size: u64, seed: u64) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    testkit::snapshot::write_snapshot(
+        &testkit::SnapshotSpec::new(state_size, seed),
+        b"fake-barrier-key",
+        &mut bytes,
+    )
+    .unwrap();
+    bytes
+}
+
+fn through(
+    plugin: &openbao_backup::plugin::Plugin,
+    config: &str,
+    direction: Direction,
+    input: &[u8],
+    chunk: usize,
+) -> Vec<u8> {
+    let mut transformer = plugin.transformer(config, direction, &[0; 64]).unwrap();
+    let mut out = Vec::new();
+    for piece in input.chunks(chunk) {
+        out.extend(transformer.push(piece).unwrap());
+    }
+    out.extend(transformer.finish().unwrap());
+    out
+}
+
+#[test]
+fn zstd_in_wasm_round_trips_and_the_zstd_cli_reads_it() {
+    let plugin = host(Limits::default())
+        .load(&component("zstd"), None)
+        .unwrap();
+    assert!(plugin.info.size < 1024 * 1024, "fits in a ConfigMap");
+    let input = snapshot(6 * 1024 * 1024, 11);
+    for chunk in [1, 64 * 1024, 1024 * 1024, 5 * 1024 * 1024] {
+        let input = if chunk == 1 {
+            &input[..30_000]
+        } else {
+            &input[..]
+        };
+        let encoded = through(&plugin, "", Direction::Encode, input, chunk);
+        let decoded = through(&plugin, "", Direction::Decode, &encoded, chunk);
+        assert_eq!(decoded, input, "chunks of {chunk}");
+        // Standard frames: the zstd CLI reads them.
+        let mut zstd = Command::new("zstd")
+            .args(["-d", "-c"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("zstd (scripts/setup installs it)");
+        let mut stdin = zstd.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || stdin.write_all(&encoded));
+        let output = zstd.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert_eq!(output.stdout, input, "zstd -d, chunks of {chunk}");
+    }
+}
+
+#[test]
+fn zstd_unwrap_gzip_rebuilds_a_snapshot_openbao_accepts() {
+    let plugin = host(Limits::default())
+        .load(&component("zstd"), None)
+        .unwrap();
+    let original = snapshot(4 * 1024 * 1024, 12);
+    let config = r#"{"unwrapGzip": true}"#;
+    let encoded = through(&plugin, config, Direction::Encode, &original, 1024 * 1024);
+    let rebuilt = through(&plugin, config, Direction::Decode, &encoded, 1024 * 1024);
+    let before =
+        testkit::snapshot::verify_snapshot(&original[..], Some(b"fake-barrier-key")).unwrap();
+    let after = testkit::snapshot::verify_snapshot(&rebuilt[..], Some(b"fake-barrier-key"))
+        .expect("the rebuilt snapshot passes OpenBao's checks");
+    assert_eq!(after, before, "the same files with the same checksums");
+}

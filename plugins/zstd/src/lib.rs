@@ -1,0 +1,307 @@
+//! zstd: compression whose output is standard zstd frames (`zstd -d` reads
+//! it). Config (JSON), every field optional:
+//! `{"level": 3, "unwrapGzip": false}`.
+//!
+//! OpenBao snapshots are already gzip, and gzip output barely compresses
+//! again. With `unwrapGzip`, encode takes the gzip layer off and compresses
+//! the tar inside; decode compresses the tar with gzip again, so the result
+//! is a snapshot OpenBao accepts (the same files, whose checksums verify),
+//! though not byte for byte the stream OpenBao sent.
+
+use std::io::Write;
+
+use flate2::Compression;
+use flate2::write::{GzDecoder, GzEncoder};
+use guest_sdk::{Direction, Error, Info, Transform};
+use serde::Deserialize;
+use zstd::stream::raw::{Decoder, Encoder, InBuffer, Operation, OutBuffer};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+struct Config {
+    level: i32,
+    unwrap_gzip: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            level: 3,
+            unwrap_gzip: false,
+        }
+    }
+}
+
+pub enum Zstd {
+    Encode {
+        /// Takes the gzip layer off first (`unwrapGzip`).
+        gunzip: Option<GzDecoder<Vec<u8>>>,
+        zstd: Encoder<'static>,
+    },
+    Decode {
+        zstd: Decoder<'static>,
+        /// 0 once the last frame is complete: anything else at the end
+        /// means the input was cut.
+        hint: usize,
+        /// Puts a gzip layer back (`unwrapGzip`).
+        gzip: Option<GzEncoder<Vec<u8>>>,
+    },
+}
+
+/// Output buffer per zstd call.
+const BUFFER: usize = 128 * 1024;
+
+impl Transform for Zstd {
+    const INFO: Info = Info::new(
+        "zstd",
+        env!("CARGO_PKG_VERSION"),
+        "zstd compression (standard frames); unwrapGzip compresses the tar inside the snapshot",
+    );
+
+    fn new(config: &str, direction: Direction, _entropy: Vec<u8>) -> Result<Self, Error> {
+        let config: Config = serde_json::from_str(if config.trim().is_empty() {
+            "{}"
+        } else {
+            config
+        })
+        .map_err(|e| {
+            Error::Config(format!(
+                "{e}: expected {{\"level\": 3, \"unwrapGzip\": false}}"
+            ))
+        })?;
+        if !(1..=19).contains(&config.level) {
+            return Err(Error::Config(format!(
+                "level {} is out of range: use 1 (fastest) to 19 (smallest)",
+                config.level
+            )));
+        }
+        let failed = |e: std::io::Error| Error::Failed(format!("zstd: {e}"));
+        Ok(match direction {
+            Direction::Encode => Self::Encode {
+                gunzip: config.unwrap_gzip.then(|| GzDecoder::new(Vec::new())),
+                zstd: Encoder::new(config.level).map_err(failed)?,
+            },
+            Direction::Decode => Self::Decode {
+                zstd: Decoder::new().map_err(failed)?,
+                hint: 0,
+                gzip: config
+                    .unwrap_gzip
+                    .then(|| GzEncoder::new(Vec::new(), Compression::fast())),
+            },
+        })
+    }
+
+    fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        match self {
+            Self::Encode { gunzip, zstd } => match gunzip {
+                Some(gunzip) => {
+                    gunzip.write_all(chunk).map_err(not_gzip)?;
+                    let tar = std::mem::take(gunzip.get_mut());
+                    compress(zstd, &tar, out)
+                }
+                None => compress(zstd, chunk, out),
+            },
+            Self::Decode { zstd, hint, gzip } => match gzip {
+                Some(gzip) => {
+                    let mut tar = Vec::new();
+                    *hint = decompress(zstd, chunk, &mut tar)?;
+                    gzip.write_all(&tar)
+                        .map_err(|e| Error::Failed(format!("gzip: {e}")))?;
+                    out.append(gzip.get_mut());
+                    Ok(())
+                }
+                None => {
+                    *hint = decompress(zstd, chunk, out)?;
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), Error> {
+        match self {
+            Self::Encode { gunzip, zstd } => {
+                if let Some(gunzip) = gunzip {
+                    gunzip.try_finish().map_err(not_gzip)?;
+                    let tar = std::mem::take(gunzip.get_mut());
+                    compress(zstd, &tar, out)?;
+                }
+                let mut buffer = vec![0u8; BUFFER];
+                loop {
+                    let mut output = OutBuffer::around(&mut buffer[..]);
+                    let remaining = zstd
+                        .finish(&mut output, true)
+                        .map_err(|e| Error::Failed(format!("zstd: {e}")))?;
+                    let written = output.pos();
+                    out.extend_from_slice(&buffer[..written]);
+                    if remaining == 0 {
+                        return Ok(());
+                    }
+                }
+            }
+            Self::Decode { hint, gzip, .. } => {
+                if *hint != 0 {
+                    return Err(Error::InvalidInput(
+                        "the zstd stream ends in the middle of a frame (truncated backup?)".into(),
+                    ));
+                }
+                if let Some(gzip) = gzip {
+                    gzip.try_finish()
+                        .map_err(|e| Error::Failed(format!("gzip: {e}")))?;
+                    out.append(gzip.get_mut());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn not_gzip(e: std::io::Error) -> Error {
+    Error::InvalidInput(format!(
+        "unwrapGzip: the input is not a gzip stream ({e}); leave unwrapGzip off for other data"
+    ))
+}
+
+fn compress(zstd: &mut Encoder<'static>, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+    let mut input = InBuffer::around(input);
+    let mut buffer = vec![0u8; BUFFER];
+    while input.pos() < input.src.len() {
+        let mut output = OutBuffer::around(&mut buffer[..]);
+        zstd.run(&mut input, &mut output)
+            .map_err(|e| Error::Failed(format!("zstd: {e}")))?;
+        let written = output.pos();
+        out.extend_from_slice(&buffer[..written]);
+    }
+    Ok(())
+}
+
+/// Returns zstd's hint: 0 when the input ended a frame.
+fn decompress(
+    zstd: &mut Decoder<'static>,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<usize, Error> {
+    let mut input = InBuffer::around(input);
+    let mut buffer = vec![0u8; BUFFER];
+    let mut hint = 1;
+    loop {
+        let consumed = input.pos();
+        let mut output = OutBuffer::around(&mut buffer[..]);
+        let next = zstd
+            .run(&mut input, &mut output)
+            .map_err(|e| Error::InvalidInput(format!("not a zstd stream: {e}")))?;
+        let written = output.pos();
+        out.extend_from_slice(&buffer[..written]);
+        // A call that did nothing (the frame was already complete) says
+        // what the next frame would need, not how this one ended.
+        if written > 0 || input.pos() > consumed {
+            hint = next;
+        }
+        // Done when the input is used up and zstd had room to spare.
+        if input.pos() == input.src.len() && written < buffer.len() {
+            return Ok(hint);
+        }
+    }
+}
+
+guest_sdk::export_transform!(Zstd);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guest_sdk::run_transform;
+    use std::io::Read;
+
+    fn sample(size: usize) -> Vec<u8> {
+        // Half text-like, half noise: something to compress, not too much.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        (0..size)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                if i % 2048 < 1024 {
+                    b"openbao"[i % 7]
+                } else {
+                    state as u8
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_trips_in_chunks_of_any_size_and_zstd_reads_it() {
+        let input = sample(3 * 1024 * 1024 + 11);
+        for chunk in [1, 7, 4096, 65_536, 1024 * 1024, 8 * 1024 * 1024] {
+            let input = if chunk < 100 {
+                &input[..50_000]
+            } else {
+                &input[..]
+            };
+            let encoded =
+                run_transform::<Zstd>("", Direction::Encode, vec![], input, chunk).unwrap();
+            assert!(encoded.len() < input.len());
+            // The reference decoder reads our frames.
+            assert_eq!(zstd::decode_all(&encoded[..]).unwrap(), input);
+            let decoded =
+                run_transform::<Zstd>("", Direction::Decode, vec![], &encoded, chunk).unwrap();
+            assert_eq!(decoded, input, "chunks of {chunk}");
+        }
+    }
+
+    #[test]
+    fn unwrap_gzip_compresses_the_content_and_rebuilds_a_gzip_stream() {
+        let content = sample(2 * 1024 * 1024);
+        let mut gzip = GzEncoder::new(Vec::new(), Compression::default());
+        gzip.write_all(&content).unwrap();
+        let gzipped = gzip.finish().unwrap();
+        let config = r#"{"unwrapGzip": true, "level": 5}"#;
+        let encoded =
+            run_transform::<Zstd>(config, Direction::Encode, vec![], &gzipped, 100_000).unwrap();
+        assert_eq!(
+            zstd::decode_all(&encoded[..]).unwrap(),
+            content,
+            "the frames hold the content"
+        );
+        let rebuilt =
+            run_transform::<Zstd>(config, Direction::Decode, vec![], &encoded, 65_536).unwrap();
+        let mut unzipped = Vec::new();
+        flate2::read::GzDecoder::new(&rebuilt[..])
+            .read_to_end(&mut unzipped)
+            .unwrap();
+        assert_eq!(unzipped, content);
+    }
+
+    #[test]
+    fn a_cut_stream_and_foreign_input_are_refused() {
+        let input = sample(1024 * 1024);
+        let encoded = run_transform::<Zstd>("", Direction::Encode, vec![], &input, 65_536).unwrap();
+        let cut = &encoded[..encoded.len() - 10];
+        let error = run_transform::<Zstd>("", Direction::Decode, vec![], cut, 65_536).unwrap_err();
+        assert!(
+            matches!(&error, Error::InvalidInput(m) if m.contains("truncated")),
+            "{error}"
+        );
+        let error =
+            run_transform::<Zstd>("", Direction::Decode, vec![], b"plain text", 4).unwrap_err();
+        assert!(matches!(error, Error::InvalidInput(_)), "{error}");
+        let error = run_transform::<Zstd>(
+            r#"{"unwrapGzip": true}"#,
+            Direction::Encode,
+            vec![],
+            b"plain",
+            4,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&error, Error::InvalidInput(m) if m.contains("not a gzip stream")),
+            "{error}"
+        );
+        let error = run_transform::<Zstd>(r#"{"level": 30}"#, Direction::Encode, vec![], b"", 4)
+            .unwrap_err();
+        assert!(
+            matches!(&error, Error::Config(m) if m.contains("level 30")),
+            "{error}"
+        );
+    }
+}
