@@ -156,9 +156,11 @@ pub struct PluginRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = "^[0-9a-f]{64}$"))]
     pub sha256: Option<String>,
-    /// Plugin settings; recorded in each backup's manifest, so nothing secret.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub config: BTreeMap<String, String>,
+    /// The plugin's configuration (any JSON object, as the plugin defines
+    /// it); recorded in each backup's manifest, so nothing secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub config: Option<serde_json::Map<String, serde_json::Value>>,
     /// Settings read from Secrets of this namespace (an age identity, say),
     /// passed to the plugin and never recorded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

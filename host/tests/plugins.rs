@@ -464,3 +464,59 @@ fn zstd_unwrap_gzip_rebuilds_a_snapshot_openbao_accepts() {
         .expect("the rebuilt snapshot passes OpenBao's checks");
     assert_eq!(after, before, "the same files with the same checksums");
 }
+
+/// The plugin benchmark, run by hand (scripts/bench-plugins): compile and
+/// instantiate times, and each transform inside wasm on a realistic
+/// snapshot, which it leaves in $BENCH_INPUT for the native run.
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn bench_plugins_in_wasm() {
+    let mib = |bytes: usize, took: Duration| bytes as f64 / 1048576.0 / took.as_secs_f64();
+    let size_mib: u64 = std::env::var("BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let input = snapshot(size_mib * 1024 * 1024, 21);
+    if let Some(path) = std::env::var_os("BENCH_INPUT") {
+        std::fs::write(path, &input).unwrap();
+    }
+    for name in ["keep-last", "gfs", "zstd"] {
+        let bytes = component(name);
+        let started = Instant::now();
+        let plugin = host(Limits::default()).load(&bytes, None).unwrap();
+        let compile = started.elapsed();
+        let started = Instant::now();
+        let runs = 20;
+        for _ in 0..runs {
+            if plugin.info.kind == "retention" {
+                plugin.decide(&[], 0, "").unwrap();
+            } else {
+                plugin.transformer("", Direction::Encode, &[0; 64]).unwrap();
+            }
+        }
+        println!(
+            "{name}: {} KiB, compile + describe {:.0} ms, instantiate + one call {:.2} ms",
+            bytes.len() / 1024,
+            compile.as_secs_f64() * 1000.0,
+            started.elapsed().as_secs_f64() * 1000.0 / runs as f64
+        );
+    }
+    let plugin = host(Limits::default())
+        .load(&component("zstd"), None)
+        .unwrap();
+    for config in [r#"{"level": 3}"#, r#"{"level": 3, "unwrapGzip": true}"#] {
+        let started = Instant::now();
+        let encoded = through(&plugin, config, Direction::Encode, &input, 1024 * 1024);
+        let encode = started.elapsed();
+        let started = Instant::now();
+        let decoded = through(&plugin, config, Direction::Decode, &encoded, 1024 * 1024);
+        let decode = started.elapsed();
+        assert_eq!(decoded.len() > 0, true);
+        println!(
+            "wasm zstd {config}: {size_mib} MiB snapshot -> {:.1}% of its size; encode {:.0} MiB/s, decode {:.0} MiB/s",
+            encoded.len() as f64 * 100.0 / input.len() as f64,
+            mib(input.len(), encode),
+            mib(encoded.len(), decode)
+        );
+    }
+}

@@ -305,3 +305,34 @@ mod tests {
         );
     }
 }
+
+/// The native half of scripts/bench-plugins: the same code as the wasm
+/// plugin, on the snapshot the wasm half wrote to $BENCH_INPUT.
+#[cfg(test)]
+mod bench {
+    use super::*;
+    use guest_sdk::run_transform;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore = "a measurement, run by hand"]
+    fn bench_native() {
+        let path = std::env::var("BENCH_INPUT").expect("BENCH_INPUT names the snapshot");
+        let input = std::fs::read(path).unwrap();
+        let mib = |bytes: usize, started: Instant| {
+            bytes as f64 / 1048576.0 / started.elapsed().as_secs_f64()
+        };
+        for config in [r#"{"level": 3}"#, r#"{"level": 3, "unwrapGzip": true}"#] {
+            let started = Instant::now();
+            let encoded =
+                run_transform::<Zstd>(config, Direction::Encode, vec![], &input, 1 << 20).unwrap();
+            let encode = mib(input.len(), started);
+            let started = Instant::now();
+            run_transform::<Zstd>(config, Direction::Decode, vec![], &encoded, 1 << 20).unwrap();
+            println!(
+                "native zstd {config}: encode {encode:.0} MiB/s, decode {:.0} MiB/s",
+                mib(encoded.len(), started)
+            );
+        }
+    }
+}
