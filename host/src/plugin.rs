@@ -303,6 +303,10 @@ pub struct Plugin {
 }
 
 impl Plugin {
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
     fn describe(&self) -> Result<(String, String, String), PluginError> {
         let mut store = self.host.store();
         let limits = self.host.limits;

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{PluginCommand, PluginLoadArgs};
-use crate::plugin::{Direction, Plugin, PluginHost, RetentionBackup};
+use crate::plugin::{Direction, Kind, Plugin, PluginHost, RetentionBackup};
 
 /// Bytes of fresh entropy handed to each transformer.
 pub const ENTROPY_BYTES: usize = 64;
@@ -54,9 +54,9 @@ pub fn run(command: PluginCommand) -> Result<(), String> {
             now,
         } => {
             let plugin = load_plugin(&file, &load)?;
-            match plugin.info.kind {
-                "retention" => decide(&plugin, &config, now.unwrap_or_else(Utc::now)),
-                _ => transform(&plugin, &config, decode, chunk_size as usize),
+            match plugin.kind() {
+                Kind::Retention => decide(&plugin, &config, now.unwrap_or_else(Utc::now)),
+                Kind::Transform => transform(&plugin, &config, decode, chunk_size as usize),
             }
         }
     }

@@ -511,7 +511,7 @@ fn bench_plugins_in_wasm() {
         let started = Instant::now();
         let decoded = through(&plugin, config, Direction::Decode, &encoded, 1024 * 1024);
         let decode = started.elapsed();
-        assert_eq!(decoded.len() > 0, true);
+        assert!(!decoded.is_empty());
         println!(
             "wasm zstd {config}: {size_mib} MiB snapshot -> {:.1}% of its size; encode {:.0} MiB/s, decode {:.0} MiB/s",
             encoded.len() as f64 * 100.0 / input.len() as f64,

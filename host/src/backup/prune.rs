@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::BackupError;
-use crate::plugin::{Limits, Plugin, PluginHost, RetentionBackup};
+use crate::plugin::{Kind, Limits, Plugin, PluginHost, RetentionBackup};
 use crate::retention::{self, Deletion};
 use crate::s3;
 
@@ -57,7 +57,7 @@ impl RetentionSetting {
                     .map_err(|e| {
                         BackupError::Config(format!("--retention-plugin {}: {e}", file.display()))
                     })?;
-                if plugin.info.kind != "retention" {
+                if plugin.kind() != Kind::Retention {
                     return Err(BackupError::Config(format!(
                         "--retention-plugin {}: `{}` is a {} plugin, not a retention plugin",
                         file.display(),
