@@ -480,7 +480,7 @@ fn bench_plugins_in_wasm() {
     if let Some(path) = std::env::var_os("BENCH_INPUT") {
         std::fs::write(path, &input).unwrap();
     }
-    for name in ["keep-last", "gfs", "zstd"] {
+    for name in ["keep-last", "gfs", "zstd", "age"] {
         let bytes = component(name);
         let started = Instant::now();
         let plugin = host(Limits::default()).load(&bytes, None).unwrap();
@@ -501,6 +501,33 @@ fn bench_plugins_in_wasm() {
             started.elapsed().as_secs_f64() * 1000.0 / runs as f64
         );
     }
+    let (recipient, key) = age_keypair(&std::env::temp_dir().join("openbao-backup-bench-age"));
+    let age = host(Limits::default())
+        .load(&component("age"), None)
+        .unwrap();
+    let started = Instant::now();
+    let sealed = through(
+        &age,
+        &serde_json::json!({ "recipients": [recipient] }).to_string(),
+        Direction::Encode,
+        &input,
+        1024 * 1024,
+    );
+    let encrypt = started.elapsed();
+    let started = Instant::now();
+    let identities = serde_json::json!({ "identities": [std::fs::read_to_string(&key).unwrap()] });
+    through(
+        &age,
+        &identities.to_string(),
+        Direction::Decode,
+        &sealed,
+        1024 * 1024,
+    );
+    println!(
+        "wasm age: encrypt {:.0} MiB/s, decrypt {:.0} MiB/s",
+        mib(input.len(), encrypt),
+        mib(sealed.len(), started.elapsed())
+    );
     let plugin = host(Limits::default())
         .load(&component("zstd"), None)
         .unwrap();
@@ -519,4 +546,100 @@ fn bench_plugins_in_wasm() {
             mib(encoded.len(), decode)
         );
     }
+}
+
+/// A fresh age key pair from the reference CLI: (recipient, identity file).
+fn age_keypair(dir: &std::path::Path) -> (String, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let key = dir.join("key.txt");
+    let _ = std::fs::remove_file(&key);
+    let keygen = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key)
+        .output()
+        .expect("age-keygen (scripts/setup installs age)");
+    assert!(keygen.status.success());
+    let text = std::fs::read_to_string(&key).unwrap();
+    let recipient = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_string();
+    (recipient, key)
+}
+
+/// Runs a shell pipeline with `input` on stdin.
+fn pipeline(script: &str, input: Vec<u8>) -> Vec<u8> {
+    let mut child = Command::new("sh")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(output.status.success(), "{script}");
+    output.stdout
+}
+
+/// zstd then age, as a backup would chain them: the standard tools undo the
+/// chain (`age -d | zstd -d`), and so does the host, in reverse.
+#[test]
+fn a_zstd_then_age_chain_is_undone_by_the_standard_tools_and_by_the_host() {
+    let dir = std::env::temp_dir().join(format!("openbao-backup-age-{}", std::process::id()));
+    let (recipient, key) = age_keypair(&dir);
+    let host = host(Limits::default());
+    let zstd = host.load(&component("zstd"), None).unwrap();
+    let age = host.load(&component("age"), None).unwrap();
+    assert!(age.info.size < 1024 * 1024, "fits in a ConfigMap");
+    let encrypt = serde_json::json!({ "recipients": [recipient] }).to_string();
+    let decrypt =
+        serde_json::json!({ "identities": [std::fs::read_to_string(&key).unwrap()] }).to_string();
+    let snapshot = snapshot(3 * 1024 * 1024, 31);
+    for chunk in [1, 64 * 1024, 1024 * 1024] {
+        let input = if chunk == 1 {
+            &snapshot[..20_000]
+        } else {
+            &snapshot[..]
+        };
+        let stored = through(
+            &age,
+            &encrypt,
+            Direction::Encode,
+            &through(&zstd, "", Direction::Encode, input, chunk),
+            chunk,
+        );
+        let by_tools = pipeline(
+            &format!("age -d -i {} | zstd -d -c", key.display()),
+            stored.clone(),
+        );
+        assert_eq!(by_tools, input, "age -d | zstd -d, chunks of {chunk}");
+        let by_host = through(
+            &zstd,
+            "",
+            Direction::Decode,
+            &through(&age, &decrypt, Direction::Decode, &stored, chunk),
+            chunk,
+        );
+        assert_eq!(by_host, input, "decode chain, chunks of {chunk}");
+    }
+    // The wrong identity is refused with a reason, not garbage.
+    let (_, other) = age_keypair(&dir.join("other"));
+    let wrong =
+        serde_json::json!({ "identities": [std::fs::read_to_string(&other).unwrap()] }).to_string();
+    let stored = through(&age, &encrypt, Direction::Encode, b"secret", 4);
+    let mut transformer = age
+        .transformer(&wrong, Direction::Decode, &[0; 64])
+        .unwrap();
+    let error = transformer
+        .push(&stored)
+        .and_then(|_| transformer.finish())
+        .unwrap_err();
+    assert!(
+        matches!(&error, PluginError::InvalidInput(m) if m.contains("wrong age key")),
+        "{error}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
