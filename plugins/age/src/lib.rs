@@ -77,50 +77,71 @@ impl Stream {
         Ok(nonce)
     }
 
-    /// Seals every chunk known not to be the last.
+    /// Seals every chunk known not to be the last (all of them at finish).
     fn seal(&mut self, out: &mut Vec<u8>, finish: bool) -> Result<(), Error> {
-        while self.pending.len() > CHUNK || finish {
-            let take = self.pending.len().min(CHUNK);
-            let last = finish && self.pending.len() <= CHUNK;
-            let nonce = self.nonce(last)?;
-            let chunk: Vec<u8> = self.pending.drain(..take).collect();
-            let sealed = self
-                .cipher
-                .encrypt(Nonce::from_slice(&nonce), chunk.as_slice())
-                .map_err(|_| Error::Failed("encryption failed".into()))?;
-            out.extend_from_slice(&sealed);
-            if last {
-                break;
-            }
-        }
-        Ok(())
+        self.each_chunk(out, finish, CHUNK, |cipher, nonce, chunk, _, _| {
+            cipher
+                .encrypt(nonce, chunk)
+                .map_err(|_| Error::Failed("encryption failed".into()))
+        })
     }
 
-    /// Opens every chunk known not to be the last.
+    /// Opens every chunk known not to be the last (all of them at finish).
     fn open(&mut self, out: &mut Vec<u8>, finish: bool) -> Result<(), Error> {
-        while self.pending.len() > CHUNK + TAG || finish {
-            let take = self.pending.len().min(CHUNK + TAG);
-            let last = finish && self.pending.len() <= CHUNK + TAG;
-            if take < TAG || (last && take == TAG && self.counter > 0) {
-                return Err(Error::InvalidInput("the age payload is truncated".into()));
-            }
-            let nonce = self.nonce(last)?;
-            let chunk: Vec<u8> = self.pending.drain(..take).collect();
-            let plain = self
-                .cipher
-                .decrypt(Nonce::from_slice(&nonce), Payload::from(chunk.as_slice()))
-                .map_err(|_| {
+        self.each_chunk(
+            out,
+            finish,
+            CHUNK + TAG,
+            |cipher, nonce, chunk, first, last| {
+                // Only an empty payload may end with an empty chunk.
+                if chunk.len() < TAG || (last && chunk.len() == TAG && !first) {
+                    return Err(Error::InvalidInput("the age payload is truncated".into()));
+                }
+                cipher.decrypt(nonce, Payload::from(chunk)).map_err(|_| {
                     Error::InvalidInput(if last {
                         "the age payload is truncated or corrupt".into()
                     } else {
                         "the age payload is corrupt".into()
                     })
-                })?;
-            out.extend_from_slice(&plain);
+                })
+            },
+        )
+    }
+
+    /// Runs `step` on each `size`-byte chunk of the pending bytes that is
+    /// known not to be the last, and at `finish` on the rest as the last;
+    /// the bytes used leave the buffer in one go.
+    fn each_chunk(
+        &mut self,
+        out: &mut Vec<u8>,
+        finish: bool,
+        size: usize,
+        step: impl Fn(&ChaCha20Poly1305, &Nonce, &[u8], bool, bool) -> Result<Vec<u8>, Error>,
+    ) -> Result<(), Error> {
+        let mut used = 0;
+        loop {
+            let left = self.pending.len() - used;
+            if left <= size && !finish {
+                break;
+            }
+            let take = left.min(size);
+            let last = finish && left <= size;
+            let first = self.counter == 0;
+            let nonce = self.nonce(last)?;
+            let chunk = &self.pending[used..used + take];
+            out.extend(step(
+                &self.cipher,
+                Nonce::from_slice(&nonce),
+                chunk,
+                first,
+                last,
+            )?);
+            used += take;
             if last {
                 break;
             }
         }
+        self.pending.drain(..used);
         Ok(())
     }
 }
