@@ -614,21 +614,7 @@ async fn tls_with_custom_ca_bundles_for_openbao_and_s3() {
 }
 
 fn plugin_path(name: &str) -> String {
-    let dir = std::env::var_os("PLUGINS_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("CARGO_TARGET_DIR")
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into())
-                .join("plugins")
-        });
-    let path = dir.join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "{}: run scripts/build-plugins",
-        path.display()
-    );
-    path.display().to_string()
+    support::plugin_path(name).display().to_string()
 }
 
 /// Backups under the cluster's prefix, oldest first (keys sort by time).

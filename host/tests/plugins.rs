@@ -3,36 +3,19 @@
 //! about themselves, their answers, and the sandbox stopping every kind of
 //! misbehaviour with its own reason while the process carries on.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+
 use openbao_backup::operator::validate::parse_go_duration;
 use openbao_backup::plugin::{Direction, Limits, PluginError, PluginHost, RetentionBackup};
 use openbao_backup::retention::keep_last;
-
-fn plugins_dir() -> PathBuf {
-    std::env::var_os("PLUGINS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"))
-                });
-            target.join("plugins")
-        })
-}
+use support::{plugin_path, run_with_stdin};
 
 fn component(name: &str) -> Vec<u8> {
-    let path = plugins_dir().join(format!("{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}: build the plugins first (scripts/build-plugins; scripts/test does)",
-            path.display()
-        )
-    })
+    std::fs::read(plugin_path(name)).unwrap()
 }
 
 fn host(limits: Limits) -> PluginHost {
@@ -294,11 +277,10 @@ fn a_pinned_digest_refuses_tampered_bytes() {
 
 #[test]
 fn the_plugin_command_runs_retention_and_transforms() {
-    let dir = plugins_dir();
     let binary = env!("CARGO_BIN_EXE_openbao-backup");
     let inspect = Command::new(binary)
         .args(["plugin", "inspect"])
-        .arg(dir.join("gfs.wasm"))
+        .arg(plugin_path("gfs"))
         .output()
         .unwrap();
     assert!(
@@ -320,14 +302,14 @@ fn the_plugin_command_runs_retention_and_transforms() {
     let output = run_with_stdin(
         Command::new(binary)
             .args(["plugin", "run"])
-            .arg(dir.join("keep-last.wasm"))
+            .arg(plugin_path("keep-last"))
             .args([
                 "--config",
                 r#"{"maxCount": 1}"#,
                 "--now",
                 "2026-11-24T04:00:00Z",
             ]),
-        list.as_bytes(),
+        list.as_bytes().to_vec(),
     );
     let decided: serde_json::Value = serde_json::from_slice(&output).unwrap();
     assert_eq!(decided[0]["key"], "b/2");
@@ -338,41 +320,21 @@ fn the_plugin_command_runs_retention_and_transforms() {
     let output = run_with_stdin(
         Command::new(binary)
             .args(["plugin", "run"])
-            .arg(dir.join("misbehave.wasm"))
+            .arg(plugin_path("misbehave"))
             .args(["--config", r#"{"do": "echo"}"#, "--chunk-size", "4KiB"]),
-        &input,
+        input.clone(),
     );
     assert_eq!(output, input);
 
     let failed = Command::new(binary)
         .args(["plugin", "run"])
-        .arg(dir.join("misbehave.wasm"))
+        .arg(plugin_path("misbehave"))
         .args(["--config", r#"{"do": "loop"}"#, "--call-timeout", "200ms"])
         .stdin(Stdio::null())
         .output()
         .unwrap();
     // No input, no push: finish alone runs fine.
     assert!(failed.status.success());
-}
-
-fn run_with_stdin(command: &mut Command, input: &[u8]) -> Vec<u8> {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
 }
 
 fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
@@ -435,17 +397,8 @@ fn zstd_in_wasm_round_trips_and_the_zstd_cli_reads_it() {
         let decoded = through(&plugin, "", Direction::Decode, &encoded, chunk);
         assert_eq!(decoded, input, "chunks of {chunk}");
         // Standard frames: the zstd CLI reads them.
-        let mut zstd = Command::new("zstd")
-            .args(["-d", "-c"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("zstd (scripts/setup installs it)");
-        let mut stdin = zstd.stdin.take().unwrap();
-        let writer = std::thread::spawn(move || stdin.write_all(&encoded));
-        let output = zstd.wait_with_output().unwrap();
-        writer.join().unwrap().unwrap();
-        assert_eq!(output.stdout, input, "zstd -d, chunks of {chunk}");
+        let output = run_with_stdin(Command::new("zstd").args(["-d", "-c"]), encoded);
+        assert_eq!(output, input, "zstd -d, chunks of {chunk}");
     }
 }
 
@@ -568,22 +521,6 @@ fn age_keypair(dir: &std::path::Path) -> (String, PathBuf) {
     (recipient, key)
 }
 
-/// Runs a shell pipeline with `input` on stdin.
-fn pipeline(script: &str, input: Vec<u8>) -> Vec<u8> {
-    let mut child = Command::new("sh")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(output.status.success(), "{script}");
-    output.stdout
-}
-
 /// zstd then age, as a backup would chain them: the standard tools undo the
 /// chain (`age -d | zstd -d`), and so does the host, in reverse.
 #[test]
@@ -611,8 +548,8 @@ fn a_zstd_then_age_chain_is_undone_by_the_standard_tools_and_by_the_host() {
             &through(&zstd, "", Direction::Encode, input, chunk),
             chunk,
         );
-        let by_tools = pipeline(
-            &format!("age -d -i {} | zstd -d -c", key.display()),
+        let by_tools = run_with_stdin(
+            Command::new("sh").args(["-c", &format!("age -d -i {} | zstd -d -c", key.display())]),
             stored.clone(),
         );
         assert_eq!(by_tools, input, "age -d | zstd -d, chunks of {chunk}");
