@@ -53,17 +53,21 @@ pub fn openbao_addrs(cluster: &str, namespace: &str, replicas: u32) -> String {
         .join(",")
 }
 
+/// Field manager of the operator's server-side applies, and the
+/// `managed-by` label of everything it makes (its watches select on it).
+pub const MANAGER: &str = "openbao-backup-operator";
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Leads from a backup Job back to its cluster.
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+
 /// Labels of everything created for a cluster's backups; the pod selector
 /// of the NetworkPolicy.
 pub fn backup_labels(cluster: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".into(), "openbao".into()),
-        ("app.kubernetes.io/instance".into(), cluster.into()),
+        (INSTANCE_LABEL.into(), cluster.into()),
         ("app.kubernetes.io/component".into(), "backup".into()),
-        (
-            "app.kubernetes.io/managed-by".into(),
-            "openbao-backup-operator".into(),
-        ),
+        (MANAGED_BY_LABEL.into(), MANAGER.into()),
     ])
 }
 
@@ -304,7 +308,7 @@ pub fn network_policy(cluster: &OpenBaoCluster, backup: &BackupSpec) -> NetworkP
             pod_selector: Some(LabelSelector {
                 match_labels: Some(BTreeMap::from([
                     ("app.kubernetes.io/name".into(), "openbao".into()),
-                    ("app.kubernetes.io/instance".into(), name.clone()),
+                    (INSTANCE_LABEL.into(), name.clone()),
                 ])),
                 ..Default::default()
             }),

@@ -28,14 +28,10 @@ use kube::{Client, ResourceExt};
 
 use crate::api::OpenBaoCluster;
 use crate::cli::OperatorArgs;
-use crate::operator::desired::OperatorSettings;
+use crate::operator::desired::{INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, OperatorSettings};
 use crate::operator::leader::LeaseSettings;
 use crate::operator::metrics::Metrics;
-use crate::operator::reconcile::{Context, MANAGER};
-
-/// Label on every object the operator makes; its watches select on it.
-const MANAGED: &str = "app.kubernetes.io/managed-by=openbao-backup-operator";
-const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+use crate::operator::reconcile::Context;
 
 pub async fn run(args: OperatorArgs) -> Result<(), String> {
     let client = Client::try_default()
@@ -89,7 +85,7 @@ pub async fn run(args: OperatorArgs) -> Result<(), String> {
         ),
         metrics,
     });
-    let managed = watcher::Config::default().labels(MANAGED);
+    let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}"));
     let mut controller = Controller::new(clusters, watcher::Config::default())
         .owns(Api::<ServiceAccount>::all(client.clone()), managed.clone())
         .owns(Api::<NetworkPolicy>::all(client.clone()), managed.clone());

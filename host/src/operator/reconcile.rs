@@ -20,13 +20,10 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{BackupSpec, OpenBaoCluster};
 use crate::backup::BackupResult;
-use crate::operator::desired::{self, OperatorSettings};
+use crate::operator::desired::{self, MANAGER, OperatorSettings};
 use crate::operator::metrics::Metrics;
 use crate::operator::status::{Configured, JobOutcome};
 use crate::operator::{jobs, schedule, status, validate};
-
-/// Field manager of everything the operator applies.
-pub const MANAGER: &str = "openbao-backup-operator";
 
 pub struct Context {
     pub client: Client,
@@ -259,7 +256,7 @@ async fn job_pods(client: &Client, namespace: &str, job: &str) -> kube::Result<V
     Ok(list.items)
 }
 
-pub fn selector(labels: &std::collections::BTreeMap<String, String>) -> String {
+fn selector(labels: &std::collections::BTreeMap<String, String>) -> String {
     labels
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
