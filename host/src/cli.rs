@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::backup::{BackupConfig, BackupKind, KeepLast, RetentionSetting};
 use crate::openbao::{Auth, OpenBaoConfig};
 use crate::operator::validate::parse_go_duration;
+use crate::plugin_spec::PluginSpec;
 use crate::s3::{MAX_CONCURRENCY, MAX_PART_SIZE, MIN_PART_SIZE, TargetConfig};
 use crate::units::{parse_duration, parse_size};
 
@@ -95,21 +96,28 @@ pub struct PluginLoadArgs {
     /// Refuse the plugin unless its bytes have this SHA-256 (hex).
     #[arg(long)]
     pub sha256: Option<String>,
+    #[command(flatten)]
+    pub limits: PluginLimitArgs,
+}
+
+/// The sandbox's limits, for every plugin of the command.
+#[derive(Debug, Args)]
+pub struct PluginLimitArgs {
     /// Memory a plugin instance may use.
-    #[arg(long, env = "PLUGIN_MEMORY_LIMIT", default_value = "256MiB", value_parser = parse_size)]
-    pub memory_limit: u64,
+    #[arg(long = "plugin-memory-limit", env = "PLUGIN_MEMORY_LIMIT", default_value = "256MiB", value_parser = parse_size)]
+    pub memory: u64,
     /// Wall time of one call into a plugin.
-    #[arg(long, env = "PLUGIN_CALL_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long = "plugin-call-timeout", env = "PLUGIN_CALL_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub call_timeout: Duration,
     /// Bytes one call into a plugin may return.
-    #[arg(long, env = "PLUGIN_MAX_OUTPUT", default_value = "64MiB", value_parser = parse_size)]
+    #[arg(long = "plugin-max-output", env = "PLUGIN_MAX_OUTPUT", default_value = "64MiB", value_parser = parse_size)]
     pub max_output: u64,
 }
 
-impl PluginLoadArgs {
+impl PluginLimitArgs {
     pub fn limits(&self) -> crate::plugin::Limits {
         crate::plugin::Limits {
-            memory_bytes: self.memory_limit as usize,
+            memory_bytes: self.memory as usize,
             call_timeout: self.call_timeout,
             max_output_bytes: self.max_output as usize,
         }
@@ -171,8 +179,17 @@ pub struct BackupArgs {
     #[arg(long, env = "BACKUP_PROGRESS_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub progress_interval: Duration,
 
+    /// A transform plugin (compression, encryption) applied to the
+    /// snapshot; repeat it to chain them, in order. A .wasm file, or
+    /// {"file", "sha256", "config", "secretFiles"} as JSON (docs/plugins.md).
+    #[arg(long = "transform", value_name = "PLUGIN")]
+    pub transforms: Vec<PluginSpec>,
+
     #[command(flatten)]
     pub retention: RetentionArgs,
+
+    #[command(flatten)]
+    pub plugin_limits: PluginLimitArgs,
 }
 
 /// What to delete after a successful backup: the built-in policy, or a
@@ -188,17 +205,10 @@ pub struct RetentionArgs {
     #[arg(long, env = "RETENTION_MAX_AGE")]
     pub max_age: Option<String>,
 
-    /// A retention plugin (WebAssembly component) that decides instead.
-    #[arg(long, env = "RETENTION_PLUGIN")]
-    pub retention_plugin: Option<PathBuf>,
-
-    /// Refuse the retention plugin unless its bytes have this SHA-256.
-    #[arg(long, env = "RETENTION_PLUGIN_SHA256")]
-    pub retention_plugin_sha256: Option<String>,
-
-    /// The retention plugin's configuration (JSON).
-    #[arg(long, env = "RETENTION_CONFIG", default_value = "")]
-    pub retention_config: String,
+    /// A retention plugin that decides instead: a .wasm file, or
+    /// {"file", "sha256", "config", "secretFiles"} as JSON.
+    #[arg(long, env = "RETENTION_PLUGIN", value_name = "PLUGIN")]
+    pub retention_plugin: Option<PluginSpec>,
 }
 
 impl RetentionArgs {
@@ -218,15 +228,7 @@ impl RetentionArgs {
                 "--retention-plugin decides alone: drop --max-count and --max-age, or the plugin"
                     .into(),
             ),
-            Some(file) => Ok(Some(RetentionSetting::Plugin {
-                file,
-                sha256: self.retention_plugin_sha256,
-                config: self.retention_config,
-                limits: crate::plugin::Limits::default(),
-            })),
-            None if self.retention_plugin_sha256.is_some() => {
-                Err("--retention-plugin-sha256 needs --retention-plugin".into())
-            }
+            Some(spec) => Ok(Some(RetentionSetting::Plugin(spec))),
             None if built_in => Ok(Some(RetentionSetting::KeepLast(KeepLast {
                 max_count: self.max_count,
                 max_age,
@@ -339,7 +341,9 @@ impl BackupArgs {
             kind: self.kind,
             result_file: self.result_file,
             progress_interval: self.progress_interval,
+            transforms: self.transforms,
             retention: self.retention.setting()?,
+            plugin_limits: self.plugin_limits.limits(),
         })
     }
 }
@@ -620,7 +624,26 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.contains("--retention-plugin decides alone"), "{err}");
-        let err = parse(&["--token-file", "/t", "--retention-plugin-sha256", "ab"]).unwrap_err();
-        assert!(err.contains("needs --retention-plugin"), "{err}");
+    }
+
+    #[test]
+    fn transforms_keep_their_order() {
+        let config = parse(&[
+            "--token-file",
+            "/t",
+            "--transform",
+            "zstd.wasm",
+            "--transform",
+            r#"{"file": "age.wasm", "config": {"recipients": ["age1x"]}}"#,
+        ])
+        .unwrap();
+        let files: Vec<_> = config.transforms.iter().map(|t| t.file.clone()).collect();
+        assert_eq!(
+            files,
+            [PathBuf::from("zstd.wasm"), PathBuf::from("age.wasm")]
+        );
+        assert_eq!(config.transforms[1].config["recipients"][0], "age1x");
+        let err = parse(&["--token-file", "/t", "--transform", r#"{"file": 3}"#]).unwrap_err();
+        assert!(err.contains("--transform"), "{err}");
     }
 }

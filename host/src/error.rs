@@ -18,6 +18,8 @@ pub enum BackupError {
     Timeout(String),
     #[error("S3 error: {0}")]
     Storage(String),
+    #[error("plugin {0}")]
+    Plugin(#[from] crate::chain::ChainError),
     #[error("cancelled: received {0}")]
     Cancelled(&'static str),
     /// Only in the retention report: the backup itself stands.
@@ -36,6 +38,7 @@ impl BackupError {
             Self::InvalidSnapshot(_) => "invalid-snapshot",
             Self::Timeout(_) => "timeout",
             Self::Storage(_) => "storage",
+            Self::Plugin(_) => "plugin",
             Self::Cancelled(_) => "cancelled",
             Self::Retention(_) => "retention",
         }

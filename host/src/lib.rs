@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod backup;
+pub mod chain;
 pub mod cli;
 pub mod error;
 pub mod memory;
@@ -9,6 +10,7 @@ pub mod openbao;
 pub mod operator;
 pub mod plugin;
 pub mod plugin_command;
+pub mod plugin_spec;
 pub mod retention;
 pub mod s3;
 pub mod secret;

@@ -7,7 +7,7 @@
 //! carries on.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -146,30 +146,37 @@ impl PluginError {
 pub struct PluginHost {
     engine: Engine,
     compiled: Arc<Mutex<HashMap<String, Component>>>,
+    ticker: Arc<Once>,
     limits: Limits,
 }
 
 impl PluginHost {
+    /// Cheap: the epoch ticker starts with the first plugin loaded.
     pub fn new(limits: Limits) -> Self {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
-        let engine = Engine::new(&config).expect("the engine configuration is valid");
-        let ticker = engine.weak();
-        std::thread::Builder::new()
-            .name("plugin-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = ticker.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(TICK);
-                }
-            })
-            .expect("the epoch thread starts");
         Self {
-            engine,
+            engine: Engine::new(&config).expect("the engine configuration is valid"),
             compiled: Arc::default(),
+            ticker: Arc::new(Once::new()),
             limits,
         }
+    }
+
+    fn start_ticker(&self) {
+        let ticker = self.engine.weak();
+        self.ticker.call_once(|| {
+            std::thread::Builder::new()
+                .name("plugin-epoch".into())
+                .spawn(move || {
+                    while let Some(engine) = ticker.upgrade() {
+                        engine.increment_epoch();
+                        drop(engine);
+                        std::thread::sleep(TICK);
+                    }
+                })
+                .expect("the epoch thread starts");
+        });
     }
 
     /// Checks the pinned digest, compiles (once per content), checks what
@@ -185,6 +192,7 @@ impl PluginHost {
             });
         }
         let component = self.compile(bytes, &digest)?;
+        self.start_ticker();
         let ty = component.component_type();
         let imports: Vec<String> = ty
             .imports(&self.engine)

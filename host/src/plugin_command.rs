@@ -9,9 +9,6 @@ use serde::{Deserialize, Serialize};
 use crate::cli::{PluginCommand, PluginLoadArgs};
 use crate::plugin::{Direction, Kind, Plugin, PluginHost, RetentionBackup};
 
-/// Bytes of fresh entropy handed to each transformer.
-pub const ENTROPY_BYTES: usize = 64;
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListedBackup {
@@ -64,7 +61,7 @@ pub fn run(command: PluginCommand) -> Result<(), String> {
 
 fn load_plugin(file: &std::path::Path, load: &PluginLoadArgs) -> Result<Plugin, String> {
     let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    PluginHost::new(load.limits())
+    PluginHost::new(load.limits.limits())
         .load(&bytes, load.sha256.as_deref())
         .map_err(|e| format!("{}: {e}", file.display()))
 }
@@ -107,10 +104,8 @@ fn transform(plugin: &Plugin, config: &str, decode: bool, chunk_size: usize) -> 
     } else {
         Direction::Encode
     };
-    let mut entropy = [0u8; ENTROPY_BYTES];
-    getrandom::fill(&mut entropy).map_err(|e| format!("no entropy from the OS: {e}"))?;
     let mut transformer = plugin
-        .transformer(config, direction, &entropy)
+        .transformer(config, direction, &crate::chain::fresh_entropy())
         .map_err(|e| e.to_string())?;
     let mut stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();

@@ -674,8 +674,8 @@ async fn a_retention_plugin_decides_and_the_host_keeps_the_new_backup() {
         assert!(run_backup(&args, &[]).await.ok());
     }
     // This policy deletes everything, the new backup too.
-    set(&mut args, "--retention-plugin", &plugin_path("keep-last"));
-    set(&mut args, "--retention-config", r#"{"maxCount": 0}"#);
+    let plugin = serde_json::json!({"file": plugin_path("keep-last"), "config": {"maxCount": 0}});
+    set(&mut args, "--retention-plugin", &plugin.to_string());
     let run = run_backup(&args, &[]).await;
     assert!(run.ok(), "{}", run.all_output());
     let key = run.result["key"].as_str().unwrap();
@@ -706,9 +706,167 @@ async fn a_retention_plugin_that_cannot_run_stops_the_backup_before_it_starts() 
     assert_eq!(openbao.snapshot_requests(), 0, "OpenBao was not asked");
     bucket.assert_untouched().await;
 
-    set(&mut args, "--retention-plugin", &plugin_path("gfs"));
-    set(&mut args, "--retention-plugin-sha256", &"0".repeat(64));
+    let pinned = serde_json::json!({"file": plugin_path("gfs"), "sha256": "0".repeat(64)});
+    set(&mut args, "--retention-plugin", &pinned.to_string());
     let run = run_backup(&args, &[]).await;
     assert!(run.reason().contains("digest mismatch"), "{}", run.reason());
+    bucket.assert_untouched().await;
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn transform(args: &mut Vec<String>, spec: serde_json::Value) {
+    args.extend(["--transform".to_string(), spec.to_string()]);
+}
+
+/// zstd then age into Garage: `age -d | zstd -d` gives back the exact
+/// snapshot, and the manifest records the chain, without the secret.
+#[tokio::test]
+async fn a_backup_through_zstd_then_age_is_undone_by_the_age_and_zstd_clis() {
+    let bucket = Bucket::new("zstd-age").await;
+    let openbao = fake(SnapshotSpec::new(12 * MIB, 21)).await;
+    let dir = std::env::temp_dir().join(format!("openbao-backup-zstd-age-{}", std::process::id()));
+    let (recipient, identity) = support::age_keypair(&dir);
+    let age = support::plugin_path("age");
+    let age_sha256 = sha256_hex(&std::fs::read(&age).unwrap());
+    let mut args = bucket.args(&openbao.url());
+    transform(
+        &mut args,
+        serde_json::json!({"file": plugin_path("zstd"), "config": {"level": 3}}),
+    );
+    // The identity rides along as a secret setting (restore needs it): it
+    // must reach neither the manifest nor the output.
+    transform(
+        &mut args,
+        serde_json::json!({"file": age, "sha256": age_sha256,
+                           "config": {"recipients": [recipient]},
+                           "secretFiles": {"identities": identity}}),
+    );
+    let run = run_backup(&args, &[]).await;
+    assert!(run.ok(), "{}", run.all_output());
+    let served = openbao.served().last().cloned().unwrap();
+    let key = run.result["key"].as_str().unwrap();
+    let stored = bucket.read(key).await;
+    assert!(stored.starts_with(b"age-encryption.org/v1\n"));
+    assert_eq!(run.result["size"], stored.len());
+    assert_eq!(run.result["sha256"], sha256_hex(&stored));
+    assert_eq!(run.result["snapshot"]["sha256"], served.sha256);
+    assert_eq!(run.result["snapshot"]["size"], served.size);
+
+    let plain = support::run_with_stdin(
+        std::process::Command::new("sh").args([
+            "-c",
+            &format!("age -d -i {} | zstd -d -c", identity.display()),
+        ]),
+        stored.clone(),
+    );
+    assert_eq!(plain.len() as u64, served.size);
+    assert_eq!(sha256_hex(&plain), served.sha256, "age -d | zstd -d");
+
+    let manifest_bytes = bucket.read(&format!("{key}.manifest.json")).await;
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    assert_eq!(manifest["snapshot"]["sha256"], served.sha256);
+    assert_eq!(manifest["object"]["sha256"], sha256_hex(&stored));
+    assert_eq!(manifest["object"]["size"], stored.len());
+    let chain = manifest["transforms"].as_array().unwrap();
+    assert_eq!(chain.len(), 2);
+    assert_eq!(chain[0]["name"], "zstd");
+    assert_eq!(chain[0]["config"], serde_json::json!({"level": 3}));
+    assert_eq!(
+        chain[0]["sha256"],
+        sha256_hex(&std::fs::read(plugin_path("zstd")).unwrap())
+    );
+    assert_eq!(chain[1]["name"], "age");
+    assert_eq!(chain[1]["sha256"], age_sha256);
+    assert_eq!(
+        chain[1]["config"],
+        serde_json::json!({"recipients": [recipient]})
+    );
+    let secret = std::fs::read_to_string(&identity).unwrap();
+    let secret = secret
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&manifest_bytes).contains(secret));
+    run.assert_no_secret(&[secret]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A plugin that fails after parts went up: the upload is aborted and the
+/// bucket is left as it was; the result names the plugin and the reason.
+#[tokio::test]
+async fn a_transform_failing_mid_stream_leaves_nothing_behind() {
+    let bucket = Bucket::new("transform-fails").await;
+    let openbao = fake(SnapshotSpec::new(16 * MIB, 22)).await;
+    for (action, reason) in [
+        ("fail", "told to fail"),
+        ("panic", "panicked"),
+        ("loop", "longer than its 300ms limit"),
+    ] {
+        let mut args = bucket.args(&openbao.url());
+        // Two 5 MiB parts are uploaded before it misbehaves.
+        transform(
+            &mut args,
+            serde_json::json!({"file": plugin_path("misbehave"),
+                               "config": {"do": action, "after": 12 * MIB}}),
+        );
+        set(&mut args, "--plugin-call-timeout", "300ms");
+        let run = run_backup(&args, &[]).await;
+        assert!(!run.ok(), "{action}");
+        assert_eq!(run.result["cause"], "plugin", "{action}");
+        let why = run.reason();
+        assert!(
+            why.contains("transform 1 (misbehave ") && why.contains(reason),
+            "{action}: {why}"
+        );
+        bucket.assert_untouched().await;
+    }
+}
+
+#[tokio::test]
+async fn a_transform_that_cannot_run_stops_the_backup_before_it_starts() {
+    let bucket = Bucket::new("transform-bad").await;
+    let openbao = fake(SnapshotSpec::new(64 * 1024, 23)).await;
+    let cases = [
+        // A retention plugin is not a transform.
+        (
+            serde_json::json!({"file": plugin_path("gfs")}),
+            "is a retention plugin, not a transform plugin",
+        ),
+        // age without recipients: the plugin refuses its configuration.
+        (
+            serde_json::json!({"file": plugin_path("age")}),
+            "recipients is empty",
+        ),
+        (
+            serde_json::json!({"file": plugin_path("zstd"), "sha256": "0".repeat(64)}),
+            "digest mismatch",
+        ),
+        (
+            serde_json::json!({"file": plugin_path("age"),
+                               "secretFiles": {"identities": "/nonexistent/key.txt"}}),
+            "secret setting `identities`",
+        ),
+    ];
+    for (spec, expected) in cases {
+        let mut args = bucket.args(&openbao.url());
+        transform(&mut args, spec);
+        let run = run_backup(&args, &[]).await;
+        assert!(!run.ok());
+        let why = run.reason();
+        assert!(why.contains(expected), "{why}");
+        assert!(
+            why.contains("--transform 1") || why.contains("transform 1 (age"),
+            "{why}"
+        );
+        assert_eq!(
+            openbao.snapshot_requests(),
+            0,
+            "OpenBao was not asked: {why}"
+        );
+    }
     bucket.assert_untouched().await;
 }

@@ -3,16 +3,17 @@
 //! about themselves, their answers, and the sandbox stopping every kind of
 //! misbehaviour with its own reason while the process carries on.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
 
+use openbao_backup::chain::Chain;
 use openbao_backup::operator::validate::parse_go_duration;
-use openbao_backup::plugin::{Direction, Limits, PluginError, PluginHost, RetentionBackup};
+use openbao_backup::plugin::{Direction, Kind, Limits, PluginError, PluginHost, RetentionBackup};
+use openbao_backup::plugin_spec::PluginSpec;
 use openbao_backup::retention::keep_last;
-use support::{plugin_path, run_with_stdin};
+use support::{age_keypair, plugin_path, run_with_stdin};
 
 fn component(name: &str) -> Vec<u8> {
     std::fs::read(plugin_path(name)).unwrap()
@@ -329,7 +330,12 @@ fn the_plugin_command_runs_retention_and_transforms() {
     let failed = Command::new(binary)
         .args(["plugin", "run"])
         .arg(plugin_path("misbehave"))
-        .args(["--config", r#"{"do": "loop"}"#, "--call-timeout", "200ms"])
+        .args([
+            "--config",
+            r#"{"do": "loop"}"#,
+            "--plugin-call-timeout",
+            "200ms",
+        ])
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -501,67 +507,58 @@ fn bench_plugins_in_wasm() {
     }
 }
 
-/// A fresh age key pair from the reference CLI: (recipient, identity file).
-fn age_keypair(dir: &std::path::Path) -> (String, PathBuf) {
-    std::fs::create_dir_all(dir).unwrap();
-    let key = dir.join("key.txt");
-    let _ = std::fs::remove_file(&key);
-    let keygen = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&key)
-        .output()
-        .expect("age-keygen (scripts/setup installs age)");
-    assert!(keygen.status.success());
-    let text = std::fs::read_to_string(&key).unwrap();
-    let recipient = text
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: "))
-        .unwrap()
-        .to_string();
-    (recipient, key)
-}
-
-/// zstd then age, as a backup would chain them: the standard tools undo the
-/// chain (`age -d | zstd -d`), and so does the host, in reverse.
+/// zstd then age through the host's chain, as a backup runs it: the
+/// standard tools undo it (`age -d | zstd -d`), and so does the chain in
+/// the decode direction, from the same specs (the identity a secret file).
 #[test]
 fn a_zstd_then_age_chain_is_undone_by_the_standard_tools_and_by_the_host() {
     let dir = std::env::temp_dir().join(format!("openbao-backup-age-{}", std::process::id()));
     let (recipient, key) = age_keypair(&dir);
     let host = host(Limits::default());
-    let zstd = host.load(&component("zstd"), None).unwrap();
-    let age = host.load(&component("age"), None).unwrap();
-    assert!(age.info.size < 1024 * 1024, "fits in a ConfigMap");
-    let encrypt = serde_json::json!({ "recipients": [recipient] }).to_string();
-    let decrypt =
-        serde_json::json!({ "identities": [std::fs::read_to_string(&key).unwrap()] }).to_string();
+    let zstd: PluginSpec = plugin_path("zstd").to_str().unwrap().parse().unwrap();
+    let age: PluginSpec = serde_json::json!({
+        "file": plugin_path("age"),
+        "config": {"recipients": [recipient]},
+        "secretFiles": {"identities": key},
+    })
+    .to_string()
+    .parse()
+    .unwrap();
+    let plugins = [
+        zstd.load(&host, Kind::Transform).unwrap(),
+        age.load(&host, Kind::Transform).unwrap(),
+    ];
+    assert!(
+        plugins[1].plugin.info.size < 1024 * 1024,
+        "fits in a ConfigMap"
+    );
+    let run = |direction: Direction, input: &[u8], chunk: usize| {
+        let mut chain = Chain::new(&plugins, direction).unwrap();
+        let mut out = Vec::new();
+        for piece in input.chunks(chunk) {
+            out.extend(chain.push(bytes::Bytes::copy_from_slice(piece)).unwrap());
+        }
+        out.extend(chain.finish().unwrap());
+        out
+    };
     let snapshot = snapshot(3 * 1024 * 1024, 31);
-    for chunk in [1, 64 * 1024, 1024 * 1024] {
+    for chunk in [1, 64 * 1024, 1024 * 1024, 4 * 1024 * 1024] {
         let input = if chunk == 1 {
             &snapshot[..20_000]
         } else {
             &snapshot[..]
         };
-        let stored = through(
-            &age,
-            &encrypt,
-            Direction::Encode,
-            &through(&zstd, "", Direction::Encode, input, chunk),
-            chunk,
-        );
+        let stored = run(Direction::Encode, input, chunk);
         let by_tools = run_with_stdin(
             Command::new("sh").args(["-c", &format!("age -d -i {} | zstd -d -c", key.display())]),
             stored.clone(),
         );
         assert_eq!(by_tools, input, "age -d | zstd -d, chunks of {chunk}");
-        let by_host = through(
-            &zstd,
-            "",
-            Direction::Decode,
-            &through(&age, &decrypt, Direction::Decode, &stored, chunk),
-            chunk,
-        );
+        let by_host = run(Direction::Decode, &stored, chunk);
         assert_eq!(by_host, input, "decode chain, chunks of {chunk}");
     }
+    let age = host.load(&component("age"), None).unwrap();
+    let encrypt = serde_json::json!({ "recipients": [recipient] }).to_string();
     // The wrong identity is refused with a reason, not garbage.
     let (_, other) = age_keypair(&dir.join("other"));
     let wrong =

@@ -1,6 +1,6 @@
-//! The `backup` command: active node -> login -> snapshot stream -> S3
-//! multipart upload (the archive checked and hashed on the way) -> manifest
-//! -> JSON result.
+//! The `backup` command: active node -> login -> snapshot stream (the
+//! archive checked and hashed on the way) -> transform plugins -> S3
+//! multipart upload -> manifest -> retention -> JSON result.
 //!
 //! Nothing touches the bucket before OpenBao has started streaming, and any
 //! failure after the upload started aborts it, so a failed backup leaves
@@ -19,16 +19,21 @@ use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
-pub use naming::{MANIFEST_SUFFIX, Manifest, cluster_prefix, manifest_key};
+pub use naming::{MANIFEST_SUFFIX, Manifest, TransformRecord, cluster_prefix, manifest_key};
 pub use prune::{KeepLast, RetentionReport, RetentionSetting};
 
+use crate::chain::{Chain, ChainInput, ContentDigest};
 use crate::error::BackupError;
 use crate::openbao::{Auth, OpenBaoClient, OpenBaoConfig};
+use crate::plugin::{Direction, Kind, Limits, PluginHost};
+use crate::plugin_spec::PluginSpec;
 use crate::s3::{self, MultipartUpload, TargetConfig};
 use crate::units::human_bytes;
 pub use archive::RaftInfo;
-use naming::{MANIFEST_FORMAT_VERSION, SnapshotDigest, TOOL_VERSION, UploadLayout};
-use parts::{PartBuffer, PartUploads, Streamed};
+use archive::{ArchiveCheck, Checked};
+use aws_sdk_s3::types::CompletedPart;
+use naming::{MANIFEST_FORMAT_VERSION, TOOL_VERSION, UploadLayout};
+use parts::{PartBuffer, PartUploads};
 
 #[derive(Debug, Clone)]
 pub struct BackupConfig {
@@ -40,8 +45,11 @@ pub struct BackupConfig {
     pub kind: BackupKind,
     pub result_file: Option<PathBuf>,
     pub progress_interval: Duration,
+    /// Transform plugins applied to the snapshot, in order.
+    pub transforms: Vec<PluginSpec>,
     /// What to delete after a successful backup; None keeps everything.
     pub retention: Option<RetentionSetting>,
+    pub plugin_limits: Limits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -65,14 +73,19 @@ impl BackupKind {
 /// The one JSON line the command prints, and writes to --result-file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "camelCase")]
+#[allow(clippy::large_enum_variant)] // one per run: size does not matter
 pub enum BackupResult {
     #[serde(rename_all = "camelCase")]
     Succeeded {
         key: String,
         manifest_key: String,
         bucket: String,
+        /// The stored object's size and SHA-256.
         size: u64,
         sha256: String,
+        /// The snapshot as OpenBao served it (before the transforms).
+        #[serde(default)]
+        snapshot: ContentDigest,
         kind: BackupKind,
         source_node: String,
         started_at: DateTime<Utc>,
@@ -100,8 +113,23 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
     let started_at = Utc::now();
     let clock = Instant::now();
     let target = &config.target;
-    // A plugin that cannot run fails the backup before OpenBao is asked.
-    let retention = config.retention.as_ref().map(|r| r.load()).transpose()?;
+    // Plugins that cannot run fail the backup before OpenBao is asked.
+    let host = PluginHost::new(config.plugin_limits);
+    let transforms = config
+        .transforms
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            spec.load(&host, Kind::Transform)
+                .map_err(|e| BackupError::Config(format!("--transform {}: {e}", i + 1)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let chain = Chain::new(&transforms, Direction::Encode)?;
+    let retention = config
+        .retention
+        .as_ref()
+        .map(|r| r.load(&host))
+        .transpose()?;
 
     let openbao = OpenBaoClient::new(config.openbao.clone())?;
     let node = openbao.find_active().await?;
@@ -124,16 +152,16 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
     );
     let upload = MultipartUpload::create(&client, target, &key, metadata).await?;
 
-    let streamed = match upload_snapshot(snapshot, &upload, target, config.progress_interval).await
-    {
-        Ok(streamed) => streamed,
-        Err(e) => {
-            if let Err(abort) = upload.abort().await {
-                tracing::error!(error = %abort, %key, "could not abort the multipart upload");
+    let streamed =
+        match upload_snapshot(snapshot, chain, &upload, target, config.progress_interval).await {
+            Ok(streamed) => streamed,
+            Err(e) => {
+                if let Err(abort) = upload.abort().await {
+                    tracing::error!(error = %abort, %key, "could not abort the multipart upload");
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
-    };
+        };
 
     let completed_at = Utc::now();
     let manifest = Manifest {
@@ -146,10 +174,9 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
         completed_at,
         source_node: source_node.clone(),
         tool_version: TOOL_VERSION.into(),
-        snapshot: SnapshotDigest {
-            size: streamed.size,
-            sha256: streamed.sha256.clone(),
-        },
+        snapshot: streamed.snapshot.clone(),
+        object: streamed.object.clone(),
+        transforms: transforms.iter().map(TransformRecord::of).collect(),
         raft: streamed.raft.clone(),
         upload: UploadLayout {
             part_size: target.part_size,
@@ -193,15 +220,16 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
         key,
         manifest_key,
         bucket: target.bucket.clone(),
-        size: streamed.size,
-        sha256: streamed.sha256,
+        size: streamed.object.size,
+        sha256: streamed.object.sha256,
         kind: config.kind,
         source_node,
         started_at,
         completed_at,
         duration_seconds: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-        throughput_bytes_per_second: (streamed.size as f64 / elapsed.as_secs_f64().max(1e-3))
-            as u64,
+        throughput_bytes_per_second: (streamed.snapshot.size as f64
+            / elapsed.as_secs_f64().max(1e-3)) as u64,
+        snapshot: streamed.snapshot,
         parts: streamed.parts.len() as u32,
         peak_memory_bytes: crate::memory::peak_rss_bytes(),
         retention,
@@ -212,58 +240,147 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
 /// (a deleted Job, Ctrl-C) comes first.
 async fn upload_snapshot(
     snapshot: impl Stream<Item = Result<Bytes, BackupError>>,
+    chain: Chain,
     upload: &MultipartUpload,
     target: &TargetConfig,
     progress_interval: Duration,
 ) -> Result<Streamed, BackupError> {
     let streamed = tokio::select! {
-        streamed = stream_into(snapshot, upload, target, progress_interval) => streamed?,
+        streamed = stream_into(snapshot, chain, upload, target, progress_interval) => streamed?,
         signal = shutdown_signal() => return Err(BackupError::Cancelled(signal)),
     };
     upload.complete(&streamed.parts).await?;
     Ok(streamed)
 }
 
-/// Moves the snapshot into the upload with at most `concurrency` parts in
-/// flight and one being filled: memory stays about (concurrency + 1) x
-/// part size whatever the snapshot size. When every slot is busy, reading
-/// pauses, which pushes back on OpenBao through TCP.
+/// Bytes per push into the transform chain: large enough that a call's
+/// overhead vanishes, small enough to keep plugin memory low.
+const CHAIN_PIECE: usize = 1024 * 1024;
+
+/// What went up, and what the archive check found in it.
+struct Streamed {
+    snapshot: ContentDigest,
+    object: ContentDigest,
+    raft: RaftInfo,
+    parts: Vec<CompletedPart>,
+}
+
+/// Moves the snapshot through the archive check and the transform chain
+/// into the upload. Three stages run at once, each holding a bounded
+/// amount: the feed (snapshot -> pieces -> archive check and chain), the
+/// chain on its thread, and the upload (at most `concurrency` parts in
+/// flight and one being filled). A full stage makes the one before it
+/// wait, back to OpenBao through TCP: memory does not grow with the
+/// snapshot.
 async fn stream_into(
     snapshot: impl Stream<Item = Result<Bytes, BackupError>>,
+    chain: Chain,
     upload: &MultipartUpload,
     target: &TargetConfig,
     progress_interval: Duration,
 ) -> Result<Streamed, BackupError> {
     let part_size = usize::try_from(target.part_size).expect("part size fits in memory");
+    // Without transforms the pieces are the parts themselves, uncopied, and
+    // the object is the snapshot.
+    let transformed = !chain.is_empty();
+    let piece_size = if transformed { CHAIN_PIECE } else { part_size };
+    let (input, mut output, chain) = chain.spawn(transformed);
+
+    let upload = async {
+        let mut buffer = PartBuffer::new(part_size);
+        let mut parts = PartUploads::new(upload.clone(), target);
+        let mut progress = Progress::new(progress_interval);
+        let mut size = 0u64;
+        while let Some(chunk) = output.recv().await {
+            let mut chunk = chunk?;
+            size += chunk.len() as u64;
+            while !chunk.is_empty() {
+                if let Some(part) = buffer.fill(&mut chunk) {
+                    parts.push(part).await?;
+                }
+            }
+            parts.reap()?;
+            progress.report(size, parts.uploaded());
+        }
+        // The output closes at the end of the stream and on failure alike.
+        let object = chain
+            .finished()
+            .await
+            .map_err(|e| BackupError::InvalidSnapshot(e.to_string()))?;
+        if let Some(last) = buffer.finish() {
+            parts.push(last).await?;
+        }
+        Ok((object, parts.finish().await?))
+    };
+    let (checked, (object, parts)) = tokio::try_join!(feed(snapshot, piece_size, input), upload)?;
+    let snapshot = ContentDigest {
+        size: checked.size,
+        sha256: checked.sha256,
+    };
+    let object = object.unwrap_or_else(|| snapshot.clone());
+    tracing::info!(
+        bytes = snapshot.size,
+        stored_bytes = object.size,
+        parts = parts.len(),
+        "snapshot streamed"
+    );
+    Ok(Streamed {
+        snapshot,
+        object,
+        raft: checked.raft,
+        parts,
+    })
+}
+
+/// Cuts the snapshot into pieces for the archive check and the chain, and
+/// returns the check's verdict.
+async fn feed(
+    snapshot: impl Stream<Item = Result<Bytes, BackupError>>,
+    piece_size: usize,
+    chain: ChainInput,
+) -> Result<Checked, BackupError> {
     let mut snapshot = std::pin::pin!(snapshot);
-    let mut buffer = PartBuffer::new(part_size);
-    let mut parts = PartUploads::new(upload.clone(), target);
-    let mut progress = Progress::new(progress_interval);
+    let mut archive = ArchiveCheck::start();
+    let mut buffer = PartBuffer::new(piece_size);
     let mut size = 0u64;
     while let Some(chunk) = snapshot.next().await {
         let mut chunk = chunk?;
         size += chunk.len() as u64;
         while !chunk.is_empty() {
-            if let Some(part) = buffer.fill(&mut chunk) {
-                parts.push(part).await?;
+            if let Some(piece) = buffer.fill(&mut chunk) {
+                pass_on(piece, &mut archive, &chain).await?;
             }
         }
-        parts.reap()?;
-        progress.report(size, parts.uploaded());
     }
     if size == 0 {
         return Err(BackupError::OpenBao("the snapshot stream was empty".into()));
     }
     if let Some(last) = buffer.finish() {
-        parts.push(last).await?;
+        pass_on(last, &mut archive, &chain).await?;
     }
-    let streamed = parts.finish().await?;
-    tracing::info!(
-        bytes = size,
-        parts = streamed.parts.len(),
-        "snapshot streamed"
-    );
-    Ok(streamed)
+    if !chain.end().await {
+        chain_stopped().await;
+    }
+    archive.finish().await
+}
+
+async fn pass_on(
+    piece: Bytes,
+    archive: &mut ArchiveCheck,
+    chain: &ChainInput,
+) -> Result<(), BackupError> {
+    // A clone of `Bytes` shares the buffer: no copy.
+    archive.feed(piece.clone()).await?;
+    if !chain.send(piece).await {
+        chain_stopped().await;
+    }
+    Ok(())
+}
+
+/// A chain that stops early has failed, and the upload side reports why
+/// from the chain's output: wait for that rather than race it.
+async fn chain_stopped() {
+    std::future::pending::<()>().await
 }
 
 struct Progress {

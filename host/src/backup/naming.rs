@@ -17,6 +17,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::BackupKind;
+use crate::chain::ContentDigest;
+use crate::plugin_spec::ConfiguredPlugin;
 
 pub const MANIFEST_SUFFIX: &str = ".manifest.json";
 pub const MANIFEST_FORMAT_VERSION: u32 = 1;
@@ -103,18 +105,41 @@ pub struct Manifest {
     pub source_node: String,
     pub tool_version: String,
     /// The snapshot exactly as OpenBao served it.
-    pub snapshot: SnapshotDigest,
+    pub snapshot: ContentDigest,
+    /// The stored object: the snapshot after the transforms (the same as
+    /// `snapshot` without any).
+    pub object: ContentDigest,
+    /// The transforms applied, in order; a restore undoes them in reverse.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transforms: Vec<TransformRecord>,
     /// The Raft state inside, from the archive's meta.json.
     pub raft: super::RaftInfo,
     /// How the object was uploaded.
     pub upload: UploadLayout,
 }
 
+/// A transform as applied: enough to find the same plugin again and give
+/// it the same configuration (secret settings are never recorded).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SnapshotDigest {
-    pub size: u64,
+pub struct TransformRecord {
+    pub name: String,
+    pub version: String,
     pub sha256: String,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub config: serde_json::Map<String, serde_json::Value>,
+}
+
+impl TransformRecord {
+    pub fn of(configured: &ConfiguredPlugin) -> Self {
+        let info = &configured.plugin.info;
+        Self {
+            name: info.name.clone(),
+            version: info.version.clone(),
+            sha256: info.sha256.clone(),
+            config: configured.config.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,65 +1,58 @@
-//! Cutting the snapshot into multipart parts of exactly `part_size` bytes
-//! (the last one shorter), copying each input byte once, and uploading them.
+//! Cutting a stream into pieces of exactly `size` bytes (the last one
+//! shorter), copying each input byte at most once, and uploading parts.
 
 use aws_sdk_s3::types::CompletedPart;
 use bytes::{Bytes, BytesMut};
 use tokio::task::JoinSet;
 
-use super::archive::{ArchiveCheck, RaftInfo};
 use crate::error::BackupError;
 use crate::s3::{MAX_PARTS, MultipartUpload, TargetConfig};
 use crate::units::human_bytes;
 
 pub struct PartBuffer {
-    part_size: usize,
+    size: usize,
     buf: BytesMut,
 }
 
 impl PartBuffer {
-    pub fn new(part_size: usize) -> Self {
+    pub fn new(size: usize) -> Self {
         Self {
-            part_size,
+            size,
             buf: BytesMut::new(),
         }
     }
 
-    /// Takes bytes from the front of `chunk` and returns a part once one is
+    /// Takes bytes from the front of `chunk` and returns a piece once one is
     /// full. Call again while `chunk` is not empty.
     pub fn fill(&mut self, chunk: &mut Bytes) -> Option<Bytes> {
-        if self.buf.capacity() == 0 {
-            // Allocate a part only when its first byte arrives, so a part
-            // waiting for an upload slot is the only extra one in memory.
-            self.buf.reserve(self.part_size);
+        if self.buf.is_empty() && chunk.len() >= self.size {
+            // A whole piece at the front: share it, no copy.
+            return Some(chunk.split_to(self.size));
         }
-        let take = (self.part_size - self.buf.len()).min(chunk.len());
+        if self.buf.capacity() == 0 {
+            // Allocate a piece only when its first byte arrives, so a part
+            // waiting for an upload slot is the only extra one in memory.
+            self.buf.reserve(self.size);
+        }
+        let take = (self.size - self.buf.len()).min(chunk.len());
         self.buf.extend_from_slice(&chunk.split_to(take));
-        (self.buf.len() == self.part_size).then(|| std::mem::take(&mut self.buf).freeze())
+        (self.buf.len() == self.size).then(|| std::mem::take(&mut self.buf).freeze())
     }
 
-    /// The last, possibly short, part.
+    /// The last, possibly short, piece.
     pub fn finish(self) -> Option<Bytes> {
         (!self.buf.is_empty()).then(|| self.buf.freeze())
     }
 }
 
-/// The parts of one upload: each goes to the archive check and to S3, with
-/// at most `concurrency` uploads in flight.
+/// The parts of one upload, with at most `concurrency` in flight.
 pub struct PartUploads {
     upload: MultipartUpload,
     concurrency: usize,
     part_size: u64,
-    archive: ArchiveCheck,
     in_flight: JoinSet<Result<CompletedPart, BackupError>>,
     done: Vec<CompletedPart>,
     next_number: u64,
-}
-
-/// What went up, and what the archive check found in it.
-pub struct Streamed {
-    pub size: u64,
-    pub sha256: String,
-    pub raft: RaftInfo,
-    pub parts: Vec<CompletedPart>,
 }
 
 impl PartUploads {
@@ -68,7 +61,6 @@ impl PartUploads {
             upload,
             concurrency: target.concurrency,
             part_size: target.part_size,
-            archive: ArchiveCheck::start(),
             in_flight: JoinSet::new(),
             done: Vec::new(),
             next_number: 1,
@@ -83,8 +75,6 @@ impl PartUploads {
                 human_bytes(self.part_size as f64)
             )));
         }
-        // A clone of `Bytes` shares the buffer: no copy.
-        self.archive.feed(part.clone()).await?;
         while self.in_flight.len() >= self.concurrency {
             let finished = self.in_flight.join_next().await.expect("uploads in flight");
             self.done.push(joined(finished)?);
@@ -108,18 +98,12 @@ impl PartUploads {
         self.done.len()
     }
 
-    /// Waits for the archive check's verdict and the last uploads.
-    pub async fn finish(mut self) -> Result<Streamed, BackupError> {
-        let checked = self.archive.finish().await?;
+    /// Waits for the last uploads.
+    pub async fn finish(mut self) -> Result<Vec<CompletedPart>, BackupError> {
         while let Some(finished) = self.in_flight.join_next().await {
             self.done.push(joined(finished)?);
         }
-        Ok(Streamed {
-            size: checked.size,
-            sha256: checked.sha256,
-            raft: checked.raft,
-            parts: self.done,
-        })
+        Ok(self.done)
     }
 }
 

@@ -4,14 +4,14 @@
 //! goes first: an interrupted deletion leaves an object without a manifest
 //! (not a backup), never a manifest without its object.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::BackupError;
-use crate::plugin::{Kind, Limits, Plugin, PluginHost, RetentionBackup};
+use crate::plugin::{Kind, PluginHost, RetentionBackup};
+use crate::plugin_spec::{ConfiguredPlugin, PluginSpec};
 use crate::retention::{self, Deletion};
 use crate::s3;
 
@@ -25,51 +25,22 @@ pub struct KeepLast {
     pub max_age: Option<(Duration, String)>,
 }
 
-/// Retention as configured: the built-in policy, or a plugin file (loaded,
-/// digest-checked and compiled before the backup starts).
+/// Retention as configured: the built-in policy, or a plugin.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RetentionSetting {
     KeepLast(KeepLast),
-    Plugin {
-        file: PathBuf,
-        sha256: Option<String>,
-        /// The plugin's configuration (JSON).
-        config: String,
-        limits: Limits,
-    },
+    Plugin(PluginSpec),
 }
 
 impl RetentionSetting {
-    pub fn load(&self) -> Result<RetentionPolicy, BackupError> {
+    /// Loads, digest-checks and compiles a plugin before the backup starts.
+    pub fn load(&self, host: &PluginHost) -> Result<RetentionPolicy, BackupError> {
         match self {
             Self::KeepLast(limits) => Ok(RetentionPolicy::KeepLast(limits.clone())),
-            Self::Plugin {
-                file,
-                sha256,
-                config,
-                limits,
-            } => {
-                let bytes = std::fs::read(file).map_err(|e| {
-                    BackupError::Config(format!("--retention-plugin {}: {e}", file.display()))
-                })?;
-                let plugin = PluginHost::new(*limits)
-                    .load(&bytes, sha256.as_deref())
-                    .map_err(|e| {
-                        BackupError::Config(format!("--retention-plugin {}: {e}", file.display()))
-                    })?;
-                if plugin.kind() != Kind::Retention {
-                    return Err(BackupError::Config(format!(
-                        "--retention-plugin {}: `{}` is a {} plugin, not a retention plugin",
-                        file.display(),
-                        plugin.info.name,
-                        plugin.info.kind
-                    )));
-                }
-                Ok(RetentionPolicy::Plugin {
-                    plugin,
-                    config: config.clone(),
-                })
-            }
+            Self::Plugin(spec) => spec
+                .load(host, Kind::Retention)
+                .map(|plugin| RetentionPolicy::Plugin(Box::new(plugin)))
+                .map_err(|e| BackupError::Config(format!("--retention-plugin {e}"))),
         }
     }
 }
@@ -77,7 +48,7 @@ impl RetentionSetting {
 /// Retention ready to run.
 pub enum RetentionPolicy {
     KeepLast(KeepLast),
-    Plugin { plugin: Plugin, config: String },
+    Plugin(Box<ConfiguredPlugin>),
 }
 
 /// What retention did, in the backup's result.
@@ -119,15 +90,19 @@ pub async fn prune(
                 .as_ref()
                 .map(|(limit, text)| (*limit, text.as_str())),
         ),
-        RetentionPolicy::Plugin { plugin, config } => {
-            let (plugin, config, list) = (plugin.clone(), config.clone(), backups.clone());
-            tokio::task::spawn_blocking(move || plugin.decide(&list, now.timestamp(), &config))
-                .await
-                .expect("the retention plugin's thread does not panic")
-                .map_err(|e| BackupError::Retention(e.to_string()))?
-                .into_iter()
-                .map(|(key, reason)| Deletion { key, reason })
-                .collect()
+        RetentionPolicy::Plugin(configured) => {
+            let (configured, list) = (configured.as_ref().clone(), backups.clone());
+            tokio::task::spawn_blocking(move || {
+                configured
+                    .plugin
+                    .decide(&list, now.timestamp(), configured.plugin_config())
+            })
+            .await
+            .expect("the retention plugin's thread does not panic")
+            .map_err(|e| BackupError::Retention(e.to_string()))?
+            .into_iter()
+            .map(|(key, reason)| Deletion { key, reason })
+            .collect()
         }
     };
     let (allowed, refused) = retention::enforce(&backups, decided, prefix, just_taken);

@@ -222,6 +222,7 @@ mod tests {
                 bucket: "b".into(),
                 size: 4096,
                 sha256: "ab".repeat(32),
+                snapshot: Default::default(),
                 kind: BackupKind::Scheduled,
                 source_node: "https://bao-0:8200/".into(),
                 started_at: at(hour),

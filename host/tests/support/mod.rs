@@ -304,3 +304,23 @@ pub fn run_with_stdin(command: &mut std::process::Command, input: Vec<u8>) -> Ve
     );
     output.stdout
 }
+
+/// A fresh age key pair from the reference CLI: (recipient, identity file).
+pub fn age_keypair(dir: &std::path::Path) -> (String, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let key = dir.join("key.txt");
+    let _ = std::fs::remove_file(&key);
+    let keygen = std::process::Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key)
+        .output()
+        .expect("age-keygen (scripts/setup installs age)");
+    assert!(keygen.status.success());
+    let text = std::fs::read_to_string(&key).unwrap();
+    let recipient = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_string();
+    (recipient, key)
+}

@@ -4,7 +4,9 @@
 //!
 //! Config (JSON): to encode `{"recipients": ["age1..."]}`; to decode
 //! `{"identities": ["AGE-SECRET-KEY-1..."]}` (an identity file's text works
-//! too: one key per line, `#` comments). Keys, nonces and ephemeral shares
+//! too: one key per line, `#` comments). Either may be one string instead
+//! of a list, as a secret setting from a file is. Encode ignores
+//! identities and decode recipients, so one configuration serves both. Keys, nonces and ephemeral shares
 //! come from the host's entropy for this stream, never reused.
 
 use base64::Engine;
@@ -29,8 +31,25 @@ const MAX_HEADER: usize = 64 * 1024;
 #[derive(Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 struct Config {
+    #[serde(deserialize_with = "one_or_many")]
     recipients: Vec<String>,
+    #[serde(deserialize_with = "one_or_many")]
     identities: Vec<String>,
+}
+
+/// A string or a list of strings. A secret setting arrives as one string
+/// (an identity file's text); never echoed in an error.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(input: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(input)? {
+        OneOrMany::One(text) => vec![text],
+        OneOrMany::Many(list) => list,
+    })
 }
 
 pub enum Age {
@@ -582,6 +601,32 @@ mod tests {
         )
         .unwrap_err();
         assert!(!error.to_string().contains("SECRETSTUFF"), "{error}");
+        // A secret setting arrives as one string; a mistyped one is not echoed.
+        let error = run_transform::<Age>(
+            r#"{"identities": {"key": "AGE-SECRET-KEY-1SECRETSTUFF"}}"#,
+            Direction::Decode,
+            vec![],
+            b"",
+            1,
+        )
+        .unwrap_err();
+        assert!(!error.to_string().contains("SECRETSTUFF"), "{error}");
+    }
+
+    #[test]
+    fn one_configuration_serves_both_directions() {
+        let (recipient, identity) = keypair(9);
+        // As a backup Job gives it: recipients in config, the identity file
+        // as one string from a secret setting.
+        let config = serde_json::json!({
+            "recipients": recipient,
+            "identities": format!("# created: today\n{identity}\n"),
+        })
+        .to_string();
+        let sealed =
+            run_transform::<Age>(&config, Direction::Encode, vec![7; 64], b"data", 3).unwrap();
+        let opened = run_transform::<Age>(&config, Direction::Decode, vec![], &sealed, 5).unwrap();
+        assert_eq!(opened, b"data");
     }
 
     /// Interop with the reference CLI (`age`, `age-keygen`; scripts/setup

@@ -1,6 +1,7 @@
-//! Test-only: a transform that misbehaves as its config says, on the first
-//! push: `{"do": "loop" | "allocate" | "flood" | "panic" | "fail"}`.
-//! Anything else (or `"echo"`) copies its input. The host's adversarial
+//! Test-only: a transform that misbehaves as its config says, on the push
+//! that takes it past `after` bytes (default 0: the first push):
+//! `{"do": "loop" | "allocate" | "flood" | "panic" | "fail", "after": N}`.
+//! Until then, and for anything else (or `"echo"`), it copies its input. The host's adversarial
 //! tests use it to show each misbehaviour is stopped with the right reason.
 
 use guest_sdk::{Direction, Error, Info, Transform};
@@ -8,12 +9,16 @@ use serde::Deserialize;
 
 pub struct Misbehave {
     action: String,
+    after: u64,
+    seen: u64,
 }
 
 #[derive(Deserialize)]
 struct Config {
     #[serde(rename = "do")]
     action: String,
+    #[serde(default)]
+    after: u64,
 }
 
 impl Transform for Misbehave {
@@ -28,10 +33,17 @@ impl Transform for Misbehave {
             serde_json::from_str(config).map_err(|e| Error::Config(e.to_string()))?;
         Ok(Self {
             action: config.action,
+            after: config.after,
+            seen: 0,
         })
     }
 
     fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        self.seen += chunk.len() as u64;
+        if self.seen <= self.after {
+            out.extend_from_slice(chunk);
+            return Ok(());
+        }
         match self.action.as_str() {
             "loop" => {
                 let mut n: u64 = 0;

@@ -1,0 +1,146 @@
+//! How a command names a plugin: a `.wasm` file, or a JSON object with the
+//! file, its pinned digest, its configuration and settings read from files
+//! (mounted Secrets). The operator writes the JSON form into backup Jobs.
+//!
+//! ```text
+//! --transform plugins/zstd.wasm
+//! --transform '{"file": "age.wasm", "sha256": "…", "config": {"recipients": ["age1…"]}}'
+//! --transform '{"file": "age.wasm", "secretFiles": {"identities": "/secrets/key.txt"}}'
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::plugin::{Kind, Plugin, PluginHost};
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PluginSpec {
+    pub file: PathBuf,
+    /// Refuse the plugin unless its bytes have this SHA-256 (hex).
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// The plugin's configuration; recorded in manifests, so nothing secret.
+    #[serde(default)]
+    pub config: Map<String, Value>,
+    /// Configuration settings read from files, each the whole (trimmed)
+    /// text of its file; given to the plugin, never recorded or logged.
+    #[serde(default)]
+    pub secret_files: BTreeMap<String, PathBuf>,
+}
+
+impl FromStr for PluginSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.starts_with('{') {
+            serde_json::from_str(text).map_err(|e| {
+                format!(
+                    "{e}: expected a .wasm file or {{\"file\": \"plugin.wasm\", \"sha256\": \"…\", \"config\": {{…}}, \"secretFiles\": {{\"setting\": \"/path\"}}}}"
+                )
+            })
+        } else if text.is_empty() {
+            Err("empty: expected a .wasm file or a JSON object".into())
+        } else {
+            Ok(Self {
+                file: text.into(),
+                sha256: None,
+                config: Map::new(),
+                secret_files: BTreeMap::new(),
+            })
+        }
+    }
+}
+
+/// A loaded, checked plugin with the configuration it runs with.
+#[derive(Clone)]
+pub struct ConfiguredPlugin {
+    pub plugin: Plugin,
+    /// The configuration without the secret settings: what may be recorded.
+    pub config: Map<String, Value>,
+    /// What the plugin receives: the configuration and the secret settings.
+    full_config: Secret,
+}
+
+impl ConfiguredPlugin {
+    /// The JSON configuration handed to the plugin (secrets included).
+    pub fn plugin_config(&self) -> &str {
+        self.full_config.expose()
+    }
+}
+
+impl PluginSpec {
+    /// Reads the file and the secret settings, checks the digest, and
+    /// refuses a plugin of another kind. Errors name the file.
+    pub fn load(&self, host: &PluginHost, kind: Kind) -> Result<ConfiguredPlugin, String> {
+        let name = self.file.display();
+        let bytes = std::fs::read(&self.file).map_err(|e| format!("{name}: {e}"))?;
+        let plugin = host
+            .load(&bytes, self.sha256.as_deref())
+            .map_err(|e| format!("{name}: {e}"))?;
+        if plugin.kind() != kind {
+            return Err(format!(
+                "{name}: `{}` is a {} plugin, not a {} plugin",
+                plugin.info.name,
+                plugin.info.kind,
+                kind.as_str()
+            ));
+        }
+        let mut full = self.config.clone();
+        for (setting, path) in &self.secret_files {
+            let value = Secret::from_file(path, &format!("secret setting `{setting}`"))
+                .map_err(|e| format!("{name}: {e}"))?;
+            if full
+                .insert(setting.clone(), Value::String(value.expose().into()))
+                .is_some()
+            {
+                return Err(format!(
+                    "{name}: `{setting}` is set both in config and in secretFiles; keep one"
+                ));
+            }
+        }
+        Ok(ConfiguredPlugin {
+            plugin,
+            config: self.config.clone(),
+            full_config: Secret::new(Value::Object(full).to_string()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_or_a_json_object() {
+        let plain: PluginSpec = "plugins/zstd.wasm".parse().unwrap();
+        assert_eq!(plain.file, PathBuf::from("plugins/zstd.wasm"));
+        assert!(plain.config.is_empty() && plain.sha256.is_none());
+
+        let full: PluginSpec =
+            r#"{"file": "age.wasm", "sha256": "ab", "config": {"recipients": ["age1x"]},
+                                   "secretFiles": {"identities": "/s/key"}}"#
+                .parse()
+                .unwrap();
+        assert_eq!(full.file, PathBuf::from("age.wasm"));
+        assert_eq!(full.sha256.as_deref(), Some("ab"));
+        assert_eq!(full.config["recipients"][0], "age1x");
+        assert_eq!(full.secret_files["identities"], PathBuf::from("/s/key"));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let err = r#"{"file": "a.wasm", "confg": {}}"#.parse::<PluginSpec>().unwrap_err();
+        assert!(err.contains("unknown field `confg`"), "{err}");
+        assert!(err.contains("expected a .wasm file or"), "{err}");
+        assert!(" ".parse::<PluginSpec>().unwrap_err().contains("empty"));
+        let err = r#"{"sha256": "ab"}"#.parse::<PluginSpec>().unwrap_err();
+        assert!(err.contains("missing field `file`"), "{err}");
+    }
+}
