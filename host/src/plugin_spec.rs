@@ -1,6 +1,7 @@
 //! How a command names a plugin: a `.wasm` file, or a JSON object with the
 //! file, its pinned digest, its configuration and settings read from files
-//! (mounted Secrets). The operator writes the JSON form into backup Jobs.
+//! (mounted Secrets). The operator writes the JSON form into backup Jobs
+//! (`to_string`).
 //!
 //! ```text
 //! --transform plugins/zstd.wasm
@@ -12,26 +13,33 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::plugin::{Kind, Plugin, PluginHost};
 use crate::secret::Secret;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PluginSpec {
     pub file: PathBuf,
     /// Refuse the plugin unless its bytes have this SHA-256 (hex).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
     /// The plugin's configuration; recorded in manifests, so nothing secret.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub config: Map<String, Value>,
     /// Configuration settings read from files, each the whole (trimmed)
     /// text of its file; given to the plugin, never recorded or logged.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secret_files: BTreeMap<String, PathBuf>,
+}
+
+impl std::fmt::Display for PluginSpec {
+    /// The JSON form, which `from_str` reads back.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&serde_json::to_string(self).expect("a spec serializes"))
+    }
 }
 
 impl FromStr for PluginSpec {
@@ -132,6 +140,8 @@ mod tests {
         assert_eq!(full.sha256.as_deref(), Some("ab"));
         assert_eq!(full.config["recipients"][0], "age1x");
         assert_eq!(full.secret_files["identities"], PathBuf::from("/s/key"));
+        assert_eq!(full.to_string().parse::<PluginSpec>().unwrap(), full);
+        assert_eq!(plain.to_string(), r#"{"file":"plugins/zstd.wasm"}"#);
     }
 
     #[test]

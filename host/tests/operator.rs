@@ -18,9 +18,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, KeyToPath, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, ListParams, PostParams};
@@ -28,6 +29,7 @@ use kube::{Client, ResourceExt};
 use openbao_backup::api::OpenBaoCluster;
 use openbao_backup::cli::DEFAULT_JWT_FILE;
 use openbao_backup::operator::desired::{self, OperatorSettings};
+use openbao_backup::plugin_spec::PluginSpec;
 use serde_json::json;
 use support::Bucket;
 use testkit::jwt::JwtIssuer;
@@ -117,6 +119,9 @@ async fn operator_on_a_real_api_server() {
     assert!(failed.last_failure_reason.unwrap().contains("503"));
     let event = wait_for_event(&admin, "BackupFailed").await;
     assert!(event.note.unwrap().contains("503"));
+
+    fake.set_fault(Fault::None);
+    let key = plugins_from_config_maps(&kube, &admin, &bucket, &fake).await;
 
     // A second replica waits while the first leads; when the first stops,
     // the second takes over and, reading the status back, counts nothing
@@ -313,6 +318,7 @@ async fn documented_clusters_are_reconciled(admin: &Client) {
     for (namespace, name, jwt) in [
         ("default", "backup-cluster", true),
         ("default", "token-cluster", false),
+        ("default", "sealed-cluster", true),
         ("openbao", "selfinit-cluster", true),
     ] {
         let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), namespace);
@@ -438,6 +444,110 @@ async fn backup_cluster(kube: &KubeApiServer, admin: &Client, bucket: &Bucket) -
     get_cluster(admin).await
 }
 
+/// Transforms from ConfigMaps, the age identity from a Secret: a backup
+/// Job streams through zstd then age, and the standard tools undo it.
+async fn plugins_from_config_maps(
+    kube: &KubeApiServer,
+    admin: &Client,
+    bucket: &Bucket,
+    fake: &FakeOpenBao,
+) -> String {
+    let dir = std::env::temp_dir().join(format!("openbao-backup-it-age-{}", std::process::id()));
+    let (recipient, identity) = support::age_keypair(&dir);
+    let maps: Api<ConfigMap> = Api::namespaced(admin.clone(), "backups");
+    let mut digests = HashMap::new();
+    for name in ["zstd", "age"] {
+        let bytes = std::fs::read(support::plugin_path(name)).unwrap();
+        digests.insert(name, sha256_hex(&bytes));
+        let map: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": format!("{name}-plugin")},
+        }))
+        .unwrap();
+        let map = ConfigMap {
+            binary_data: Some([(format!("{name}.wasm"), ByteString(bytes))].into()),
+            ..map
+        };
+        maps.create(&PostParams::default(), &map).await.unwrap();
+    }
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "backup-age", "namespace": "backups"},
+        "stringData": {"key.txt": std::fs::read_to_string(&identity).unwrap()},
+    });
+    kubectl_ok(kube, &["apply", "-f", "-"], Some(&secret.to_string()));
+    let transforms = json!({"spec": {"backup": {"transforms": [
+        {"configMapRef": {"name": "zstd-plugin", "key": "zstd.wasm"}, "sha256": digests["zstd"],
+         "config": {"level": 3}},
+        {"configMapRef": {"name": "age-plugin", "key": "age.wasm"}, "config": {"recipients": [recipient]},
+         "secretConfig": [{"name": "identities", "secretKeyRef": {"name": "backup-age", "key": "key.txt"}}]},
+    ]}}});
+    kubectl_ok(
+        kube,
+        &[
+            "-n",
+            "backups",
+            "patch",
+            "openbaocluster",
+            "it",
+            "--type=merge",
+            "-p",
+            &transforms.to_string(),
+        ],
+        None,
+    );
+    let before = get_cluster(admin).await.status.unwrap().backup.unwrap();
+    let cluster = get_cluster(admin).await;
+    assert_eq!(cluster.spec.backup.as_ref().unwrap().transforms.len(), 2);
+    run_backup_job(kube, admin, &cluster, "manual-backup-plugins", &fake.url()).await;
+    let backup = wait_for("the transformed backup in status", || async {
+        let status = get_cluster(admin).await.status?.backup?;
+        (status.last_backup_name != before.last_backup_name).then_some(status)
+    })
+    .await;
+    assert_eq!(backup.consecutive_failures, 0);
+    let key = backup.last_backup_name.unwrap();
+    let stored = bucket.read(&key).await;
+    assert_eq!(
+        Some(sha256_hex(&stored)),
+        backup.last_backup_sha256,
+        "status names the stored object"
+    );
+    let plain = support::run_with_stdin(
+        Command::new("sh").args([
+            "-c",
+            &format!("age -d -i {} | zstd -d -c", identity.display()),
+        ]),
+        stored,
+    );
+    let served = fake.served().last().cloned().unwrap();
+    assert_eq!(
+        sha256_hex(&plain),
+        served.sha256,
+        "age -d | zstd -d gives the snapshot back"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&bucket.read(&format!("{key}.manifest.json")).await).unwrap();
+    let chain: Vec<(&str, &str)> = manifest["transforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["sha256"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        chain,
+        [
+            ("zstd", digests["zstd"].as_str()),
+            ("age", digests["age"].as_str())
+        ]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    key
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
+
 async fn get_cluster(admin: &Client) -> OpenBaoCluster {
     Api::<OpenBaoCluster>::namespaced(admin.clone(), "backups")
         .get("it")
@@ -499,9 +609,23 @@ async fn run_backup_job(
                 .get(source.secret_name.as_ref().unwrap())
                 .await
                 .unwrap();
-            for (key, value) in secret.data.unwrap_or_default() {
-                std::fs::write(dir.join(key), value.0).unwrap();
-            }
+            let data = secret.data.unwrap_or_default();
+            write_volume(&dir, data.into_iter().map(|(k, v)| (k, v.0)), &source.items);
+        }
+        if let Some(source) = &volume.config_map {
+            let map = Api::<ConfigMap>::namespaced(admin.clone(), "backups")
+                .get(&source.name)
+                .await
+                .unwrap();
+            let binary = map.binary_data.unwrap_or_default().into_iter();
+            let text = map.data.unwrap_or_default().into_iter();
+            write_volume(
+                &dir,
+                binary
+                    .map(|(k, v)| (k, v.0))
+                    .chain(text.map(|(k, v)| (k, v.into_bytes()))),
+                &source.items,
+            );
         }
         if let Some(projected) = &volume.projected {
             for source in projected.sources.iter().flatten() {
@@ -548,8 +672,20 @@ async fn run_backup_job(
     // No cluster DNS here: the pods' addresses lead to the fake OpenBao.
     env.push(("OPENBAO_ADDR".into(), openbao.into()));
     env.push(("OPENBAO_JWT_FILE".into(), local(DEFAULT_JWT_FILE)));
+    // Plugin specs name files in the container too.
+    let mut args = container.args.clone().unwrap_or_default();
+    for i in 1..args.len() {
+        if matches!(args[i - 1].as_str(), "--transform" | "--retention-plugin") {
+            let mut spec: PluginSpec = args[i].parse().unwrap();
+            spec.file = local(spec.file.to_str().unwrap()).into();
+            for path in spec.secret_files.values_mut() {
+                *path = local(path.to_str().unwrap()).into();
+            }
+            args[i] = spec.to_string();
+        }
+    }
     let output = Command::new(env!("CARGO_BIN_EXE_openbao-backup"))
-        .args(container.args.iter().flatten())
+        .args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap())
         .envs(env)
@@ -601,6 +737,28 @@ async fn run_backup_job(
     )
     .await
     .unwrap()
+}
+
+/// A Secret's or ConfigMap's keys as files: the listed items at their
+/// paths, or every key under its own name.
+fn write_volume(
+    dir: &Path,
+    data: impl Iterator<Item = (String, Vec<u8>)>,
+    items: &Option<Vec<KeyToPath>>,
+) {
+    let data: HashMap<String, Vec<u8>> = data.collect();
+    match items {
+        Some(items) => {
+            for item in items {
+                std::fs::write(dir.join(&item.path), &data[&item.key]).unwrap();
+            }
+        }
+        None => {
+            for (key, value) in data {
+                std::fs::write(dir.join(key), value).unwrap();
+            }
+        }
+    }
 }
 
 fn create_token(

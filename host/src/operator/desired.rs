@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvVar, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec,
-    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretVolumeSource,
-    SecurityContext, ServiceAccount, ServiceAccountTokenProjection, Volume, VolumeMount,
-    VolumeProjection,
+    Capabilities, ConfigMapVolumeSource, Container, EnvVar, KeyToPath, PodSecurityContext, PodSpec,
+    PodTemplateSpec, ProjectedVolumeSource, ResourceRequirements, SeccompProfile,
+    SecretVolumeSource, SecurityContext, ServiceAccount, ServiceAccountTokenProjection, Volume,
+    VolumeMount, VolumeProjection,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
@@ -20,8 +20,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
-use crate::api::{BackupSpec, OpenBaoCluster};
+use crate::api::{BackupSpec, OpenBaoCluster, PluginRef};
 use crate::cli::DEFAULT_JWT_FILE;
+use crate::plugin_spec::PluginSpec;
 
 /// Settings of the operator itself (from its environment).
 #[derive(Debug, Clone)]
@@ -31,6 +32,10 @@ pub struct OperatorSettings {
 }
 
 const S3_DIR: &str = "/var/run/secrets/openbao-backup/s3";
+const PLUGIN_DIR: &str = "/var/run/openbao-backup/plugins";
+const PLUGIN_SECRET_DIR: &str = "/var/run/secrets/openbao-backup/plugins";
+/// Memory each plugin instance of a backup Job may use.
+const PLUGIN_MEMORY_MIB: u64 = 128;
 const TOKEN_DIR: &str = "/var/run/secrets/openbao-backup/token";
 const OPENBAO_PORT: i32 = 8200;
 /// The executor image runs as this unprivileged user.
@@ -198,13 +203,33 @@ pub fn cronjob(
         (None, None) => None,
     };
 
+    let mut args = vec!["backup".to_string()];
+    for (i, plugin) in backup.transforms.iter().enumerate() {
+        let spec = plugin_spec(plugin, &format!("transform-{i}"), &mut volumes, &mut mounts);
+        args.extend(["--transform".into(), spec.to_string()]);
+    }
+    if let Some(plugin) = &backup.retention_plugin {
+        let spec = plugin_spec(plugin, "retention-plugin", &mut volumes, &mut mounts);
+        args.extend(["--retention-plugin".into(), spec.to_string()]);
+    }
+    if !backup.transforms.is_empty() || backup.retention_plugin.is_some() {
+        env.push(env_var(
+            "PLUGIN_MEMORY_LIMIT",
+            format!("{PLUGIN_MEMORY_MIB}MiB"),
+        ));
+    }
+
     let container = Container {
         name: "backup".into(),
         image: Some(backup.executor_image.clone()),
-        args: Some(vec!["backup".into()]),
+        args: Some(args),
         env: Some(env),
         volume_mounts: Some(mounts),
-        resources: Some(resources(target.part_size(), target.concurrency())),
+        resources: Some(resources(
+            target.part_size(),
+            target.concurrency(),
+            backup.transforms.len(),
+        )),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
@@ -272,10 +297,66 @@ pub fn cronjob(
 
 /// Memory follows the executor's bound: (concurrency + 1) parts plus room
 /// for the runtime; the limit leaves headroom over the request.
-fn resources(part_size: u64, concurrency: u16) -> ResourceRequirements {
+/// A plugin from a ConfigMap as the executor's spec, with the volumes that
+/// put its file and secret settings where the spec says.
+fn plugin_spec(
+    plugin: &PluginRef,
+    volume: &str,
+    volumes: &mut Vec<Volume>,
+    mounts: &mut Vec<VolumeMount>,
+) -> PluginSpec {
+    let dir = format!("{PLUGIN_DIR}/{volume}");
+    volumes.push(Volume {
+        name: volume.into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: plugin.config_map_ref.name.clone(),
+            items: Some(vec![KeyToPath {
+                key: plugin.config_map_ref.key.clone(),
+                path: "plugin.wasm".into(),
+                mode: None,
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    mounts.push(mount(volume, &dir));
+    let mut secret_files = BTreeMap::new();
+    for (j, setting) in plugin.secret_config.iter().enumerate() {
+        let name = format!("{volume}-secret-{j}");
+        let secret_dir = format!("{PLUGIN_SECRET_DIR}/{name}");
+        volumes.push(Volume {
+            name: name.clone(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(setting.secret_key_ref.name.clone()),
+                items: Some(vec![KeyToPath {
+                    key: setting.secret_key_ref.key.clone(),
+                    path: "value".into(),
+                    mode: None,
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        mounts.push(mount(&name, &secret_dir));
+        secret_files.insert(setting.name.clone(), format!("{secret_dir}/value").into());
+    }
+    PluginSpec {
+        file: format!("{dir}/plugin.wasm").into(),
+        sha256: plugin.sha256.clone(),
+        config: plugin.config.clone().unwrap_or_default(),
+        secret_files,
+    }
+}
+
+/// Memory: the parts in flight and being filled, a margin, and each
+/// transform plugin's instance (capped by PLUGIN_MEMORY_LIMIT; it rarely
+/// needs a quarter of it).
+fn resources(part_size: u64, concurrency: u16, transforms: usize) -> ResourceRequirements {
     const MIB: u64 = 1024 * 1024;
-    let request = (u64::from(concurrency) + 1) * part_size + 32 * MIB;
-    let limit = request + request / 2;
+    let buffers = (u64::from(concurrency) + 1) * part_size + 32 * MIB;
+    let plugins = transforms as u64 * PLUGIN_MEMORY_MIB * MIB;
+    let request = buffers + plugins / 4;
+    let limit = buffers + buffers / 2 + plugins;
     let mib = |bytes: u64| Quantity(format!("{}Mi", bytes.div_ceil(MIB)));
     ResourceRequirements {
         requests: Some(BTreeMap::from([
@@ -588,14 +669,143 @@ mod tests {
     #[test]
     fn memory_follows_part_size_and_concurrency() {
         // 20 MiB parts x (5 + 1) + 32 MiB.
-        let requests = resources(20 * 1024 * 1024, 5).requests.unwrap();
+        let requests = resources(20 * 1024 * 1024, 5, 0).requests.unwrap();
         assert_eq!(requests["memory"], Quantity("152Mi".into()));
-        let defaults = resources(10 * 1024 * 1024, 3);
+        let defaults = resources(10 * 1024 * 1024, 3, 0);
         assert_eq!(
             defaults.requests.unwrap()["memory"],
             Quantity("72Mi".into())
         );
         assert_eq!(defaults.limits.unwrap()["memory"], Quantity("108Mi".into()));
+    }
+
+    #[test]
+    fn plugins_come_from_config_maps_and_secrets_as_files() {
+        let mut backup = jwt_backup();
+        let plugin = |map: &str, key: &str| PluginRef {
+            config_map_ref: crate::api::ConfigMapKeyRef {
+                name: map.into(),
+                key: key.into(),
+            },
+            ..Default::default()
+        };
+        backup.transforms = vec![
+            PluginRef {
+                sha256: Some("ab".repeat(32)),
+                config: Some(serde_json::json!({"level": 3}).as_object().unwrap().clone()),
+                ..plugin("zstd-plugin", "zstd.wasm")
+            },
+            PluginRef {
+                config: Some(
+                    serde_json::json!({"recipients": ["age1x"]})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                ),
+                secret_config: vec![crate::api::SecretConfig {
+                    name: "identities".into(),
+                    secret_key_ref: crate::api::SecretKeyRef {
+                        name: "backup-age".into(),
+                        key: "key.txt".into(),
+                    },
+                }],
+                ..plugin("age-plugin", "age.wasm")
+            },
+        ];
+        backup.retention_plugin = Some(plugin("gfs-plugin", "gfs.wasm"));
+        let pod = pod(&cronjob(&cluster(backup.clone()), &backup, &settings()));
+        let args = pod.containers[0].args.clone().unwrap();
+        assert_eq!(args[0], "backup");
+        let flags: Vec<&str> = args.iter().skip(1).step_by(2).map(String::as_str).collect();
+        assert_eq!(flags, ["--transform", "--transform", "--retention-plugin"]);
+        let specs: Vec<PluginSpec> = args
+            .iter()
+            .skip(2)
+            .step_by(2)
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(
+            specs[0],
+            PluginSpec {
+                file: "/var/run/openbao-backup/plugins/transform-0/plugin.wasm".into(),
+                sha256: Some("ab".repeat(32)),
+                config: backup.transforms[0].config.clone().unwrap(),
+                secret_files: BTreeMap::new(),
+            }
+        );
+        let identity = "/var/run/secrets/openbao-backup/plugins/transform-1-secret-0/value";
+        assert_eq!(
+            specs[1].secret_files["identities"],
+            std::path::PathBuf::from(identity)
+        );
+        assert_eq!(
+            specs[2].file,
+            std::path::PathBuf::from(
+                "/var/run/openbao-backup/plugins/retention-plugin/plugin.wasm"
+            )
+        );
+
+        // Each path in a spec is where a volume puts the right key.
+        let volumes = pod.volumes.clone().unwrap();
+        let mounts = pod.containers[0].volume_mounts.clone().unwrap();
+        let source = |path: &str| {
+            let mount = mounts
+                .iter()
+                .find(|m| path.starts_with(&m.mount_path))
+                .unwrap();
+            let volume = volumes.iter().find(|v| v.name == mount.name).unwrap();
+            let file = &path[mount.mount_path.len() + 1..];
+            match (&volume.config_map, &volume.secret) {
+                (Some(map), None) => {
+                    let item = map
+                        .items
+                        .as_ref()
+                        .unwrap()
+                        .iter()
+                        .find(|i| i.path == file)
+                        .unwrap();
+                    format!("configmap {}/{}", map.name, item.key)
+                }
+                (None, Some(secret)) => {
+                    let item = secret
+                        .items
+                        .as_ref()
+                        .unwrap()
+                        .iter()
+                        .find(|i| i.path == file)
+                        .unwrap();
+                    format!(
+                        "secret {}/{}",
+                        secret.secret_name.as_deref().unwrap(),
+                        item.key
+                    )
+                }
+                _ => panic!("{path}"),
+            }
+        };
+        assert_eq!(
+            source(specs[0].file.to_str().unwrap()),
+            "configmap zstd-plugin/zstd.wasm"
+        );
+        assert_eq!(
+            source(specs[1].file.to_str().unwrap()),
+            "configmap age-plugin/age.wasm"
+        );
+        assert_eq!(source(identity), "secret backup-age/key.txt");
+        assert_eq!(
+            source(specs[2].file.to_str().unwrap()),
+            "configmap gfs-plugin/gfs.wasm"
+        );
+        assert_eq!(env(&pod)["PLUGIN_MEMORY_LIMIT"], "128MiB");
+        // Two transform instances of 128 MiB on top of the defaults.
+        assert_eq!(
+            pod.containers[0].resources.clone().unwrap().limits.unwrap()["memory"],
+            resources(20 * 1024 * 1024, 5, 2).limits.unwrap()["memory"]
+        );
+        assert_eq!(
+            resources(10 * 1024 * 1024, 3, 2).limits.unwrap()["memory"],
+            Quantity("364Mi".into())
+        );
     }
 
     #[test]

@@ -151,6 +151,19 @@ fn check_plugin(plugin: &PluginRef, field: &str, problems: &mut Vec<String>) {
             &format!("{field}.secretConfig[{i}].secretKeyRef.name"),
             problems,
         );
+        let in_config = plugin
+            .config
+            .as_ref()
+            .is_some_and(|c| c.contains_key(&secret.name));
+        let repeated = plugin.secret_config[..i]
+            .iter()
+            .any(|s| s.name == secret.name);
+        if in_config || repeated {
+            problems.push(format!(
+                "{field}.secretConfig[{i}].name `{}` is set twice (in config or secretConfig); keep one",
+                secret.name
+            ));
+        }
     }
 }
 
@@ -309,6 +322,12 @@ mod tests {
                 key: "plugin wasm".into(),
             },
             sha256: Some("ABC".into()),
+            config: Some(
+                serde_json::json!({"identity": "in the open"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
             secret_config: vec![SecretConfig {
                 name: "identity".into(),
                 secret_key_ref: SecretKeyRef {
@@ -316,7 +335,6 @@ mod tests {
                     key: "identity".into(),
                 },
             }],
-            ..Default::default()
         };
         let all = problems(BackupSpec {
             transforms: vec![plugin.clone()],
@@ -330,6 +348,10 @@ mod tests {
         assert!(all.contains("spec.backup.transforms[0].sha256"), "{all}");
         assert!(
             all.contains("spec.backup.retentionPlugin.secretConfig[0].secretKeyRef.name"),
+            "{all}"
+        );
+        assert!(
+            all.contains("spec.backup.transforms[0].secretConfig[0].name `identity` is set twice"),
             "{all}"
         );
     }
