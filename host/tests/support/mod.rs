@@ -22,6 +22,12 @@ pub struct Bucket {
     pub dir: PathBuf,
 }
 
+impl Drop for Bucket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 impl Bucket {
     pub async fn new(test: &str) -> Self {
         let garage = Garage::shared();
