@@ -116,11 +116,11 @@ impl Chain {
     }
 
     /// Runs the chain on a blocking thread. The output channel closes after
-    /// the last bytes or after an error; the task gives the digest of the
-    /// output when `hash_output` is set and the stream completed.
+    /// the last bytes or after an error; the task gives the digest of one
+    /// side, if asked, when the stream completed.
     pub fn spawn(
         self,
-        hash_output: bool,
+        hashed: Option<Side>,
     ) -> (
         ChainInput,
         mpsc::Receiver<Result<Bytes, ChainError>>,
@@ -130,12 +130,12 @@ impl Chain {
         let (output, received) = mpsc::channel(1);
         let task = tokio::task::spawn_blocking(move || {
             let mut chain = self;
-            let mut hasher = hash_output.then(|| (0u64, Sha256::new()));
+            let mut input_hash = (hashed == Some(Side::Input)).then(Hasher::default);
+            let mut output_hash = (hashed == Some(Side::Output)).then(Hasher::default);
             let mut send = |step: Result<Bytes, ChainError>| match step {
                 Ok(bytes) => {
-                    if let Some((size, sha)) = &mut hasher {
-                        *size += bytes.len() as u64;
-                        sha.update(&bytes);
+                    if let Some(hasher) = &mut output_hash {
+                        hasher.update(&bytes);
                     }
                     bytes.is_empty() || output.blocking_send(Ok(bytes)).is_ok()
                 }
@@ -146,7 +146,12 @@ impl Chain {
             };
             loop {
                 let going = match pieces.blocking_recv() {
-                    Some(Piece::Data(bytes)) => send(chain.push(bytes)),
+                    Some(Piece::Data(bytes)) => {
+                        if let Some(hasher) = &mut input_hash {
+                            hasher.update(&bytes);
+                        }
+                        send(chain.push(bytes))
+                    }
                     Some(Piece::End) => break,
                     // The feeder gave up: the stream is unfinished.
                     None => false,
@@ -158,12 +163,37 @@ impl Chain {
             if !send(chain.finish()) {
                 return Err(ChainStopped);
             }
-            Ok(hasher.map(|(size, sha)| ContentDigest {
-                size,
-                sha256: hex::encode(sha.finalize()),
-            }))
+            Ok(input_hash.or(output_hash).map(Hasher::finish))
         });
         (ChainInput(input), received, ChainTask(task))
+    }
+}
+
+/// Which side of the chain `spawn` hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Input,
+    Output,
+}
+
+/// Size and SHA-256 of bytes seen so far.
+#[derive(Default)]
+pub struct Hasher {
+    size: u64,
+    sha: Sha256,
+}
+
+impl Hasher {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.size += bytes.len() as u64;
+        self.sha.update(bytes);
+    }
+
+    pub fn finish(self) -> ContentDigest {
+        ContentDigest {
+            size: self.size,
+            sha256: hex::encode(self.sha.finalize()),
+        }
     }
 }
 

@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::backup::{BackupConfig, BackupKind, KeepLast, RetentionSetting};
+use crate::backup::{
+    BackupConfig, BackupKind, KeepLast, MANIFEST_SUFFIX, RetentionSetting, cluster_prefix,
+};
 use crate::openbao::{Auth, OpenBaoConfig};
 use crate::operator::validate::parse_go_duration;
 use crate::plugin_spec::PluginSpec;
+use crate::restore::{BackupRef, ReadBack, RestoreTarget, Source};
 use crate::s3::{MAX_CONCURRENCY, MAX_PART_SIZE, MIN_PART_SIZE, TargetConfig};
 use crate::units::{parse_duration, parse_size};
 
@@ -47,6 +50,20 @@ pub enum Command {
     /// with a one-line reason on stderr when the backup fails, leaving nothing
     /// behind in the bucket.
     Backup(Box<BackupArgs>),
+    /// Restore a backup into the cluster's active OpenBao node.
+    ///
+    /// Reads the manifest, undoes the recorded transforms with the plugins
+    /// given, checks every digest while streaming, and sends the snapshot's
+    /// last bytes only once all checks passed: OpenBao never installs a
+    /// snapshot that failed one. Prints one JSON result.
+    Restore(Box<RestoreArgs>),
+    /// Download a backup and check it end to end (object and snapshot
+    /// digests, transforms undone, archive) without restoring it.
+    Verify(Box<ReadArgs>),
+    /// Write a backup's raw snapshot (what `bao operator raft snapshot
+    /// restore` takes), from the bucket or a downloaded file, checked as
+    /// `verify` does. The output file appears only when every check passed.
+    Decode(Box<DecodeArgs>),
     /// Run the operator: reconcile OpenBaoClusters' spec.backup into
     /// CronJobs and their results into status.backup.
     Operator(OperatorArgs),
@@ -238,6 +255,137 @@ impl RetentionArgs {
     }
 }
 
+/// Which backup to read and how to undo its transforms.
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Name of the OpenBaoCluster whose backups to read (for `latest`).
+    #[arg(long, env = "OPENBAO_CLUSTER")]
+    pub cluster: Option<String>,
+
+    /// Namespace of the OpenBaoCluster.
+    #[arg(long, env = "OPENBAO_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+
+    /// The backup: its object key, or `latest` (the cluster's newest).
+    #[arg(long, env = "BACKUP_KEY", default_value = "latest")]
+    pub key: BackupRef,
+
+    #[command(flatten)]
+    pub plugins: DecodePluginArgs,
+
+    /// Also write the JSON result here (a restore Job uses
+    /// /dev/termination-log).
+    #[arg(long, env = "RESULT_FILE")]
+    pub result_file: Option<PathBuf>,
+}
+
+/// The plugins that undo a backup's transforms.
+#[derive(Debug, Args)]
+pub struct DecodePluginArgs {
+    /// A plugin the backup's transforms need (matched to the manifest by
+    /// digest; repeat for each): a .wasm file, or {"file", "config",
+    /// "secretFiles"} as JSON, e.g. the age identity in secretFiles.
+    #[arg(long = "plugin", value_name = "PLUGIN")]
+    pub plugins: Vec<PluginSpec>,
+
+    #[command(flatten)]
+    pub limits: PluginLimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub openbao: OpenBaoArgs,
+
+    #[command(flatten)]
+    pub read: ReadArgs,
+
+    /// Use sys/storage/raft/snapshot-force: for a snapshot taken from a
+    /// cluster with other unseal keys (a new cluster after a disaster).
+    #[arg(long, env = "RESTORE_FORCE")]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
+
+    /// Read this downloaded object instead of the bucket.
+    #[arg(long, conflicts_with = "bucket")]
+    pub file: Option<PathBuf>,
+
+    /// The object's manifest (default: FILE.manifest.json).
+    #[arg(long, requires = "file")]
+    pub manifest: Option<PathBuf>,
+
+    /// Where to write the snapshot; `-` for stdout.
+    #[arg(long, short)]
+    pub output: PathBuf,
+}
+
+impl ReadArgs {
+    pub fn into_config(self) -> Result<ReadBack, String> {
+        let target = self.target.into_config()?;
+        let cluster_prefix = match (&self.key, self.cluster) {
+            (BackupRef::Latest, None) => {
+                return Err(
+                    "--key latest needs --cluster (OPENBAO_CLUSTER): whose newest backup?".into(),
+                );
+            }
+            (_, cluster) => cluster_prefix(
+                &target.path_prefix,
+                &non_empty_name(self.namespace, "--namespace (OPENBAO_NAMESPACE)")?,
+                &cluster.map_or(Ok(String::new()), |c| {
+                    non_empty_name(c, "--cluster (OPENBAO_CLUSTER)")
+                })?,
+            ),
+        };
+        Ok(ReadBack {
+            source: Source::Bucket {
+                target,
+                cluster_prefix,
+                backup: self.key,
+            },
+            plugins: self.plugins.plugins,
+            plugin_limits: self.plugins.limits.limits(),
+        })
+    }
+}
+
+impl DecodeArgs {
+    pub fn into_config(self) -> Result<(ReadBack, PathBuf), String> {
+        let read = match self.file {
+            Some(object) => ReadBack {
+                source: Source::File {
+                    manifest: self
+                        .manifest
+                        .unwrap_or_else(|| format!("{}{MANIFEST_SUFFIX}", object.display()).into()),
+                    object,
+                },
+                plugins: self.read.plugins.plugins,
+                plugin_limits: self.read.plugins.limits.limits(),
+            },
+            None => self.read.into_config()?,
+        };
+        Ok((read, self.output))
+    }
+}
+
+impl RestoreArgs {
+    pub fn into_config(self) -> Result<(ReadBack, RestoreTarget), String> {
+        let target = RestoreTarget {
+            openbao: self.openbao.config()?,
+            auth: self.openbao.auth()?,
+            force: self.force,
+        };
+        Ok((self.read.into_config()?, target))
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct OpenBaoArgs {
     /// OpenBao node addresses, comma-separated; the active node is found
@@ -286,9 +434,9 @@ pub struct TargetArgs {
     #[arg(long, env = "S3_ENDPOINT")]
     pub endpoint: Option<String>,
 
-    /// Bucket that receives the backups.
+    /// Bucket that holds the backups.
     #[arg(long, env = "S3_BUCKET")]
-    pub bucket: String,
+    pub bucket: Option<String>,
 
     /// S3 region (SigV4 signs with it; Garage's default is `garage`).
     #[arg(long, env = "S3_REGION", default_value = "us-east-1")]
@@ -407,9 +555,10 @@ impl TargetArgs {
                 self.part_size
             ));
         }
-        if self.bucket.trim().is_empty() {
-            return Err("--bucket (S3_BUCKET) is empty".into());
-        }
+        let bucket = self
+            .bucket
+            .filter(|b| !b.trim().is_empty())
+            .ok_or("--bucket (S3_BUCKET) is required")?;
         let endpoint = match self.endpoint.filter(|e| !e.trim().is_empty()) {
             Some(e) => Some(
                 reqwest::Url::parse(&e)
@@ -423,7 +572,7 @@ impl TargetArgs {
         Ok(TargetConfig {
             force_path_style: endpoint.is_some() && !self.virtual_hosted_style,
             endpoint,
-            bucket: self.bucket,
+            bucket,
             region: self.region,
             path_prefix: self.path_prefix.trim_matches('/').to_string(),
             part_size: self.part_size,

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use openbao_backup::backup::{self, BackupResult};
 use openbao_backup::cli::{Cli, Command, LogFormat};
+use openbao_backup::error::BackupError;
+use openbao_backup::restore;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -15,6 +17,30 @@ fn main() -> ExitCode {
             .build()
             .expect("tokio runtime starts")
             .block_on(backup_command(*args)),
+        Command::Restore(args) => runtime().block_on(async {
+            let result_file = args.read.result_file.clone();
+            let outcome = match args.into_config() {
+                Ok((read, target)) => restore::restore(&read, &target).await,
+                Err(message) => Err(BackupError::Config(message)),
+            };
+            report("restore", outcome, result_file)
+        }),
+        Command::Verify(args) => runtime().block_on(async {
+            let result_file = args.result_file.clone();
+            let outcome = match args.into_config() {
+                Ok(read) => restore::verify(&read).await,
+                Err(message) => Err(BackupError::Config(message)),
+            };
+            report("verify", outcome, result_file)
+        }),
+        Command::Decode(args) => runtime().block_on(async {
+            let result_file = args.read.result_file.clone();
+            let outcome = match args.into_config() {
+                Ok((read, output)) => restore::decode(&read, &output).await,
+                Err(message) => Err(BackupError::Config(message)),
+            };
+            report("decode", outcome, result_file)
+        }),
         Command::Operator(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -48,7 +74,7 @@ async fn backup_command(args: openbao_backup::cli::BackupArgs) -> ExitCode {
     let started_at = chrono::Utc::now();
     let outcome = match args.into_config() {
         Ok(config) => backup::run(&config).await,
-        Err(message) => Err(openbao_backup::error::BackupError::Config(message)),
+        Err(message) => Err(BackupError::Config(message)),
     };
     let (result, code) = match outcome {
         Ok(result) => (result, ExitCode::SUCCESS),
@@ -68,6 +94,43 @@ async fn backup_command(args: openbao_backup::cli::BackupArgs) -> ExitCode {
         }
     };
     let line = serde_json::to_string(&result).expect("result serializes");
+    write_result(&line, result_file, code)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts")
+}
+
+/// Prints a read-back command's JSON result (and writes it to the result
+/// file); a failure also gets one `<command> failed: <reason>` line.
+fn report(
+    command: &str,
+    outcome: Result<restore::ReadBackResult, BackupError>,
+    result_file: Option<std::path::PathBuf>,
+) -> ExitCode {
+    let (line, code) = match outcome {
+        Ok(result) => (
+            serde_json::to_string(&result).expect("result serializes"),
+            ExitCode::SUCCESS,
+        ),
+        Err(error) => {
+            let reason: String = error.to_string().chars().take(1024).collect();
+            eprintln!("{command} failed: {reason}");
+            let failed = serde_json::json!({
+                "status": "failed", "cause": error.cause(), "reason": reason,
+                "completedAt": chrono::Utc::now(),
+            });
+            (failed.to_string(), ExitCode::FAILURE)
+        }
+    };
+    write_result(&line, result_file, code)
+}
+
+/// The one JSON line on stdout, and in `--result-file` when given.
+fn write_result(line: &str, result_file: Option<std::path::PathBuf>, code: ExitCode) -> ExitCode {
     println!("{line}");
     if let Some(path) = result_file
         && let Err(e) = std::fs::File::create(&path).and_then(|mut f| f.write_all(line.as_bytes()))

@@ -12,6 +12,7 @@ use crate::error::{BackupError, error_chain};
 use crate::secret::Secret;
 
 const SNAPSHOT_PATH: &str = "v1/sys/storage/raft/snapshot";
+const SNAPSHOT_FORCE_PATH: &str = "v1/sys/storage/raft/snapshot-force";
 
 #[derive(Debug, Clone)]
 pub struct OpenBaoConfig {
@@ -255,6 +256,55 @@ impl OpenBaoClient {
                 }
             },
         ))
+    }
+}
+
+impl OpenBaoClient {
+    /// Posts a snapshot to `sys/storage/raft/snapshot` (or
+    /// `snapshot-force`, for a snapshot of a cluster with other keys). The
+    /// body streams; if `snapshot` fails, the upload breaks and OpenBao,
+    /// which reads the whole body before it installs anything, keeps its
+    /// state.
+    pub async fn restore(
+        &self,
+        node: &Url,
+        token: &Secret,
+        snapshot: impl Stream<Item = Result<Bytes, BackupError>> + Send + 'static,
+        force: bool,
+    ) -> Result<(), BackupError> {
+        let path = if force {
+            SNAPSHOT_FORCE_PATH
+        } else {
+            SNAPSHOT_PATH
+        };
+        let resp = self
+            .http
+            .post(join(node, path))
+            .header("X-Vault-Token", token.expose())
+            .header("Content-Type", "application/octet-stream")
+            .body(reqwest::Body::wrap_stream(snapshot))
+            .send()
+            .await
+            .map_err(|e| {
+                BackupError::OpenBao(format!("the restore upload failed: {}", error_chain(&e)))
+            })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let message = error_message(resp).await;
+        let short = path.trim_start_matches("v1/");
+        Err(match status {
+            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => BackupError::AuthRefused(format!(
+                "OpenBao refused the restore ({status}): {message}; the token needs `update` on {short}"
+            )),
+            _ if !force && message.contains("sealed hashes") => BackupError::OpenBao(format!(
+                "OpenBao refused the snapshot ({status}): {message}; it was taken from a cluster with other keys: restore with --force"
+            )),
+            _ => BackupError::OpenBao(format!(
+                "OpenBao refused the snapshot ({status}): {message}"
+            )),
+        })
     }
 }
 

@@ -281,6 +281,62 @@ pub async fn delete_object(client: &Client, bucket: &str, key: &str) -> Result<(
     Ok(())
 }
 
+/// A small object (a manifest), whole.
+pub async fn get_object(client: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, BackupError> {
+    let out = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| storage_error("GetObject", bucket, e))?;
+    let body = out.body.collect().await.map_err(|e| {
+        BackupError::Storage(format!(
+            "GetObject {key}: the body broke: {}",
+            error_chain(&e)
+        ))
+    })?;
+    Ok(body.into_bytes().to_vec())
+}
+
+/// An object as a stream of chunks; a broken download fails the stream.
+pub async fn object_stream(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+) -> Result<
+    impl futures_util::Stream<Item = Result<Bytes, BackupError>> + Send + 'static + use<>,
+    BackupError,
+> {
+    let out = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| storage_error("GetObject", bucket, e))?;
+    let key = key.to_string();
+    Ok(futures_util::stream::unfold(
+        (out.body, key, 0u64),
+        |(mut body, key, received)| async move {
+            match body.try_next().await {
+                Ok(Some(chunk)) => {
+                    let received = received + chunk.len() as u64;
+                    Some((Ok(chunk), (body, key, received)))
+                }
+                Ok(None) => None,
+                Err(e) => Some((
+                    Err(BackupError::Storage(format!(
+                        "GetObject {key}: the download broke after {received} bytes: {}",
+                        error_chain(&e)
+                    ))),
+                    (body, key, received),
+                )),
+            }
+        },
+    ))
+}
+
 /// Every object under `prefix`: (key, size).
 pub async fn list_objects(
     client: &Client,

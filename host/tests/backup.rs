@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::HashMap;
 
-use support::{Bucket, MIB, TOKEN, run_backup, set, unset};
+use support::{Bucket, MIB, TOKEN, run_cli, set, unset};
 use testkit::jwt::JwtIssuer;
 use testkit::s3proxy::{Injection, Operation, S3Proxy};
 use testkit::{FakeConfig, FakeOpenBao, Fault, Health, JwtRole, SnapshotSpec};
@@ -98,7 +98,7 @@ async fn round_trips_from_empty_state_to_part_boundaries() {
         let expected_parts = spec.archive_size().div_ceil(part);
         let bucket = Bucket::new("round-trip").await;
         let openbao = fake(spec).await;
-        let run = run_backup(&bucket.args(&openbao.url()), &[]).await;
+        let run = run_cli(&bucket.args(&openbao.url()), &[]).await;
         let manifest = assert_backed_up(&bucket, &openbao, &run).await;
         assert_eq!(manifest["upload"]["parts"], expected_parts, "{name}");
         assert_eq!(run.result["parts"], expected_parts, "{name}");
@@ -116,7 +116,7 @@ async fn streams_more_than_a_gibibyte_in_bounded_memory() {
     let mut args = bucket.args(&openbao.url());
     set(&mut args, "--part-size", "8MiB");
     set(&mut args, "--concurrency", "4");
-    let run = run_backup(&args, &[]).await;
+    let run = run_cli(&args, &[]).await;
     assert_backed_up(&bucket, &openbao, &run).await;
     assert!(run.result["size"].as_u64().unwrap() > 1024 * MIB);
     // (concurrency + 1) x part size, plus the runtime, TLS and SDK.
@@ -151,7 +151,7 @@ async fn finds_the_active_node_and_never_snapshots_the_others() {
         nodes.push(node);
     }
     let addrs = nodes.iter().map(|n| n.url()).collect::<Vec<_>>().join(",");
-    let run = run_backup(&bucket.args(&addrs), &[]).await;
+    let run = run_cli(&bucket.args(&addrs), &[]).await;
     let manifest = assert_backed_up(&bucket, &nodes[4], &run).await;
     assert_eq!(manifest["sourceNode"], format!("{}/", nodes[4].url()));
     for node in &nodes[..4] {
@@ -165,7 +165,7 @@ async fn finds_the_active_node_and_never_snapshots_the_others() {
     // No active node at all: a clear error listing every node's state.
     let bucket = Bucket::new("no-leader").await;
     let addrs = format!("{},{},http://127.0.0.1:9", nodes[0].url(), nodes[1].url());
-    let run = run_backup(&bucket.args(&addrs), &[]).await;
+    let run = run_cli(&bucket.args(&addrs), &[]).await;
     assert!(!run.ok());
     let reason = run.reason();
     assert!(reason.contains("no active OpenBao node"), "{reason}");
@@ -214,7 +214,7 @@ async fn jwt_login_succeeds_with_a_valid_service_account_token() {
     let openbao = FakeOpenBao::start(jwt_config(&issuer)).await;
     let bucket = Bucket::new("jwt-good").await;
     let jwt = issuer.service_account_token("prod", "bao-backup-serviceaccount", "openbao-internal");
-    let run = run_backup(&jwt_args(&bucket, &openbao, &jwt, "backup"), &[]).await;
+    let run = run_cli(&jwt_args(&bucket, &openbao, &jwt, "backup"), &[]).await;
     assert_backed_up(&bucket, &openbao, &run).await;
     assert!(
         run.stderr().contains("openbao-internal"),
@@ -264,7 +264,7 @@ async fn bad_jwt_logins_fail_without_touching_the_bucket() {
     ];
     for (name, jwt, role, expected) in cases {
         let bucket = Bucket::new("jwt-bad").await;
-        let run = run_backup(&jwt_args(&bucket, &openbao, &jwt, role), &[]).await;
+        let run = run_cli(&jwt_args(&bucket, &openbao, &jwt, role), &[]).await;
         assert!(!run.ok(), "{name}: must fail");
         let reason = run.reason();
         assert!(
@@ -285,7 +285,7 @@ async fn token_without_the_snapshot_policy_is_refused() {
     )
     .await;
     let bucket = Bucket::new("token-policy").await;
-    let run = run_backup(&bucket.args(&openbao.url()), &[]).await;
+    let run = run_cli(&bucket.args(&openbao.url()), &[]).await;
     assert!(!run.ok());
     let reason = run.reason();
     assert!(
@@ -341,7 +341,7 @@ async fn every_openbao_fault_aborts_the_upload() {
         openbao.set_fault(fault);
         let mut args = bucket.args(&openbao.url());
         args.extend(["--stall-timeout".into(), "2s".into()]);
-        let run = run_backup(&args, &[]).await;
+        let run = run_cli(&args, &[]).await;
         assert!(!run.ok(), "{name}: must fail");
         let reason = run.reason();
         assert!(reason.contains(expected), "{name}: {reason}");
@@ -371,7 +371,7 @@ async fn transient_s3_errors_are_retried_per_part() {
     .await;
     let mut args = bucket.args(&openbao.url());
     set(&mut args, "--endpoint", &proxy.url());
-    let run = run_backup(&args, &[]).await;
+    let run = run_cli(&args, &[]).await;
     assert_backed_up(&bucket, &openbao, &run).await;
     let (total, failed) = proxy.count(Operation::UploadPart);
     assert_eq!(
@@ -398,7 +398,7 @@ async fn s3_errors_after_retries_abort_the_upload() {
     let mut args = bucket.args(&openbao.url());
     set(&mut args, "--endpoint", &proxy.url());
     set(&mut args, "--max-attempts", "2");
-    let run = run_backup(&args, &[]).await;
+    let run = run_cli(&args, &[]).await;
     assert!(!run.ok());
     let reason = run.reason();
     assert!(
@@ -420,7 +420,7 @@ async fn s3_auth_failures_are_not_retried() {
     std::fs::write(bucket.dir.join("s3/secretAccessKey"), &wrong).unwrap();
     let mut args = bucket.args(&openbao.url());
     set(&mut args, "--endpoint", &proxy.url());
-    let run = run_backup(&args, &[]).await;
+    let run = run_cli(&args, &[]).await;
     assert!(!run.ok());
     let reason = run.reason();
     assert!(
@@ -448,7 +448,7 @@ async fn a_failed_manifest_removes_the_object() {
     let openbao = fake(SnapshotSpec::new(MIB, 14)).await;
     let mut args = bucket.args(&openbao.url());
     set(&mut args, "--endpoint", &proxy.url());
-    let run = run_backup(&args, &[]).await;
+    let run = run_cli(&args, &[]).await;
     assert!(!run.ok());
     assert!(run.reason().contains("PutObject"), "{}", run.reason());
     bucket.assert_untouched().await;
@@ -508,7 +508,7 @@ async fn writes_the_result_file_and_reads_credentials_from_the_environment() {
         "pre-upgrade".into(),
     ]);
     let garage = bucket.garage;
-    let run = run_backup(
+    let run = run_cli(
         &args,
         &[
             ("AWS_ACCESS_KEY_ID", &garage.access_key_id),
@@ -550,7 +550,7 @@ async fn configuration_errors_name_the_flag_and_write_a_failed_result() {
         "--result-file".into(),
         result_file.to_str().unwrap().into(),
     ]);
-    let run = run_backup(&args, &[]).await;
+    let run = run_cli(&args, &[]).await;
     assert!(!run.ok());
     assert!(
         run.reason()
@@ -587,7 +587,7 @@ async fn tls_with_custom_ca_bundles_for_openbao_and_s3() {
     let mut args = bucket.args(&openbao.url());
     set(&mut args, "--endpoint", &proxy.url());
     // Without the CA, both sides refuse the certificate with a clear reason.
-    let run = run_backup(&args, &[]).await;
+    let run = run_cli(&args, &[]).await;
     assert!(!run.ok());
     assert!(
         run.reason().contains("certificate") && run.reason().contains("UnknownIssuer"),
@@ -595,7 +595,7 @@ async fn tls_with_custom_ca_bundles_for_openbao_and_s3() {
         run.reason()
     );
     set(&mut args, "--openbao-cacert", ca_file.to_str().unwrap());
-    let run = run_backup(&args, &[]).await;
+    let run = run_cli(&args, &[]).await;
     assert!(!run.ok());
     assert!(
         run.reason().contains("S3 error") && run.reason().contains("certificate"),
@@ -608,7 +608,7 @@ async fn tls_with_custom_ca_bundles_for_openbao_and_s3() {
     // unsigned and protected by TLS and their CRC32. The S3 CA comes from the
     // credentials Secret's `caCert` key, as the operator mounts it.
     std::fs::write(bucket.dir.join("s3/caCert"), &ca.ca_pem).unwrap();
-    let run = run_backup(&args, &[]).await;
+    let run = run_cli(&args, &[]).await;
     assert_backed_up(&bucket, &openbao, &run).await;
     assert_eq!(proxy.count(Operation::UploadPart), (3, 0));
 }
@@ -638,7 +638,7 @@ async fn max_count_keeps_the_newest_and_ignores_pre_upgrade_snapshots() {
     let mut taken = Vec::new();
     for kind in ["scheduled", "pre-upgrade", "scheduled", "manual"] {
         set(&mut args, "--kind", kind);
-        let run = run_backup(&args, &[]).await;
+        let run = run_cli(&args, &[]).await;
         assert!(run.ok(), "{}", run.all_output());
         taken.push(run.result["key"].as_str().unwrap().to_string());
         if kind == "manual" {
@@ -671,12 +671,12 @@ async fn a_retention_plugin_decides_and_the_host_keeps_the_new_backup() {
     let openbao = fake(SnapshotSpec::new(64 * 1024, 4)).await;
     let mut args = bucket.args(&openbao.url());
     for _ in 0..2 {
-        assert!(run_backup(&args, &[]).await.ok());
+        assert!(run_cli(&args, &[]).await.ok());
     }
     // This policy deletes everything, the new backup too.
     let plugin = serde_json::json!({"file": plugin_path("keep-last"), "config": {"maxCount": 0}});
     set(&mut args, "--retention-plugin", &plugin.to_string());
-    let run = run_backup(&args, &[]).await;
+    let run = run_cli(&args, &[]).await;
     assert!(run.ok(), "{}", run.all_output());
     let key = run.result["key"].as_str().unwrap();
     assert_eq!(backup_keys(&bucket).await, vec![key.to_string()]);
@@ -696,7 +696,7 @@ async fn a_retention_plugin_that_cannot_run_stops_the_backup_before_it_starts() 
     let mut args = bucket.args(&openbao.url());
     // A transform is not a retention plugin.
     set(&mut args, "--retention-plugin", &plugin_path("misbehave"));
-    let run = run_backup(&args, &[]).await;
+    let run = run_cli(&args, &[]).await;
     assert!(!run.ok());
     assert!(
         run.reason().contains("--retention-plugin") && run.reason().contains("transform"),
@@ -708,7 +708,7 @@ async fn a_retention_plugin_that_cannot_run_stops_the_backup_before_it_starts() 
 
     let pinned = serde_json::json!({"file": plugin_path("gfs"), "sha256": "0".repeat(64)});
     set(&mut args, "--retention-plugin", &pinned.to_string());
-    let run = run_backup(&args, &[]).await;
+    let run = run_cli(&args, &[]).await;
     assert!(run.reason().contains("digest mismatch"), "{}", run.reason());
     bucket.assert_untouched().await;
 }
@@ -745,7 +745,7 @@ async fn a_backup_through_zstd_then_age_is_undone_by_the_age_and_zstd_clis() {
                            "config": {"recipients": [recipient]},
                            "secretFiles": {"identities": identity}}),
     );
-    let run = run_backup(&args, &[]).await;
+    let run = run_cli(&args, &[]).await;
     assert!(run.ok(), "{}", run.all_output());
     let served = openbao.served().last().cloned().unwrap();
     let key = run.result["key"].as_str().unwrap();
@@ -814,7 +814,7 @@ async fn a_transform_failing_mid_stream_leaves_nothing_behind() {
                                "config": {"do": action, "after": 12 * MIB}}),
         );
         set(&mut args, "--plugin-call-timeout", "300ms");
-        let run = run_backup(&args, &[]).await;
+        let run = run_cli(&args, &[]).await;
         assert!(!run.ok(), "{action}");
         assert_eq!(run.result["cause"], "plugin", "{action}");
         let why = run.reason();
@@ -854,7 +854,7 @@ async fn a_transform_that_cannot_run_stops_the_backup_before_it_starts() {
     for (spec, expected) in cases {
         let mut args = bucket.args(&openbao.url());
         transform(&mut args, spec);
-        let run = run_backup(&args, &[]).await;
+        let run = run_cli(&args, &[]).await;
         assert!(!run.ok());
         let why = run.reason();
         assert!(why.contains(expected), "{why}");

@@ -23,6 +23,7 @@ pub enum Operation {
     CompleteMultipartUpload,
     AbortMultipartUpload,
     PutObject,
+    GetObject,
     Other,
 }
 
@@ -38,6 +39,9 @@ fn operation(method: &str, query: &str) -> Operation {
         "PUT" if has("partNumber") => Operation::UploadPart,
         "PUT" => Operation::PutObject,
         "DELETE" if has("uploadId") => Operation::AbortMultipartUpload,
+        "GET" if !has("list-type") && !has("uploads") && !has("uploadId") && !has("location") => {
+            Operation::GetObject
+        }
         _ => Operation::Other,
     }
 }
@@ -54,6 +58,8 @@ pub struct Injection {
 #[derive(Default)]
 struct Inner {
     injections: Vec<Injection>,
+    /// Break the body of every GetObject response after this many bytes.
+    cut_downloads: Option<u64>,
     seen: Vec<(Operation, bool)>,
 }
 
@@ -92,6 +98,12 @@ impl S3Proxy {
 
     pub fn inject(&self, injection: Injection) {
         self.inner.lock().expect("lock").injections.push(injection);
+    }
+
+    /// Breaks the connection of every object download after `bytes` of
+    /// its body, as a network failure mid-stream does (smaller objects pass).
+    pub fn cut_downloads_after(&self, bytes: u64) {
+        self.inner.lock().expect("lock").cut_downloads = Some(bytes);
     }
 
     /// How many requests of `operation` arrived, and how many were failed.
@@ -154,10 +166,44 @@ async fn forward(State(upstream): State<Upstream>, mut request: Request) -> Resp
     *request.uri_mut() = format!("http://{}{path}", upstream.addr)
         .parse::<Uri>()
         .expect("upstream uri");
+    let cut = match op {
+        Operation::GetObject => upstream.inner.lock().expect("lock").cut_downloads,
+        _ => None,
+    };
     match upstream.client.request(request).await {
-        Ok(response) => response.map(Body::new),
+        Ok(response) => match cut {
+            None => response.map(Body::new),
+            Some(after) => response.map(|body| cut_after(Body::new(body), after)),
+        },
         Err(e) => (StatusCode::BAD_GATEWAY, format!("proxy: {e}")).into_response(),
     }
+}
+
+/// The body's first `after` bytes, then a broken connection.
+fn cut_after(body: Body, after: u64) -> Body {
+    use futures_util::StreamExt;
+    let stream = futures_util::stream::unfold(
+        Some((body.into_data_stream(), 0u64)),
+        move |state| async move {
+            let (mut data, sent) = state?;
+            if sent >= after {
+                let broken = std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "cut by the test proxy",
+                );
+                return Some((Err(broken), None));
+            }
+            match data.next().await? {
+                Ok(mut chunk) => {
+                    chunk.truncate(((after - sent) as usize).min(chunk.len()));
+                    let sent = sent + chunk.len() as u64;
+                    Some((Ok(chunk), Some((data, sent))))
+                }
+                Err(e) => Some((Err(std::io::Error::other(e)), None)),
+            }
+        },
+    );
+    Body::from_stream(stream)
 }
 
 #[cfg(test)]
@@ -184,5 +230,6 @@ mod tests {
         );
         assert_eq!(operation("PUT", ""), Operation::PutObject);
         assert_eq!(operation("GET", "list-type=2"), Operation::Other);
+        assert_eq!(operation("GET", ""), Operation::GetObject);
     }
 }

@@ -6,7 +6,6 @@
 //! failure after the upload started aborts it, so a failed backup leaves
 //! neither object nor manifest nor parts.
 
-mod archive;
 mod naming;
 mod parts;
 mod prune;
@@ -19,21 +18,26 @@ use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
-pub use naming::{MANIFEST_SUFFIX, Manifest, TransformRecord, cluster_prefix, manifest_key};
+pub use naming::{
+    MANIFEST_FORMAT_VERSION, MANIFEST_SUFFIX, Manifest, TransformRecord, cluster_prefix,
+    manifest_key,
+};
+pub(crate) use parts::PartBuffer;
+pub(crate) use prune::complete_backups;
 pub use prune::{KeepLast, RetentionReport, RetentionSetting};
 
-use crate::chain::{Chain, ChainInput, ContentDigest};
+pub use crate::archive::RaftInfo;
+use crate::archive::{ArchiveCheck, Checked};
+use crate::chain::{Chain, ChainInput, ContentDigest, Side};
 use crate::error::BackupError;
 use crate::openbao::{Auth, OpenBaoClient, OpenBaoConfig};
 use crate::plugin::{Direction, Kind, Limits, PluginHost};
 use crate::plugin_spec::PluginSpec;
 use crate::s3::{self, MultipartUpload, TargetConfig};
 use crate::units::human_bytes;
-pub use archive::RaftInfo;
-use archive::{ArchiveCheck, Checked};
 use aws_sdk_s3::types::CompletedPart;
-use naming::{MANIFEST_FORMAT_VERSION, TOOL_VERSION, UploadLayout};
-use parts::{PartBuffer, PartUploads};
+use naming::{TOOL_VERSION, UploadLayout};
+use parts::PartUploads;
 
 #[derive(Debug, Clone)]
 pub struct BackupConfig {
@@ -255,7 +259,7 @@ async fn upload_snapshot(
 
 /// Bytes per push into the transform chain: large enough that a call's
 /// overhead vanishes, small enough to keep plugin memory low.
-const CHAIN_PIECE: usize = 1024 * 1024;
+pub(crate) const CHAIN_PIECE: usize = 1024 * 1024;
 
 /// What went up, and what the archive check found in it.
 struct Streamed {
@@ -284,7 +288,7 @@ async fn stream_into(
     // the object is the snapshot.
     let transformed = !chain.is_empty();
     let piece_size = if transformed { CHAIN_PIECE } else { part_size };
-    let (input, mut output, chain) = chain.spawn(transformed);
+    let (input, mut output, chain) = chain.spawn(transformed.then_some(Side::Output));
 
     let upload = async {
         let mut buffer = PartBuffer::new(part_size);

@@ -79,7 +79,7 @@ pub async fn prune(
     now: DateTime<Utc>,
 ) -> Result<RetentionReport, BackupError> {
     let objects = s3::list_objects(client, bucket, prefix).await?;
-    let backups = existing_backups(prefix, &objects);
+    let backups = complete_backups(prefix, &objects);
     let decided = match policy {
         RetentionPolicy::KeepLast(limits) => retention::keep_last(
             &backups,
@@ -130,7 +130,7 @@ pub async fn prune(
 
 /// The complete backups among the listed objects (those with a manifest),
 /// newest first.
-fn existing_backups(prefix: &str, objects: &[(String, u64)]) -> Vec<RetentionBackup> {
+pub(crate) fn complete_backups(prefix: &str, objects: &[(String, u64)]) -> Vec<RetentionBackup> {
     let manifests: std::collections::HashSet<&str> = objects
         .iter()
         .filter_map(|(key, _)| key.strip_suffix(MANIFEST_SUFFIX))
@@ -173,7 +173,7 @@ mod tests {
         .iter()
         .map(|k| (k.to_string(), 7))
         .collect();
-        let backups = existing_backups(prefix, &objects);
+        let backups = complete_backups(prefix, &objects);
         let keys: Vec<&str> = backups.iter().map(|b| b.key.as_str()).collect();
         assert_eq!(
             keys,

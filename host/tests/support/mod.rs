@@ -211,7 +211,11 @@ impl Run {
             .stderr
             .split(|b| *b == b'\n')
             .filter_map(|l| std::str::from_utf8(l).ok())
-            .filter(|l| l.starts_with("backup failed: "))
+            .filter(|l| {
+                ["backup", "restore", "verify", "decode"]
+                    .iter()
+                    .any(|c| l.starts_with(&format!("{c} failed: ")))
+            })
             .collect();
         assert_eq!(
             lines.len(),
@@ -233,7 +237,8 @@ impl Run {
     }
 }
 
-pub async fn run_backup(args: &[String], env: &[(&str, &str)]) -> Run {
+/// Runs the binary with `args` (the command first).
+pub async fn run_cli(args: &[String], env: &[(&str, &str)]) -> Run {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_openbao-backup"));
     cmd.args(args)
         .env_remove("AWS_ACCESS_KEY_ID")

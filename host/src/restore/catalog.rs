@@ -1,0 +1,111 @@
+//! Finding a backup in the bucket and reading its manifest.
+
+use crate::backup::{MANIFEST_FORMAT_VERSION, Manifest, complete_backups, manifest_key};
+use crate::error::BackupError;
+use crate::s3;
+use aws_sdk_s3::Client;
+
+/// Which backup: a key, or the newest complete one of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackupRef {
+    Latest,
+    Key(String),
+}
+
+impl std::str::FromStr for BackupRef {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "" => Err("empty: give a backup's object key, or `latest`".into()),
+            "latest" => Ok(Self::Latest),
+            key => Ok(Self::Key(key.trim_start_matches('/').to_string())),
+        }
+    }
+}
+
+/// The key a reference names; `latest` is the newest backup under the
+/// cluster's prefix that has a manifest.
+pub async fn resolve(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+    backup: &BackupRef,
+) -> Result<String, BackupError> {
+    match backup {
+        BackupRef::Key(key) => Ok(key.clone()),
+        BackupRef::Latest => {
+            let objects = s3::list_objects(client, bucket, prefix).await?;
+            complete_backups(prefix, &objects)
+                .into_iter()
+                .next()
+                .map(|b| b.key)
+                .ok_or_else(|| {
+                    BackupError::Config(format!(
+                        "no backup under s3://{bucket}/{prefix}: check --bucket, --path-prefix, --namespace and --cluster"
+                    ))
+                })
+        }
+    }
+}
+
+/// Reads and checks the manifest beside `key`.
+pub async fn manifest(client: &Client, bucket: &str, key: &str) -> Result<Manifest, BackupError> {
+    let manifest_key = manifest_key(key);
+    let bytes = s3::get_object(client, bucket, &manifest_key)
+        .await
+        .map_err(|e| match e {
+            BackupError::Storage(m) if m.contains("NoSuchKey") => BackupError::Config(format!(
+                "no manifest s3://{bucket}/{manifest_key}: `{key}` is not a complete backup (a backup exists only with its manifest)"
+            )),
+            other => other,
+        })?;
+    let manifest = parse_manifest(&bytes, key)?;
+    if manifest.key != key {
+        return Err(BackupError::InvalidSnapshot(format!(
+            "the manifest beside {key} describes {}: it was moved or altered",
+            manifest.key
+        )));
+    }
+    Ok(manifest)
+}
+
+/// A manifest's text (`what` names the backup in errors).
+pub fn parse_manifest(bytes: &[u8], what: &str) -> Result<Manifest, BackupError> {
+    let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
+        BackupError::InvalidSnapshot(format!("the manifest of {what} is not valid: {e}"))
+    })?;
+    if manifest.format_version != MANIFEST_FORMAT_VERSION {
+        return Err(BackupError::InvalidSnapshot(format!(
+            "the manifest of {what} has format {}; this tool reads format {MANIFEST_FORMAT_VERSION}",
+            manifest.format_version
+        )));
+    }
+    Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reference_is_a_key_or_latest() {
+        assert_eq!("latest".parse(), Ok(BackupRef::Latest));
+        assert_eq!(
+            "/c/ns/bao/x.snap".parse(),
+            Ok(BackupRef::Key("c/ns/bao/x.snap".into()))
+        );
+        assert!("  ".parse::<BackupRef>().unwrap_err().contains("latest"));
+    }
+
+    #[test]
+    fn unreadable_manifests_are_refused_naming_the_backup() {
+        let err = parse_manifest(br#"{"formatVersion": 2}"#, "k").unwrap_err();
+        assert!(
+            err.to_string().contains("manifest of k is not valid"),
+            "{err}"
+        );
+        let err = parse_manifest(b"<html>", "k").unwrap_err();
+        assert!(err.to_string().contains("not valid"), "{err}");
+    }
+}

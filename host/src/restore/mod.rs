@@ -1,0 +1,351 @@
+//! Reading backups back: `restore` (into OpenBao), `verify` (download and
+//! check, nothing else) and `decode` (the raw snapshot into a file, for
+//! `bao operator raft snapshot restore` without a cluster or an operator).
+//!
+//! All three read the manifest, undo the recorded transforms with the
+//! plugins given (matched by digest), and check every digest on the way
+//! (`verified`). Nothing reaches OpenBao, or a finished output file, unless
+//! every check passed.
+
+mod catalog;
+mod verified;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub use catalog::BackupRef;
+use verified::Verified;
+
+use crate::archive::RaftInfo;
+use crate::backup::Manifest;
+use crate::chain::{Chain, ContentDigest};
+use crate::error::BackupError;
+use crate::openbao::{Auth, OpenBaoClient, OpenBaoConfig};
+use crate::plugin::{Direction, Kind, Limits, PluginHost};
+use crate::plugin_spec::PluginSpec;
+use crate::s3::{self, TargetConfig};
+
+/// Where a backup is read from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// In the bucket: a key, or the newest backup under the cluster prefix.
+    Bucket {
+        target: TargetConfig,
+        cluster_prefix: String,
+        backup: BackupRef,
+    },
+    /// A downloaded object and its manifest.
+    File { object: PathBuf, manifest: PathBuf },
+}
+
+/// A backup to read, and the plugins that undo its transforms.
+#[derive(Debug, Clone)]
+pub struct ReadBack {
+    pub source: Source,
+    /// Plugins by file (matched to the manifest's chain by digest), with the
+    /// settings decoding needs (an age identity in `secretFiles`).
+    pub plugins: Vec<PluginSpec>,
+    pub plugin_limits: Limits,
+}
+
+/// What `restore`, `verify` and `decode` print.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadBackResult {
+    /// `restored`, `verified` or `decoded`.
+    pub status: &'static str,
+    pub key: String,
+    pub snapshot: ContentDigest,
+    pub object: ContentDigest,
+    pub raft: RaftInfo,
+    /// The transforms undone, as `name version`, in the order applied.
+    pub transforms: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forced: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub duration_seconds: f64,
+}
+
+/// A backup opened for reading: manifest read, plugins loaded, the decode
+/// chain started; the object not yet requested.
+struct Opened {
+    key: String,
+    manifest: Manifest,
+    chain: Chain,
+}
+
+type ObjectStream = BoxStream<'static, Result<Bytes, BackupError>>;
+
+impl ReadBack {
+    async fn open(&self) -> Result<Opened, BackupError> {
+        let (key, manifest) = match &self.source {
+            Source::Bucket {
+                target,
+                cluster_prefix,
+                backup,
+            } => {
+                let client = s3::client(target).await?;
+                let key = catalog::resolve(&client, &target.bucket, cluster_prefix, backup).await?;
+                let manifest = catalog::manifest(&client, &target.bucket, &key).await?;
+                (key, manifest)
+            }
+            Source::File { object, manifest } => {
+                let bytes = std::fs::read(manifest).map_err(|e| {
+                    BackupError::Config(format!("--manifest {}: {e}", manifest.display()))
+                })?;
+                let what = object.display().to_string();
+                let manifest = catalog::parse_manifest(&bytes, &what)?;
+                (what, manifest)
+            }
+        };
+        let chain = decode_chain(&manifest, &self.plugins, self.plugin_limits)?;
+        Ok(Opened {
+            key,
+            manifest,
+            chain,
+        })
+    }
+
+    async fn object(&self, key: &str) -> Result<ObjectStream, BackupError> {
+        match &self.source {
+            Source::Bucket { target, .. } => {
+                let client = s3::client(target).await?;
+                Ok(s3::object_stream(&client, &target.bucket, key)
+                    .await?
+                    .boxed())
+            }
+            Source::File { object, .. } => {
+                let file = tokio::fs::File::open(object)
+                    .await
+                    .map_err(|e| BackupError::Config(format!("{}: {e}", object.display())))?;
+                let path = object.display().to_string();
+                Ok(futures_util::stream::unfold(Some(file), move |file| {
+                    let path = path.clone();
+                    async move {
+                        let mut file = file?;
+                        let mut buf = bytes::BytesMut::with_capacity(256 * 1024);
+                        match file.read_buf(&mut buf).await {
+                            Ok(0) => None,
+                            Ok(_) => Some((Ok(buf.freeze()), Some(file))),
+                            Err(e) => Some((
+                                Err(BackupError::Storage(format!("reading {path}: {e}"))),
+                                None,
+                            )),
+                        }
+                    }
+                })
+                .boxed())
+            }
+        }
+    }
+
+    /// Reads the opened backup through every check, handing the snapshot
+    /// to `consume` (which must fail if the stream does).
+    async fn read<T, F, Fut>(
+        &self,
+        opened: Opened,
+        consume: F,
+    ) -> Result<(String, Manifest, Verified, T), BackupError>
+    where
+        F: FnOnce(BoxStream<'static, Result<Bytes, BackupError>>) -> Fut,
+        Fut: Future<Output = Result<T, BackupError>>,
+    {
+        let Opened {
+            key,
+            manifest,
+            chain,
+        } = opened;
+        let object = self.object(&key).await?;
+        let (snapshot, verdict) = verified::snapshot(object, chain, manifest.clone());
+        let consumed = consume(snapshot.boxed()).await;
+        // The checks' verdict first: when they fail, the consumer's own
+        // error (a broken upload) is only the consequence.
+        let verified = verdict
+            .await
+            .map_err(|e| BackupError::InvalidSnapshot(format!("the check failed: {e}")))??;
+        Ok((key, manifest, verified, consumed?))
+    }
+}
+
+/// The manifest's transforms, undone in reverse, with the given plugins
+/// matched by digest: only the very plugin that encoded may decode.
+fn decode_chain(
+    manifest: &Manifest,
+    given: &[PluginSpec],
+    limits: Limits,
+) -> Result<Chain, BackupError> {
+    let mut by_digest = HashMap::new();
+    for spec in given {
+        let bytes = std::fs::read(&spec.file)
+            .map_err(|e| BackupError::Config(format!("--plugin {}: {e}", spec.file.display())))?;
+        by_digest.insert(hex::encode(Sha256::digest(&bytes)), spec);
+    }
+    let host = PluginHost::new(limits);
+    let mut plugins = Vec::new();
+    for (i, record) in manifest.transforms.iter().enumerate() {
+        let spec = by_digest.get(&record.sha256).ok_or_else(|| {
+            BackupError::Config(format!(
+                "the backup went through transform {} `{}` {} (sha256 {}): give that plugin with --plugin, with the settings decoding needs",
+                i + 1,
+                record.name,
+                record.version,
+                record.sha256
+            ))
+        })?;
+        // The recorded configuration, plus what is given here (secrets).
+        let mut config = record.config.clone();
+        config.extend(spec.config.clone());
+        let spec = PluginSpec {
+            file: spec.file.clone(),
+            sha256: Some(record.sha256.clone()),
+            config,
+            secret_files: spec.secret_files.clone(),
+        };
+        plugins.push(
+            spec.load(&host, Kind::Transform)
+                .map_err(|e| BackupError::Config(format!("--plugin {e}")))?,
+        );
+    }
+    Ok(Chain::new(&plugins, Direction::Decode)?)
+}
+
+fn result(
+    status: &'static str,
+    key: String,
+    manifest: &Manifest,
+    verified: Verified,
+    started_at: DateTime<Utc>,
+    clock: Instant,
+) -> ReadBackResult {
+    ReadBackResult {
+        status,
+        key,
+        snapshot: verified.snapshot,
+        object: verified.object,
+        raft: verified.raft,
+        transforms: manifest
+            .transforms
+            .iter()
+            .map(|t| format!("{} {}", t.name, t.version))
+            .collect(),
+        node: None,
+        forced: None,
+        output: None,
+        started_at,
+        duration_seconds: (clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+    }
+}
+
+/// `verify`: the whole backup downloaded and checked; nothing written.
+pub async fn verify(read: &ReadBack) -> Result<ReadBackResult, BackupError> {
+    let (started_at, clock) = (Utc::now(), Instant::now());
+    let opened = read.open().await?;
+    let (key, manifest, verified, ()) = read
+        .read(opened, |mut snapshot| async move {
+            while let Some(piece) = snapshot.next().await {
+                piece?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(result(
+        "verified", key, &manifest, verified, started_at, clock,
+    ))
+}
+
+/// `decode`: the raw snapshot into `output` (a file, or `-` for stdout). A
+/// file appears under its name only once every check passed.
+pub async fn decode(
+    read: &ReadBack,
+    output: &std::path::Path,
+) -> Result<ReadBackResult, BackupError> {
+    let (started_at, clock) = (Utc::now(), Instant::now());
+    let to_stdout = output.as_os_str() == "-";
+    let partial = PathBuf::from(format!("{}.partial", output.display()));
+    let opened = read.open().await?;
+    let written = read
+        .read(opened, |snapshot| {
+            write_out(snapshot, to_stdout, partial.clone())
+        })
+        .await;
+    match written {
+        Ok((key, manifest, verified, ())) => {
+            if !to_stdout {
+                std::fs::rename(&partial, output).map_err(|e| {
+                    BackupError::Config(format!("--output {}: {e}", output.display()))
+                })?;
+            }
+            let mut done = result("decoded", key, &manifest, verified, started_at, clock);
+            done.output = Some(output.display().to_string());
+            Ok(done)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e)
+        }
+    }
+}
+
+async fn write_out(
+    mut snapshot: BoxStream<'static, Result<Bytes, BackupError>>,
+    to_stdout: bool,
+    partial: PathBuf,
+) -> Result<(), BackupError> {
+    let failed = |e: std::io::Error| BackupError::Config(format!("--output: {e}"));
+    let mut out: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>> = if to_stdout {
+        Box::pin(tokio::io::stdout())
+    } else {
+        let file = tokio::fs::File::create(&partial).await.map_err(failed)?;
+        Box::pin(tokio::io::BufWriter::new(file))
+    };
+    while let Some(piece) = snapshot.next().await {
+        out.write_all(&piece?).await.map_err(failed)?;
+    }
+    out.flush().await.map_err(failed)
+}
+
+/// The restore's target: which nodes, how to log in, and whether to force.
+#[derive(Debug, Clone)]
+pub struct RestoreTarget {
+    pub openbao: OpenBaoConfig,
+    pub auth: Auth,
+    pub force: bool,
+}
+
+/// `restore`: the backup into the active node. Plugins and manifest are
+/// checked before OpenBao is asked anything; the snapshot's last bytes
+/// reach OpenBao only once every check passed.
+pub async fn restore(
+    read: &ReadBack,
+    target: &RestoreTarget,
+) -> Result<ReadBackResult, BackupError> {
+    let (started_at, clock) = (Utc::now(), Instant::now());
+    let openbao = OpenBaoClient::new(target.openbao.clone())?;
+    // Manifest and plugins are checked before OpenBao is asked anything.
+    let opened = read.open().await?;
+    let node = openbao.find_active().await?;
+    let token = openbao.login(&node, &target.auth).await?;
+    tracing::info!(%node, force = target.force, key = %opened.key, "restoring");
+    let (key, manifest, verified, ()) = read
+        .read(opened, |snapshot| {
+            openbao.restore(&node, &token, snapshot, target.force)
+        })
+        .await?;
+    let mut done = result("restored", key, &manifest, verified, started_at, clock);
+    done.node = Some(node.to_string());
+    done.forced = Some(target.force);
+    Ok(done)
+}

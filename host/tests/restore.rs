@@ -1,0 +1,361 @@
+//! `restore`, `verify` and `decode` end to end: backups made by the real
+//! binary into Garage, read back through the plugin chains and restored
+//! into the fake OpenBao, which records exactly what it installed. Every
+//! failure must leave the fake's state as it was.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use support::{Bucket, MIB, Run, TOKEN, age_keypair, plugin_path, run_cli, set, unset};
+use testkit::s3proxy::S3Proxy;
+use testkit::{FakeConfig, FakeOpenBao, SnapshotSpec};
+
+async fn fake(spec: SnapshotSpec) -> FakeOpenBao {
+    FakeOpenBao::start(FakeConfig::new(spec).with_token(TOKEN, &["backup", "restore"])).await
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A temporary directory removed at the end of the test.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "openbao-backup-restore-{name}-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The plugins of a chain, as `--transform` (backup) and `--plugin`
+/// (read-back) take them: the same JSON, the identity a secret file.
+struct Chain {
+    specs: Vec<Value>,
+}
+
+impl Chain {
+    fn new(names: &[&str], recipient: &str, identity: &Path) -> Self {
+        let specs = names
+            .iter()
+            .map(|name| match *name {
+                "zstd" => json!({"file": plugin_path("zstd"), "config": {"level": 3}}),
+                "age" => json!({"file": plugin_path("age"), "config": {"recipients": [recipient]},
+                                "secretFiles": {"identities": identity}}),
+                other => panic!("{other}"),
+            })
+            .collect();
+        Self { specs }
+    }
+
+    fn add(&self, args: &mut Vec<String>, flag: &str) {
+        for spec in &self.specs {
+            args.extend([flag.to_string(), spec.to_string()]);
+        }
+    }
+}
+
+/// Arguments for `command` against the bucket (and OpenBao for restore).
+fn command_args(bucket: &Bucket, command: &str, openbao: &str) -> Vec<String> {
+    let mut args = bucket.args(openbao);
+    args[0] = command.into();
+    unset(&mut args, "--progress-interval");
+    if command != "restore" {
+        unset(&mut args, "--openbao-addr");
+        unset(&mut args, "--token-file");
+    }
+    args
+}
+
+async fn backup(bucket: &Bucket, openbao: &FakeOpenBao, chain: &Chain) -> (String, String) {
+    let mut args = bucket.args(&openbao.url());
+    chain.add(&mut args, "--transform");
+    let run = run_cli(&args, &[]).await;
+    assert!(run.ok(), "backup failed:\n{}", run.all_output());
+    let served = openbao.served().last().cloned().unwrap();
+    (
+        run.result["key"].as_str().unwrap().to_string(),
+        served.sha256,
+    )
+}
+
+async fn restore(bucket: &Bucket, openbao: &FakeOpenBao, key: &str, chain: &Chain) -> Run {
+    let mut args = command_args(bucket, "restore", &openbao.url());
+    set(&mut args, "--key", key);
+    chain.add(&mut args, "--plugin");
+    run_cli(&args, &[]).await
+}
+
+#[tokio::test]
+async fn every_chain_restores_exactly_the_snapshot_taken() {
+    let dir = TempDir::new("chains");
+    let (recipient, identity) = age_keypair(&dir.0);
+    let bucket = Bucket::new("restore-chains").await;
+    let openbao = fake(SnapshotSpec::new(6 * MIB, 41)).await;
+    for names in [&[][..], &["zstd"], &["age"], &["zstd", "age"]] {
+        let chain = Chain::new(names, &recipient, &identity);
+        let (key, taken) = backup(&bucket, &openbao, &chain).await;
+        let run = restore(&bucket, &openbao, &key, &chain).await;
+        assert!(run.ok(), "{names:?}:\n{}", run.all_output());
+        let installed = openbao.restored().last().cloned().unwrap();
+        assert_eq!(
+            installed.sha256, taken,
+            "{names:?}: OpenBao got the snapshot taken"
+        );
+        assert!(!installed.forced);
+        assert_eq!(run.result["status"], "restored");
+        assert_eq!(run.result["snapshot"]["sha256"], taken.as_str());
+        assert_eq!(
+            run.result["transforms"].as_array().unwrap().len(),
+            names.len()
+        );
+        let key_text = std::fs::read_to_string(&identity).unwrap();
+        let secret = key_text
+            .lines()
+            .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+            .unwrap();
+        run.assert_no_secret(&[secret]);
+    }
+    // `latest` is the newest backup of the cluster: the zstd + age one.
+    let chain = Chain::new(&["zstd", "age"], &recipient, &identity);
+    let run = restore(&bucket, &openbao, "latest", &chain).await;
+    assert!(run.ok(), "{}", run.all_output());
+    assert_eq!(openbao.restored().len(), 5);
+}
+
+#[tokio::test]
+async fn decode_writes_a_snapshot_that_tar_and_sha256sum_accept() {
+    let dir = TempDir::new("decode");
+    let (recipient, identity) = age_keypair(&dir.0);
+    let chain = Chain::new(&["zstd", "age"], &recipient, &identity);
+    let bucket = Bucket::new("restore-decode").await;
+    let openbao = fake(SnapshotSpec::new(3 * MIB, 42)).await;
+    let (key, taken) = backup(&bucket, &openbao, &chain).await;
+
+    let mut verify = command_args(&bucket, "verify", "");
+    set(&mut verify, "--key", &key);
+    chain.add(&mut verify, "--plugin");
+    let run = run_cli(&verify, &[]).await;
+    assert!(run.ok(), "{}", run.all_output());
+    assert_eq!(run.result["status"], "verified");
+    assert_eq!(run.result["snapshot"]["sha256"], taken.as_str());
+
+    // From the bucket.
+    let output = dir.0.join("snapshot.snap");
+    let mut decode = command_args(&bucket, "decode", "");
+    set(&mut decode, "--key", &key);
+    set(&mut decode, "--output", output.to_str().unwrap());
+    chain.add(&mut decode, "--plugin");
+    let run = run_cli(&decode, &[]).await;
+    assert!(run.ok(), "{}", run.all_output());
+    assert_eq!(sha256_hex(&std::fs::read(&output).unwrap()), taken);
+
+    let listed = Command::new("tar")
+        .arg("-tzf")
+        .arg(&output)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    for file in ["meta.json", "state.bin", "SHA256SUMS"] {
+        assert!(listed.lines().any(|l| l == file), "{file} in:\n{listed}");
+    }
+    let extracted = dir.0.join("extracted");
+    std::fs::create_dir_all(&extracted).unwrap();
+    let untar = Command::new("tar")
+        .arg("-xzf")
+        .arg(&output)
+        .arg("-C")
+        .arg(&extracted)
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    let sums = Command::new("sha256sum")
+        .args(["-c", "SHA256SUMS"])
+        .current_dir(&extracted)
+        .output()
+        .unwrap();
+    assert!(
+        sums.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sums.stdout)
+    );
+
+    // From a downloaded object and its manifest, without the bucket.
+    let object = dir.0.join("backup.snap");
+    std::fs::write(&object, bucket.read(&key).await).unwrap();
+    let manifest = dir.0.join("backup.snap.manifest.json");
+    std::fs::write(
+        &manifest,
+        bucket.read(&format!("{key}.manifest.json")).await,
+    )
+    .unwrap();
+    let offline = dir.0.join("offline.snap");
+    let mut decode = vec![
+        "decode".to_string(),
+        "--file".into(),
+        object.display().to_string(),
+        "--output".into(),
+        offline.display().to_string(),
+    ];
+    chain.add(&mut decode, "--plugin");
+    let run = run_cli(&decode, &[]).await;
+    assert!(run.ok(), "{}", run.all_output());
+    assert_eq!(sha256_hex(&std::fs::read(&offline).unwrap()), taken);
+}
+
+/// Every way a backup can be unfit, or its restore break: the restore fails
+/// naming why, and OpenBao installed nothing.
+#[tokio::test]
+async fn a_restore_that_fails_leaves_openbao_as_it_was() {
+    let dir = TempDir::new("failures");
+    let (recipient, identity) = age_keypair(&dir.0);
+    let bucket = Bucket::new("restore-failures").await;
+    let openbao = fake(SnapshotSpec::new(6 * MIB, 43)).await;
+    let plain = Chain::new(&[], &recipient, &identity);
+    let sealed = Chain::new(&["zstd", "age"], &recipient, &identity);
+    let (plain_key, _) = backup(&bucket, &openbao, &plain).await;
+    let (sealed_key, _) = backup(&bucket, &openbao, &sealed).await;
+    let object = bucket.read(&plain_key).await;
+    let manifest = bucket.read(&format!("{plain_key}.manifest.json")).await;
+
+    let expect_refused = |run: &Run, cause: &str, words: &str| {
+        assert!(!run.ok(), "expected {cause}: {}", run.all_output());
+        assert_eq!(run.result["cause"], cause, "{}", run.all_output());
+        assert!(run.reason().contains(words), "{}", run.reason());
+        assert!(openbao.restored().is_empty(), "OpenBao installed nothing");
+    };
+
+    // The manifest's digest altered: the object and archive are intact, so
+    // only the held-back last bytes keep OpenBao from installing it.
+    let mut tampered: Value = serde_json::from_slice(&manifest).unwrap();
+    tampered["snapshot"]["sha256"] = json!("0".repeat(64));
+    tampered["object"]["sha256"] = json!("0".repeat(64));
+    put(
+        &bucket,
+        &format!("{plain_key}.manifest.json"),
+        serde_json::to_vec(&tampered).unwrap(),
+    )
+    .await;
+    let attempts = openbao.restore_attempts();
+    let run = restore(&bucket, &openbao, &plain_key, &plain).await;
+    expect_refused(&run, "invalid-snapshot", "the manifest records");
+    assert_eq!(
+        openbao.restore_attempts(),
+        attempts + 1,
+        "the upload was started, then broken"
+    );
+    put(
+        &bucket,
+        &format!("{plain_key}.manifest.json"),
+        manifest.clone(),
+    )
+    .await;
+
+    // A flipped byte, then a truncated object.
+    let mut corrupted = object.clone();
+    corrupted[object.len() / 2] ^= 0x40;
+    put(&bucket, &plain_key, corrupted).await;
+    let run = restore(&bucket, &openbao, &plain_key, &plain).await;
+    expect_refused(&run, "invalid-snapshot", "");
+    put(&bucket, &plain_key, object[..object.len() - 1000].to_vec()).await;
+    let run = restore(&bucket, &openbao, &plain_key, &plain).await;
+    expect_refused(&run, "invalid-snapshot", "");
+    put(&bucket, &plain_key, object.clone()).await;
+
+    // The wrong age identity; then no plugins at all.
+    let (_, other) = age_keypair(&dir.0.join("other"));
+    let wrong = Chain::new(&["zstd", "age"], &recipient, &other);
+    let run = restore(&bucket, &openbao, &sealed_key, &wrong).await;
+    expect_refused(&run, "plugin", "wrong age key");
+    let attempts = openbao.restore_attempts();
+    let run = restore(&bucket, &openbao, &sealed_key, &plain).await;
+    expect_refused(&run, "config", "give that plugin with --plugin");
+    assert_eq!(
+        openbao.restore_attempts(),
+        attempts,
+        "OpenBao was not asked"
+    );
+
+    // The download breaks half-way.
+    let proxy = S3Proxy::start(bucket.garage.endpoint.trim_start_matches("http://"), None).await;
+    proxy.cut_downloads_after(2 * MIB);
+    let mut args = command_args(&bucket, "restore", &openbao.url());
+    set(&mut args, "--endpoint", &proxy.url());
+    set(&mut args, "--key", &plain_key);
+    let run = run_cli(&args, &[]).await;
+    expect_refused(&run, "storage", "broke after");
+
+    // A node with other keys refuses the snapshot; --force installs it.
+    let other_cluster = FakeOpenBao::start(FakeConfig {
+        barrier_key: b"another-barrier-key".to_vec(),
+        ..FakeConfig::new(SnapshotSpec::new(MIB, 44)).with_token(TOKEN, &["restore"])
+    })
+    .await;
+    let run = restore(&bucket, &other_cluster, &plain_key, &plain).await;
+    assert!(!run.ok());
+    assert_eq!(run.result["cause"], "openbao");
+    assert!(run.reason().contains("--force"), "{}", run.reason());
+    assert!(other_cluster.restored().is_empty());
+    let mut args = command_args(&bucket, "restore", &other_cluster.url());
+    set(&mut args, "--key", &plain_key);
+    args.push("--force".into());
+    let run = run_cli(&args, &[]).await;
+    assert!(run.ok(), "{}", run.all_output());
+    assert!(other_cluster.restored()[0].forced);
+    assert!(openbao.restored().is_empty());
+}
+
+#[tokio::test]
+async fn a_decode_that_fails_leaves_no_file() {
+    let dir = TempDir::new("decode-fails");
+    let bucket = Bucket::new("restore-decode-fails").await;
+    let openbao = fake(SnapshotSpec::new(2 * MIB, 45)).await;
+    let (key, _) = backup(&bucket, &openbao, &Chain { specs: Vec::new() }).await;
+    let manifest_key = format!("{key}.manifest.json");
+    let mut tampered: Value = serde_json::from_slice(&bucket.read(&manifest_key).await).unwrap();
+    tampered["snapshot"]["sha256"] = json!("f".repeat(64));
+    put(
+        &bucket,
+        &manifest_key,
+        serde_json::to_vec(&tampered).unwrap(),
+    )
+    .await;
+    let output = dir.0.join("snapshot.snap");
+    let mut decode = command_args(&bucket, "decode", "");
+    set(&mut decode, "--key", &key);
+    set(&mut decode, "--output", output.to_str().unwrap());
+    let run = run_cli(&decode, &[]).await;
+    assert!(!run.ok());
+    assert!(
+        run.reason().contains("decoded snapshot"),
+        "{}",
+        run.reason()
+    );
+    assert!(!output.exists() && !dir.0.join("snapshot.snap.partial").exists());
+}
+
+async fn put(bucket: &Bucket, key: &str, bytes: Vec<u8>) {
+    bucket
+        .client
+        .put_object()
+        .bucket(&bucket.name)
+        .key(key)
+        .body(bytes.into())
+        .send()
+        .await
+        .unwrap();
+}
