@@ -50,6 +50,9 @@ pub enum Command {
     /// with a one-line reason on stderr when the backup fails, leaving nothing
     /// behind in the bucket.
     Backup(Box<BackupArgs>),
+    /// List a cluster's backups, newest first: time, kind, size, SHA-256
+    /// and the transforms applied.
+    List(Box<ListArgs>),
     /// Restore a backup into the cluster's active OpenBao node.
     ///
     /// Reads the manifest, undoes the recorded transforms with the plugins
@@ -252,6 +255,36 @@ impl RetentionArgs {
             }))),
             None => Ok(None),
         }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Name of the OpenBaoCluster.
+    #[arg(long, env = "OPENBAO_CLUSTER")]
+    pub cluster: String,
+
+    /// Namespace of the OpenBaoCluster.
+    #[arg(long, env = "OPENBAO_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ListArgs {
+    pub fn into_config(self) -> Result<(TargetConfig, String), String> {
+        let target = self.target.into_config()?;
+        let prefix = cluster_prefix(
+            &target.path_prefix,
+            &non_empty_name(self.namespace, "--namespace (OPENBAO_NAMESPACE)")?,
+            &non_empty_name(self.cluster, "--cluster (OPENBAO_CLUSTER)")?,
+        );
+        Ok((target, prefix))
     }
 }
 

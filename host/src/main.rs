@@ -17,6 +17,23 @@ fn main() -> ExitCode {
             .build()
             .expect("tokio runtime starts")
             .block_on(backup_command(*args)),
+        Command::List(args) => runtime().block_on(async {
+            let json = args.json;
+            let listed = match args.into_config() {
+                Ok((target, prefix)) => restore::list(&target, &prefix).await,
+                Err(message) => Err(BackupError::Config(message)),
+            };
+            match listed {
+                Ok(listed) => {
+                    print_list(&listed, json);
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("list failed: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }),
         Command::Restore(args) => runtime().block_on(async {
             let result_file = args.read.result_file.clone();
             let outcome = match args.into_config() {
@@ -95,6 +112,46 @@ async fn backup_command(args: openbao_backup::cli::BackupArgs) -> ExitCode {
     };
     let line = serde_json::to_string(&result).expect("result serializes");
     write_result(&line, result_file, code)
+}
+
+fn print_list(listed: &[restore::Listed], json: bool) {
+    if json {
+        for backup in listed {
+            println!("{}", serde_json::to_string(backup).expect("serializes"));
+        }
+        return;
+    }
+    println!(
+        "{:<24}  {:<11}  {:>10}  {:<16}  {:<18}  KEY",
+        "STARTED", "KIND", "SIZE", "SHA256", "TRANSFORMS"
+    );
+    for backup in listed {
+        let started = backup
+            .started_at
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_default();
+        let sha = backup
+            .sha256
+            .as_deref()
+            .map(|s| &s[..16.min(s.len())])
+            .unwrap_or("?");
+        let transforms = if backup.transforms.is_empty() {
+            "-".to_string()
+        } else {
+            backup.transforms.join(", ")
+        };
+        println!(
+            "{started:<24}  {:<11}  {:>10}  {sha:<16}  {transforms:<18}  {}{}",
+            backup.kind,
+            openbao_backup::units::human_bytes(backup.size as f64),
+            backup.key,
+            backup
+                .error
+                .as_ref()
+                .map(|e| format!("  ({e})"))
+                .unwrap_or_default(),
+        );
+    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -130,6 +130,27 @@ async fn every_chain_restores_exactly_the_snapshot_taken() {
             .unwrap();
         run.assert_no_secret(&[secret]);
     }
+    // `list`: newest first, each with its chain.
+    let mut list = command_args(&bucket, "list", "");
+    list.push("--json".into());
+    let listed = run_cli_lines(&list).await;
+    let chains: Vec<usize> = listed
+        .iter()
+        .map(|b| b["transforms"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(chains, [2, 1, 1, 0]);
+    assert!(
+        listed
+            .iter()
+            .all(|b| b["sha256"].as_str().unwrap().len() == 64)
+    );
+    let table = Command::new(env!("CARGO_BIN_EXE_openbao-backup"))
+        .args(&list[..list.len() - 1])
+        .output()
+        .unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.contains("zstd 0.1.0, age 0.1.0"), "{table}");
+
     // `latest` is the newest backup of the cluster: the zstd + age one.
     let chain = Chain::new(&["zstd", "age"], &recipient, &identity);
     let run = restore(&bucket, &openbao, "latest", &chain).await;
@@ -346,6 +367,25 @@ async fn a_decode_that_fails_leaves_no_file() {
         run.reason()
     );
     assert!(!output.exists() && !dir.0.join("snapshot.snap.partial").exists());
+}
+
+/// Runs the binary and parses each stdout line as JSON.
+async fn run_cli_lines(args: &[String]) -> Vec<Value> {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_openbao-backup"))
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 async fn put(bucket: &Bucket, key: &str, bytes: Vec<u8>) {

@@ -1,6 +1,7 @@
-//! Reading backups back: `restore` (into OpenBao), `verify` (download and
-//! check, nothing else) and `decode` (the raw snapshot into a file, for
-//! `bao operator raft snapshot restore` without a cluster or an operator).
+//! Reading backups back: `list`, `restore` (into OpenBao), `verify`
+//! (download and check, nothing else) and `decode` (the raw snapshot into a
+//! file, for `bao operator raft snapshot restore` without a cluster or an
+//! operator).
 //!
 //! All three read the manifest, undo the recorded transforms with the
 //! plugins given (matched by digest), and check every digest on the way
@@ -178,6 +179,57 @@ impl ReadBack {
             .map_err(|e| BackupError::InvalidSnapshot(format!("the check failed: {e}")))??;
         Ok((key, manifest, verified, consumed?))
     }
+}
+
+/// One backup in `list`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listed {
+    pub key: String,
+    pub kind: String,
+    pub started_at: Option<DateTime<Utc>>,
+    /// The stored object.
+    pub size: u64,
+    pub sha256: Option<String>,
+    pub snapshot_sha256: Option<String>,
+    pub transforms: Vec<String>,
+    /// Why the manifest could not be read, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The cluster's complete backups, newest first, with their manifests.
+pub async fn list(target: &TargetConfig, cluster_prefix: &str) -> Result<Vec<Listed>, BackupError> {
+    let client = s3::client(target).await?;
+    let objects = s3::list_objects(&client, &target.bucket, cluster_prefix).await?;
+    let mut listed = Vec::new();
+    for backup in crate::backup::complete_backups(cluster_prefix, &objects) {
+        let mut entry = Listed {
+            key: backup.key.clone(),
+            kind: backup.kind,
+            started_at: DateTime::from_timestamp(backup.time, 0),
+            size: backup.size,
+            sha256: None,
+            snapshot_sha256: None,
+            transforms: Vec::new(),
+            error: None,
+        };
+        match catalog::manifest(&client, &target.bucket, &backup.key).await {
+            Ok(manifest) => {
+                entry.started_at = Some(manifest.started_at);
+                entry.sha256 = Some(manifest.object.sha256);
+                entry.snapshot_sha256 = Some(manifest.snapshot.sha256);
+                entry.transforms = manifest
+                    .transforms
+                    .iter()
+                    .map(|t| format!("{} {}", t.name, t.version))
+                    .collect();
+            }
+            Err(e) => entry.error = Some(e.to_string()),
+        }
+        listed.push(entry);
+    }
+    Ok(listed)
 }
 
 /// The manifest's transforms, undone in reverse, with the given plugins
