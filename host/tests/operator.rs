@@ -211,7 +211,7 @@ async fn operator_on_a_real_api_server() {
 fn install(kube: &KubeApiServer) {
     // 1.20 predates CEL: `create` stores the CRD without the
     // x-kubernetes-validations fields (server-side apply would refuse them).
-    let crd = format!("{CHART}/crds/openbaoclusters.openbao.org.yaml");
+    let crd = format!("{CHART}/crds/openbao.org.yaml");
     kubectl_ok(kube, &["create", "--validate=false", "-f", &crd], None);
     let rules = |file: &str| std::fs::read_to_string(format!("{CHART}/files/{file}")).unwrap();
     let indent = |text: String| text.lines().map(|l| format!("  {l}\n")).collect::<String>();

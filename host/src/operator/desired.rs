@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, EnvVar, KeyToPath, PodSecurityContext, PodSpec,
     PodTemplateSpec, ProjectedVolumeSource, ResourceRequirements, SeccompProfile,
@@ -16,11 +16,13 @@ use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
-use crate::api::{BackupSpec, OpenBaoCluster, PluginRef};
+use crate::api::{BackupSpec, BackupTarget, LocalRef, OpenBaoCluster, OpenBaoRestore, PluginRef};
 use crate::cli::DEFAULT_JWT_FILE;
 use crate::plugin_spec::PluginSpec;
 
@@ -32,6 +34,7 @@ pub struct OperatorSettings {
 }
 
 const S3_DIR: &str = "/var/run/secrets/openbao-backup/s3";
+const TERMINATION_LOG: &str = "/dev/termination-log";
 const PLUGIN_DIR: &str = "/var/run/openbao-backup/plugins";
 const PLUGIN_SECRET_DIR: &str = "/var/run/secrets/openbao-backup/plugins";
 /// Memory each plugin instance of a backup Job may use.
@@ -64,6 +67,8 @@ pub const MANAGER: &str = "openbao-backup-operator";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Leads from a backup Job back to its cluster.
 pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+/// `backup` or `restore`.
+pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 
 /// Labels of everything created for a cluster's backups; the pod selector
 /// of the NetworkPolicy.
@@ -71,7 +76,7 @@ pub fn backup_labels(cluster: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".into(), "openbao".into()),
         (INSTANCE_LABEL.into(), cluster.into()),
-        ("app.kubernetes.io/component".into(), "backup".into()),
+        (COMPONENT_LABEL.into(), "backup".into()),
         (MANAGED_BY_LABEL.into(), MANAGER.into()),
     ])
 }
@@ -103,8 +108,167 @@ pub fn cronjob(
     settings: &OperatorSettings,
 ) -> CronJob {
     let name = cluster.name_any();
+    let mut env = vec![
+        env_var("BACKUP_KIND", "scheduled".into()),
+        env_var("BACKUP_RESULT_FILE", TERMINATION_LOG.into()),
+    ];
+    if let Some(retention) = &backup.retention {
+        // maxCount 0 means no limit.
+        if let Some(count) = retention.max_count.filter(|n| *n > 0) {
+            env.push(env_var("RETENTION_MAX_COUNT", count.to_string()));
+        }
+        if let Some(age) = &retention.max_age {
+            env.push(env_var("RETENTION_MAX_AGE", age.clone()));
+        }
+    }
+    let mut plugins: Vec<(&str, &PluginRef, String)> = backup
+        .transforms
+        .iter()
+        .enumerate()
+        .map(|(i, plugin)| ("--transform", plugin, format!("transform-{i}")))
+        .collect();
+    if let Some(plugin) = &backup.retention_plugin {
+        plugins.push(("--retention-plugin", plugin, "retention-plugin".into()));
+    }
+    let pod = executor_pod(
+        cluster,
+        settings,
+        Executor {
+            command: "backup",
+            image: &backup.executor_image,
+            target: &backup.target,
+            jwt_auth_role: backup.jwt_auth_role.as_deref(),
+            token_secret_ref: backup.token_secret_ref.as_ref(),
+            plugins,
+            env,
+        },
+    );
+    CronJob {
+        metadata: meta(cluster, cronjob_name(&name)),
+        spec: Some(CronJobSpec {
+            schedule: backup.schedule.clone(),
+            concurrency_policy: Some("Forbid".into()),
+            starting_deadline_seconds: Some(300),
+            successful_jobs_history_limit: Some(3),
+            failed_jobs_history_limit: Some(3),
+            job_template: JobTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(backup_labels(&name)),
+                    ..Default::default()
+                }),
+                spec: Some(executor_job_spec(backup_labels(&name), pod)),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn restore_job_name(restore: &str) -> String {
+    format!("{restore}-restore")
+}
+
+/// Labels of a restore's Job and pod: the cluster's, as component
+/// `restore` (the NetworkPolicy selects them; backup Job watches do not).
+pub fn restore_labels(cluster: &str) -> BTreeMap<String, String> {
+    let mut labels = backup_labels(cluster);
+    labels.insert(COMPONENT_LABEL.into(), "restore".into());
+    labels
+}
+
+/// The Job that runs `restore` for an OpenBaoRestore (validated first,
+/// `validate::restore`): its source, auth and plugins, or the cluster's
+/// backup settings where it names none.
+pub fn restore_job(
+    restore: &OpenBaoRestore,
+    cluster: &OpenBaoCluster,
+    settings: &OperatorSettings,
+) -> Job {
+    let spec = &restore.spec;
+    let backup = cluster.spec.backup.clone().unwrap_or_default();
+    let target = spec.source.as_ref().unwrap_or(&backup.target);
+    let image = spec
+        .executor_image
+        .as_deref()
+        .unwrap_or(&backup.executor_image);
+    let plugins = spec.plugins.as_ref().unwrap_or(&backup.transforms);
+    let env = vec![
+        env_var("BACKUP_KEY", spec.key.clone()),
+        env_var("RESTORE_FORCE", spec.force.to_string()),
+        env_var("RESULT_FILE", TERMINATION_LOG.into()),
+    ];
+    let pod = executor_pod(
+        cluster,
+        settings,
+        Executor {
+            command: "restore",
+            image,
+            target,
+            jwt_auth_role: spec.jwt_auth_role.as_deref(),
+            token_secret_ref: spec.token_secret_ref.as_ref(),
+            plugins: plugins
+                .iter()
+                .enumerate()
+                .map(|(i, plugin)| ("--plugin", plugin, format!("plugin-{i}")))
+                .collect(),
+            env,
+        },
+    );
+    let labels = restore_labels(&cluster.name_any());
+    Job {
+        metadata: ObjectMeta {
+            name: Some(restore_job_name(&restore.name_any())),
+            namespace: restore.namespace(),
+            labels: Some(labels.clone()),
+            owner_references: restore.controller_owner_ref(&()).map(|r| vec![r]),
+            ..Default::default()
+        },
+        spec: Some(executor_job_spec(labels, pod)),
+        status: None,
+    }
+}
+
+/// One attempt per Job: the executor retries what is transient, and a
+/// failure is reported, not hidden.
+fn executor_job_spec(labels: BTreeMap<String, String>, pod: PodSpec) -> JobSpec {
+    JobSpec {
+        backoff_limit: Some(0),
+        active_deadline_seconds: Some(6 * 3600),
+        template: PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: Some(labels),
+                ..Default::default()
+            }),
+            spec: Some(pod),
+        },
+        ..Default::default()
+    }
+}
+
+/// What differs between a backup pod and a restore pod.
+struct Executor<'a> {
+    command: &'static str,
+    image: &'a str,
+    target: &'a BackupTarget,
+    jwt_auth_role: Option<&'a str>,
+    token_secret_ref: Option<&'a LocalRef>,
+    /// Each plugin's flag, reference and volume name.
+    plugins: Vec<(&'a str, &'a PluginRef, String)>,
+    /// The command's own settings.
+    env: Vec<EnvVar>,
+}
+
+/// A hardened executor pod: the cluster's addresses, the storage target,
+/// OpenBao auth (a projected token for the backup ServiceAccount, or a
+/// token Secret), and the plugins as files.
+fn executor_pod(
+    cluster: &OpenBaoCluster,
+    settings: &OperatorSettings,
+    executor: Executor<'_>,
+) -> PodSpec {
+    let name = cluster.name_any();
     let namespace = cluster.namespace().unwrap_or_default();
-    let target = &backup.target;
+    let target = executor.target;
     let mut env = vec![
         env_var(
             "OPENBAO_ADDR",
@@ -112,8 +276,6 @@ pub fn cronjob(
         ),
         env_var("OPENBAO_CLUSTER", name.clone()),
         env_var("OPENBAO_NAMESPACE", namespace.clone()),
-        env_var("BACKUP_KIND", "scheduled".into()),
-        env_var("BACKUP_RESULT_FILE", "/dev/termination-log".into()),
         env_var("LOG_FORMAT", "json".into()),
         env_var("S3_BUCKET", target.bucket.clone()),
         env_var("S3_PART_SIZE", target.part_size().to_string()),
@@ -129,15 +291,7 @@ pub fn cronjob(
             .into_iter()
             .filter_map(|(k, v)| v.clone().map(|v| env_var(k, v))),
     );
-    if let Some(retention) = &backup.retention {
-        // maxCount 0 means no limit.
-        if let Some(count) = retention.max_count.filter(|n| *n > 0) {
-            env.push(env_var("RETENTION_MAX_COUNT", count.to_string()));
-        }
-        if let Some(age) = &retention.max_age {
-            env.push(env_var("RETENTION_MAX_AGE", age.clone()));
-        }
-    }
+    env.extend(executor.env);
 
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
@@ -157,9 +311,9 @@ pub fn cronjob(
         .rsplit_once('/')
         .map(|(dir, _)| dir)
         .expect("a path");
-    let service_account = match (&backup.jwt_auth_role, &backup.token_secret_ref) {
+    let service_account = match (executor.jwt_auth_role, executor.token_secret_ref) {
         (Some(role), _) => {
-            env.push(env_var("OPENBAO_JWT_ROLE", role.clone()));
+            env.push(env_var("OPENBAO_JWT_ROLE", role.into()));
             env.push(env_var(
                 "OPENBAO_JWT_AUDIENCE",
                 settings.jwt_audience.clone(),
@@ -203,16 +357,17 @@ pub fn cronjob(
         (None, None) => None,
     };
 
-    let mut args = vec!["backup".to_string()];
-    for (i, plugin) in backup.transforms.iter().enumerate() {
-        let spec = plugin_spec(plugin, &format!("transform-{i}"), &mut volumes, &mut mounts);
-        args.extend(["--transform".into(), spec.to_string()]);
+    let mut args = vec![executor.command.to_string()];
+    let transforms = executor
+        .plugins
+        .iter()
+        .filter(|(flag, _, _)| *flag != "--retention-plugin")
+        .count();
+    for (flag, plugin, volume) in &executor.plugins {
+        let spec = plugin_spec(plugin, volume, &mut volumes, &mut mounts);
+        args.extend([flag.to_string(), spec.to_string()]);
     }
-    if let Some(plugin) = &backup.retention_plugin {
-        let spec = plugin_spec(plugin, "retention-plugin", &mut volumes, &mut mounts);
-        args.extend(["--retention-plugin".into(), spec.to_string()]);
-    }
-    if !backup.transforms.is_empty() || backup.retention_plugin.is_some() {
+    if !executor.plugins.is_empty() {
         env.push(env_var(
             "PLUGIN_MEMORY_LIMIT",
             format!("{PLUGIN_MEMORY_MIB}MiB"),
@@ -220,15 +375,15 @@ pub fn cronjob(
     }
 
     let container = Container {
-        name: "backup".into(),
-        image: Some(backup.executor_image.clone()),
+        name: executor.command.into(),
+        image: Some(executor.image.into()),
         args: Some(args),
         env: Some(env),
         volume_mounts: Some(mounts),
         resources: Some(resources(
             target.part_size(),
             target.concurrency(),
-            backup.transforms.len(),
+            transforms,
         )),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         security_context: Some(SecurityContext {
@@ -243,7 +398,7 @@ pub fn cronjob(
         }),
         ..Default::default()
     };
-    let pod = PodSpec {
+    PodSpec {
         restart_policy: Some("Never".into()),
         service_account_name: service_account,
         automount_service_account_token: Some(false),
@@ -259,38 +414,6 @@ pub fn cronjob(
         }),
         containers: vec![container],
         volumes: Some(volumes),
-        ..Default::default()
-    };
-    CronJob {
-        metadata: meta(cluster, cronjob_name(&name)),
-        spec: Some(CronJobSpec {
-            schedule: backup.schedule.clone(),
-            concurrency_policy: Some("Forbid".into()),
-            starting_deadline_seconds: Some(300),
-            successful_jobs_history_limit: Some(3),
-            failed_jobs_history_limit: Some(3),
-            job_template: JobTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(backup_labels(&name)),
-                    ..Default::default()
-                }),
-                spec: Some(JobSpec {
-                    // One attempt per Job: the executor retries what is
-                    // transient, and a failure is reported, not hidden.
-                    backoff_limit: Some(0),
-                    active_deadline_seconds: Some(6 * 3600),
-                    template: PodTemplateSpec {
-                        metadata: Some(ObjectMeta {
-                            labels: Some(backup_labels(&name)),
-                            ..Default::default()
-                        }),
-                        spec: Some(pod),
-                    },
-                    ..Default::default()
-                }),
-            },
-            ..Default::default()
-        }),
         ..Default::default()
     }
 }
@@ -406,9 +529,19 @@ pub fn network_policy(cluster: &OpenBaoCluster, backup: &BackupSpec) -> NetworkP
     NetworkPolicy {
         metadata: meta(cluster, cronjob_name(&name)),
         spec: Some(NetworkPolicySpec {
+            // Backup and restore pods alike.
             pod_selector: Some(LabelSelector {
-                match_labels: Some(backup_labels(&name)),
-                ..Default::default()
+                match_labels: Some(
+                    backup_labels(&name)
+                        .into_iter()
+                        .filter(|(key, _)| key != COMPONENT_LABEL)
+                        .collect(),
+                ),
+                match_expressions: Some(vec![LabelSelectorRequirement {
+                    key: COMPONENT_LABEL.into(),
+                    operator: "In".into(),
+                    values: Some(vec!["backup".into(), "restore".into()]),
+                }]),
             }),
             // Ingress listed with no rules: nothing may connect. (An empty
             // rule list would not survive storage, and re-applying it would
@@ -809,6 +942,58 @@ mod tests {
     }
 
     #[test]
+    fn a_restore_job_reads_the_cluster_target_with_its_plugins() {
+        let mut backup = jwt_backup();
+        backup.transforms = vec![PluginRef {
+            config_map_ref: crate::api::ConfigMapKeyRef {
+                name: "zstd-plugin".into(),
+                key: "zstd.wasm".into(),
+            },
+            ..Default::default()
+        }];
+        let cluster = cluster(backup);
+        let mut restore = OpenBaoRestore::new(
+            "r1",
+            crate::api::OpenBaoRestoreSpec {
+                cluster: "bao".into(),
+                key: "latest".into(),
+                jwt_auth_role: Some("restore".into()),
+                force: true,
+                ..Default::default()
+            },
+        );
+        restore.metadata.namespace = Some("prod".into());
+        restore.metadata.uid = Some("uid-r1".into());
+        let job = restore_job(&restore, &cluster, &settings());
+        assert_eq!(job.metadata.name.as_deref(), Some("r1-restore"));
+        let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("OpenBaoRestore", "uid-r1")
+        );
+        assert_eq!(
+            job.metadata.labels.as_ref().unwrap()[COMPONENT_LABEL],
+            "restore"
+        );
+        let spec = job.spec.unwrap();
+        assert_eq!(spec.backoff_limit, Some(0));
+        let pod = spec.template.spec.unwrap();
+        let args = pod.containers[0].args.clone().unwrap();
+        assert_eq!(args[..2], ["restore".to_string(), "--plugin".to_string()]);
+        let vars = env(&pod);
+        assert_eq!(vars["BACKUP_KEY"], "latest");
+        assert_eq!(vars["RESTORE_FORCE"], "true");
+        assert_eq!(vars["RESULT_FILE"], TERMINATION_LOG);
+        assert_eq!(vars["S3_BUCKET"], "openbao-backups");
+        assert_eq!(vars["OPENBAO_JWT_ROLE"], "restore");
+        assert_eq!(
+            pod.service_account_name.as_deref(),
+            Some("bao-backup-serviceaccount")
+        );
+        assert_eq!(pod.automount_service_account_token, Some(false));
+    }
+
+    #[test]
     fn network_policy_allows_dns_openbao_and_storage_only() {
         let mut backup = jwt_backup();
         backup.target.endpoint = Some("http://minio.storage.svc:9000/".into());
@@ -829,10 +1014,22 @@ mod tests {
             })
             .collect();
         assert_eq!(ports, vec![53, 53, 8200, 9000]);
-        assert_eq!(
-            spec.pod_selector.unwrap().match_labels.unwrap(),
-            backup_labels("bao")
-        );
+        let selector = spec.pod_selector.unwrap();
+        let selects = |labels: &BTreeMap<String, String>| {
+            selector
+                .match_labels
+                .iter()
+                .flatten()
+                .all(|(k, v)| labels.get(k) == Some(v))
+                && selector.match_expressions.iter().flatten().all(|e| {
+                    e.values
+                        .iter()
+                        .flatten()
+                        .any(|v| labels.get(&e.key) == Some(v))
+                })
+        };
+        assert!(selects(&backup_labels("bao")) && selects(&restore_labels("bao")));
+        assert!(!selects(&backup_labels("other")));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::operator::status::{JobOutcome, parse_result};
 
 /// Set by `kubectl create job --from=cronjob/...` on the Jobs it creates.
 const INSTANTIATE_ANNOTATION: &str = "cronjob.kubernetes.io/instantiate";
-/// The executor's container in the backup pod.
+/// The executor's container in a backup pod (a restore pod's is `restore`).
 pub const CONTAINER: &str = "backup";
 
 /// How a Job ended, from its conditions; None while it runs.
@@ -63,14 +63,14 @@ pub fn kind(job: &Job, result: Option<&BackupResult>) -> BackupKind {
     }
 }
 
-/// The termination message of the backup container of the Job's newest
-/// pod that has one.
-pub fn termination_message(pods: &[Pod]) -> Option<String> {
+/// The termination message of `container` in the Job's newest pod that
+/// has one.
+pub fn termination_message(pods: &[Pod], container: &str) -> Option<String> {
     let mut messages: Vec<(Option<Time>, String)> = pods
         .iter()
         .filter_map(|pod| pod.status.as_ref()?.container_statuses.as_ref())
         .flatten()
-        .filter(|c| c.name == CONTAINER)
+        .filter(|c| c.name == container)
         .filter_map(|c| {
             let terminated = c.state.as_ref()?.terminated.as_ref()?;
             Some((terminated.finished_at.clone(), terminated.message.clone()?))
@@ -81,7 +81,7 @@ pub fn termination_message(pods: &[Pod]) -> Option<String> {
 }
 
 pub fn outcome(job: &Job, finished: Finished, pods: &[Pod]) -> JobOutcome {
-    let result = termination_message(pods).and_then(|m| parse_result(&m));
+    let result = termination_message(pods, CONTAINER).and_then(|m| parse_result(&m));
     JobOutcome {
         job_name: job.name_any(),
         job_uid: job.uid().unwrap_or_default(),
@@ -157,8 +157,11 @@ mod tests {
             pod("2026-11-24T03:05:00Z", "new"),
             pod("2026-11-24T03:00:00Z", "old"),
         ];
-        assert_eq!(termination_message(&pods).as_deref(), Some("new"));
-        assert_eq!(termination_message(&[]), None);
+        assert_eq!(
+            termination_message(&pods, CONTAINER).as_deref(),
+            Some("new")
+        );
+        assert_eq!(termination_message(&[], CONTAINER), None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The operator: turns `OpenBaoCluster.spec.backup` into CronJobs and Jobs
-//! running the `backup` command, and their results into `status.backup`.
+//! running the `backup` command, and their results into `status.backup`;
+//! runs each `OpenBaoRestore` once, as a Job running `restore`.
 //! Pure parts (validation, desired objects, status, Job reading, leader
 //! decisions) are separate from the reconcile and from this wiring.
 
@@ -8,6 +9,7 @@ pub mod jobs;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
+pub mod restore;
 pub mod schedule;
 pub mod status;
 pub mod validate;
@@ -26,7 +28,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
-use crate::api::OpenBaoCluster;
+use crate::api::{OpenBaoCluster, OpenBaoRestore};
 use crate::cli::OperatorArgs;
 use crate::operator::desired::{INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, OperatorSettings};
 use crate::operator::leader::LeaseSettings;
@@ -96,19 +98,31 @@ pub async fn run(args: OperatorArgs) -> Result<(), String> {
     }
     // Jobs belong to the CronJob (or to whoever created them by hand); the
     // instance label leads back to the cluster.
-    controller
-        .watches(Api::<Job>::all(client.clone()), managed, |job: Job| {
+    let clusters = controller
+        .watches(Api::<Job>::all(client.clone()), managed.clone(), |job: Job| {
             let cluster = job.labels().get(INSTANCE_LABEL)?;
             Some(ObjectRef::new(cluster).within(&job.namespace()?))
         })
         .shutdown_on_signal()
-        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
         .for_each(|result| async move {
             if let Ok((cluster, _)) = result {
                 tracing::debug!(cluster = %cluster.name, namespace = ?cluster.namespace, "reconciled");
             }
-        })
-        .await;
+        });
+    let restores = Controller::new(
+        Api::<OpenBaoRestore>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<Job>::all(client.clone()), managed)
+    .shutdown_on_signal()
+    .run(restore::reconcile, restore::error_policy, ctx)
+    .for_each(|result| async move {
+        if let Ok((restore, _)) = result {
+            tracing::debug!(restore = %restore.name, namespace = ?restore.namespace, "reconciled");
+        }
+    });
+    futures_util::future::join(clusters, restores).await;
 
     if let Some(lease) = &lease {
         leader::release(&client, lease).await;

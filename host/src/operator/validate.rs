@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use cron::Schedule;
 
-use crate::api::{BackupSpec, OpenBaoClusterSpec, PluginRef};
+use kube::ResourceExt;
+
+use crate::api::{
+    BackupSpec, BackupTarget, OpenBaoCluster, OpenBaoClusterSpec, OpenBaoRestoreSpec, PluginRef,
+};
 use crate::operator::schedule;
 use crate::s3::{MAX_CONCURRENCY, MAX_PART_SIZE, MIN_PART_SIZE};
 
@@ -42,6 +46,55 @@ pub fn validate(spec: &OpenBaoClusterSpec) -> Result<Option<ValidBackup>, Vec<St
     }
 }
 
+/// What an OpenBaoRestore needs from itself and its cluster; every problem
+/// names its field.
+pub fn restore(restore: &OpenBaoRestoreSpec, cluster: &OpenBaoCluster) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    let backup = cluster.spec.backup.as_ref();
+    if restore.key.trim().is_empty() {
+        problems.push("spec.key is empty: give a backup's object key, or `latest`".into());
+    }
+    match (&restore.jwt_auth_role, &restore.token_secret_ref) {
+        (Some(_), Some(_)) | (None, None) => problems.push(
+            "spec: set exactly one of jwtAuthRole (JWT auth with the cluster's backup ServiceAccount) and tokenSecretRef (a Secret holding a token)"
+                .into(),
+        ),
+        (Some(_), None) if backup.and_then(|b| b.jwt_auth_role.as_ref()).is_none() => problems.push(
+            "spec.jwtAuthRole: the cluster has no backup ServiceAccount (its spec.backup does not use jwtAuthRole); use tokenSecretRef"
+                .into(),
+        ),
+        (None, Some(secret)) => check_name(&secret.name, "spec.tokenSecretRef.name", &mut problems),
+        _ => {}
+    }
+    if restore.source.is_none() && backup.is_none() {
+        problems.push(format!(
+            "spec.source: OpenBaoCluster {} has no spec.backup.target to read from; give spec.source",
+            cluster.name_any()
+        ));
+    }
+    if let Some(source) = &restore.source {
+        check_target(source, "spec.source", &mut problems);
+    }
+    let image = restore
+        .executor_image
+        .as_deref()
+        .or(backup.map(|b| b.executor_image.as_str()));
+    if image.is_none_or(|i| i.trim().is_empty()) {
+        problems.push(
+            "spec.executorImage: give the executor image (the cluster's spec.backup has none)"
+                .into(),
+        );
+    }
+    for (i, plugin) in restore.plugins.iter().flatten().enumerate() {
+        check_plugin(plugin, &format!("spec.plugins[{i}]"), &mut problems);
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
 fn validate_backup(backup: &BackupSpec, problems: &mut Vec<String>) -> Option<ValidBackup> {
     let schedule = schedule::parse(&backup.schedule)
         .map_err(|e| problems.push(format!("spec.backup.schedule: {e}")))
@@ -61,36 +114,7 @@ fn validate_backup(backup: &BackupSpec, problems: &mut Vec<String>) -> Option<Va
         _ => {}
     }
 
-    let target = &backup.target;
-    if let Some(endpoint) = &target.endpoint
-        && !(endpoint.starts_with("https://") || endpoint.starts_with("http://"))
-    {
-        problems.push(format!(
-            "spec.backup.target.endpoint `{endpoint}` must start with https:// (or http://)"
-        ));
-    }
-    if target.bucket.trim().is_empty() {
-        problems.push("spec.backup.target.bucket is empty".into());
-    }
-    if let Some(secret) = &target.credentials_secret_ref {
-        check_name(
-            &secret.name,
-            "spec.backup.target.credentialsSecretRef.name",
-            problems,
-        );
-    }
-    let part_size = target.part_size();
-    if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part_size) {
-        problems.push(format!(
-            "spec.backup.target.partSize is {part_size}; S3 parts are 5 MiB ({MIN_PART_SIZE}) to 5 GiB"
-        ));
-    }
-    if !(1..=MAX_CONCURRENCY).contains(&target.concurrency()) {
-        problems.push(format!(
-            "spec.backup.target.concurrency is {}; use 1 to {MAX_CONCURRENCY}",
-            target.concurrency()
-        ));
-    }
+    check_target(&backup.target, "spec.backup.target", problems);
 
     let max_age = backup
         .retention
@@ -117,6 +141,39 @@ fn validate_backup(backup: &BackupSpec, problems: &mut Vec<String>) -> Option<Va
         schedule: schedule?,
         max_age,
     })
+}
+
+/// The storage target's fields (`field` is where it sits in the spec).
+fn check_target(target: &BackupTarget, field: &str, problems: &mut Vec<String>) {
+    if let Some(endpoint) = &target.endpoint
+        && !(endpoint.starts_with("https://") || endpoint.starts_with("http://"))
+    {
+        problems.push(format!(
+            "{field}.endpoint `{endpoint}` must start with https:// (or http://)"
+        ));
+    }
+    if target.bucket.trim().is_empty() {
+        problems.push(format!("{field}.bucket is empty"));
+    }
+    if let Some(secret) = &target.credentials_secret_ref {
+        check_name(
+            &secret.name,
+            &format!("{field}.credentialsSecretRef.name"),
+            problems,
+        );
+    }
+    let part_size = target.part_size();
+    if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part_size) {
+        problems.push(format!(
+            "{field}.partSize is {part_size}; S3 parts are 5 MiB ({MIN_PART_SIZE}) to 5 GiB"
+        ));
+    }
+    if !(1..=MAX_CONCURRENCY).contains(&target.concurrency()) {
+        problems.push(format!(
+            "{field}.concurrency is {}; use 1 to {MAX_CONCURRENCY}",
+            target.concurrency()
+        ));
+    }
 }
 
 fn check_plugin(plugin: &PluginRef, field: &str, problems: &mut Vec<String>) {
