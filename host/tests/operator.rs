@@ -26,7 +26,7 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
-use openbao_backup::api::OpenBaoCluster;
+use openbao_backup::api::{OpenBaoCluster, OpenBaoRestore, RestorePhase};
 use openbao_backup::cli::DEFAULT_JWT_FILE;
 use openbao_backup::operator::desired::{self, OperatorSettings};
 use openbao_backup::plugin_spec::PluginSpec;
@@ -122,6 +122,7 @@ async fn operator_on_a_real_api_server() {
 
     fake.set_fault(Fault::None);
     let key = plugins_from_config_maps(&kube, &admin, &bucket, &fake).await;
+    restore_through_the_operator(&kube, &admin, &fake, &key).await;
 
     // A second replica waits while the first leads; when the first stops,
     // the second takes over and, reading the status back, counts nothing
@@ -406,6 +407,10 @@ fn fake_openbao(issuer: &JwtIssuer) -> FakeConfig {
             ttl_seconds: 300,
         },
     );
+    // Restores log in as the same ServiceAccount, with a role that may restore.
+    let mut restore = config.jwt_roles["backup"].clone();
+    restore.policies = vec!["restore".into()];
+    config.jwt_roles.insert("restore".into(), restore);
     config
 }
 
@@ -543,6 +548,62 @@ async fn plugins_from_config_maps(
     key
 }
 
+/// An OpenBaoRestore of the newest backup (zstd then age): the operator
+/// runs it once as a Job with the cluster's plugins and its JWT identity,
+/// and the fake OpenBao installs exactly the snapshot that was taken.
+async fn restore_through_the_operator(
+    kube: &KubeApiServer,
+    admin: &Client,
+    fake: &FakeOpenBao,
+    key: &str,
+) {
+    let taken = fake.served().last().cloned().unwrap();
+    let restore = json!({
+        "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoRestore",
+        "metadata": {"name": "restore-1", "namespace": "backups"},
+        "spec": {"cluster": "it", "key": "latest", "jwtAuthRole": "restore"},
+    });
+    kubectl_ok(
+        kube,
+        &["apply", "--server-side", "-f", "-"],
+        Some(&restore.to_string()),
+    );
+    let restores: Api<OpenBaoRestore> = Api::namespaced(admin.clone(), "backups");
+    let jobs: Api<Job> = Api::namespaced(admin.clone(), "backups");
+    let job = wait_for("the restore Job", || async {
+        jobs.get_opt("restore-1-restore").await.unwrap()
+    })
+    .await;
+    let running = restores.get("restore-1").await.unwrap().status.unwrap();
+    assert_eq!(running.phase, RestorePhase::Running);
+    assert_eq!(running.job_name.as_deref(), Some("restore-1-restore"));
+
+    run_job(kube, admin, &job, &fake.url()).await;
+    let done = wait_for("the restore to finish", || async {
+        let status = restores.get("restore-1").await.ok()?.status?;
+        status.phase.is_final().then_some(status)
+    })
+    .await;
+    assert_eq!(done.phase, RestorePhase::Succeeded, "{:?}", done.message);
+    assert_eq!(done.restored_key.as_deref(), Some(key));
+    assert_eq!(done.restored_sha256.as_deref(), Some(taken.sha256.as_str()));
+    let installed = fake.restored().last().cloned().unwrap();
+    assert_eq!(
+        installed.sha256, taken.sha256,
+        "OpenBao got the snapshot taken"
+    );
+    let event = wait_for_event_about(admin, "RestoreSucceeded", "restore-1").await;
+    assert!(event.note.unwrap().contains(key));
+
+    // Never twice: the finished restore keeps its Job and its status.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        restores.get("restore-1").await.unwrap().status.unwrap(),
+        done
+    );
+    assert_eq!(fake.restored().len(), 1);
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(bytes))
@@ -591,6 +652,16 @@ async fn run_backup_job(
         )
         .await
         .unwrap();
+    run_job(kube, admin, &job, openbao).await;
+    job
+}
+
+/// Plays the kubelet and the Job controller for `job`: runs its container
+/// as a process, then records the pod's termination and the Job's end.
+async fn run_job(kube: &KubeApiServer, admin: &Client, job: &Job, openbao: &str) {
+    let name = job.name_any();
+    let name = name.as_str();
+    let jobs: Api<Job> = Api::namespaced(admin.clone(), "backups");
     let pod_template = job.spec.as_ref().unwrap().template.clone();
     let pod_spec = pod_template.spec.clone().unwrap();
     let container = pod_spec.containers[0].clone();
@@ -675,7 +746,10 @@ async fn run_backup_job(
     // Plugin specs name files in the container too.
     let mut args = container.args.clone().unwrap_or_default();
     for i in 1..args.len() {
-        if matches!(args[i - 1].as_str(), "--transform" | "--retention-plugin") {
+        if matches!(
+            args[i - 1].as_str(),
+            "--transform" | "--retention-plugin" | "--plugin"
+        ) {
             let mut spec: PluginSpec = args[i].parse().unwrap();
             spec.file = local(spec.file.to_str().unwrap()).into();
             for path in spec.secret_files.values_mut() {
@@ -707,7 +781,7 @@ async fn run_backup_job(
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut pod_status = serde_json::to_value(&pod).unwrap();
     pod_status["status"] = json!({"phase": if exit_code == 0 { "Succeeded" } else { "Failed" }, "containerStatuses": [{
-        "name": "backup", "image": container.image, "imageID": "", "ready": false, "restartCount": 0,
+        "name": container.name, "image": container.image, "imageID": "", "ready": false, "restartCount": 0,
         "state": {"terminated": {"exitCode": exit_code, "finishedAt": now, "message": message}},
     }]});
     pods.replace_status(
@@ -736,7 +810,7 @@ async fn run_backup_job(
         &serde_json::from_value(job_status).unwrap(),
     )
     .await
-    .unwrap()
+    .unwrap();
 }
 
 /// A Secret's or ConfigMap's keys as files: the listed items at their
@@ -785,13 +859,18 @@ async fn lease_holder(admin: &Client) -> Option<String> {
     lease.spec?.holder_identity
 }
 
+/// An event about the cluster `it`.
 async fn wait_for_event(admin: &Client, reason: &str) -> Event {
+    wait_for_event_about(admin, reason, "it").await
+}
+
+async fn wait_for_event_about(admin: &Client, reason: &str, object: &str) -> Event {
     let events: Api<Event> = Api::namespaced(admin.clone(), "backups");
     wait_for(&format!("a {reason} event"), || async {
         let list = events.list(&ListParams::default()).await.ok()?;
         list.items.into_iter().find(|e| {
             e.reason.as_deref() == Some(reason)
-                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("it")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(object)
         })
     })
     .await
