@@ -794,7 +794,7 @@ async fn run_job(kube: &KubeApiServer, admin: &Client, job: &Job, openbao: &str)
 
     // The Job's end, as the Job controller records it.
     let condition = if exit_code == 0 { "Complete" } else { "Failed" };
-    let mut job_status = serde_json::to_value(&job).unwrap();
+    let mut job_status = serde_json::to_value(job).unwrap();
     job_status["status"] = json!({
         "startTime": now, "conditions": [{"type": condition, "status": "True", "lastTransitionTime": now, "lastProbeTime": now}],
     });

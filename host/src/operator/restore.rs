@@ -47,13 +47,15 @@ pub struct Next {
     pub event: Option<(EventType, &'static str, String)>,
 }
 
-/// Decides the next step. A restore runs at most once: once it has a Job,
-/// it never gets another, and a final phase never changes.
+/// Decides the next step. `busy` names what keeps the cluster from being
+/// restored now (its running backup Jobs and other restores). A restore
+/// runs at most once: once it has a Job, it never gets another, and a
+/// final phase never changes.
 pub fn next(
     restore: &OpenBaoRestore,
     cluster: Option<&OpenBaoCluster>,
     job: &JobState,
-    running_backups: &[String],
+    busy: &[String],
     now: DateTime<Utc>,
 ) -> Next {
     let mut status = restore.status.clone().unwrap_or_default();
@@ -144,11 +146,8 @@ pub fn next(
             if let Err(problems) = validate::restore(&restore.spec, cluster) {
                 return finish(status, false, problems.join("; "));
             }
-            if !running_backups.is_empty() {
-                status.message = Some(format!(
-                    "waiting for backup Job(s) {} to finish",
-                    running_backups.join(", ")
-                ));
+            if !busy.is_empty() {
+                status.message = Some(format!("waiting for {} to finish", busy.join(", ")));
                 return Next {
                     status,
                     start: false,
@@ -212,20 +211,33 @@ pub async fn reconcile(restore: Arc<OpenBaoRestore>, ctx: Arc<Context>) -> Resul
             }
         },
     };
-    let running_backups = match (&job, &cluster) {
+    let busy = match (&job, &cluster) {
         (JobState::Missing, Some(cluster)) => {
-            running_backup_jobs(&jobs_api, &cluster.name_any()).await?
+            let mut busy = running_backup_jobs(&jobs_api, &cluster.name_any()).await?;
+            let restores = Api::<OpenBaoRestore>::namespaced(client.clone(), &namespace)
+                .list(&ListParams::default())
+                .await?;
+            busy.extend(
+                restores
+                    .items
+                    .iter()
+                    .filter(|other| {
+                        other.spec.cluster == restore.spec.cluster && other.name_any() != name
+                    })
+                    .filter(|other| {
+                        other
+                            .status
+                            .as_ref()
+                            .is_some_and(|s| s.phase == RestorePhase::Running)
+                    })
+                    .map(|other| format!("restore {}", other.name_any())),
+            );
+            busy
         }
         _ => Vec::new(),
     };
 
-    let next = next(
-        &restore,
-        cluster.as_ref(),
-        &job,
-        &running_backups,
-        Utc::now(),
-    );
+    let next = next(&restore, cluster.as_ref(), &job, &busy, Utc::now());
     if let (Some(hold), Some(cluster)) = (next.hold_backups, &cluster) {
         hold_backups(&ctx, cluster, hold).await?;
     }
@@ -286,7 +298,7 @@ async fn running_backup_jobs(jobs: &Api<Job>, cluster: &str) -> kube::Result<Vec
         .items
         .iter()
         .filter(|job| jobs::finished(job).is_none())
-        .map(|job| job.name_any())
+        .map(|job| format!("backup Job {}", job.name_any()))
         .collect())
 }
 
@@ -373,7 +385,7 @@ mod tests {
             &restore(None),
             Some(&cluster()),
             &JobState::Missing,
-            &["bao-backup-29001".into()],
+            &["backup Job bao-backup-29001".into()],
             at(1),
         );
         assert!(!busy.start);
