@@ -283,20 +283,13 @@ pub async fn delete_object(client: &Client, bucket: &str, key: &str) -> Result<(
 
 /// A small object (a manifest), whole.
 pub async fn get_object(client: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, BackupError> {
-    let out = client
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| storage_error("GetObject", bucket, e))?;
-    let body = out.body.collect().await.map_err(|e| {
-        BackupError::Storage(format!(
-            "GetObject {key}: the body broke: {}",
-            error_chain(&e)
-        ))
-    })?;
-    Ok(body.into_bytes().to_vec())
+    use futures_util::StreamExt;
+    let mut stream = std::pin::pin!(object_stream(client, bucket, key).await?);
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk?);
+    }
+    Ok(bytes)
 }
 
 /// An object as a stream of chunks; a broken download fails the stream.

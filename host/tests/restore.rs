@@ -106,19 +106,29 @@ async fn every_chain_restores_exactly_the_snapshot_taken() {
     let (recipient, identity) = age_keypair(&dir.0);
     let bucket = Bucket::new("restore-chains").await;
     let openbao = fake(SnapshotSpec::new(6 * MIB, 41)).await;
-    for names in [&[][..], &["zstd"], &["age"], &["zstd", "age"]] {
+    let chains = [&[][..], &["zstd"], &["age"], &["zstd", "age"]];
+    let mut taken = Vec::new();
+    for (seed, names) in chains.iter().enumerate() {
+        // Each backup holds other data.
+        openbao.set_snapshot(SnapshotSpec::new(6 * MIB, 50 + seed as u64));
         let chain = Chain::new(names, &recipient, &identity);
-        let (key, taken) = backup(&bucket, &openbao, &chain).await;
-        let run = restore(&bucket, &openbao, &key, &chain).await;
+        taken.push(backup(&bucket, &openbao, &chain).await);
+    }
+    // The cluster's data changes again; each restore brings back its own.
+    openbao.set_snapshot(SnapshotSpec::new(6 * MIB, 99));
+    for (names, (key, snapshot)) in chains.iter().zip(&taken) {
+        let chain = Chain::new(names, &recipient, &identity);
+        let run = restore(&bucket, &openbao, key, &chain).await;
         assert!(run.ok(), "{names:?}:\n{}", run.all_output());
         let installed = openbao.restored().last().cloned().unwrap();
         assert_eq!(
-            installed.sha256, taken,
+            &installed.sha256, snapshot,
             "{names:?}: OpenBao got the snapshot taken"
         );
         assert!(!installed.forced);
         assert_eq!(run.result["status"], "restored");
-        assert_eq!(run.result["snapshot"]["sha256"], taken.as_str());
+        assert_eq!(run.result["key"], key.as_str());
+        assert_eq!(run.result["snapshot"]["sha256"], snapshot.as_str());
         assert_eq!(
             run.result["transforms"].as_array().unwrap().len(),
             names.len()
@@ -130,6 +140,7 @@ async fn every_chain_restores_exactly_the_snapshot_taken() {
             .unwrap();
         run.assert_no_secret(&[secret]);
     }
+
     // `list`: newest first, each with its chain.
     let mut list = command_args(&bucket, "list", "");
     list.push("--json".into());
@@ -155,6 +166,7 @@ async fn every_chain_restores_exactly_the_snapshot_taken() {
     let chain = Chain::new(&["zstd", "age"], &recipient, &identity);
     let run = restore(&bucket, &openbao, "latest", &chain).await;
     assert!(run.ok(), "{}", run.all_output());
+    assert_eq!(run.result["key"], taken[3].0.as_str());
     assert_eq!(openbao.restored().len(), 5);
 }
 
