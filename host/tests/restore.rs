@@ -332,6 +332,16 @@ async fn a_restore_that_fails_leaves_openbao_as_it_was() {
     let run = run_cli(&args, &[]).await;
     expect_refused(&run, "storage", "broke after");
 
+    // A token that may back up but not restore: OpenBao's refusal is the reason.
+    let backup_only = FakeOpenBao::start(
+        FakeConfig::new(SnapshotSpec::new(MIB, 46)).with_token(TOKEN, &["backup"]),
+    )
+    .await;
+    let run = restore(&bucket, &backup_only, &plain_key, &plain).await;
+    assert_eq!(run.result["cause"], "auth", "{}", run.all_output());
+    assert!(run.reason().contains("needs `update`"), "{}", run.reason());
+    assert!(backup_only.restored().is_empty());
+
     // A node with other keys refuses the snapshot; --force installs it.
     let other_cluster = FakeOpenBao::start(FakeConfig {
         barrier_key: b"another-barrier-key".to_vec(),

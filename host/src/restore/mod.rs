@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub use catalog::BackupRef;
-use verified::Verified;
+use verified::{Unverified, Verified};
 
 use crate::archive::RaftInfo;
 use crate::backup::Manifest;
@@ -172,12 +172,21 @@ impl ReadBack {
         let object = self.object(&key).await?;
         let (snapshot, verdict) = verified::snapshot(object, chain, manifest.clone());
         let consumed = consume(snapshot.boxed()).await;
-        // The checks' verdict first: when they fail, the consumer's own
-        // error (a broken upload) is only the consequence.
-        let verified = verdict
+        let verdict = verdict
             .await
-            .map_err(|e| BackupError::InvalidSnapshot(format!("the check failed: {e}")))??;
-        Ok((key, manifest, verified, consumed?))
+            .map_err(|e| BackupError::InvalidSnapshot(format!("the check failed: {e}")))?;
+        match (verdict, consumed) {
+            (Ok(verified), Ok(consumed)) => Ok((key, manifest, verified, consumed)),
+            // A failed check first: the consumer's own error (a broken
+            // upload) is only its consequence.
+            (Err(Unverified::Failed(check)), _) => Err(check),
+            // The consumer stopped first (OpenBao refused at once): its
+            // error says why.
+            (_, Err(consumer)) => Err(consumer),
+            (Err(Unverified::ConsumerStopped), Ok(_)) => Err(BackupError::InvalidSnapshot(
+                "the snapshot was not read to its end".into(),
+            )),
+        }
     }
 }
 

@@ -27,6 +27,20 @@ pub struct Verified {
     pub raft: RaftInfo,
 }
 
+/// Why the read-back did not verify: a check failed (or the source broke),
+/// or the consumer stopped reading, whose own error then says why.
+#[derive(Debug)]
+pub enum Unverified {
+    Failed(BackupError),
+    ConsumerStopped,
+}
+
+impl From<BackupError> for Unverified {
+    fn from(error: BackupError) -> Self {
+        Self::Failed(error)
+    }
+}
+
 /// The snapshot as a stream, and the verdict. The stream yields an error
 /// (and never its last bytes) when a check fails; the verdict says which.
 pub fn snapshot(
@@ -35,7 +49,7 @@ pub fn snapshot(
     manifest: Manifest,
 ) -> (
     impl Stream<Item = Result<Bytes, BackupError>> + Send + 'static,
-    JoinHandle<Result<Verified, BackupError>>,
+    JoinHandle<Result<Verified, Unverified>>,
 ) {
     let (tx, rx) = mpsc::channel(1);
     let task = tokio::spawn(async move {
@@ -70,13 +84,13 @@ async fn read_back(
     chain: Chain,
     manifest: &Manifest,
     tx: &mpsc::Sender<Result<Bytes, BackupError>>,
-) -> Result<(Option<Bytes>, Verified), BackupError> {
+) -> Result<(Option<Bytes>, Verified), Unverified> {
     let (input, mut output, chain) = chain.spawn(Some(Side::Input));
     let check = async {
         let mut archive = ArchiveCheck::start();
         let mut held: Option<Bytes> = None;
         while let Some(piece) = output.recv().await {
-            let piece = piece?;
+            let piece = piece.map_err(BackupError::from)?;
             if piece.is_empty() {
                 continue;
             }
@@ -84,9 +98,7 @@ async fn read_back(
             if let Some(ready) = held.replace(piece)
                 && tx.send(Ok(ready)).await.is_err()
             {
-                return Err(BackupError::InvalidSnapshot(
-                    "the consumer of the snapshot stopped reading".into(),
-                ));
+                return Err(Unverified::ConsumerStopped);
             }
         }
         let object = chain
@@ -101,7 +113,8 @@ async fn read_back(
         };
         Ok((held, object, snapshot, checked.raft))
     };
-    let ((), (held, object, snapshot, raft)) = tokio::try_join!(feed(object, input), check)?;
+    let feed = async { feed(object, input).await.map_err(Unverified::from) };
+    let ((), (held, object, snapshot, raft)) = tokio::try_join!(feed, check)?;
     compare("stored object", &object, &manifest.object)?;
     compare("decoded snapshot", &snapshot, &manifest.snapshot)?;
     Ok((

@@ -39,7 +39,7 @@ async fn main() {
     };
     let fake = FakeOpenBao::start_on(
         args.listen,
-        FakeConfig::new(spec).with_token(&token, &["backup"]),
+        FakeConfig::new(spec).with_token(&token, &["backup", "restore"]),
     )
     .await;
     eprintln!(
