@@ -302,7 +302,8 @@ pub struct ReadArgs {
     #[arg(long, env = "OPENBAO_NAMESPACE", default_value = "default")]
     pub namespace: String,
 
-    /// The backup: its object key, or `latest` (the cluster's newest).
+    /// The backup: its object key, `s3://BUCKET/KEY`, or `latest` (the
+    /// cluster's newest).
     #[arg(long, env = "BACKUP_KEY", default_value = "latest")]
     pub key: BackupRef,
 
@@ -361,7 +362,18 @@ pub struct DecodeArgs {
 }
 
 impl ReadArgs {
-    pub fn into_config(self) -> Result<ReadBack, String> {
+    pub fn into_config(mut self) -> Result<ReadBack, String> {
+        // An S3 URL names the bucket too.
+        if let BackupRef::Key(key) = &self.key
+            && let Some(url) = key.strip_prefix("s3://")
+        {
+            let (bucket, key) = url
+                .split_once('/')
+                .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+                .ok_or_else(|| format!("--key {key}: expected s3://BUCKET/KEY"))?;
+            self.target.bucket = Some(bucket.into());
+            self.key = BackupRef::Key(key.into());
+        }
         let target = self.target.into_config()?;
         let cluster_prefix = match (&self.key, self.cluster) {
             (BackupRef::Latest, None) => {
@@ -806,6 +818,35 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.contains("--retention-plugin decides alone"), "{err}");
+    }
+
+    #[test]
+    fn a_backup_is_a_key_an_s3_url_or_the_latest() {
+        let read = |args: &[&str]| {
+            let mut argv = vec!["openbao-backup", "verify"];
+            argv.extend_from_slice(args);
+            match Cli::try_parse_from(argv)
+                .map_err(|e| e.to_string())?
+                .command
+            {
+                Command::Verify(args) => args.into_config(),
+                _ => unreachable!(),
+            }
+        };
+        let url = read(&["--key", "s3://vault-backups/prod/bao/x.snap"]).unwrap();
+        match url.source {
+            Source::Bucket { target, backup, .. } => {
+                assert_eq!(target.bucket, "vault-backups");
+                assert_eq!(backup, BackupRef::Key("prod/bao/x.snap".into()));
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = read(&["--bucket", "b"]).unwrap_err();
+        assert!(err.contains("--key latest needs --cluster"), "{err}");
+        let err = read(&["--key", "some/key"]).unwrap_err();
+        assert!(err.contains("--bucket (S3_BUCKET) is required"), "{err}");
+        let err = read(&["--key", "s3://bucket-only"]).unwrap_err();
+        assert!(err.contains("s3://BUCKET/KEY"), "{err}");
     }
 
     #[test]

@@ -179,8 +179,10 @@ async fn decode_writes_a_snapshot_that_tar_and_sha256sum_accept() {
     let openbao = fake(SnapshotSpec::new(3 * MIB, 42)).await;
     let (key, taken) = backup(&bucket, &openbao, &chain).await;
 
+    // An S3 URL names the bucket too.
     let mut verify = command_args(&bucket, "verify", "");
-    set(&mut verify, "--key", &key);
+    unset(&mut verify, "--bucket");
+    set(&mut verify, "--key", &format!("s3://{}/{key}", bucket.name));
     chain.add(&mut verify, "--plugin");
     let run = run_cli(&verify, &[]).await;
     assert!(run.ok(), "{}", run.all_output());
