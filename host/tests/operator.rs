@@ -602,6 +602,34 @@ async fn restore_through_the_operator(
         done
     );
     assert_eq!(fake.restored().len(), 1);
+
+    // A restore of a key that is not a backup fails, and says why.
+    let missing = json!({
+        "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoRestore",
+        "metadata": {"name": "restore-2", "namespace": "backups"},
+        "spec": {"cluster": "it", "key": "clusters/backups/it/nope.snap", "jwtAuthRole": "restore"},
+    });
+    kubectl_ok(
+        kube,
+        &["apply", "--server-side", "-f", "-"],
+        Some(&missing.to_string()),
+    );
+    let job = wait_for("the second restore Job", || async {
+        jobs.get_opt("restore-2-restore").await.unwrap()
+    })
+    .await;
+    run_job(kube, admin, &job, &fake.url()).await;
+    let failed = wait_for("the second restore to fail", || async {
+        let status = restores.get("restore-2").await.ok()?.status?;
+        status.phase.is_final().then_some(status)
+    })
+    .await;
+    assert_eq!(failed.phase, RestorePhase::Failed);
+    let message = failed.message.unwrap();
+    assert!(message.contains("not a complete backup"), "{message}");
+    assert_eq!(failed.conditions[0].reason, "RestoreFailed");
+    wait_for_event_about(admin, "RestoreFailed", "restore-2").await;
+    assert_eq!(fake.restored().len(), 1, "nothing installed");
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
