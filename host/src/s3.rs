@@ -82,6 +82,9 @@ pub async fn client(target: &TargetConfig) -> Result<Client, BackupError> {
 
     let mut config = aws_sdk_s3::config::Builder::from(&shared)
         .force_path_style(target.force_path_style)
+        // Objects uploaded in parts carry per-part checksums the SDK cannot
+        // check on download (it warns); read-back checks SHA-256 itself.
+        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
         .retry_config(RetryConfig::standard().with_max_attempts(target.max_attempts))
         .timeout_config(
             TimeoutConfig::builder()
