@@ -107,37 +107,20 @@ mod tests {
     /// The table the keep-last plugin is checked against too.
     #[test]
     fn shared_cases() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../plugins/keep-last/tests/cases.json"
-        );
-        let cases: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        for case in cases.as_array().unwrap() {
-            let now = case["now"].as_i64().unwrap();
-            let backups: Vec<RetentionBackup> = case["backups"]
-                .as_array()
-                .unwrap()
+        for case in testkit::retention_cases::keep_last() {
+            let backups: Vec<RetentionBackup> = case
+                .backups
                 .iter()
-                .map(|b| {
-                    let kind = b["kind"].as_str().unwrap_or("scheduled");
-                    backup(
-                        b["key"].as_str().unwrap(),
-                        now - b["ageSeconds"].as_i64().unwrap(),
-                        kind,
-                    )
-                })
+                .map(|b| backup(&b.key, case.now - b.age_seconds, &b.kind))
                 .collect();
-            let max_count = case["config"]["maxCount"].as_u64().map(|n| n as u32);
-            let max_age = case["config"]["maxAge"]
-                .as_str()
+            let max_age = case
+                .max_age()
                 .map(|text| (parse_go_duration(text).unwrap(), text));
-            let deleted: Vec<String> = keep_last(&backups, now, max_count, max_age)
+            let deleted: Vec<String> = keep_last(&backups, case.now, case.max_count(), max_age)
                 .into_iter()
                 .map(|d| d.key)
                 .collect();
-            let expected: Vec<String> = serde_json::from_value(case["delete"].clone()).unwrap();
-            assert_eq!(deleted, expected, "{}", case["name"]);
+            assert_eq!(deleted, case.delete, "{}", case.name);
         }
     }
 

@@ -61,38 +61,28 @@ fn keep_last_matches_the_built_in_policy() {
     let plugin = host(Limits::default())
         .load(&component("keep-last"), None)
         .unwrap();
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../plugins/keep-last/tests/cases.json"
-    );
-    let cases: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    for case in cases.as_array().unwrap() {
-        let now = case["now"].as_i64().unwrap();
-        let backups: Vec<RetentionBackup> = case["backups"]
-            .as_array()
-            .unwrap()
+    for case in testkit::retention_cases::keep_last() {
+        let backups: Vec<RetentionBackup> = case
+            .backups
             .iter()
             .map(|b| RetentionBackup {
-                key: b["key"].as_str().unwrap().into(),
-                time: now - b["ageSeconds"].as_i64().unwrap(),
+                key: b.key.clone(),
+                time: case.now - b.age_seconds,
                 size: 1,
-                kind: b["kind"].as_str().unwrap_or("scheduled").into(),
+                kind: b.kind.clone(),
                 metadata: vec![("cluster".into(), "bao".into())],
             })
             .collect();
         let from_plugin: Vec<(String, String)> = plugin
-            .decide(&backups, now, &case["config"].to_string())
+            .decide(&backups, case.now, &case.config.to_string())
             .unwrap();
-        let max_count = case["config"]["maxCount"].as_u64().map(|n| n as u32);
-        let max_age = case["config"]["maxAge"]
-            .as_str()
-            .map(|t| (parse_go_duration(t).unwrap(), t));
-        let built_in: Vec<(String, String)> = keep_last(&backups, now, max_count, max_age)
-            .into_iter()
-            .map(|d| (d.key, d.reason))
-            .collect();
-        assert_eq!(from_plugin, built_in, "{}", case["name"]);
+        let max_age = case.max_age().map(|t| (parse_go_duration(t).unwrap(), t));
+        let built_in: Vec<(String, String)> =
+            keep_last(&backups, case.now, case.max_count(), max_age)
+                .into_iter()
+                .map(|d| (d.key, d.reason))
+                .collect();
+        assert_eq!(from_plugin, built_in, "{}", case.name);
     }
 }
 

@@ -6,6 +6,7 @@ pub mod guard;
 pub mod jwt;
 pub mod kube;
 pub mod openbao;
+pub mod retention_cases;
 pub mod s3proxy;
 pub mod snapshot;
 pub mod tls;
