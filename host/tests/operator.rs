@@ -26,7 +26,7 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
-use openbao_backup::api::{OpenBaoCluster, OpenBaoRestore, RestorePhase};
+use openbao_backup::api::{OpenBaoCluster, OpenBaoRestore, OpenBaoRestoreStatus, RestorePhase};
 use openbao_backup::cli::DEFAULT_JWT_FILE;
 use openbao_backup::operator::desired::{self, OperatorSettings};
 use openbao_backup::plugin_spec::PluginSpec;
@@ -558,32 +558,7 @@ async fn restore_through_the_operator(
     key: &str,
 ) {
     let taken = fake.served().last().cloned().unwrap();
-    let restore = json!({
-        "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoRestore",
-        "metadata": {"name": "restore-1", "namespace": "backups"},
-        "spec": {"cluster": "it", "key": "latest", "jwtAuthRole": "restore"},
-    });
-    kubectl_ok(
-        kube,
-        &["apply", "--server-side", "-f", "-"],
-        Some(&restore.to_string()),
-    );
-    let restores: Api<OpenBaoRestore> = Api::namespaced(admin.clone(), "backups");
-    let jobs: Api<Job> = Api::namespaced(admin.clone(), "backups");
-    let job = wait_for("the restore Job", || async {
-        jobs.get_opt("restore-1-restore").await.unwrap()
-    })
-    .await;
-    let running = restores.get("restore-1").await.unwrap().status.unwrap();
-    assert_eq!(running.phase, RestorePhase::Running);
-    assert_eq!(running.job_name.as_deref(), Some("restore-1-restore"));
-
-    run_job(kube, admin, &job, &fake.url()).await;
-    let done = wait_for("the restore to finish", || async {
-        let status = restores.get("restore-1").await.ok()?.status?;
-        status.phase.is_final().then_some(status)
-    })
-    .await;
+    let done = run_restore(kube, admin, fake, "restore-1", "latest").await;
     assert_eq!(done.phase, RestorePhase::Succeeded, "{:?}", done.message);
     assert_eq!(done.restored_key.as_deref(), Some(key));
     assert_eq!(done.restored_sha256.as_deref(), Some(taken.sha256.as_str()));
@@ -597,6 +572,7 @@ async fn restore_through_the_operator(
 
     // Never twice: the finished restore keeps its Job and its status.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let restores: Api<OpenBaoRestore> = Api::namespaced(admin.clone(), "backups");
     assert_eq!(
         restores.get("restore-1").await.unwrap().status.unwrap(),
         done
@@ -604,25 +580,13 @@ async fn restore_through_the_operator(
     assert_eq!(fake.restored().len(), 1);
 
     // A restore of a key that is not a backup fails, and says why.
-    let missing = json!({
-        "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoRestore",
-        "metadata": {"name": "restore-2", "namespace": "backups"},
-        "spec": {"cluster": "it", "key": "clusters/backups/it/nope.snap", "jwtAuthRole": "restore"},
-    });
-    kubectl_ok(
+    let failed = run_restore(
         kube,
-        &["apply", "--server-side", "-f", "-"],
-        Some(&missing.to_string()),
-    );
-    let job = wait_for("the second restore Job", || async {
-        jobs.get_opt("restore-2-restore").await.unwrap()
-    })
-    .await;
-    run_job(kube, admin, &job, &fake.url()).await;
-    let failed = wait_for("the second restore to fail", || async {
-        let status = restores.get("restore-2").await.ok()?.status?;
-        status.phase.is_final().then_some(status)
-    })
+        admin,
+        fake,
+        "restore-2",
+        "clusters/backups/it/nope.snap",
+    )
     .await;
     assert_eq!(failed.phase, RestorePhase::Failed);
     let message = failed.message.unwrap();
@@ -630,6 +594,45 @@ async fn restore_through_the_operator(
     assert_eq!(failed.conditions[0].reason, "RestoreFailed");
     wait_for_event_about(admin, "RestoreFailed", "restore-2").await;
     assert_eq!(fake.restored().len(), 1, "nothing installed");
+}
+
+/// Applies an OpenBaoRestore of `key` for the cluster `it`, waits for the
+/// operator's one Job (the restore Running meanwhile), runs it as the
+/// kubelet, and returns the final status.
+async fn run_restore(
+    kube: &KubeApiServer,
+    admin: &Client,
+    fake: &FakeOpenBao,
+    name: &str,
+    key: &str,
+) -> OpenBaoRestoreStatus {
+    let restore = json!({
+        "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoRestore",
+        "metadata": {"name": name, "namespace": "backups"},
+        "spec": {"cluster": "it", "key": key, "jwtAuthRole": "restore"},
+    });
+    kubectl_ok(
+        kube,
+        &["apply", "--server-side", "-f", "-"],
+        Some(&restore.to_string()),
+    );
+    let restores: Api<OpenBaoRestore> = Api::namespaced(admin.clone(), "backups");
+    let jobs: Api<Job> = Api::namespaced(admin.clone(), "backups");
+    let job_name = format!("{name}-restore");
+    let job = wait_for(&format!("the Job of {name}"), || async {
+        jobs.get_opt(&job_name).await.unwrap()
+    })
+    .await;
+    let running = restores.get(name).await.unwrap().status.unwrap();
+    assert_eq!(running.phase, RestorePhase::Running);
+    assert_eq!(running.job_name.as_deref(), Some(job_name.as_str()));
+
+    run_job(kube, admin, &job, &fake.url()).await;
+    wait_for(&format!("{name} to finish"), || async {
+        let status = restores.get(name).await.ok()?.status?;
+        status.phase.is_final().then_some(status)
+    })
+    .await
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
