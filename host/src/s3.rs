@@ -284,35 +284,41 @@ pub async fn delete_object(client: &Client, bucket: &str, key: &str) -> Result<(
     Ok(())
 }
 
-/// A small object (a manifest), whole.
-pub async fn get_object(client: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, BackupError> {
+/// A small object (a manifest), whole; None when there is no such key.
+pub async fn get_object(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, BackupError> {
     use futures_util::StreamExt;
-    let mut stream = std::pin::pin!(object_stream(client, bucket, key).await?);
+    let Some(stream) = object_stream(client, bucket, key).await? else {
+        return Ok(None);
+    };
+    let mut stream = std::pin::pin!(stream);
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
         bytes.extend_from_slice(&chunk?);
     }
-    Ok(bytes)
+    Ok(Some(bytes))
 }
 
-/// An object as a stream of chunks; a broken download fails the stream.
+/// An object as a stream of chunks, or None when there is no such key; a
+/// broken download fails the stream.
 pub async fn object_stream(
     client: &Client,
     bucket: &str,
     key: &str,
 ) -> Result<
-    impl futures_util::Stream<Item = Result<Bytes, BackupError>> + Send + 'static + use<>,
+    Option<impl futures_util::Stream<Item = Result<Bytes, BackupError>> + Send + 'static + use<>>,
     BackupError,
 > {
-    let out = client
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| storage_error("GetObject", bucket, e))?;
+    let out = match client.get_object().bucket(bucket).key(key).send().await {
+        Ok(out) => out,
+        Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
+        Err(e) => return Err(storage_error("GetObject", bucket, e)),
+    };
     let key = key.to_string();
-    Ok(futures_util::stream::unfold(
+    Ok(Some(futures_util::stream::unfold(
         (out.body, key, 0u64),
         |(mut body, key, received)| async move {
             match body.try_next().await {
@@ -330,7 +336,7 @@ pub async fn object_stream(
                 )),
             }
         },
-    ))
+    )))
 }
 
 /// Every object under `prefix`: (key, size).

@@ -53,12 +53,11 @@ pub async fn resolve(
 pub async fn manifest(client: &Client, bucket: &str, key: &str) -> Result<Manifest, BackupError> {
     let manifest_key = manifest_key(key);
     let bytes = s3::get_object(client, bucket, &manifest_key)
-        .await
-        .map_err(|e| match e {
-            BackupError::Storage(m) if m.contains("NoSuchKey") => BackupError::Config(format!(
+        .await?
+        .ok_or_else(|| {
+            BackupError::Config(format!(
                 "no manifest s3://{bucket}/{manifest_key}: `{key}` is not a complete backup (a backup exists only with its manifest)"
-            )),
-            other => other,
+            ))
         })?;
     let manifest = parse_manifest(&bytes, key)?;
     if manifest.key != key {

@@ -86,13 +86,25 @@ struct Opened {
     key: String,
     manifest: Manifest,
     chain: Chain,
+    /// Where the object is read from.
+    reader: Reader,
+}
+
+/// The object's source, ready to read: the bucket's client (made once per
+/// read-back), or the file.
+enum Reader {
+    Bucket {
+        client: aws_sdk_s3::Client,
+        bucket: String,
+    },
+    File(PathBuf),
 }
 
 type ObjectStream = BoxStream<'static, Result<Bytes, BackupError>>;
 
 impl ReadBack {
     async fn open(&self) -> Result<Opened, BackupError> {
-        let (key, manifest) = match &self.source {
+        let (key, manifest, reader) = match &self.source {
             Source::Bucket {
                 target,
                 cluster_prefix,
@@ -101,7 +113,11 @@ impl ReadBack {
                 let client = s3::client(target).await?;
                 let key = catalog::resolve(&client, &target.bucket, cluster_prefix, backup).await?;
                 let manifest = catalog::manifest(&client, &target.bucket, &key).await?;
-                (key, manifest)
+                let reader = Reader::Bucket {
+                    client,
+                    bucket: target.bucket.clone(),
+                };
+                (key, manifest, reader)
             }
             Source::File { object, manifest } => {
                 let bytes = std::fs::read(manifest).map_err(|e| {
@@ -109,7 +125,7 @@ impl ReadBack {
                 })?;
                 let what = object.display().to_string();
                 let manifest = catalog::parse_manifest(&bytes, &what)?;
-                (what, manifest)
+                (what, manifest, Reader::File(object.clone()))
             }
         };
         let chain = decode_chain(&manifest, &self.plugins, self.plugin_limits)?;
@@ -117,18 +133,62 @@ impl ReadBack {
             key,
             manifest,
             chain,
+            reader,
         })
     }
 
+    /// Reads the opened backup through every check, handing the snapshot
+    /// to `consume` (which must fail if the stream does).
+    async fn read<T, F, Fut>(
+        &self,
+        opened: Opened,
+        consume: F,
+    ) -> Result<(String, Manifest, Verified, T), BackupError>
+    where
+        F: FnOnce(BoxStream<'static, Result<Bytes, BackupError>>) -> Fut,
+        Fut: Future<Output = Result<T, BackupError>>,
+    {
+        let Opened {
+            key,
+            manifest,
+            chain,
+            reader,
+        } = opened;
+        let object = reader.object(&key).await?;
+        let (snapshot, verdict) = verified::snapshot(object, chain, manifest.clone());
+        let consumed = consume(snapshot.boxed()).await;
+        let verdict = verdict
+            .await
+            .map_err(|e| BackupError::InvalidSnapshot(format!("the check failed: {e}")))?;
+        match (verdict, consumed) {
+            (Ok(verified), Ok(consumed)) => Ok((key, manifest, verified, consumed)),
+            // A failed check first: the consumer's own error (a broken
+            // upload) is only its consequence.
+            (Err(Unverified::Failed(check)), _) => Err(check),
+            // The consumer stopped first (OpenBao refused at once): its
+            // error says why.
+            (_, Err(consumer)) => Err(consumer),
+            (Err(Unverified::ConsumerStopped), Ok(_)) => Err(BackupError::InvalidSnapshot(
+                "the snapshot was not read to its end".into(),
+            )),
+        }
+    }
+}
+
+impl Reader {
     async fn object(&self, key: &str) -> Result<ObjectStream, BackupError> {
-        match &self.source {
-            Source::Bucket { target, .. } => {
-                let client = s3::client(target).await?;
-                Ok(s3::object_stream(&client, &target.bucket, key)
+        match self {
+            Self::Bucket { client, bucket } => {
+                let stream = s3::object_stream(client, bucket, key)
                     .await?
-                    .boxed())
+                    .ok_or_else(|| {
+                        BackupError::Storage(format!(
+                            "s3://{bucket}/{key}: no such object, though its manifest exists"
+                        ))
+                    })?;
+                Ok(stream.boxed())
             }
-            Source::File { object, .. } => {
+            Self::File(object) => {
                 let file = tokio::fs::File::open(object)
                     .await
                     .map_err(|e| BackupError::Config(format!("{}: {e}", object.display())))?;
@@ -150,42 +210,6 @@ impl ReadBack {
                 })
                 .boxed())
             }
-        }
-    }
-
-    /// Reads the opened backup through every check, handing the snapshot
-    /// to `consume` (which must fail if the stream does).
-    async fn read<T, F, Fut>(
-        &self,
-        opened: Opened,
-        consume: F,
-    ) -> Result<(String, Manifest, Verified, T), BackupError>
-    where
-        F: FnOnce(BoxStream<'static, Result<Bytes, BackupError>>) -> Fut,
-        Fut: Future<Output = Result<T, BackupError>>,
-    {
-        let Opened {
-            key,
-            manifest,
-            chain,
-        } = opened;
-        let object = self.object(&key).await?;
-        let (snapshot, verdict) = verified::snapshot(object, chain, manifest.clone());
-        let consumed = consume(snapshot.boxed()).await;
-        let verdict = verdict
-            .await
-            .map_err(|e| BackupError::InvalidSnapshot(format!("the check failed: {e}")))?;
-        match (verdict, consumed) {
-            (Ok(verified), Ok(consumed)) => Ok((key, manifest, verified, consumed)),
-            // A failed check first: the consumer's own error (a broken
-            // upload) is only its consequence.
-            (Err(Unverified::Failed(check)), _) => Err(check),
-            // The consumer stopped first (OpenBao refused at once): its
-            // error says why.
-            (_, Err(consumer)) => Err(consumer),
-            (Err(Unverified::ConsumerStopped), Ok(_)) => Err(BackupError::InvalidSnapshot(
-                "the snapshot was not read to its end".into(),
-            )),
         }
     }
 }
