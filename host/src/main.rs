@@ -96,10 +96,7 @@ async fn backup_command(args: openbao_backup::cli::BackupArgs) -> ExitCode {
     let (result, code) = match outcome {
         Ok(result) => (result, ExitCode::SUCCESS),
         Err(error) => {
-            // Kubernetes keeps at most 4 KiB of a termination message.
-            let reason: String = error.to_string().chars().take(1024).collect();
-            // The one-line reason, for people and for `kubectl logs`.
-            eprintln!("backup failed: {reason}");
+            let reason = failure_reason("backup", &error);
             let result = BackupResult::Failed {
                 cause: error.cause().into(),
                 reason,
@@ -174,8 +171,7 @@ fn report(
             ExitCode::SUCCESS,
         ),
         Err(error) => {
-            let reason: String = error.to_string().chars().take(1024).collect();
-            eprintln!("{command} failed: {reason}");
+            let reason = failure_reason(command, &error);
             let failed = serde_json::json!({
                 "status": "failed", "cause": error.cause(), "reason": reason,
                 "completedAt": chrono::Utc::now(),
@@ -184,6 +180,15 @@ fn report(
         }
     };
     write_result(&line, result_file, code)
+}
+
+/// The reason for the JSON result, cut to fit a termination message
+/// (Kubernetes keeps at most 4 KiB), and printed as the one line
+/// `<command> failed: <reason>` for people and `kubectl logs`.
+fn failure_reason(command: &str, error: &BackupError) -> String {
+    let reason: String = error.to_string().chars().take(1024).collect();
+    eprintln!("{command} failed: {reason}");
+    reason
 }
 
 /// The one JSON line on stdout, and in `--result-file` when given.
