@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::HashMap;
 
-use support::{Bucket, MIB, TOKEN, run_cli, set, unset};
+use support::{Bucket, MIB, TOKEN, run_cli, set, sha256_hex, unset};
 use testkit::jwt::JwtIssuer;
 use testkit::s3proxy::{Injection, Operation, S3Proxy};
 use testkit::{FakeConfig, FakeOpenBao, Fault, Health, JwtRole, SnapshotSpec};
@@ -711,11 +711,6 @@ async fn a_retention_plugin_that_cannot_run_stops_the_backup_before_it_starts() 
     let run = run_cli(&args, &[]).await;
     assert!(run.reason().contains("digest mismatch"), "{}", run.reason());
     bucket.assert_untouched().await;
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(bytes))
 }
 
 fn transform(args: &mut Vec<String>, spec: serde_json::Value) {

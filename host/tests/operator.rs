@@ -31,7 +31,7 @@ use openbao_backup::cli::DEFAULT_JWT_FILE;
 use openbao_backup::operator::desired::{self, OperatorSettings};
 use openbao_backup::plugin_spec::PluginSpec;
 use serde_json::json;
-use support::Bucket;
+use support::{Bucket, sha256_hex};
 use testkit::jwt::JwtIssuer;
 use testkit::kube::KubeApiServer;
 use testkit::{FakeConfig, FakeOpenBao, Fault, JwtRole, SnapshotSpec};
@@ -633,11 +633,6 @@ async fn run_restore(
         status.phase.is_final().then_some(status)
     })
     .await
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(bytes))
 }
 
 async fn get_cluster(admin: &Client) -> OpenBaoCluster {

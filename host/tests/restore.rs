@@ -9,17 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use support::{Bucket, MIB, Run, TOKEN, age_keypair, plugin_path, run_cli, set, unset};
+use support::{Bucket, MIB, Run, TOKEN, age_keypair, plugin_path, run_cli, set, sha256_hex, unset};
 use testkit::s3proxy::S3Proxy;
 use testkit::{FakeConfig, FakeOpenBao, SnapshotSpec};
 
 async fn fake(spec: SnapshotSpec) -> FakeOpenBao {
     FakeOpenBao::start(FakeConfig::new(spec).with_token(TOKEN, &["backup", "restore"])).await
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// A temporary directory removed at the end of the test.

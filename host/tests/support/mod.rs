@@ -335,3 +335,8 @@ pub fn age_keypair(dir: &std::path::Path) -> (String, PathBuf) {
         .to_string();
     (recipient, key)
 }
+
+/// Hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
