@@ -22,7 +22,6 @@ pub use naming::{
     MANIFEST_FORMAT_VERSION, MANIFEST_SUFFIX, Manifest, TransformRecord, cluster_prefix,
     manifest_key,
 };
-pub(crate) use parts::PartBuffer;
 pub(crate) use prune::complete_backups;
 pub use prune::{KeepLast, RetentionReport, RetentionSetting};
 
@@ -37,7 +36,7 @@ use crate::s3::{self, MultipartUpload, TargetConfig};
 use crate::units::human_bytes;
 use aws_sdk_s3::types::CompletedPart;
 use naming::{TOOL_VERSION, UploadLayout};
-use parts::PartUploads;
+use parts::{PartBuffer, PartUploads};
 
 #[derive(Debug, Clone)]
 pub struct BackupConfig {
@@ -343,48 +342,54 @@ async fn feed(
     piece_size: usize,
     chain: ChainInput,
 ) -> Result<Checked, BackupError> {
-    let mut snapshot = std::pin::pin!(snapshot);
     let mut archive = ArchiveCheck::start();
-    let mut buffer = PartBuffer::new(piece_size);
-    let mut size = 0u64;
-    while let Some(chunk) = snapshot.next().await {
-        let mut chunk = chunk?;
-        size += chunk.len() as u64;
-        while !chunk.is_empty() {
-            if let Some(piece) = buffer.fill(&mut chunk) {
-                pass_on(piece, &mut archive, &chain).await?;
-            }
-        }
-    }
+    // A clone of `Bytes` shares the buffer: no copy.
+    let size = feed_chain(snapshot, piece_size, chain, async |piece| {
+        archive.feed(piece.clone()).await
+    })
+    .await?;
     if size == 0 {
         return Err(BackupError::OpenBao("the snapshot stream was empty".into()));
-    }
-    if let Some(last) = buffer.finish() {
-        pass_on(last, &mut archive, &chain).await?;
-    }
-    if !chain.end().await {
-        chain_stopped().await;
     }
     archive.finish().await
 }
 
-async fn pass_on(
-    piece: Bytes,
-    archive: &mut ArchiveCheck,
-    chain: &ChainInput,
-) -> Result<(), BackupError> {
-    // A clone of `Bytes` shares the buffer: no copy.
-    archive.feed(piece.clone()).await?;
-    if !chain.send(piece).await {
-        chain_stopped().await;
+/// Cuts `stream` into pieces of `piece_size` for the chain, showing each
+/// to `tap` first, then ends the chain's input; returns the bytes read. A
+/// chain that stops early has failed, and whoever reads its output reports
+/// why: feeding then waits for that rather than race it.
+pub(crate) async fn feed_chain(
+    stream: impl Stream<Item = Result<Bytes, BackupError>>,
+    piece_size: usize,
+    chain: ChainInput,
+    mut tap: impl AsyncFnMut(&Bytes) -> Result<(), BackupError>,
+) -> Result<u64, BackupError> {
+    let mut pass = async |piece: Bytes| -> Result<(), BackupError> {
+        tap(&piece).await?;
+        if !chain.send(piece).await {
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    };
+    let mut stream = std::pin::pin!(stream);
+    let mut buffer = PartBuffer::new(piece_size);
+    let mut size = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let mut chunk = chunk?;
+        size += chunk.len() as u64;
+        while !chunk.is_empty() {
+            if let Some(piece) = buffer.fill(&mut chunk) {
+                pass(piece).await?;
+            }
+        }
     }
-    Ok(())
-}
-
-/// A chain that stops early has failed, and the upload side reports why
-/// from the chain's output: wait for that rather than race it.
-async fn chain_stopped() {
-    std::future::pending::<()>().await
+    if let Some(last) = buffer.finish() {
+        pass(last).await?;
+    }
+    if !chain.end().await {
+        std::future::pending::<()>().await;
+    }
+    Ok(size)
 }
 
 struct Progress {

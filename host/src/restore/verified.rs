@@ -10,13 +10,13 @@
 //! No spool is needed.
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::archive::{ArchiveCheck, RaftInfo};
-use crate::backup::{CHAIN_PIECE, Manifest, PartBuffer};
-use crate::chain::{Chain, ChainInput, ContentDigest, Side};
+use crate::backup::{CHAIN_PIECE, Manifest, feed_chain};
+use crate::chain::{Chain, ContentDigest, Side};
 use crate::error::BackupError;
 
 /// What the checks found, once the stream has ended.
@@ -113,7 +113,12 @@ async fn read_back(
         };
         Ok((held, object, snapshot, checked.raft))
     };
-    let feed = async { feed(object, input).await.map_err(Unverified::from) };
+    let feed = async {
+        feed_chain(object, CHAIN_PIECE, input, async |_| Ok(()))
+            .await
+            .map(drop)
+            .map_err(Unverified::from)
+    };
     let ((), (held, object, snapshot, raft)) = tokio::try_join!(feed, check)?;
     compare("stored object", &object, &manifest.object)?;
     compare("decoded snapshot", &snapshot, &manifest.snapshot)?;
@@ -135,33 +140,4 @@ fn compare(what: &str, found: &ContentDigest, recorded: &ContentDigest) -> Resul
         "the {what} has {} bytes with SHA-256 {}, the manifest records {} bytes with SHA-256 {}: the backup was altered or corrupted",
         found.size, found.sha256, recorded.size, recorded.sha256
     )))
-}
-
-/// Cuts the object into pieces for the chain.
-async fn feed(
-    object: impl Stream<Item = Result<Bytes, BackupError>>,
-    chain: ChainInput,
-) -> Result<(), BackupError> {
-    let mut object = std::pin::pin!(object);
-    let mut buffer = PartBuffer::new(CHAIN_PIECE);
-    while let Some(chunk) = object.next().await {
-        let mut chunk = chunk?;
-        while !chunk.is_empty() {
-            if let Some(piece) = buffer.fill(&mut chunk)
-                && !chain.send(piece).await
-            {
-                // The chain failed; its output says why.
-                return std::future::pending().await;
-            }
-        }
-    }
-    if let Some(last) = buffer.finish()
-        && !chain.send(last).await
-    {
-        return std::future::pending().await;
-    }
-    if !chain.end().await {
-        return std::future::pending().await;
-    }
-    Ok(())
 }
