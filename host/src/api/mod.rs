@@ -33,17 +33,48 @@ pub const DEFAULT_REPLICAS: u32 = 3;
     shortname = "baocluster",
     namespaced,
     status = "OpenBaoClusterStatus",
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.version"}"#,
+    printcolumn = r#"{"name":"Upgrade","type":"string","jsonPath":".status.upgrade.phase"}"#,
     printcolumn = r#"{"name":"Last Backup","type":"date","jsonPath":".status.backup.lastBackupTime"}"#,
     printcolumn = r#"{"name":"Next Backup","type":"date","jsonPath":".status.backup.nextScheduledBackup"}"#,
     printcolumn = r#"{"name":"Failures","type":"integer","jsonPath":".status.backup.consecutiveFailures"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.version) || has(self.image)",
+     "message": "set spec.version (OpenBao's version, e.g. 2.4.1) or spec.image"}
+]))]
 pub struct OpenBaoClusterSpec {
     /// OpenBao nodes (StatefulSet pods `<name>-0`, `<name>-1`, ...); default 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 9))]
     pub replicas: Option<u32>,
+    /// OpenBao's version, e.g. `2.4.1`: runs the image
+    /// `openbao/openbao:<version>` unless `image` names another. Changing
+    /// it (or `image`) is an upgrade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub version: Option<String>,
+    /// The OpenBao image, when not `openbao/openbao:<version>` (a mirror, a
+    /// digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub image: Option<String>,
+    /// Each node's Raft volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+    /// The listener's certificate; OpenBao always serves TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+    /// More OpenBao server configuration in its JSON form (`seal`,
+    /// `telemetry`, `log_level`, ...), merged into what the operator
+    /// renders; the keys the operator owns (`storage`, `listener`,
+    /// `api_addr`, `cluster_addr`, `service_registration`, `initialize`,
+    /// `disable_mlock`) are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub config: Option<serde_json::Map<String, serde_json::Value>>,
     /// Scheduled, manual and pre-upgrade backups of this cluster's Raft data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupSpec>,
@@ -59,6 +90,36 @@ impl OpenBaoClusterSpec {
     pub fn replicas(&self) -> u32 {
         self.replicas.unwrap_or(DEFAULT_REPLICAS)
     }
+
+    /// The TLS Secret: `spec.tls.secretName`, or `<cluster>-tls`.
+    pub fn tls_secret(&self, cluster: &str) -> String {
+        self.tls
+            .as_ref()
+            .map_or_else(|| format!("{cluster}-tls"), |t| t.secret_name.clone())
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Size of each node's volume (default `10Gi`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"))]
+    pub size: Option<String>,
+    /// StorageClass of the volumes; the cluster's default when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// A `kubernetes.io/tls` Secret of this namespace with `tls.crt`,
+    /// `tls.key` and `ca.crt` (what cert-manager writes), valid for
+    /// `<cluster>-<i>.<cluster>-internal.<namespace>.svc` and
+    /// `<cluster>.<namespace>.svc`. Default `<cluster>-tls`.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -313,11 +374,60 @@ fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OpenBaoClusterStatus {
+    /// The OpenBao version the StatefulSet runs (once rolled out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The last upgrade (a change of `spec.version` or `spec.image`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupStatus>,
-    /// `BackupConfigured` and `BackupHealthy`.
+    /// `WorkloadConfigured`, `Upgraded`, `BackupConfigured` and
+    /// `BackupHealthy`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeStatus {
+    pub phase: UpgradePhase,
+    pub from_version: String,
+    pub to_version: String,
+    /// The Job taking the pre-upgrade backup (`preUpgradeSnapshot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_upgrade_job: Option<String>,
+    /// Object key of the pre-upgrade backup, once taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_upgrade_backup_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum UpgradePhase {
+    /// Held back while a restore of the cluster runs.
+    #[default]
+    Waiting,
+    /// The pre-upgrade backup Job runs; the StatefulSet is unchanged.
+    BackingUp,
+    /// The StatefulSet runs the new version; pods are replaced one at a
+    /// time, standbys first, the active node last.
+    RollingOut,
+    Completed,
+    /// The pre-upgrade backup failed: the upgrade did not start.
+    Failed,
+}
+
+impl UpgradePhase {
+    /// Restores wait while these last.
+    pub fn in_progress(self) -> bool {
+        matches!(self, Self::BackingUp | Self::RollingOut)
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -420,7 +530,17 @@ mod tests {
             .iter()
             .map(|c| c["name"].as_str().unwrap())
             .collect();
-        assert_eq!(columns, ["Last Backup", "Next Backup", "Failures", "Age"]);
+        assert_eq!(
+            columns,
+            [
+                "Version",
+                "Upgrade",
+                "Last Backup",
+                "Next Backup",
+                "Failures",
+                "Age"
+            ]
+        );
         let backup =
             &version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["backup"];
         assert!(

@@ -23,7 +23,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
 use crate::api::{BackupSpec, BackupTarget, LocalRef, OpenBaoCluster, OpenBaoRestore, PluginRef};
+use crate::backup::BackupKind;
 use crate::cli::DEFAULT_JWT_FILE;
+use crate::operator::workload::{self, OPENBAO_PORT, openbao_addrs};
 use crate::plugin_spec::PluginSpec;
 
 /// Settings of the operator itself (from its environment).
@@ -40,7 +42,9 @@ const PLUGIN_SECRET_DIR: &str = "/var/run/secrets/openbao-backup/plugins";
 /// Memory each plugin instance of a backup Job may use.
 const PLUGIN_MEMORY_MIB: u64 = 128;
 const TOKEN_DIR: &str = "/var/run/secrets/openbao-backup/token";
-const OPENBAO_PORT: i32 = 8200;
+const OPENBAO_CA_DIR: &str = "/var/run/secrets/openbao-backup/openbao-ca";
+/// The kind of a backup Job the operator made itself (pre-upgrade).
+pub const KIND_ANNOTATION: &str = "openbao.org/backup-kind";
 /// The executor image runs as this unprivileged user.
 const RUN_AS: i64 = 65532;
 
@@ -50,15 +54,6 @@ pub fn cronjob_name(cluster: &str) -> String {
 
 pub fn service_account_name(cluster: &str) -> String {
     format!("{cluster}-backup-serviceaccount")
-}
-
-/// OpenBao node addresses: the StatefulSet's pods behind its headless
-/// Service `<cluster>-internal`.
-pub fn openbao_addrs(cluster: &str, namespace: &str, replicas: u32) -> String {
-    (0..replicas)
-        .map(|i| format!("https://{cluster}-{i}.{cluster}-internal.{namespace}.svc:{OPENBAO_PORT}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// Field manager of the operator's server-side applies, and the
@@ -108,8 +103,58 @@ pub fn cronjob(
     settings: &OperatorSettings,
 ) -> CronJob {
     let name = cluster.name_any();
+    let pod = backup_pod(cluster, backup, settings, BackupKind::Scheduled);
+    CronJob {
+        metadata: meta(cluster, cronjob_name(&name)),
+        spec: Some(CronJobSpec {
+            schedule: backup.schedule.clone(),
+            concurrency_policy: Some("Forbid".into()),
+            starting_deadline_seconds: Some(300),
+            successful_jobs_history_limit: Some(3),
+            failed_jobs_history_limit: Some(3),
+            job_template: JobTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(backup_labels(&name)),
+                    ..Default::default()
+                }),
+                spec: Some(executor_job_spec(backup_labels(&name), pod)),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The pre-upgrade backup: the CronJob's backup, once, of kind
+/// `pre-upgrade`, owned by the cluster.
+pub fn pre_upgrade_job(
+    cluster: &OpenBaoCluster,
+    backup: &BackupSpec,
+    settings: &OperatorSettings,
+    name: &str,
+) -> Job {
+    let pod = backup_pod(cluster, backup, settings, BackupKind::PreUpgrade);
+    let mut metadata = meta(cluster, name.into());
+    metadata.annotations = Some(BTreeMap::from([(
+        KIND_ANNOTATION.into(),
+        BackupKind::PreUpgrade.as_str().into(),
+    )]));
+    Job {
+        metadata,
+        spec: Some(executor_job_spec(backup_labels(&cluster.name_any()), pod)),
+        status: None,
+    }
+}
+
+/// The backup command with the cluster's target, retention and plugins.
+fn backup_pod(
+    cluster: &OpenBaoCluster,
+    backup: &BackupSpec,
+    settings: &OperatorSettings,
+    kind: BackupKind,
+) -> PodSpec {
     let mut env = vec![
-        env_var("BACKUP_KIND", "scheduled".into()),
+        env_var("BACKUP_KIND", kind.as_str().into()),
         env_var("BACKUP_RESULT_FILE", TERMINATION_LOG.into()),
     ];
     if let Some(retention) = &backup.retention {
@@ -130,7 +175,7 @@ pub fn cronjob(
     if let Some(plugin) = &backup.retention_plugin {
         plugins.push(("--retention-plugin", plugin, "retention-plugin".into()));
     }
-    let pod = executor_pod(
+    executor_pod(
         cluster,
         settings,
         Executor {
@@ -142,26 +187,7 @@ pub fn cronjob(
             plugins,
             env,
         },
-    );
-    CronJob {
-        metadata: meta(cluster, cronjob_name(&name)),
-        spec: Some(CronJobSpec {
-            schedule: backup.schedule.clone(),
-            concurrency_policy: Some("Forbid".into()),
-            starting_deadline_seconds: Some(300),
-            successful_jobs_history_limit: Some(3),
-            failed_jobs_history_limit: Some(3),
-            job_template: JobTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(backup_labels(&name)),
-                    ..Default::default()
-                }),
-                spec: Some(executor_job_spec(backup_labels(&name), pod)),
-            },
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    )
 }
 
 pub fn restore_job_name(restore: &str) -> String {
@@ -293,8 +319,25 @@ fn executor_pod(
     );
     env.extend(executor.env);
 
-    let mut volumes = Vec::new();
-    let mut mounts = Vec::new();
+    // OpenBao's CA, from the cluster's TLS Secret.
+    env.push(env_var(
+        "OPENBAO_CACERT",
+        format!("{OPENBAO_CA_DIR}/ca.crt"),
+    ));
+    let mut volumes = vec![Volume {
+        name: "openbao-ca".into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(cluster.spec.tls_secret(&name)),
+            items: Some(vec![KeyToPath {
+                key: "ca.crt".into(),
+                path: "ca.crt".into(),
+                mode: None,
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }];
+    let mut mounts = vec![mount("openbao-ca", OPENBAO_CA_DIR)];
     if let Some(secret) = &target.credentials_secret_ref {
         env.push(env_var("S3_CREDENTIALS_DIR", S3_DIR.into()));
         volumes.push(Volume {
@@ -418,8 +461,6 @@ fn executor_pod(
     }
 }
 
-/// Memory follows the executor's bound: (concurrency + 1) parts plus room
-/// for the runtime; the limit leaves headroom over the request.
 /// A plugin from a ConfigMap as the executor's spec, with the volumes that
 /// put its file and secret settings where the spec says.
 fn plugin_spec(
@@ -510,10 +551,7 @@ pub fn network_policy(cluster: &OpenBaoCluster, backup: &BackupSpec) -> NetworkP
     let openbao = NetworkPolicyEgressRule {
         to: Some(vec![NetworkPolicyPeer {
             pod_selector: Some(LabelSelector {
-                match_labels: Some(BTreeMap::from([
-                    ("app.kubernetes.io/name".into(), "openbao".into()),
-                    (INSTANCE_LABEL.into(), name.clone()),
-                ])),
+                match_labels: Some(workload::selector_labels(&name)),
                 ..Default::default()
             }),
             ..Default::default()
@@ -767,9 +805,25 @@ mod tests {
             .volumes
             .iter()
             .flatten()
-            .find_map(|v| v.secret.clone().filter(|s| s.items.is_some()))
+            .find(|v| v.name == "openbao-token")
+            .and_then(|v| v.secret.clone())
             .unwrap();
         assert_eq!(secret.secret_name.as_deref(), Some("backup-token"));
+        // OpenBao's CA comes from the cluster's TLS Secret.
+        assert_eq!(
+            env(&pod)["OPENBAO_CACERT"],
+            "/var/run/secrets/openbao-backup/openbao-ca/ca.crt"
+        );
+        let ca = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == "openbao-ca");
+        assert_eq!(
+            ca.and_then(|v| v.secret.as_ref()?.secret_name.clone())
+                .as_deref(),
+            Some("bao-tls")
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use crate::backup::{BackupKind, BackupResult};
+use crate::operator::desired::KIND_ANNOTATION;
 use crate::operator::status::{JobOutcome, parse_result};
 
 /// Set by `kubectl create job --from=cronjob/...` on the Jobs it creates.
@@ -49,13 +50,12 @@ pub fn finished(job: &Job) -> Option<Finished> {
 }
 
 pub fn kind(job: &Job, result: Option<&BackupResult>) -> BackupKind {
-    if job
-        .annotations()
-        .get(INSTANTIATE_ANNOTATION)
-        .map(String::as_str)
-        == Some("manual")
-    {
+    let annotation = |key: &str| job.annotations().get(key).map(String::as_str);
+    if annotation(INSTANTIATE_ANNOTATION) == Some("manual") {
         return BackupKind::Manual;
+    }
+    if annotation(KIND_ANNOTATION) == Some(BackupKind::PreUpgrade.as_str()) {
+        return BackupKind::PreUpgrade;
     }
     match result {
         Some(BackupResult::Succeeded { kind, .. } | BackupResult::Failed { kind, .. }) => *kind,

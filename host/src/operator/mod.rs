@@ -1,6 +1,8 @@
-//! The operator: turns `OpenBaoCluster.spec.backup` into CronJobs and Jobs
-//! running the `backup` command, and their results into `status.backup`;
-//! runs each `OpenBaoRestore` once, as a Job running `restore`.
+//! The operator: runs each `OpenBaoCluster` as a StatefulSet of OpenBao
+//! (upgrades after a pre-upgrade backup), turns `spec.backup` into
+//! CronJobs and Jobs running the `backup` command, and their results into
+//! `status.backup`; runs each `OpenBaoRestore` once, as a Job running
+//! `restore`.
 //! Pure parts (validation, desired objects, status, Job reading, leader
 //! decisions) are separate from the reconcile and from this wiring.
 
@@ -8,19 +10,25 @@ pub mod desired;
 pub mod jobs;
 pub mod leader;
 pub mod metrics;
+pub mod openbao_config;
 pub mod reconcile;
 pub mod restore;
+pub mod rollout;
 pub mod schedule;
 pub mod status;
+pub mod upgrade;
 pub mod validate;
+pub mod workload;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::Api;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
@@ -30,7 +38,9 @@ use kube::{Client, ResourceExt};
 
 use crate::api::{OpenBaoCluster, OpenBaoRestore};
 use crate::cli::OperatorArgs;
-use crate::operator::desired::{INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, OperatorSettings};
+use crate::operator::desired::{
+    COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, OperatorSettings,
+};
 use crate::operator::leader::LeaseSettings;
 use crate::operator::metrics::Metrics;
 use crate::operator::reconcile::Context;
@@ -88,20 +98,37 @@ pub async fn run(args: OperatorArgs) -> Result<(), String> {
         metrics,
     });
     let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}"));
+    let openbao_pods = watcher::Config::default().labels(&format!(
+        "{MANAGED_BY_LABEL}={MANAGER},{COMPONENT_LABEL}=server"
+    ));
     let mut controller = Controller::new(clusters, watcher::Config::default())
+        .owns(Api::<StatefulSet>::all(client.clone()), managed.clone())
+        .owns(Api::<Service>::all(client.clone()), managed.clone())
+        .owns(Api::<ConfigMap>::all(client.clone()), managed.clone())
         .owns(Api::<ServiceAccount>::all(client.clone()), managed.clone())
         .owns(Api::<NetworkPolicy>::all(client.clone()), managed.clone());
-    if serves_cronjobs(&client).await {
+    if serves(&client, "batch/v1", "cronjobs").await {
         controller = controller.owns(Api::<CronJob>::all(client.clone()), managed.clone());
     } else {
         tracing::warn!("this API server does not serve batch/v1 CronJob: no scheduled backups");
     }
-    // Jobs belong to the CronJob (or to whoever created them by hand); the
+    if serves(&client, "policy/v1", "poddisruptionbudgets").await {
+        controller = controller.owns(
+            Api::<PodDisruptionBudget>::all(client.clone()),
+            managed.clone(),
+        );
+    }
+    // Jobs belong to the CronJob (or to whoever created them by hand), and
+    // pods to the StatefulSet (rollouts follow their readiness); the
     // instance label leads back to the cluster.
     let clusters = controller
         .watches(Api::<Job>::all(client.clone()), managed.clone(), |job: Job| {
             let cluster = job.labels().get(INSTANCE_LABEL)?;
             Some(ObjectRef::new(cluster).within(&job.namespace()?))
+        })
+        .watches(Api::<Pod>::all(client.clone()), openbao_pods, |pod: Pod| {
+            let cluster = pod.labels().get(INSTANCE_LABEL)?;
+            Some(ObjectRef::new(cluster).within(&pod.namespace()?))
         })
         .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
@@ -132,9 +159,9 @@ pub async fn run(args: OperatorArgs) -> Result<(), String> {
     Ok(())
 }
 
-async fn serves_cronjobs(client: &Client) -> bool {
-    match client.list_api_group_resources("batch/v1").await {
-        Ok(list) => list.resources.iter().any(|r| r.name == "cronjobs"),
+async fn serves(client: &Client, group_version: &str, resource: &str) -> bool {
+    match client.list_api_group_resources(group_version).await {
+        Ok(list) => list.resources.iter().any(|r| r.name == resource),
         Err(_) => false,
     }
 }

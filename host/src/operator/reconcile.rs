@@ -1,29 +1,36 @@
 //! One reconcile of one `OpenBaoCluster`, top to bottom: validate the spec,
-//! make the owned objects follow it, fold newly finished backup Jobs into
-//! the status, write the status only if it changed, then tell people
-//! (events) and Prometheus. Deciding is done by the pure modules; this one
-//! reads and writes.
+//! read newly finished backup Jobs, make the OpenBao workload follow the
+//! spec (an upgrade waits for its pre-upgrade backup, pods are replaced
+//! one at a time), make the backup objects follow it, write the status
+//! only if it changed, then tell people (events) and Prometheus. Deciding
+//! is done by the pure modules; this one reads and writes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::{BackupSpec, OpenBaoCluster};
+use crate::api::{BackupSpec, OpenBaoCluster, OpenBaoRestore, RestorePhase};
 use crate::backup::BackupResult;
 use crate::operator::desired::{self, MANAGER, OperatorSettings};
 use crate::operator::metrics::Metrics;
-use crate::operator::status::{Configured, JobOutcome};
+use crate::operator::rollout::{self, Step};
+use crate::operator::status::{Backups, Cond, Configured, JobOutcome, Workload};
+use crate::operator::upgrade::{self, Backup, Plan};
+use crate::operator::workload::{self, Release};
 use crate::operator::{jobs, schedule, status, validate};
+
+pub const WORKLOAD_CONFIGURED: &str = "WorkloadConfigured";
 
 pub struct Context {
     pub client: Client,
@@ -51,12 +58,69 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
         return Ok(Action::await_change());
     }
     let now = Utc::now();
+    let previous = cluster.status.clone().unwrap_or_default();
 
     // 1. The spec, checked beyond what the API server could.
+    let workload_problems = validate::workload(&name, &cluster.spec);
     let validation = validate::validate(&cluster.spec);
 
-    // 2. Owned objects follow a valid spec; an invalid one keeps the last
-    //    good objects so that a typo does not stop backups.
+    // 2. Backup Jobs that finished since the status last counted them.
+    let already: &[String] = previous.backup.as_ref().map_or(&[], |b| &b.recorded_jobs);
+    let backup_jobs = backup_jobs(&ctx.client, &namespace, &name).await?;
+    let mut recorded = Vec::new();
+    let mut outcomes = Vec::new();
+    for job in &backup_jobs {
+        let Some(finished) = jobs::finished(job) else {
+            continue;
+        };
+        let uid = job.uid().unwrap_or_default();
+        if !already.contains(&uid) {
+            outcomes.push(job_outcome(&ctx.client, job, finished).await?);
+        }
+        recorded.push(uid);
+    }
+    recorded.sort();
+
+    // 3. The workload follows a valid spec; upgrades wait for their
+    //    pre-upgrade backup. An invalid spec keeps the last good objects.
+    let (workload, upgrade_event, wait) = match Release::wanted(&cluster.spec) {
+        Some(wanted) if workload_problems.is_empty() => {
+            let (plan, live) =
+                plan_workload(&cluster, &wanted, &backup_jobs, &outcomes, &ctx).await?;
+            apply_workload(&cluster, &plan, live.as_ref(), &ctx).await?;
+            let wait = plan.condition.status != "True";
+            let workload = Workload {
+                version: plan.version,
+                upgrade: plan.upgrade,
+                conditions: vec![
+                    Cond::new(
+                        WORKLOAD_CONFIGURED,
+                        "True",
+                        "Applied",
+                        "the StatefulSet and its companions are in place".into(),
+                    ),
+                    plan.condition,
+                ],
+            };
+            (workload, plan.event, wait)
+        }
+        _ => {
+            let workload = Workload {
+                version: previous.version.clone(),
+                upgrade: previous.upgrade.clone(),
+                conditions: vec![Cond::new(
+                    WORKLOAD_CONFIGURED,
+                    "False",
+                    "InvalidSpec",
+                    workload_problems.join("; "),
+                )],
+            };
+            (workload, None, false)
+        }
+    };
+
+    // 4. Backup objects follow a valid spec.backup; an invalid one keeps
+    //    the last good objects so that a typo does not stop backups.
     let configured = match (&validation, &cluster.spec.backup) {
         (Ok(Some(_)), Some(backup)) => apply_backup_objects(&cluster, backup, &ctx).await?,
         (Err(problems), _) => Configured::Invalid(problems.clone()),
@@ -66,41 +130,23 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
         }
     };
 
-    // 3. Finished backup Jobs that the status has not counted yet.
-    let already: &[String] = cluster
-        .status
-        .as_ref()
-        .and_then(|s| s.backup.as_ref())
-        .map_or(&[], |b| &b.recorded_jobs);
-    let mut recorded = Vec::new();
-    let mut outcomes = Vec::new();
-    for job in backup_jobs(&ctx.client, &namespace, &name).await? {
-        let Some(finished) = jobs::finished(&job) else {
-            continue;
-        };
-        let uid = job.uid().unwrap_or_default();
-        if !already.contains(&uid) {
-            let pods = job_pods(&ctx.client, &namespace, &job.name_any()).await?;
-            outcomes.push(jobs::outcome(&job, finished, &pods));
-        }
-        recorded.push(uid);
-    }
-    recorded.sort();
-
-    // 4. The status, written only when it changed, guarded by the
+    // 5. The status, written only when it changed, guarded by the
     //    resourceVersion we read so a stale cache can never count twice.
     let schedule = validation.ok().flatten().map(|v| v.schedule);
     let next_run = schedule.as_ref().and_then(|s| schedule::next_run(s, now));
     let new_status = status::next(
         cluster.status.as_ref(),
-        &configured,
-        &outcomes,
-        recorded,
-        next_run,
+        workload,
+        Backups {
+            configured: &configured,
+            outcomes: &outcomes,
+            recorded_jobs: recorded,
+            next_run,
+        },
         cluster.meta().generation,
         now,
     );
-    if cluster.status.clone().unwrap_or_default() != new_status {
+    if previous != new_status {
         let mut updated = (*cluster).clone();
         updated.status = Some(new_status.clone());
         Api::<OpenBaoCluster>::namespaced(ctx.client.clone(), &namespace)
@@ -108,15 +154,31 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
             .await?;
     }
 
-    // 5. Events and metrics, once per Job, after the status holds it.
+    // 6. Events and metrics, once per Job, after the status holds it.
     for outcome in &outcomes {
         ctx.metrics.record(&namespace, &name, outcome);
         publish(&ctx.recorder, &cluster, backup_event(&namespace, outcome)).await;
     }
-    if let Configured::Invalid(problems) = &configured
-        && cluster.status.as_ref().map(|s| &s.conditions) != Some(&new_status.conditions)
-    {
-        let note = problems.join("; ");
+    if let Some((type_, reason, note)) = upgrade_event {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Upgrade".into(),
+            secondary: None,
+        };
+        publish(&ctx.recorder, &cluster, event).await;
+    }
+    let invalid: Vec<&String> = match &configured {
+        Configured::Invalid(problems) => workload_problems.iter().chain(problems).collect(),
+        _ => workload_problems.iter().collect(),
+    };
+    if !invalid.is_empty() && previous.conditions != new_status.conditions {
+        let note = invalid
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
         publish(
             &ctx.recorder,
             &cluster,
@@ -134,6 +196,9 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
     }
 
     Ok(match (configured, next_run) {
+        // An upgrade or rollout in progress: pods and Jobs wake us as they
+        // change; this is the fallback.
+        _ if wait => Action::requeue(Duration::from_secs(30)),
         // Wake up once the next run is due, to move nextScheduledBackup on.
         (Configured::Applied, Some(next)) => {
             let wait = (next - now).to_std().unwrap_or_default();
@@ -142,6 +207,184 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
         (Configured::Unschedulable(_), _) => Action::requeue(Duration::from_secs(600)),
         _ => Action::await_change(),
     })
+}
+
+/// Reads what the upgrade decision needs (the StatefulSet, its pods, the
+/// pre-upgrade Job, a running restore) and decides.
+async fn plan_workload(
+    cluster: &OpenBaoCluster,
+    wanted: &Release,
+    backup_jobs: &[Job],
+    outcomes: &[JobOutcome],
+    ctx: &Context,
+) -> Result<(Plan, Option<StatefulSet>), Error> {
+    let name = cluster.name_any();
+    let namespace = cluster.namespace().unwrap_or_default();
+    let statefulset = Api::<StatefulSet>::namespaced(ctx.client.clone(), &namespace)
+        .get_opt(&name)
+        .await?;
+    let running = statefulset.as_ref().and_then(Release::running);
+    let (rollout, updated) = match &statefulset {
+        Some(statefulset) => {
+            let selector = selector(&workload::selector_labels(&name));
+            let pods = Api::<Pod>::namespaced(ctx.client.clone(), &namespace)
+                .list(&ListParams::default().labels(&selector))
+                .await?
+                .items;
+            (
+                rollout::next(statefulset, &pods),
+                rollout::updated(statefulset, &pods),
+            )
+        }
+        None => (Step::Done, (0, 0)),
+    };
+    let snapshot = cluster
+        .spec
+        .upgrade
+        .as_ref()
+        .is_some_and(|u| u.pre_upgrade_snapshot);
+    let retry = cluster.annotations().get(upgrade::RETRY_ANNOTATION);
+    let backup_job = upgrade::backup_job_name(&name, wanted, retry.map(String::as_str));
+    let upgrading = running.as_ref().is_some_and(|r| r.image != wanted.image);
+    let (mut backup, mut restoring) = (Backup::Missing, None);
+    if upgrading {
+        if snapshot {
+            backup = pre_upgrade_backup(&ctx.client, backup_jobs, outcomes, &backup_job).await?;
+        }
+        restoring = running_restore(&ctx.client, cluster).await?;
+    }
+    let previous = cluster.status.as_ref();
+    let plan = upgrade::plan(
+        &upgrade::Observed {
+            wanted,
+            running: running.as_ref(),
+            rollout: &rollout,
+            updated,
+            snapshot,
+            backup_job: &backup_job,
+            backup: &backup,
+            restoring: restoring.as_deref(),
+            previous: previous.and_then(|s| s.upgrade.as_ref()),
+            version: previous.and_then(|s| s.version.as_deref()),
+        },
+        Utc::now(),
+    );
+    Ok((plan, statefulset))
+}
+
+/// The pre-upgrade backup Job of this attempt, by name among the backup
+/// Jobs; a finished one's outcome from this pass or from its pod.
+async fn pre_upgrade_backup(
+    client: &Client,
+    backup_jobs: &[Job],
+    outcomes: &[JobOutcome],
+    name: &str,
+) -> Result<Backup, Error> {
+    let Some(job) = backup_jobs.iter().find(|j| j.name_any() == name) else {
+        return Ok(Backup::Missing);
+    };
+    let Some(finished) = jobs::finished(job) else {
+        return Ok(Backup::Running);
+    };
+    let outcome = match outcomes.iter().find(|o| o.job_name == name) {
+        Some(outcome) => outcome.clone(),
+        None => job_outcome(client, job, finished).await?,
+    };
+    Ok(match &outcome.result {
+        Some(BackupResult::Succeeded { key, .. }) if outcome.succeeded() => {
+            Backup::Succeeded { key: key.clone() }
+        }
+        _ => Backup::Failed {
+            reason: outcome.failure_reason(),
+        },
+    })
+}
+
+/// A running OpenBaoRestore of this cluster: upgrades wait for it.
+async fn running_restore(
+    client: &Client,
+    cluster: &OpenBaoCluster,
+) -> Result<Option<String>, Error> {
+    let namespace = cluster.namespace().unwrap_or_default();
+    let restores = Api::<OpenBaoRestore>::namespaced(client.clone(), &namespace)
+        .list(&ListParams::default())
+        .await?;
+    Ok(restores
+        .items
+        .iter()
+        .filter(|r| r.spec.cluster == cluster.name_any())
+        .find(|r| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.phase == RestorePhase::Running)
+        })
+        .map(|r| r.name_any()))
+}
+
+/// Server-side applies the workload with the plan's release, then starts
+/// the pre-upgrade backup or replaces a pod, as the plan says.
+async fn apply_workload(
+    cluster: &OpenBaoCluster,
+    plan: &Plan,
+    live: Option<&StatefulSet>,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let client = &ctx.client;
+    apply(client, &workload::service_account(cluster)).await?;
+    apply(client, &workload::role(cluster)).await?;
+    apply(client, &workload::role_binding(cluster)).await?;
+    apply(client, &workload::config_map(cluster)).await?;
+    apply(client, &workload::internal_service(cluster)).await?;
+    apply(client, &workload::client_service(cluster)).await?;
+    match apply(client, &workload::pod_disruption_budget(cluster)).await {
+        // policy/v1 came with Kubernetes 1.21.
+        Err(kube::Error::Api(e)) if e.code == 404 => {
+            tracing::debug!(cluster = %cluster.name_any(), "no policy/v1 PodDisruptionBudget on this API server");
+        }
+        other => other?,
+    }
+    let claims = live.and_then(workload::live_claims);
+    apply(
+        client,
+        &workload::statefulset(cluster, &plan.deploy, claims),
+    )
+    .await?;
+
+    let namespace = cluster.namespace().unwrap_or_default();
+    if plan.start_backup
+        && let (Some(backup), Some(upgrade)) = (&cluster.spec.backup, &plan.upgrade)
+        && let Some(job_name) = &upgrade.pre_upgrade_job
+    {
+        let job = desired::pre_upgrade_job(cluster, backup, &ctx.settings, job_name);
+        match Api::<Job>::namespaced(client.clone(), &namespace)
+            .create(&PostParams::default(), &job)
+            .await
+        {
+            // Created by an earlier pass whose status write was lost.
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            other => drop(other?),
+        }
+        tracing::info!(cluster = %cluster.name_any(), job = %job_name, "pre-upgrade backup started");
+    }
+    if let Some((pod, uid)) = &plan.replace {
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: Some(uid.clone()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match Api::<Pod>::namespaced(client.clone(), &namespace)
+            .delete(pod, &params)
+            .await
+        {
+            // Gone already, or already its successor.
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+            other => drop(other?),
+        }
+        tracing::info!(cluster = %cluster.name_any(), %pod, "pod replaced to roll out the StatefulSet's template");
+    }
+    Ok(())
 }
 
 pub fn error_policy(cluster: Arc<OpenBaoCluster>, error: &Error, ctx: Arc<Context>) -> Action {
@@ -249,11 +492,17 @@ async fn backup_jobs(client: &Client, namespace: &str, cluster: &str) -> kube::R
     Ok(list.items)
 }
 
-async fn job_pods(client: &Client, namespace: &str, job: &str) -> kube::Result<Vec<Pod>> {
-    let list = Api::<Pod>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default().labels(&format!("job-name={job}")))
+/// A finished backup Job's outcome, from its pod's termination message.
+async fn job_outcome(
+    client: &Client,
+    job: &Job,
+    finished: jobs::Finished,
+) -> kube::Result<JobOutcome> {
+    let namespace = job.namespace().unwrap_or_default();
+    let pods = Api::<Pod>::namespaced(client.clone(), &namespace)
+        .list(&ListParams::default().labels(&format!("job-name={}", job.name_any())))
         .await?;
-    Ok(list.items)
+    Ok(jobs::outcome(job, finished, &pods.items))
 }
 
 fn selector(labels: &std::collections::BTreeMap<String, String>) -> String {

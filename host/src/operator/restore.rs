@@ -1,5 +1,5 @@
 //! One reconcile of one `OpenBaoRestore`: run it once, as a Job, when its
-//! cluster has no backup running, hold the cluster's scheduled backups
+//! cluster has no backup, restore or upgrade running, hold the cluster's scheduled backups
 //! meanwhile, and record how it ended. `next` decides (pure); `reconcile`
 //! reads and writes.
 
@@ -214,6 +214,15 @@ pub async fn reconcile(restore: Arc<OpenBaoRestore>, ctx: Arc<Context>) -> Resul
     let busy = match (&job, &cluster) {
         (JobState::Missing, Some(cluster)) => {
             let mut busy = running_backup_jobs(&jobs_api, &cluster.name_any()).await?;
+            if let Some(upgrade) = cluster.status.as_ref().and_then(|s| s.upgrade.as_ref())
+                && upgrade.phase.in_progress()
+            {
+                busy.push(format!(
+                    "the upgrade of {} to {}",
+                    cluster.name_any(),
+                    upgrade.to_version
+                ));
+            }
             let restores = Api::<OpenBaoRestore>::namespaced(client.clone(), &namespace)
                 .list(&ListParams::default())
                 .await?;

@@ -1,10 +1,11 @@
-//! Folding finished backup Jobs into `status.backup` and the conditions.
+//! The cluster's status: finished backup Jobs folded into `status.backup`,
+//! the workload's version and upgrade, and the conditions.
 //! Pure: the reconcile reads Jobs and the clock, this decides.
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::api::{BackupStatus, OpenBaoClusterStatus};
+use crate::api::{BackupStatus, OpenBaoClusterStatus, UpgradeStatus};
 use crate::backup::{BackupKind, BackupResult};
 
 pub const BACKUP_CONFIGURED: &str = "BackupConfigured";
@@ -102,73 +103,125 @@ pub enum Configured {
     Unschedulable(String),
 }
 
-/// The whole status after this reconcile: the previous one, with the new
-/// outcomes folded in (oldest first), the Jobs counted, the next run and
-/// the conditions. Equal to `previous` when nothing changed.
+/// A condition as decided, before the API's bookkeeping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cond {
+    pub type_: &'static str,
+    pub status: &'static str,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Cond {
+    pub fn new(
+        type_: &'static str,
+        status: &'static str,
+        reason: &'static str,
+        message: String,
+    ) -> Self {
+        Self {
+            type_,
+            status,
+            reason,
+            message,
+        }
+    }
+}
+
+/// The workload's part of the status: from `upgrade::plan`, or the
+/// spec's problems.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Workload {
+    pub version: Option<String>,
+    pub upgrade: Option<UpgradeStatus>,
+    pub conditions: Vec<Cond>,
+}
+
+/// What this reconcile found about backups.
+#[derive(Debug, Clone)]
+pub struct Backups<'a> {
+    pub configured: &'a Configured,
+    pub outcomes: &'a [JobOutcome],
+    pub recorded_jobs: Vec<String>,
+    pub next_run: Option<DateTime<Utc>>,
+}
+
+/// The whole status after this reconcile: the workload's part, the
+/// previous backup status with the new outcomes folded in (oldest first),
+/// the Jobs counted, the next run and the conditions. Equal to `previous`
+/// when nothing changed.
 pub fn next(
     previous: Option<&OpenBaoClusterStatus>,
-    configured: &Configured,
-    outcomes: &[JobOutcome],
-    recorded_jobs: Vec<String>,
-    next_run: Option<DateTime<Utc>>,
+    workload: Workload,
+    backups: Backups<'_>,
     generation: Option<i64>,
     now: DateTime<Utc>,
 ) -> OpenBaoClusterStatus {
     let previous = previous.cloned().unwrap_or_default();
     let mut backup = previous.backup.clone().unwrap_or_default();
-    let mut outcomes: Vec<&JobOutcome> = outcomes.iter().collect();
+    let mut outcomes: Vec<&JobOutcome> = backups.outcomes.iter().collect();
     outcomes.sort_by_key(|o| o.finished_at);
     for outcome in outcomes {
         record(&mut backup, outcome);
     }
-    backup.recorded_jobs = recorded_jobs;
-    backup.next_scheduled_backup = match configured {
-        Configured::Applied => next_run.map(time),
+    backup.recorded_jobs = backups.recorded_jobs;
+    backup.next_scheduled_backup = match backups.configured {
+        Configured::Applied => backups.next_run.map(time),
         _ => None,
     };
     let backup = (backup != BackupStatus::default()).then_some(backup);
-    let conditions = match configured {
-        Configured::Absent => Vec::new(),
-        _ => conditions(
-            &previous.conditions,
-            configured,
+    let mut decided = workload.conditions;
+    if *backups.configured != Configured::Absent {
+        decided.extend(backup_conditions(
+            backups.configured,
             backup.as_ref().unwrap_or(&BackupStatus::default()),
-            generation,
-            now,
-        ),
-    };
-    OpenBaoClusterStatus { backup, conditions }
+        ));
+    }
+    OpenBaoClusterStatus {
+        version: workload.version,
+        upgrade: workload.upgrade,
+        backup,
+        conditions: conditions(&previous.conditions, decided, generation, now),
+    }
 }
 
 /// `BackupConfigured` from validation, `BackupHealthy` from the status.
-fn conditions(
-    previous: &[Condition],
-    configured: &Configured,
-    status: &BackupStatus,
-    generation: Option<i64>,
-    now: DateTime<Utc>,
-) -> Vec<Condition> {
+fn backup_conditions(configured: &Configured, status: &BackupStatus) -> [Cond; 2] {
     let configured = match configured {
-        Configured::Absent | Configured::Applied => (
+        Configured::Absent | Configured::Applied => Cond::new(
+            BACKUP_CONFIGURED,
             "True",
             "Valid",
             "the backup CronJob is in place".to_string(),
         ),
-        Configured::Invalid(problems) => ("False", "InvalidSpec", problems.join("; ")),
-        Configured::Unschedulable(why) => ("False", "CronJobUnavailable", why.clone()),
+        Configured::Invalid(problems) => Cond::new(
+            BACKUP_CONFIGURED,
+            "False",
+            "InvalidSpec",
+            problems.join("; "),
+        ),
+        Configured::Unschedulable(why) => Cond::new(
+            BACKUP_CONFIGURED,
+            "False",
+            "CronJobUnavailable",
+            why.clone(),
+        ),
     };
     let healthy = match (status.consecutive_failures, &status.last_backup_time) {
-        (0, Some(_)) => (
+        (0, Some(_)) => Cond::new(
+            BACKUP_HEALTHY,
             "True",
             "BackupSucceeded",
             "the last backup succeeded".to_string(),
         ),
-        (0, None) => (
+        (0, None) => Cond::new(
+            BACKUP_HEALTHY,
             "Unknown",
             "NoBackupYet",
             "no backup has finished yet".to_string(),
         ),
-        (failures, _) => (
+        (failures, _) => Cond::new(
+            BACKUP_HEALTHY,
             "False",
             "BackupFailed",
             format!(
@@ -180,19 +233,29 @@ fn conditions(
             ),
         ),
     };
-    [(BACKUP_CONFIGURED, configured), (BACKUP_HEALTHY, healthy)]
+    [configured, healthy]
+}
+
+/// The API's conditions: a transition time that moves only when the
+/// status does.
+fn conditions(
+    previous: &[Condition],
+    decided: Vec<Cond>,
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) -> Vec<Condition> {
+    decided
         .into_iter()
-        .map(|(kind, (state, reason, message))| {
+        .map(|cond| {
             let unchanged = previous
                 .iter()
-                .find(|c| c.type_ == kind && c.status == state);
+                .find(|c| c.type_ == cond.type_ && c.status == cond.status);
             Condition {
-                type_: kind.into(),
-                status: state.into(),
-                reason: reason.into(),
-                message,
+                type_: cond.type_.into(),
+                status: cond.status.into(),
+                reason: cond.reason.into(),
+                message: cond.message,
                 observed_generation: generation,
-                // The time moves only when the status does.
                 last_transition_time: unchanged
                     .map(|c| c.last_transition_time.clone())
                     .unwrap_or_else(|| time(now)),
@@ -322,11 +385,19 @@ mod tests {
     #[test]
     fn conditions_keep_their_transition_time_while_unchanged() {
         let mut status = BackupStatus::default();
-        let first = conditions(&[], &Configured::Applied, &status, Some(1), at(1));
+        let decide = |configured: &Configured, status: &BackupStatus| {
+            backup_conditions(configured, status).to_vec()
+        };
+        let first = conditions(&[], decide(&Configured::Applied, &status), Some(1), at(1));
         assert_eq!(first[0].status, "True");
         assert_eq!(first[1].status, "Unknown");
         record(&mut status, &success(2));
-        let second = conditions(&first, &Configured::Applied, &status, Some(1), at(2));
+        let second = conditions(
+            &first,
+            decide(&Configured::Applied, &status),
+            Some(1),
+            at(2),
+        );
         assert_eq!(
             second[0].last_transition_time,
             time(at(1)),
@@ -339,8 +410,10 @@ mod tests {
         record(&mut status, &failure(3, "S3 error: denied"));
         let third = conditions(
             &second,
-            &Configured::Invalid(vec!["spec.backup.schedule: bad".to_string()]),
-            &status,
+            decide(
+                &Configured::Invalid(vec!["spec.backup.schedule: bad".to_string()]),
+                &status,
+            ),
             Some(2),
             at(3),
         );

@@ -1,7 +1,7 @@
-//! What the API server cannot check about a `spec.backup`: cron syntax,
+//! What the API server cannot check about a spec: cron syntax,
 //! durations, name formats, and the rules older API servers (no CEL) skip.
 //! Pure: every problem found is returned, each naming its field and the fix,
-//! for the `BackupConfigured` condition.
+//! for the `WorkloadConfigured` and `BackupConfigured` conditions.
 
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use kube::ResourceExt;
 use crate::api::{
     BackupSpec, BackupTarget, OpenBaoCluster, OpenBaoClusterSpec, OpenBaoRestoreSpec, PluginRef,
 };
-use crate::operator::schedule;
+use crate::operator::{openbao_config, schedule};
 use crate::s3::{MAX_CONCURRENCY, MAX_PART_SIZE, MIN_PART_SIZE};
 
 /// A `spec.backup` that passed validation, with its parsed parts.
@@ -45,6 +45,27 @@ pub fn validate(spec: &OpenBaoClusterSpec) -> Result<Option<ValidBackup>, Vec<St
         Err(problems)
     }
 }
+
+/// What the API server cannot check about the workload (or, before CEL,
+/// skips): a release to run, the extra configuration and self-init.
+pub fn workload(cluster: &str, spec: &OpenBaoClusterSpec) -> Vec<String> {
+    let mut problems = Vec::new();
+    if spec.version.is_none() && spec.image.is_none() {
+        problems
+            .push("spec.version: give OpenBao's version (e.g. 2.4.1), or spec.image".to_string());
+    }
+    // `<cluster>-pre-upgrade-<10 hex>` names a Job, and Job names end up
+    // in 63-character label values.
+    if cluster.len() > MAX_CLUSTER_NAME {
+        problems.push(format!(
+            "metadata.name: at most {MAX_CLUSTER_NAME} characters (the names of the cluster's pods and Jobs derive from it)"
+        ));
+    }
+    openbao_config::check(spec, &mut problems);
+    problems
+}
+
+const MAX_CLUSTER_NAME: usize = 36;
 
 /// What an OpenBaoRestore needs from itself and its cluster; every problem
 /// names its field.
@@ -422,6 +443,21 @@ mod tests {
             ..Default::default()
         };
         assert!(validate(&spec).unwrap_err()[0].contains("needs a backup target"));
+    }
+
+    #[test]
+    fn the_workload_needs_a_release_and_a_short_name() {
+        let problems = workload(&"b".repeat(37), &OpenBaoClusterSpec::default());
+        assert!(problems[0].starts_with("spec.version:"), "{problems:?}");
+        assert!(
+            problems[1].starts_with("metadata.name: at most 36"),
+            "{problems:?}"
+        );
+        let spec = OpenBaoClusterSpec {
+            image: Some("openbao/openbao:2.4.1".into()),
+            ..Default::default()
+        };
+        assert!(workload("bao", &spec).is_empty());
     }
 
     #[test]

@@ -39,6 +39,38 @@ fn applies() -> Vec<Step> {
     ]
 }
 
+/// A new cluster's workload: no StatefulSet yet, then its objects
+/// applied, each accepted.
+fn new_workload() -> Vec<Step> {
+    let mut steps = vec![step("GET", STS, |_| not_found())];
+    steps.extend(workload_applies(|body| (200, body)));
+    steps
+}
+
+/// The workload's server-side applies in order, the StatefulSet last and
+/// answered by `statefulset`.
+fn workload_applies(statefulset: impl FnOnce(Value) -> (u16, Value) + Send + 'static) -> Vec<Step> {
+    vec![
+        accept("PATCH", "/api/v1/namespaces/prod/serviceaccounts/bao"),
+        accept(
+            "PATCH",
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/prod/roles/bao-service-registration",
+        ),
+        accept(
+            "PATCH",
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/prod/rolebindings/bao-service-registration",
+        ),
+        accept("PATCH", "/api/v1/namespaces/prod/configmaps/bao-config"),
+        accept("PATCH", "/api/v1/namespaces/prod/services/bao-internal"),
+        accept("PATCH", "/api/v1/namespaces/prod/services/bao"),
+        accept(
+            "PATCH",
+            "/apis/policy/v1/namespaces/prod/poddisruptionbudgets/bao",
+        ),
+        step("PATCH", STS, statefulset),
+    ]
+}
+
 /// A write the API server accepts as sent.
 fn accept(method: &'static str, path: &str) -> Step {
     step(method, path, |body| (200, body))
@@ -63,6 +95,8 @@ const SA: &str = "/api/v1/namespaces/prod/serviceaccounts/bao-backup-serviceacco
 const POLICY: &str = "/apis/networking.k8s.io/v1/namespaces/prod/networkpolicies/bao-backup";
 const CRONJOB: &str = "/apis/batch/v1/namespaces/prod/cronjobs/bao-backup";
 const JOBS: &str = "/apis/batch/v1/namespaces/prod/jobs";
+const STS: &str = "/apis/apps/v1/namespaces/prod/statefulsets/bao";
+const RESTORES: &str = "/apis/openbao.org/v1alpha1/namespaces/prod/openbaorestores";
 const PODS: &str = "/api/v1/namespaces/prod/pods";
 const STATUS: &str = "/apis/openbao.org/v1alpha1/namespaces/prod/openbaoclusters/bao/status";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/prod/events";
@@ -85,7 +119,7 @@ async fn run(cluster: Value, steps: Vec<Step>) -> Result<Action, Error> {
                 (expected.method, expected.path.as_str()),
                 "request {uri}"
             );
-            if expected.path == JOBS {
+            if expected.path == JOBS && expected.method == "GET" {
                 let query = uri.query().unwrap_or_default();
                 assert!(
                     query.contains("labelSelector=app.kubernetes.io%2Fcomponent%3Dbackup"),
@@ -135,7 +169,7 @@ fn cluster(backup: Value, status: Value) -> Value {
         "kind": "OpenBaoCluster",
         "metadata": {"name": "bao", "namespace": "prod", "uid": "cluster-uid",
                      "generation": 2, "resourceVersion": "41"},
-        "spec": {"backup": backup},
+        "spec": {"version": "2.4.1", "backup": backup},
         "status": status,
     })
 }
@@ -209,41 +243,58 @@ fn condition<'a>(status: &'a Value, kind: &str) -> &'a Value {
 async fn a_new_cluster_gets_its_objects_and_a_status() {
     let action = run(
         cluster(jwt_backup(), Value::Null),
-        vec![
-            step("PATCH", SA, |body| {
+        [
+            vec![
+                step("GET", JOBS, |_| list(vec![])),
+                step("GET", STS, |_| not_found()),
+            ],
+            workload_applies(|body| {
                 assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "cluster-uid");
+                let container = &body["spec"]["template"]["spec"]["containers"][0];
+                assert_eq!(container["image"], "openbao/openbao:2.4.1");
                 (200, body)
             }),
-            accept("PATCH", POLICY),
-            step("PATCH", CRONJOB, |body| {
-                let spec = &body["spec"];
-                assert_eq!(spec["schedule"], "0 3 * * *");
-                assert_eq!(spec["concurrencyPolicy"], "Forbid");
-                let pod = &spec["jobTemplate"]["spec"]["template"]["spec"];
-                assert_eq!(pod["serviceAccountName"], "bao-backup-serviceaccount");
-                assert_eq!(
-                    pod["containers"][0]["image"],
-                    "openbao/backup-executor:v0.1.0"
-                );
-                assert_eq!(body["metadata"]["ownerReferences"][0]["controller"], true);
-                (200, body)
-            }),
-            step("GET", JOBS, |_| list(vec![])),
-            step("PUT", STATUS, |body| {
-                assert_eq!(
-                    body["metadata"]["resourceVersion"], "41",
-                    "guarded by what was read"
-                );
-                assert_eq!(condition(&body, "BackupConfigured")["status"], "True");
-                assert_eq!(condition(&body, "BackupHealthy")["reason"], "NoBackupYet");
-                assert_eq!(condition(&body, "BackupHealthy")["observedGeneration"], 2);
-                let next = body["status"]["backup"]["nextScheduledBackup"]
-                    .as_str()
-                    .unwrap();
-                assert!(next.ends_with("T03:00:00Z"), "{next}");
-                (200, body)
-            }),
-        ],
+            vec![
+                step("PATCH", SA, |body| {
+                    assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "cluster-uid");
+                    (200, body)
+                }),
+                accept("PATCH", POLICY),
+                step("PATCH", CRONJOB, |body| {
+                    let spec = &body["spec"];
+                    assert_eq!(spec["schedule"], "0 3 * * *");
+                    assert_eq!(spec["concurrencyPolicy"], "Forbid");
+                    let pod = &spec["jobTemplate"]["spec"]["template"]["spec"];
+                    assert_eq!(pod["serviceAccountName"], "bao-backup-serviceaccount");
+                    assert_eq!(
+                        pod["containers"][0]["image"],
+                        "openbao/backup-executor:v0.1.0"
+                    );
+                    assert_eq!(body["metadata"]["ownerReferences"][0]["controller"], true);
+                    (200, body)
+                }),
+                step("PUT", STATUS, |body| {
+                    assert_eq!(
+                        body["metadata"]["resourceVersion"], "41",
+                        "guarded by what was read"
+                    );
+                    assert_eq!(condition(&body, "WorkloadConfigured")["status"], "True");
+                    assert_eq!(condition(&body, "Upgraded")["reason"], "UpToDate");
+                    assert_eq!(body["status"]["version"], "2.4.1");
+                    assert_eq!(condition(&body, "BackupConfigured")["status"], "True");
+                    assert_eq!(condition(&body, "BackupHealthy")["reason"], "NoBackupYet");
+                    assert_eq!(condition(&body, "BackupHealthy")["observedGeneration"], 2);
+                    let next = body["status"]["backup"]["nextScheduledBackup"]
+                        .as_str()
+                        .unwrap();
+                    assert!(next.ends_with("T03:00:00Z"), "{next}");
+                    (200, body)
+                }),
+            ],
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
     )
     .await
     .unwrap();
@@ -275,7 +326,6 @@ async fn status_after_three_jobs() -> Value {
     run(
         cluster(jwt_backup(), Value::Null),
         [
-            applies(),
             vec![
                 step("GET", JOBS, move |_| list(jobs)),
                 step("GET", PODS, |_| {
@@ -284,6 +334,10 @@ async fn status_after_three_jobs() -> Value {
                 step("GET", PODS, |_| {
                     list(vec![pod_with_result(failed_result())])
                 }),
+            ],
+            new_workload(),
+            applies(),
+            vec![
                 step("PUT", STATUS, move |body| {
                     *keep.lock().unwrap() = body.clone();
                     (200, body)
@@ -358,10 +412,14 @@ async fn finished_jobs_are_folded_into_the_status_once() {
     again["metadata"]["resourceVersion"] = json!("42");
     run(
         again,
-        [applies(), vec![step("GET", JOBS, move |_| list(jobs))]]
-            .into_iter()
-            .flatten()
-            .collect(),
+        [
+            vec![step("GET", JOBS, move |_| list(jobs))],
+            new_workload(),
+            applies(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
     )
     .await
     .unwrap();
@@ -379,10 +437,13 @@ async fn jobs_that_are_gone_leave_the_recorded_list() {
     run(
         cluster(jwt_backup(), status["status"].clone()),
         [
-            applies(),
             vec![
                 step("GET", JOBS, move |_| list(jobs)),
                 step("GET", PODS, |_| list(vec![])),
+            ],
+            new_workload(),
+            applies(),
+            vec![
                 step("PUT", STATUS, |body| {
                     let backup = &body["status"]["backup"];
                     assert_eq!(backup["recordedJobs"], json!(["job-3"]));
@@ -420,10 +481,13 @@ async fn a_stale_copy_never_counts_a_job_twice() {
     let error = run(
         cluster(jwt_backup(), Value::Null),
         [
-            applies(),
             vec![
                 step("GET", JOBS, move |_| list(jobs)),
-            step("GET", PODS, |_| list(vec![pod_with_result(succeeded_result())])),
+                step("GET", PODS, |_| list(vec![pod_with_result(succeeded_result())])),
+            ],
+            new_workload(),
+            applies(),
+            vec![
             step("PUT", STATUS, |_| {
                 (409, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict",
                              "message": "the object has been modified", "code": 409}))
@@ -448,32 +512,38 @@ async fn an_invalid_spec_keeps_the_objects_and_says_why() {
     backup["tokenSecretRef"] = json!({"name": "backup-token"});
     run(
         cluster(backup, Value::Null),
-        vec![
-            step("GET", JOBS, |_| list(vec![])),
-            step("PUT", STATUS, |body| {
-                let configured = condition(&body, "BackupConfigured");
-                assert_eq!(configured["status"], "False");
-                assert_eq!(configured["reason"], "InvalidSpec");
-                let message = configured["message"].as_str().unwrap();
-                assert!(
-                    message.contains("spec.backup.schedule")
-                        && message.contains("exactly one of jwtAuthRole"),
-                    "{message}"
-                );
-                assert!(body["status"]["backup"]["nextScheduledBackup"].is_null());
-                (200, body)
-            }),
-            step("POST", EVENTS, |body| {
-                assert_eq!(body["reason"], "InvalidSpec");
-                assert!(
-                    body["note"]
-                        .as_str()
-                        .unwrap()
-                        .contains("spec.backup.schedule")
-                );
-                (201, body)
-            }),
-        ],
+        [
+            vec![step("GET", JOBS, |_| list(vec![]))],
+            new_workload(),
+            vec![
+                step("PUT", STATUS, |body| {
+                    let configured = condition(&body, "BackupConfigured");
+                    assert_eq!(configured["status"], "False");
+                    assert_eq!(configured["reason"], "InvalidSpec");
+                    let message = configured["message"].as_str().unwrap();
+                    assert!(
+                        message.contains("spec.backup.schedule")
+                            && message.contains("exactly one of jwtAuthRole"),
+                        "{message}"
+                    );
+                    assert!(body["status"]["backup"]["nextScheduledBackup"].is_null());
+                    (200, body)
+                }),
+                step("POST", EVENTS, |body| {
+                    assert_eq!(body["reason"], "InvalidSpec");
+                    assert!(
+                        body["note"]
+                            .as_str()
+                            .unwrap()
+                            .contains("spec.backup.schedule")
+                    );
+                    (201, body)
+                }),
+            ],
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
     )
     .await
     .unwrap();
@@ -499,28 +569,44 @@ async fn removing_spec_backup_removes_what_the_operator_made() {
                                           "message": "", "lastTransitionTime": "2026-11-24T00:00:00Z"}]});
     run(
         cluster(Value::Null, previous),
-        vec![
-            step("GET", CRONJOB, move |_| (200, cronjob)),
-            step("DELETE", CRONJOB, |_| {
-                (
-                    200,
-                    json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
-                )
-            }),
-            step("GET", POLICY, |_| not_found()),
-            // Same name, not ours: left alone.
-            step("GET", SA, move |_| (200, account)),
-            step("GET", JOBS, |_| list(vec![])),
-            step("PUT", STATUS, |body| {
-                assert_eq!(
-                    body["status"]["backup"],
-                    json!({"lastBackupName": "k", "consecutiveFailures": 0}),
-                    "history stays"
-                );
-                assert!(body["status"].get("conditions").is_none());
-                (200, body)
-            }),
-        ],
+        [
+            vec![step("GET", JOBS, |_| list(vec![]))],
+            new_workload(),
+            vec![
+                step("GET", CRONJOB, move |_| (200, cronjob)),
+                step("DELETE", CRONJOB, |_| {
+                    (
+                        200,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+                    )
+                }),
+                step("GET", POLICY, |_| not_found()),
+                // Same name, not ours: left alone.
+                step("GET", SA, move |_| (200, account)),
+                step("PUT", STATUS, |body| {
+                    assert_eq!(
+                        body["status"]["backup"],
+                        json!({"lastBackupName": "k", "consecutiveFailures": 0}),
+                        "history stays"
+                    );
+                    let kinds: Vec<&str> = body["status"]["conditions"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|c| c["type"].as_str().unwrap())
+                        .collect();
+                    assert_eq!(
+                        kinds,
+                        ["WorkloadConfigured", "Upgraded"],
+                        "no backup conditions"
+                    );
+                    (200, body)
+                }),
+            ],
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
     )
     .await
     .unwrap();
@@ -537,24 +623,30 @@ async fn token_auth_drops_the_service_account() {
                                           "name": "bao", "uid": "cluster-uid"}]}});
     run(
         cluster(backup, Value::Null),
-        vec![
-            step("GET", SA, move |_| (200, account)),
-            step("DELETE", SA, |_| {
-                (
-                    200,
-                    json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
-                )
-            }),
-            accept("PATCH", POLICY),
-            step("PATCH", CRONJOB, |body| {
-                let pod = &body["spec"]["jobTemplate"]["spec"]["template"]["spec"];
-                assert!(pod.get("serviceAccountName").is_none());
-                assert_eq!(pod["volumes"][1]["secret"]["secretName"], "backup-token");
-                (200, body)
-            }),
-            step("GET", JOBS, |_| list(vec![])),
-            accept("PUT", STATUS),
-        ],
+        [
+            vec![step("GET", JOBS, |_| list(vec![]))],
+            new_workload(),
+            vec![
+                step("GET", SA, move |_| (200, account)),
+                step("DELETE", SA, |_| {
+                    (
+                        200,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+                    )
+                }),
+                accept("PATCH", POLICY),
+                step("PATCH", CRONJOB, |body| {
+                    let pod = &body["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+                    assert!(pod.get("serviceAccountName").is_none());
+                    assert_eq!(pod["volumes"][2]["secret"]["secretName"], "backup-token");
+                    (200, body)
+                }),
+                accept("PUT", STATUS),
+            ],
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
     )
     .await
     .unwrap();
@@ -564,26 +656,32 @@ async fn token_auth_drops_the_service_account() {
 async fn an_api_server_without_cronjobs_gets_a_clear_condition() {
     let action = run(
         cluster(jwt_backup(), Value::Null),
-        vec![
-            accept("PATCH", SA),
-            accept("PATCH", POLICY),
-            step("PATCH", CRONJOB, |_| not_found()),
-            step("GET", JOBS, |_| list(vec![])),
-            step("PUT", STATUS, |body| {
-                let configured = condition(&body, "BackupConfigured");
-                assert_eq!(
-                    (configured["status"].as_str(), configured["reason"].as_str()),
-                    (Some("False"), Some("CronJobUnavailable"))
-                );
-                assert!(
-                    configured["message"]
-                        .as_str()
-                        .unwrap()
-                        .contains("batch/v1 CronJob")
-                );
-                (200, body)
-            }),
-        ],
+        [
+            vec![step("GET", JOBS, |_| list(vec![]))],
+            new_workload(),
+            vec![
+                accept("PATCH", SA),
+                accept("PATCH", POLICY),
+                step("PATCH", CRONJOB, |_| not_found()),
+                step("PUT", STATUS, |body| {
+                    let configured = condition(&body, "BackupConfigured");
+                    assert_eq!(
+                        (configured["status"].as_str(), configured["reason"].as_str()),
+                        (Some("False"), Some("CronJobUnavailable"))
+                    );
+                    assert!(
+                        configured["message"]
+                            .as_str()
+                            .unwrap()
+                            .contains("batch/v1 CronJob")
+                    );
+                    (200, body)
+                }),
+            ],
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
     )
     .await
     .unwrap();
