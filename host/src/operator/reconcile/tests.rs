@@ -687,3 +687,449 @@ async fn an_api_server_without_cronjobs_gets_a_clear_condition() {
     .unwrap();
     assert_eq!(action, Action::requeue(Duration::from_secs(600)));
 }
+
+// Upgrades: each pass below is one reconcile, fed the status the one
+// before wrote.
+
+const PRE_UPGRADE_KEY: &str = "clusters/prod/bao/20261124T100000.000Z-pre-upgrade-a1b2c3.snap";
+
+fn upgrade_to(version: &str, snapshot: bool, status: Value) -> Value {
+    let mut cluster = cluster(jwt_backup(), status);
+    cluster["spec"]["version"] = json!(version);
+    if snapshot {
+        cluster["spec"]["upgrade"] = json!({"preUpgradeSnapshot": true});
+    }
+    cluster
+}
+
+/// The StatefulSet as the API server returns it: what the operator
+/// applied for `version`, and the StatefulSet controller's status.
+fn live_statefulset(version: &str, generation: i64, revision: &str) -> Value {
+    let cluster: OpenBaoCluster =
+        serde_json::from_value(cluster(jwt_backup(), Value::Null)).unwrap();
+    let release = Release {
+        version: version.into(),
+        image: format!("openbao/openbao:{version}"),
+    };
+    let mut sts = serde_json::to_value(workload::statefulset(&cluster, &release, None)).unwrap();
+    sts["metadata"]["generation"] = json!(generation);
+    sts["status"] =
+        json!({"replicas": 3, "observedGeneration": generation, "updateRevision": revision});
+    sts
+}
+
+/// Three ready pods on the given revisions; bao-0 is the active node.
+fn openbao_pods(revisions: [&str; 3]) -> (u16, Value) {
+    list(
+        revisions
+            .iter()
+            .enumerate()
+            .map(|(i, revision)| {
+                json!({"apiVersion": "v1", "kind": "Pod",
+                       "metadata": {"name": format!("bao-{i}"), "namespace": "prod", "uid": format!("pod-{i}"),
+                                    "labels": {"controller-revision-hash": revision,
+                                               "openbao-active": (i == 0).to_string()}},
+                       "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+            })
+            .collect(),
+    )
+}
+
+fn pre_upgrade_job(name: &str, condition: Option<&str>) -> Value {
+    job(
+        name,
+        "pre-1",
+        condition,
+        json!({"openbao.org/backup-kind": "pre-upgrade"}),
+    )
+}
+
+fn pre_upgrade_result(succeeded: bool) -> Value {
+    let mut result = if succeeded {
+        succeeded_result()
+    } else {
+        failed_result()
+    };
+    result["kind"] = json!("pre-upgrade");
+    result["key"] = json!(PRE_UPGRADE_KEY);
+    result
+}
+
+/// The StatefulSet apply, checked to run `version`.
+fn applies_image(version: &'static str) -> impl FnOnce(Value) -> (u16, Value) + Send {
+    move |body| {
+        let container = &body["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["image"], format!("openbao/openbao:{version}"));
+        assert_eq!(
+            body["metadata"]["annotations"]["openbao.org/version"],
+            version
+        );
+        (200, body)
+    }
+}
+
+/// A status write, kept for the next pass.
+fn keep_status(
+    into: &Arc<std::sync::Mutex<Value>>,
+    check: impl FnOnce(&Value) + Send + 'static,
+) -> Step {
+    let into = into.clone();
+    step("PUT", STATUS, move |body| {
+        check(&body);
+        *into.lock().unwrap() = body["status"].clone();
+        (200, body)
+    })
+}
+
+fn event(reason: &'static str) -> Step {
+    step("POST", EVENTS, move |body| {
+        assert_eq!(body["reason"], reason, "{body}");
+        (201, body)
+    })
+}
+
+fn steps(parts: Vec<Vec<Step>>) -> Vec<Step> {
+    parts.into_iter().flatten().collect()
+}
+
+#[tokio::test]
+async fn an_upgrade_waits_for_its_pre_upgrade_backup_then_rolls_standbys_first() {
+    let status = Arc::new(std::sync::Mutex::new(json!({"version": "2.4.1"})));
+    let now = || status.lock().unwrap().clone();
+    let wanted = Release {
+        version: "2.4.2".into(),
+        image: "openbao/openbao:2.4.2".into(),
+    };
+    let job_name = upgrade::backup_job_name("bao", &wanted, None);
+    let old = ["bao-a"; 3];
+
+    // 1. A new version: the pre-upgrade backup Job starts; the
+    //    StatefulSet keeps 2.4.1.
+    let expected_job = job_name.clone();
+    let action = run(
+        upgrade_to("2.4.2", true, now()),
+        steps(vec![
+            vec![
+                step("GET", JOBS, |_| list(vec![])),
+                step("GET", STS, |_| (200, live_statefulset("2.4.1", 1, "bao-a"))),
+                step("GET", PODS, move |_| openbao_pods(old)),
+                step("GET", RESTORES, |_| list(vec![])),
+            ],
+            workload_applies(applies_image("2.4.1")),
+            vec![step("POST", JOBS, move |body| {
+                assert_eq!(body["metadata"]["name"], expected_job);
+                assert_eq!(
+                    body["metadata"]["annotations"]["openbao.org/backup-kind"],
+                    "pre-upgrade"
+                );
+                assert_eq!(
+                    body["metadata"]["labels"]["app.kubernetes.io/component"],
+                    "backup"
+                );
+                assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "cluster-uid");
+                let env = &body["spec"]["template"]["spec"]["containers"][0]["env"];
+                assert!(
+                    env.as_array()
+                        .unwrap()
+                        .contains(&json!({"name": "BACKUP_KIND", "value": "pre-upgrade"})),
+                    "{env}"
+                );
+                (201, body)
+            })],
+            applies(),
+            vec![keep_status(&status, |body| {
+                let upgrade = &body["status"]["upgrade"];
+                assert_eq!(upgrade["phase"], "BackingUp");
+                assert_eq!(
+                    (
+                        upgrade["fromVersion"].as_str(),
+                        upgrade["toVersion"].as_str()
+                    ),
+                    (Some("2.4.1"), Some("2.4.2"))
+                );
+                assert_eq!(condition(body, "Upgraded")["reason"], "PreUpgradeBackup");
+                assert_eq!(body["status"]["version"], "2.4.1");
+            })],
+        ]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(30)));
+
+    // 2. While the Job runs, nothing moves and nothing is written.
+    let running = job_name.clone();
+    run(
+        upgrade_to("2.4.2", true, now()),
+        steps(vec![
+            vec![
+                step("GET", JOBS, move |_| {
+                    list(vec![pre_upgrade_job(&running, None)])
+                }),
+                step("GET", STS, |_| (200, live_statefulset("2.4.1", 1, "bao-a"))),
+                step("GET", PODS, move |_| openbao_pods(old)),
+                step("GET", RESTORES, |_| list(vec![])),
+            ],
+            workload_applies(applies_image("2.4.1")),
+            applies(),
+        ]),
+    )
+    .await
+    .unwrap();
+
+    // 3. The backup succeeded: recorded, and the StatefulSet gets 2.4.2.
+    let done = job_name.clone();
+    run(
+        upgrade_to("2.4.2", true, now()),
+        steps(vec![
+            vec![
+                step("GET", JOBS, move |_| {
+                    list(vec![pre_upgrade_job(&done, Some("Complete"))])
+                }),
+                step("GET", PODS, |_| {
+                    list(vec![pod_with_result(pre_upgrade_result(true))])
+                }),
+                step("GET", STS, |_| (200, live_statefulset("2.4.1", 1, "bao-a"))),
+                step("GET", PODS, move |_| openbao_pods(old)),
+                step("GET", RESTORES, |_| list(vec![])),
+            ],
+            workload_applies(applies_image("2.4.2")),
+            applies(),
+            vec![
+                keep_status(&status, |body| {
+                    let upgrade = &body["status"]["upgrade"];
+                    assert_eq!(upgrade["phase"], "RollingOut");
+                    assert_eq!(upgrade["preUpgradeBackupKey"], PRE_UPGRADE_KEY);
+                    assert_eq!(body["status"]["backup"]["lastBackupName"], PRE_UPGRADE_KEY);
+                }),
+                event("BackupSucceeded"),
+                step("POST", EVENTS, |body| {
+                    assert_eq!(body["reason"], "UpgradeStarted");
+                    let note = body["note"].as_str().unwrap();
+                    assert!(
+                        note.contains("from 2.4.1 to 2.4.2") && note.contains(PRE_UPGRADE_KEY),
+                        "{note}"
+                    );
+                    (201, body)
+                }),
+            ],
+        ]),
+    )
+    .await
+    .unwrap();
+
+    // 4. The pods, one at a time: standbys (highest first), the active
+    //    node bao-0 last.
+    let mut revisions = old;
+    for pod in [2, 1, 0] {
+        let job = job_name.clone();
+        let path = format!("{PODS}/bao-{pod}");
+        run(
+            upgrade_to("2.4.2", true, now()),
+            steps(vec![
+                vec![
+                    step("GET", JOBS, move |_| {
+                        list(vec![pre_upgrade_job(&job, Some("Complete"))])
+                    }),
+                    step("GET", STS, |_| (200, live_statefulset("2.4.2", 2, "bao-b"))),
+                    step("GET", PODS, move |_| openbao_pods(revisions)),
+                ],
+                workload_applies(applies_image("2.4.2")),
+                vec![step("DELETE", &path, move |body| {
+                    assert_eq!(body["preconditions"]["uid"], format!("pod-{pod}"));
+                    (
+                        200,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+                    )
+                })],
+                applies(),
+                vec![keep_status(&status, move |body| {
+                    let message = condition(body, "Upgraded")["message"]
+                        .as_str()
+                        .unwrap()
+                        .to_string();
+                    assert!(
+                        message.ends_with(&format!("replacing pod bao-{pod}")),
+                        "{message}"
+                    );
+                })],
+            ]),
+        )
+        .await
+        .unwrap();
+        // The StatefulSet controller recreates it from the new template.
+        revisions[pod] = "bao-b";
+    }
+
+    // 5. Every pod runs 2.4.2.
+    let job = job_name.clone();
+    let action = run(
+        upgrade_to("2.4.2", true, now()),
+        steps(vec![
+            vec![
+                step("GET", JOBS, move |_| {
+                    list(vec![pre_upgrade_job(&job, Some("Complete"))])
+                }),
+                step("GET", STS, |_| (200, live_statefulset("2.4.2", 2, "bao-b"))),
+                step("GET", PODS, |_| openbao_pods(["bao-b"; 3])),
+            ],
+            workload_applies(applies_image("2.4.2")),
+            applies(),
+            vec![
+                keep_status(&status, |body| {
+                    assert_eq!(body["status"]["version"], "2.4.2");
+                    let upgrade = &body["status"]["upgrade"];
+                    assert_eq!(upgrade["phase"], "Completed");
+                    assert_eq!(upgrade["preUpgradeBackupKey"], PRE_UPGRADE_KEY);
+                    assert!(upgrade["completionTime"].is_string());
+                    assert_eq!(condition(body, "Upgraded")["status"], "True");
+                }),
+                event("UpgradeCompleted"),
+            ],
+        ]),
+    )
+    .await
+    .unwrap();
+    assert_ne!(action, Action::requeue(Duration::from_secs(30)));
+}
+
+#[tokio::test]
+async fn without_a_pre_upgrade_snapshot_the_rollout_starts_at_once() {
+    run(
+        upgrade_to("2.4.2", false, json!({"version": "2.4.1"})),
+        steps(vec![
+            vec![
+                step("GET", JOBS, |_| list(vec![])),
+                step("GET", STS, |_| (200, live_statefulset("2.4.1", 1, "bao-a"))),
+                step("GET", PODS, |_| openbao_pods(["bao-a"; 3])),
+                step("GET", RESTORES, |_| list(vec![])),
+            ],
+            workload_applies(applies_image("2.4.2")),
+            applies(),
+            vec![
+                step("PUT", STATUS, |body| {
+                    let upgrade = &body["status"]["upgrade"];
+                    assert_eq!(upgrade["phase"], "RollingOut");
+                    assert!(upgrade.get("preUpgradeJob").is_none());
+                    (200, body)
+                }),
+                event("UpgradeStarted"),
+            ],
+        ]),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_pre_upgrade_backup_blocks_the_upgrade_until_a_retry() {
+    let status = Arc::new(std::sync::Mutex::new(json!({"version": "2.4.1"})));
+    let wanted = Release {
+        version: "2.4.2".into(),
+        image: "openbao/openbao:2.4.2".into(),
+    };
+    let first = upgrade::backup_job_name("bao", &wanted, None);
+    let failed = first.clone();
+    run(
+        upgrade_to("2.4.2", true, json!({"version": "2.4.1"})),
+        steps(vec![
+            vec![
+                step("GET", JOBS, move |_| {
+                    list(vec![pre_upgrade_job(&failed, Some("Failed"))])
+                }),
+                step("GET", PODS, |_| {
+                    list(vec![pod_with_result(pre_upgrade_result(false))])
+                }),
+                step("GET", STS, |_| (200, live_statefulset("2.4.1", 1, "bao-a"))),
+                step("GET", PODS, |_| openbao_pods(["bao-a"; 3])),
+                step("GET", RESTORES, |_| list(vec![])),
+            ],
+            workload_applies(applies_image("2.4.1")),
+            applies(),
+            vec![
+                keep_status(&status, |body| {
+                    assert_eq!(body["status"]["upgrade"]["phase"], "Failed");
+                    let upgraded = condition(body, "Upgraded");
+                    assert_eq!(upgraded["reason"], "PreUpgradeBackupFailed");
+                    let message = upgraded["message"].as_str().unwrap();
+                    assert!(
+                        message.contains("could not be found")
+                            && message.contains("openbao.org/retry-upgrade"),
+                        "{message}"
+                    );
+                }),
+                event("BackupFailed"),
+                event("UpgradeBlocked"),
+            ],
+        ]),
+    )
+    .await
+    .unwrap();
+
+    // A new value of the retry annotation is a new attempt, with a new Job.
+    let mut retry = upgrade_to("2.4.2", true, status.lock().unwrap().clone());
+    retry["metadata"]["annotations"] = json!({"openbao.org/retry-upgrade": "1"});
+    let recorded = first.clone();
+    run(
+        retry,
+        steps(vec![
+            vec![
+                step("GET", JOBS, move |_| {
+                    list(vec![pre_upgrade_job(&recorded, Some("Failed"))])
+                }),
+                step("GET", STS, |_| (200, live_statefulset("2.4.1", 1, "bao-a"))),
+                step("GET", PODS, |_| openbao_pods(["bao-a"; 3])),
+                step("GET", RESTORES, |_| list(vec![])),
+            ],
+            workload_applies(applies_image("2.4.1")),
+            vec![step("POST", JOBS, move |body| {
+                let name = body["metadata"]["name"].as_str().unwrap().to_string();
+                assert!(
+                    name.starts_with("bao-pre-upgrade-") && name != first,
+                    "{name}"
+                );
+                (201, body)
+            })],
+            applies(),
+            vec![step("PUT", STATUS, |body| {
+                assert_eq!(body["status"]["upgrade"]["phase"], "BackingUp");
+                (200, body)
+            })],
+        ]),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_running_restore_holds_an_upgrade_back() {
+    let restore = json!({"apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoRestore",
+        "metadata": {"name": "restore-1", "namespace": "prod"},
+        "spec": {"cluster": "bao", "key": "latest", "jwtAuthRole": "restore"},
+        "status": {"phase": "Running"}});
+    run(
+        upgrade_to("2.4.2", true, json!({"version": "2.4.1"})),
+        steps(vec![
+            vec![
+                step("GET", JOBS, |_| list(vec![])),
+                step("GET", STS, |_| (200, live_statefulset("2.4.1", 1, "bao-a"))),
+                step("GET", PODS, |_| openbao_pods(["bao-a"; 3])),
+                step("GET", RESTORES, move |_| list(vec![restore])),
+            ],
+            // No pre-upgrade Job, and the StatefulSet keeps 2.4.1.
+            workload_applies(applies_image("2.4.1")),
+            applies(),
+            vec![step("PUT", STATUS, |body| {
+                assert_eq!(body["status"]["upgrade"]["phase"], "Waiting");
+                assert!(
+                    condition(&body, "Upgraded")["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("restore-1")
+                );
+                (200, body)
+            })],
+        ]),
+    )
+    .await
+    .unwrap();
+}
