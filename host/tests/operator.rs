@@ -19,14 +19,22 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, KeyToPath, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, KeyToPath, PersistentVolumeClaimVolumeSource, Pod, Secret, Service, ServiceAccount,
+    Volume,
+};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
-use openbao_backup::api::{OpenBaoCluster, OpenBaoRestore, OpenBaoRestoreStatus, RestorePhase};
+use openbao_backup::api::{
+    OpenBaoCluster, OpenBaoRestore, OpenBaoRestoreStatus, RestorePhase, UpgradePhase,
+};
 use openbao_backup::cli::DEFAULT_JWT_FILE;
 use openbao_backup::operator::desired::{self, OperatorSettings};
 use openbao_backup::plugin_spec::PluginSpec;
@@ -34,6 +42,7 @@ use serde_json::json;
 use support::{Bucket, sha256_hex};
 use testkit::jwt::JwtIssuer;
 use testkit::kube::KubeApiServer;
+use testkit::tls::TestCa;
 use testkit::{FakeConfig, FakeOpenBao, Fault, JwtRole, SnapshotSpec};
 
 const CHART: &str = concat!(
@@ -123,6 +132,8 @@ async fn operator_on_a_real_api_server() {
     fake.set_fault(Fault::None);
     let key = plugins_from_config_maps(&kube, &admin, &bucket, &fake).await;
     restore_through_the_operator(&kube, &admin, &fake, &key).await;
+    // The last backup is the pre-upgrade one now.
+    let key = upgrade_through_the_operator(&kube, &admin, &fake).await;
 
     // A second replica waits while the first leads; when the first stops,
     // the second takes over and, reading the status back, counts nothing
@@ -160,7 +171,8 @@ async fn operator_on_a_real_api_server() {
         "re-applying an unchanged NetworkPolicy writes nothing"
     );
 
-    // Removing spec.backup removes what the operator made for it.
+    // Removing spec.backup (and the pre-upgrade snapshots that need it)
+    // removes what the operator made for it.
     let removed = kube.kubectl(
         &[
             "-n",
@@ -170,7 +182,7 @@ async fn operator_on_a_real_api_server() {
             "it",
             "--type=json",
             "-p",
-            r#"[{"op":"remove","path":"/spec/backup"}]"#,
+            r#"[{"op":"remove","path":"/spec/backup"},{"op":"remove","path":"/spec/upgrade"}]"#,
         ],
         None,
     );
@@ -191,7 +203,14 @@ async fn operator_on_a_real_api_server() {
     })
     .await;
     let status = get_cluster(&admin).await.status.unwrap();
-    assert!(status.conditions.is_empty());
+    assert!(
+        status
+            .conditions
+            .iter()
+            .all(|c| !c.type_.starts_with("Backup")),
+        "{:?}",
+        status.conditions
+    );
     assert_eq!(
         status.backup.unwrap().last_backup_name.as_deref(),
         Some(key.as_str()),
@@ -355,6 +374,16 @@ async fn documented_clusters_are_reconciled(admin: &Client) {
             jwt,
             "{name}: a ServiceAccount only for JWT auth"
         );
+        let workload = condition(&cluster, "WorkloadConfigured");
+        assert_eq!(workload.status, "True", "{name}: {}", workload.message);
+        let statefulset = Api::<StatefulSet>::namespaced(admin.clone(), namespace)
+            .get(name)
+            .await
+            .unwrap();
+        assert_eq!(
+            statefulset.owner_references()[0].uid,
+            cluster.uid().unwrap()
+        );
     }
 }
 
@@ -372,6 +401,17 @@ async fn a_spec_only_the_controller_can_check_gets_a_condition(
         (!cluster.status.as_ref()?.conditions.is_empty()).then_some(cluster)
     })
     .await;
+    // Without CEL, the controller also says the workload needs a version.
+    let workload = condition(&cluster, "WorkloadConfigured");
+    assert_eq!(
+        (workload.status.as_str(), workload.reason.as_str()),
+        ("False", "InvalidSpec")
+    );
+    assert!(
+        workload.message.starts_with("spec.version:"),
+        "{}",
+        workload.message
+    );
     let configured = condition(&cluster, "BackupConfigured");
     assert_eq!(configured.reason, "InvalidSpec");
     assert!(
@@ -425,10 +465,22 @@ async fn backup_cluster(kube: &KubeApiServer, admin: &Client, bucket: &Bucket) -
         &["apply", "--server-side", "-f", "-"],
         Some(&secret.to_string()),
     );
+    // The cluster's TLS Secret: backup pods trust its CA.
+    let tls = TestCa::generate();
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": "it-tls", "namespace": "backups"},
+        "stringData": {"tls.crt": tls.server_cert_pem, "tls.key": tls.server_key_pem, "ca.crt": tls.ca_pem},
+    });
+    kubectl_ok(
+        kube,
+        &["apply", "--server-side", "-f", "-"],
+        Some(&secret.to_string()),
+    );
     let cluster = json!({
         "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoCluster",
         "metadata": {"name": "it", "namespace": "backups"},
-        "spec": {"replicas": 1, "backup": {
+        "spec": {"replicas": 1, "version": "2.4.1", "upgrade": {"preUpgradeSnapshot": true}, "backup": {
             "schedule": "0 3 * * *",
             "executorImage": "openbao/backup-executor:v0.1.0",
             "jwtAuthRole": "backup",
@@ -594,6 +646,221 @@ async fn restore_through_the_operator(
     assert_eq!(failed.conditions[0].reason, "RestoreFailed");
     wait_for_event_about(admin, "RestoreFailed", "restore-2").await;
     assert_eq!(fake.restored().len(), 1, "nothing installed");
+}
+
+/// The workload is owned by the cluster; a new version waits for its
+/// pre-upgrade backup Job (run here as the kubelet, through the cluster's
+/// plugins), then the pod is replaced. The test plays the StatefulSet
+/// controller: it reports the StatefulSet's revision and makes its pods.
+async fn upgrade_through_the_operator(
+    kube: &KubeApiServer,
+    admin: &Client,
+    fake: &FakeOpenBao,
+) -> String {
+    let cluster = get_cluster(admin).await;
+    let uid = cluster.uid().unwrap();
+    let statefulsets: Api<StatefulSet> = Api::namespaced(admin.clone(), "backups");
+    let owned = |meta: &ObjectMeta| {
+        let owner = &meta.owner_references.as_ref().unwrap()[0];
+        owner.uid == uid && owner.controller == Some(true)
+    };
+    let sts = wait_for("the StatefulSet", || async {
+        statefulsets.get_opt("it").await.unwrap()
+    })
+    .await;
+    assert!(owned(&sts.metadata));
+    let image = |sts: &StatefulSet| {
+        sts.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .image
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(image(&sts), "openbao/openbao:2.4.1");
+    let services: Api<Service> = Api::namespaced(admin.clone(), "backups");
+    for name in ["it", "it-internal"] {
+        assert!(owned(&services.get(name).await.unwrap().metadata), "{name}");
+    }
+    let config = Api::<ConfigMap>::namespaced(admin.clone(), "backups")
+        .get("it-config")
+        .await
+        .unwrap();
+    assert!(owned(&config.metadata));
+    assert!(
+        config.data.unwrap()["config.json"].contains("https://it-0.it-internal.backups.svc:8200")
+    );
+    let account = Api::<ServiceAccount>::namespaced(admin.clone(), "backups")
+        .get("it")
+        .await
+        .unwrap();
+    assert!(owned(&account.metadata));
+    let role = Api::<Role>::namespaced(admin.clone(), "backups")
+        .get("it-service-registration")
+        .await
+        .unwrap();
+    assert!(
+        owned(&role.metadata),
+        "granted by the operator's own rights"
+    );
+    let binding = Api::<RoleBinding>::namespaced(admin.clone(), "backups")
+        .get("it-service-registration")
+        .await
+        .unwrap();
+    assert!(owned(&binding.metadata));
+    let status = wait_for("the workload in status", || async {
+        let status = get_cluster(admin).await.status?;
+        (status.version.as_deref() == Some("2.4.1")).then_some(status)
+    })
+    .await;
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "WorkloadConfigured" && c.status == "True")
+    );
+    play_statefulset_controller(admin, "it-a").await;
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "backups");
+    make_openbao_pod(&pods, &sts, "it-a").await;
+
+    // A new version: the pre-upgrade backup Job comes first, and the
+    // StatefulSet keeps 2.4.1 while it has not succeeded.
+    kubectl_ok(
+        kube,
+        &[
+            "-n",
+            "backups",
+            "patch",
+            "openbaocluster",
+            "it",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"version":"2.4.2"}}"#,
+        ],
+        None,
+    );
+    let jobs: Api<Job> = Api::namespaced(admin.clone(), "backups");
+    let job = wait_for("the pre-upgrade Job", || async {
+        let list = jobs.list(&ListParams::default()).await.unwrap();
+        list.items
+            .into_iter()
+            .find(|j| j.name_any().starts_with("it-pre-upgrade-"))
+    })
+    .await;
+    let upgrade = wait_for("the upgrade in status", || async {
+        get_cluster(admin).await.status?.upgrade
+    })
+    .await;
+    assert_eq!(upgrade.phase, UpgradePhase::BackingUp);
+    assert_eq!(
+        upgrade.pre_upgrade_job.as_deref(),
+        Some(job.name_any().as_str())
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        image(&statefulsets.get("it").await.unwrap()),
+        "openbao/openbao:2.4.1",
+        "the gate holds"
+    );
+    assert_eq!(
+        condition(&get_cluster(admin).await, "Upgraded").reason,
+        "PreUpgradeBackup"
+    );
+
+    run_job(kube, admin, &job, &fake.url()).await;
+    let upgrade = wait_for("the rollout", || async {
+        let upgrade = get_cluster(admin).await.status?.upgrade?;
+        (upgrade.phase == UpgradePhase::RollingOut).then_some(upgrade)
+    })
+    .await;
+    let key = upgrade.pre_upgrade_backup_key.unwrap();
+    assert!(key.contains("-pre-upgrade-"), "{key}");
+    let sts = statefulsets.get("it").await.unwrap();
+    assert_eq!(image(&sts), "openbao/openbao:2.4.2");
+
+    // The new template: the operator replaces the pod, and the new one
+    // (made by the "controller") completes the upgrade.
+    play_statefulset_controller(admin, "it-b").await;
+    wait_for("the old pod to be replaced", || async {
+        pods.get_opt("it-0").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    make_openbao_pod(&pods, &sts, "it-b").await;
+    let status = wait_for("the upgrade to complete", || async {
+        let status = get_cluster(admin).await.status?;
+        (status.upgrade.as_ref()?.phase == UpgradePhase::Completed).then_some(status)
+    })
+    .await;
+    assert_eq!(status.version.as_deref(), Some("2.4.2"));
+    assert_eq!(
+        status.upgrade.unwrap().pre_upgrade_backup_key.as_deref(),
+        Some(key.as_str())
+    );
+    wait_for_event(admin, "UpgradeCompleted").await;
+    key
+}
+
+/// What the StatefulSet controller reports once it has seen the template.
+async fn play_statefulset_controller(admin: &Client, revision: &str) {
+    let statefulsets: Api<StatefulSet> = Api::namespaced(admin.clone(), "backups");
+    let mut sts = serde_json::to_value(statefulsets.get("it").await.unwrap()).unwrap();
+    sts["status"] = json!({"replicas": 1, "observedGeneration": sts["metadata"]["generation"],
+                           "updateRevision": revision, "currentRevision": revision});
+    statefulsets
+        .replace_status(
+            "it",
+            &PostParams::default(),
+            &serde_json::from_value(sts).unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
+/// Pod `it-0` from the StatefulSet's template, ready, labelled active as
+/// OpenBao's service registration would.
+async fn make_openbao_pod(pods: &Api<Pod>, sts: &StatefulSet, revision: &str) {
+    let template = sts.spec.clone().unwrap().template;
+    let mut spec = template.spec.unwrap();
+    // The controller's volume for the claim template.
+    spec.volumes.get_or_insert_with(Vec::new).push(Volume {
+        name: "data".into(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: "data-it-0".into(),
+            read_only: None,
+        }),
+        ..Default::default()
+    });
+    let mut meta = template.metadata.unwrap();
+    meta.name = Some("it-0".into());
+    let labels = meta.labels.get_or_insert_with(Default::default);
+    labels.insert("controller-revision-hash".into(), revision.into());
+    labels.insert("openbao-active".into(), "true".into());
+    let pod = pods
+        .create(
+            &PostParams::default(),
+            &Pod {
+                metadata: meta,
+                spec: Some(spec),
+                status: None,
+            },
+        )
+        .await
+        .unwrap();
+    let mut ready = serde_json::to_value(&pod).unwrap();
+    ready["status"] =
+        json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
+    pods.replace_status(
+        "it-0",
+        &PostParams::default(),
+        &serde_json::from_value(ready).unwrap(),
+    )
+    .await
+    .unwrap();
 }
 
 /// Applies an OpenBaoRestore of `key` for the cluster `it`, waits for the
@@ -1060,7 +1327,7 @@ async fn scale_500_clusters() {
                 let cluster: OpenBaoCluster = serde_json::from_value(json!({
                     "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoCluster",
                     "metadata": {"name": format!("bao-{i}"), "namespace": namespace},
-                    "spec": {"backup": {
+                    "spec": {"version": "2.4.1", "backup": {
                         "schedule": format!("{} 3 * * *", i % 60),
                         "executorImage": "openbao/backup-executor:v0.1.0",
                         "jwtAuthRole": "backup",
