@@ -10,6 +10,9 @@
 //! here the operator reports `CronJobUnavailable` and the test creates Jobs
 //! from the CronJob's template as `kubectl create job --from=cronjob/...`
 //! does; the CronJob itself is covered by the scripted reconcile tests.
+//! For upgrades the test also plays the StatefulSet controller: it reports
+//! the StatefulSet's revision and makes its pods; policy/v1
+//! PodDisruptionBudgets (1.21+) are covered by the scripted tests too.
 
 mod support;
 
