@@ -88,7 +88,11 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
             let (plan, live) =
                 plan_workload(&cluster, &wanted, &backup_jobs, &outcomes, &ctx).await?;
             apply_workload(&cluster, &plan, live.as_ref(), &ctx).await?;
-            let wait = plan.condition.status != "True";
+            // A failed pre-upgrade backup waits for the user, not a timer.
+            let wait = matches!(
+                plan.condition.reason,
+                "PreUpgradeBackup" | "RollingOut" | "WaitingForRestore"
+            );
             let workload = Workload {
                 version: plan.version,
                 upgrade: plan.upgrade,

@@ -35,6 +35,10 @@ pub fn updated(statefulset: &StatefulSet, pods: &[Pod]) -> (usize, usize) {
 }
 
 pub fn next(statefulset: &StatefulSet, pods: &[Pod]) -> Step {
+    // Nothing to replace: making pods is the StatefulSet controller's job.
+    if pods.is_empty() {
+        return Step::Done;
+    }
     let status = statefulset.status.clone().unwrap_or_default();
     if status.observed_generation < statefulset.metadata.generation {
         return Step::Wait("the StatefulSet controller has not yet seen the new template".into());
@@ -46,7 +50,7 @@ pub fn next(statefulset: &StatefulSet, pods: &[Pod]) -> Step {
         .iter()
         .filter(|pod| pod.labels().get(REVISION_LABEL) != Some(revision))
         .collect();
-    if outdated.is_empty() && pods.len() >= replicas(statefulset) {
+    if outdated.is_empty() {
         return Step::Done;
     }
     let name = statefulset.name_any();
@@ -211,6 +215,8 @@ mod tests {
             pod(2, "bao-old", false, false),
         ];
         assert_eq!(next(&statefulset(1, 1, "bao-old"), &new), Step::Done);
+        // No pods yet: nothing to replace.
+        assert_eq!(next(&statefulset(1, 0, "bao-old"), &[]), Step::Done);
     }
 
     #[test]

@@ -83,7 +83,15 @@ pub fn plan(seen: &Observed<'_>, now: DateTime<Utc>) -> Plan {
     let Some(running) = seen.running.filter(|r| r.image != wanted.image) else {
         // Nothing to upgrade: roll out the StatefulSet's template, if needed.
         let (done, of) = seen.updated;
-        match seen.rollout {
+        let upgrading = plan.upgrade.as_ref().is_some_and(|u| u.phase.in_progress());
+        let step = match seen.rollout {
+            // A replaced pod not yet recreated.
+            Step::Done if upgrading && done < of => {
+                Step::Wait("waiting for the StatefulSet controller to recreate pods".into())
+            }
+            step => step.clone(),
+        };
+        let progress = match step {
             Step::Done => {
                 plan.version = Some(wanted.version.clone());
                 plan.condition.message = format!("every pod runs {}", wanted.version);
@@ -100,23 +108,20 @@ pub fn plan(seen: &Observed<'_>, now: DateTime<Utc>) -> Plan {
                         ),
                     ));
                 }
+                return plan;
             }
-            step => {
-                let progress = match step {
-                    Step::Replace { pod, uid } => {
-                        plan.replace = Some((pod.clone(), uid.clone()));
-                        format!("replacing pod {pod}")
-                    }
-                    Step::Wait(why) => why.clone(),
-                    Step::Done => unreachable!(),
-                };
-                let message = format!("{done} of {of} pods updated; {progress}");
-                plan.condition = Cond::new(UPGRADED, "False", "RollingOut", message.clone());
-                if let Some(upgrade) = plan.upgrade.as_mut().filter(|u| u.phase.in_progress()) {
-                    upgrade.phase = UpgradePhase::RollingOut;
-                    upgrade.message = Some(message);
-                }
+            Step::Replace { pod, uid } => {
+                let progress = format!("replacing pod {pod}");
+                plan.replace = Some((pod, uid));
+                progress
             }
+            Step::Wait(why) => why,
+        };
+        let message = format!("{done} of {of} pods updated; {progress}");
+        plan.condition = Cond::new(UPGRADED, "False", "RollingOut", message.clone());
+        if let Some(upgrade) = plan.upgrade.as_mut().filter(|u| u.phase.in_progress()) {
+            upgrade.phase = UpgradePhase::RollingOut;
+            upgrade.message = Some(message);
         }
         return plan;
     };
@@ -245,6 +250,7 @@ mod tests {
         backup: Backup,
         restoring: Option<&'static str>,
         previous: Option<UpgradeStatus>,
+        updated: (usize, usize),
     }
 
     impl Case {
@@ -257,6 +263,7 @@ mod tests {
                 backup: Backup::Missing,
                 restoring: None,
                 previous: None,
+                updated: (3, 3),
             }
         }
 
@@ -266,7 +273,7 @@ mod tests {
                     wanted: &self.wanted,
                     running: self.running.as_ref(),
                     rollout: &self.rollout,
-                    updated: (1, 3),
+                    updated: self.updated,
                     snapshot: self.snapshot,
                     backup_job: "bao-pre-upgrade-1",
                     backup: &self.backup,
@@ -320,6 +327,7 @@ mod tests {
         // The StatefulSet runs 2.4.2 now; its pods follow one by one.
         case.previous = go.upgrade;
         case.running = Some(release("2.4.2"));
+        case.updated = (1, 3);
         case.rollout = Step::Replace {
             pod: "bao-1".into(),
             uid: "u1".into(),
@@ -334,6 +342,7 @@ mod tests {
 
         case.previous = rolling.upgrade;
         case.rollout = Step::Done;
+        case.updated = (3, 3);
         let done = case.plan();
         let upgrade = done.upgrade.unwrap();
         assert_eq!(upgrade.phase, UpgradePhase::Completed);
@@ -344,6 +353,27 @@ mod tests {
         assert_eq!(done.version.as_deref(), Some("2.4.2"));
         assert_eq!(done.condition.status, "True");
         assert_eq!(done.event.unwrap().2, "upgraded from 2.4.1 to 2.4.2");
+    }
+
+    #[test]
+    fn an_upgrade_completes_only_when_every_pod_is_back() {
+        let mut case = Case::upgrade();
+        case.running = Some(release("2.4.2"));
+        case.previous = Some(UpgradeStatus {
+            phase: UpgradePhase::RollingOut,
+            from_version: "2.4.1".into(),
+            to_version: "2.4.2".into(),
+            ..Default::default()
+        });
+        // Two pods are missing.
+        case.updated = (1, 3);
+        let plan = case.plan();
+        assert_eq!(plan.upgrade.unwrap().phase, UpgradePhase::RollingOut);
+        assert!(
+            plan.condition.message.contains("recreate pods"),
+            "{}",
+            plan.condition.message
+        );
     }
 
     #[test]
