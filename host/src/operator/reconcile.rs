@@ -85,8 +85,16 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
     //    pre-upgrade backup. An invalid spec keeps the last good objects.
     let (workload, upgrade_event, wait) = match Release::wanted(&cluster.spec) {
         Some(wanted) if workload_problems.is_empty() => {
-            let (plan, live) =
-                plan_workload(&cluster, &wanted, &backup_jobs, &outcomes, &ctx).await?;
+            let backup_valid = matches!(validation, Ok(Some(_)));
+            let (plan, live) = plan_workload(
+                &cluster,
+                &wanted,
+                backup_valid,
+                &backup_jobs,
+                &outcomes,
+                &ctx,
+            )
+            .await?;
             apply_workload(&cluster, &plan, live.as_ref(), &ctx).await?;
             // A failed pre-upgrade backup waits for the user, not a timer.
             let wait = matches!(
@@ -218,6 +226,7 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
 async fn plan_workload(
     cluster: &OpenBaoCluster,
     wanted: &Release,
+    backup_valid: bool,
     backup_jobs: &[Job],
     outcomes: &[JobOutcome],
     ctx: &Context,
@@ -252,7 +261,11 @@ async fn plan_workload(
     let upgrading = running.as_ref().is_some_and(|r| r.image != wanted.image);
     let (mut backup, mut restoring) = (Backup::Missing, None);
     if upgrading {
-        if snapshot {
+        if snapshot && !backup_valid {
+            backup = Backup::Failed {
+                reason: "spec.backup is missing or invalid (see the BackupConfigured condition); the pre-upgrade backup needs its target".into(),
+            };
+        } else if snapshot {
             backup = pre_upgrade_backup(&ctx.client, backup_jobs, outcomes, &backup_job).await?;
         }
         restoring = running_restore(&ctx.client, cluster).await?;

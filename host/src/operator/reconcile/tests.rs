@@ -1133,3 +1133,40 @@ async fn a_running_restore_holds_an_upgrade_back() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn an_invalid_backup_spec_blocks_a_pre_upgrade_snapshot() {
+    let mut cluster = upgrade_to("2.4.2", true, json!({"version": "2.4.1"}));
+    cluster["spec"]["backup"]["schedule"] = json!("not a schedule");
+    run(
+        cluster,
+        steps(vec![
+            vec![
+                step("GET", JOBS, |_| list(vec![])),
+                step("GET", STS, |_| (200, live_statefulset("2.4.1", 1, "bao-a"))),
+                step("GET", PODS, |_| openbao_pods(["bao-a"; 3])),
+                step("GET", RESTORES, |_| list(vec![])),
+            ],
+            // No Job, and the StatefulSet keeps 2.4.1.
+            workload_applies(applies_image("2.4.1")),
+            vec![
+                step("PUT", STATUS, |body| {
+                    assert_eq!(body["status"]["upgrade"]["phase"], "Failed");
+                    let message = condition(&body, "Upgraded")["message"]
+                        .as_str()
+                        .unwrap()
+                        .to_string();
+                    assert!(
+                        message.contains("spec.backup is missing or invalid"),
+                        "{message}"
+                    );
+                    (200, body)
+                }),
+                event("UpgradeBlocked"),
+                event("InvalidSpec"),
+            ],
+        ]),
+    )
+    .await
+    .unwrap();
+}
