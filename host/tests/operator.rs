@@ -540,20 +540,7 @@ async fn plugins_from_config_maps(
         {"configMapRef": {"name": "age-plugin", "key": "age.wasm"}, "config": {"recipients": [recipient]},
          "secretConfig": [{"name": "identities", "secretKeyRef": {"name": "backup-age", "key": "key.txt"}}]},
     ]}}});
-    kubectl_ok(
-        kube,
-        &[
-            "-n",
-            "backups",
-            "patch",
-            "openbaocluster",
-            "it",
-            "--type=merge",
-            "-p",
-            &transforms.to_string(),
-        ],
-        None,
-    );
+    patch_cluster(kube, &transforms.to_string());
     let before = get_cluster(admin).await.status.unwrap().backup.unwrap();
     let cluster = get_cluster(admin).await;
     assert_eq!(cluster.spec.backup.as_ref().unwrap().transforms.len(), 2);
@@ -733,20 +720,7 @@ async fn upgrade_through_the_operator(
 
     // A new version: the pre-upgrade backup Job comes first, and the
     // StatefulSet keeps 2.4.1 while it has not succeeded.
-    kubectl_ok(
-        kube,
-        &[
-            "-n",
-            "backups",
-            "patch",
-            "openbaocluster",
-            "it",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"version":"2.4.2"}}"#,
-        ],
-        None,
-    );
+    patch_cluster(kube, r#"{"spec":{"version":"2.4.2"}}"#);
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "backups");
     let job = wait_for("the pre-upgrade Job", || async {
         let list = jobs.list(&ListParams::default()).await.unwrap();
@@ -1129,6 +1103,24 @@ fn write_volume(
             }
         }
     }
+}
+
+/// `kubectl patch` of the cluster `it` with a JSON merge patch.
+fn patch_cluster(kube: &KubeApiServer, patch: &str) {
+    kubectl_ok(
+        kube,
+        &[
+            "-n",
+            "backups",
+            "patch",
+            "openbaocluster",
+            "it",
+            "--type=merge",
+            "-p",
+            patch,
+        ],
+        None,
+    );
 }
 
 fn create_token(

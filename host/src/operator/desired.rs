@@ -429,16 +429,7 @@ fn executor_pod(
             transforms,
         )),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        security_context: Some(hardened()),
         ..Default::default()
     };
     PodSpec {
@@ -606,7 +597,22 @@ fn endpoint_port(backup: &BackupSpec) -> i32 {
     }
 }
 
-fn env_var(name: &str, value: String) -> EnvVar {
+/// A container that runs as non-root on a read-only root filesystem,
+/// without privilege escalation or capabilities (executors and OpenBao).
+pub(super) fn hardened() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub(super) fn env_var(name: &str, value: String) -> EnvVar {
     EnvVar {
         name: name.into(),
         value: Some(value),
