@@ -30,7 +30,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::Api;
-use kube::runtime::controller::Controller;
+use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -101,7 +101,10 @@ pub async fn run(args: OperatorArgs) -> Result<(), String> {
     let openbao_pods = watcher::Config::default().labels(&format!(
         "{MANAGED_BY_LABEL}={MANAGER},{COMPONENT_LABEL}=server"
     ));
+    // Creating a cluster's objects sends a burst of watch events; one
+    // reconcile after the burst does for all of them.
     let mut controller = Controller::new(clusters, watcher::Config::default())
+        .with_config(controller::Config::default().debounce(Duration::from_secs(1)))
         .owns(Api::<StatefulSet>::all(client.clone()), managed.clone())
         .owns(Api::<Service>::all(client.clone()), managed.clone())
         .owns(Api::<ConfigMap>::all(client.clone()), managed.clone())

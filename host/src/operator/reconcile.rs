@@ -360,10 +360,10 @@ async fn apply_workload(
         }
         other => other?,
     }
-    let claims = live.and_then(workload::live_claims);
+    let storage = live.and_then(workload::live_storage);
     apply(
         client,
-        &workload::statefulset(cluster, &plan.deploy, claims),
+        &workload::statefulset(cluster, &plan.deploy, storage),
     )
     .await?;
 

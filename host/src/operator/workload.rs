@@ -24,7 +24,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
-use crate::api::{OpenBaoCluster, OpenBaoClusterSpec};
+use crate::api::{OpenBaoCluster, OpenBaoClusterSpec, StorageSpec};
 use crate::operator::desired::{
     COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, env_var, hardened,
 };
@@ -279,11 +279,12 @@ pub fn pod_disruption_budget(cluster: &OpenBaoCluster) -> PodDisruptionBudget {
 
 /// The StatefulSet running `release`. Pods are replaced by the operator
 /// (`OnDelete`), in the order `rollout` picks. Volume claim templates
-/// cannot change once made: pass the live StatefulSet's to keep them.
+/// cannot change once made: pass the live StatefulSet's storage
+/// (`live_storage`) to keep them as they are.
 pub fn statefulset(
     cluster: &OpenBaoCluster,
     release: &Release,
-    live_claims: Option<Vec<PersistentVolumeClaim>>,
+    storage: Option<StorageSpec>,
 ) -> StatefulSet {
     let name = cluster.name_any();
     let namespace = cluster.namespace().unwrap_or_default();
@@ -412,28 +413,28 @@ pub fn statefulset(
         volumes: Some(volumes),
         ..Default::default()
     };
-    let storage = cluster.spec.storage.clone().unwrap_or_default();
-    let claims = live_claims.unwrap_or_else(|| {
-        vec![PersistentVolumeClaim {
-            metadata: ObjectMeta {
-                name: Some("data".into()),
-                ..Default::default()
-            },
-            spec: Some(PersistentVolumeClaimSpec {
-                access_modes: Some(vec!["ReadWriteOnce".into()]),
-                storage_class_name: storage.storage_class_name.clone(),
-                resources: Some(VolumeResourceRequirements {
-                    requests: Some(BTreeMap::from([(
-                        "storage".into(),
-                        Quantity(storage.size.unwrap_or_else(|| DEFAULT_STORAGE.into())),
-                    )])),
-                    ..Default::default()
-                }),
+    let storage = storage
+        .or_else(|| cluster.spec.storage.clone())
+        .unwrap_or_default();
+    let claims = vec![PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some("data".into()),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: storage.storage_class_name,
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".into(),
+                    Quantity(storage.size.unwrap_or_else(|| DEFAULT_STORAGE.into())),
+                )])),
                 ..Default::default()
             }),
-            status: None,
-        }]
-    });
+            ..Default::default()
+        }),
+        status: None,
+    }];
     let mut metadata = meta(cluster, name.clone());
     metadata.annotations = Some(BTreeMap::from([(
         VERSION_ANNOTATION.into(),
@@ -469,22 +470,19 @@ pub fn statefulset(
     }
 }
 
-/// The claim templates of a live StatefulSet, as they were asked for.
-pub fn live_claims(statefulset: &StatefulSet) -> Option<Vec<PersistentVolumeClaim>> {
-    let claims = statefulset.spec.as_ref()?.volume_claim_templates.clone()?;
-    Some(
-        claims
-            .into_iter()
-            .map(|claim| PersistentVolumeClaim {
-                metadata: ObjectMeta {
-                    name: claim.metadata.name,
-                    ..Default::default()
-                },
-                spec: claim.spec,
-                status: None,
-            })
-            .collect(),
-    )
+/// The size and class a live StatefulSet's Raft volumes were made with.
+pub fn live_storage(statefulset: &StatefulSet) -> Option<StorageSpec> {
+    let claims = statefulset.spec.as_ref()?.volume_claim_templates.as_ref()?;
+    let spec = claims
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some("data"))?
+        .spec
+        .as_ref()?;
+    let size = spec.resources.as_ref()?.requests.as_ref()?.get("storage")?;
+    Some(StorageSpec {
+        size: Some(size.0.clone()),
+        storage_class_name: spec.storage_class_name.clone(),
+    })
 }
 
 fn container_port(name: &str, port: i32) -> ContainerPort {
@@ -552,7 +550,7 @@ mod tests {
             "storage": {"size": "20Gi", "storageClassName": "fast"}}));
         let release = Release::wanted(&cluster.spec).unwrap();
         let sts = statefulset(&cluster, &release, None);
-        assert_eq!(Release::running(&sts), Some(release));
+        assert_eq!(Release::running(&sts), Some(release.clone()));
         let value = serde_json::to_value(&sts).unwrap();
         let spec = &value["spec"];
         assert_eq!(spec["serviceName"], "bao-internal");
@@ -595,22 +593,18 @@ mod tests {
         assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "20Gi");
         assert_eq!(claim["spec"]["storageClassName"], "fast");
 
-        // Live claim templates are kept: they cannot change.
-        let kept = statefulset(
-            &cluster,
-            &Release::wanted(&cluster.spec).unwrap(),
-            Some(vec![PersistentVolumeClaim {
-                metadata: ObjectMeta {
-                    name: Some("data".into()),
-                    ..Default::default()
-                },
-                ..Default::default()
-            }]),
-        );
-        assert!(
-            kept.spec.unwrap().volume_claim_templates.unwrap()[0]
-                .spec
-                .is_none()
+        // The live volumes are kept: claim templates cannot change.
+        let live = live_storage(&sts).unwrap();
+        assert_eq!(live.size.as_deref(), Some("20Gi"));
+        let mut resized = cluster.clone();
+        resized.spec.storage = Some(StorageSpec {
+            size: Some("50Gi".into()),
+            storage_class_name: None,
+        });
+        let kept = statefulset(&resized, &release, Some(live));
+        assert_eq!(
+            kept.spec.unwrap().volume_claim_templates,
+            sts.spec.as_ref().unwrap().volume_claim_templates
         );
     }
 
