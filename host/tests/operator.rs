@@ -147,6 +147,8 @@ async fn operator_on_a_real_api_server() {
     let before = get_cluster(&admin).await;
     let policies: Api<NetworkPolicy> = Api::namespaced(admin.clone(), "backups");
     let policy_before = policies.get("it-backup").await.unwrap();
+    let statefulsets: Api<StatefulSet> = Api::namespaced(admin.clone(), "backups");
+    let statefulset_before = statefulsets.get("it").await.unwrap();
     operator_a.terminate();
     wait_for("operator-b to lead", || async {
         (lease_holder(&admin).await.as_deref() == Some("operator-b")).then_some(())
@@ -172,6 +174,14 @@ async fn operator_on_a_real_api_server() {
         policy_after.resource_version(),
         policy_before.resource_version(),
         "re-applying an unchanged NetworkPolicy writes nothing"
+    );
+    let statefulset_after = statefulsets.get("it").await.unwrap();
+    assert_eq!(
+        statefulset_after.resource_version(),
+        statefulset_before.resource_version(),
+        "re-applying an unchanged StatefulSet writes nothing:\n{}\n{}",
+        serde_json::to_string(&statefulset_before).unwrap(),
+        serde_json::to_string(&statefulset_after).unwrap()
     );
 
     // Removing spec.backup (and the pre-upgrade snapshots that need it)
@@ -1363,7 +1373,8 @@ async fn scale_500_clusters() {
         }
         assert!(
             started.elapsed() < Duration::from_secs(600),
-            "not steady after 10 minutes"
+            "not steady after 10 minutes: {} of {CLUSTERS} reconciled",
+            configured(&list)
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

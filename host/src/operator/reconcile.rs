@@ -361,13 +361,16 @@ async fn apply_workload(
         other => other?,
     }
     let storage = live.and_then(workload::live_storage);
-    apply(
-        client,
-        &workload::statefulset(cluster, &plan.deploy, storage),
-    )
-    .await?;
-
+    let statefulset = workload::statefulset(cluster, &plan.deploy, storage);
     let namespace = cluster.namespace().unwrap_or_default();
+    Api::<StatefulSet>::namespaced(client.clone(), &namespace)
+        .patch(
+            &statefulset.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(workload::apply_body(&statefulset)),
+        )
+        .await?;
+
     if plan.start_backup
         && let (Some(backup), Some(upgrade)) = (&cluster.spec.backup, &plan.upgrade)
         && let Some(job_name) = &upgrade.pre_upgrade_job

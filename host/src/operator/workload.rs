@@ -12,9 +12,10 @@ use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdate
 use k8s_openapi::api::core::v1::{
     Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, Service, ServiceAccount,
-    ServicePort, ServiceSpec, Volume, VolumeResourceRequirements, WeightedPodAffinityTerm,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimStatus, PodAffinityTerm, PodAntiAffinity,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource,
+    Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeResourceRequirements,
+    WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
@@ -423,6 +424,7 @@ pub fn statefulset(
         },
         spec: Some(PersistentVolumeClaimSpec {
             access_modes: Some(vec!["ReadWriteOnce".into()]),
+            volume_mode: Some("Filesystem".into()),
             storage_class_name: storage.storage_class_name,
             resources: Some(VolumeResourceRequirements {
                 requests: Some(BTreeMap::from([(
@@ -433,7 +435,11 @@ pub fn statefulset(
             }),
             ..Default::default()
         }),
-        status: None,
+        // See `apply_body`.
+        status: Some(PersistentVolumeClaimStatus {
+            phase: Some("Pending".into()),
+            ..Default::default()
+        }),
     }];
     let mut metadata = meta(cluster, name.clone());
     metadata.annotations = Some(BTreeMap::from([(
@@ -468,6 +474,21 @@ pub fn statefulset(
         }),
         status: None,
     }
+}
+
+/// The StatefulSet as server-side apply should get it. Its claim
+/// templates are one atomic list, compared whole: unless they are written
+/// exactly as the API server stores them (its defaults, and the
+/// `creationTimestamp: null` Go writes for an empty time, which the typed
+/// object cannot say), every apply rewrites the StatefulSet, and its watch
+/// event starts the next reconcile.
+pub fn apply_body(statefulset: &StatefulSet) -> serde_json::Value {
+    let mut body = serde_json::to_value(statefulset).expect("a StatefulSet serializes");
+    let claims = body["spec"]["volumeClaimTemplates"].as_array_mut();
+    for claim in claims.into_iter().flatten() {
+        claim["metadata"]["creationTimestamp"] = serde_json::Value::Null;
+    }
+    body
 }
 
 /// The size and class a live StatefulSet's Raft volumes were made with.
@@ -605,6 +626,21 @@ mod tests {
         assert_eq!(
             kept.spec.unwrap().volume_claim_templates,
             sts.spec.as_ref().unwrap().volume_claim_templates
+        );
+    }
+
+    #[test]
+    fn claim_templates_are_applied_as_stored() {
+        let cluster = cluster(json!({"version": "2.4.1"}));
+        let release = Release::wanted(&cluster.spec).unwrap();
+        let body = apply_body(&statefulset(&cluster, &release, None));
+        assert_eq!(
+            body["spec"]["volumeClaimTemplates"][0],
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                   "metadata": {"name": "data", "creationTimestamp": null},
+                   "spec": {"accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem",
+                            "resources": {"requests": {"storage": "10Gi"}}},
+                   "status": {"phase": "Pending"}})
         );
     }
 
