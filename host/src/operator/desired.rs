@@ -1,7 +1,8 @@
 //! The objects the operator wants for a cluster with `spec.backup`: the
 //! backup ServiceAccount (JWT auth), the CronJob whose Jobs run the
-//! `backup` command, and a NetworkPolicy for their pods. Pure functions of
-//! the resource and the operator's settings, applied with server-side apply.
+//! `backup` command, and a NetworkPolicy for their pods; and the Jobs it
+//! creates itself: a pre-upgrade backup, a restore. Pure functions of the
+//! resource and the operator's settings.
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! One reconcile of one `OpenBaoRestore`: run it once, as a Job, when its
-//! cluster has no backup, restore or upgrade running, hold the cluster's scheduled backups
-//! meanwhile, and record how it ended. `next` decides (pure); `reconcile`
-//! reads and writes.
+//! cluster has no backup, restore or upgrade running, hold the cluster's
+//! scheduled backups meanwhile, and record how it ended. `next` decides
+//! (pure); `reconcile` reads and writes.
 
 use std::sync::Arc;
 use std::time::Duration;
