@@ -46,11 +46,14 @@ pub struct Observed<'a> {
     pub rollout: &'a Step,
     /// Pods on the current template, of how many.
     pub updated: (usize, usize),
+    /// `spec.upgrade.preUpgradeSnapshot`.
     pub snapshot: bool,
+    /// The pre-upgrade Job of this attempt, and what it shows.
     pub backup_job: &'a str,
     pub backup: &'a Backup,
     /// A running OpenBaoRestore of this cluster, which holds upgrades back.
     pub restoring: Option<&'a str>,
+    /// `status.upgrade` and `status.version` as last written.
     pub previous: Option<&'a UpgradeStatus>,
     pub version: Option<&'a str>,
 }
