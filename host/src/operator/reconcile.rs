@@ -362,14 +362,8 @@ async fn apply_workload(
     }
     let storage = live.and_then(workload::live_storage);
     let statefulset = workload::statefulset(cluster, &plan.deploy, storage);
+    apply_body(client, &statefulset, &workload::apply_body(&statefulset)).await?;
     let namespace = cluster.namespace().unwrap_or_default();
-    Api::<StatefulSet>::namespaced(client.clone(), &namespace)
-        .patch(
-            &statefulset.name_any(),
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(workload::apply_body(&statefulset)),
-        )
-        .await?;
 
     if plan.start_backup
         && let (Some(backup), Some(upgrade)) = (&cluster.spec.backup, &plan.upgrade)
@@ -465,12 +459,28 @@ where
         + Serialize
         + std::fmt::Debug,
 {
+    apply_body(client, object, object).await
+}
+
+/// Server-side applies `body` as `object` (its kind, namespace and name):
+/// the object itself, or a form of it the typed struct cannot say.
+async fn apply_body<K>(
+    client: &Client,
+    object: &K,
+    body: &(impl Serialize + std::fmt::Debug),
+) -> kube::Result<()>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
     let namespace = object.meta().namespace.as_deref().unwrap_or_default();
     Api::<K>::namespaced(client.clone(), namespace)
         .patch(
             &object.name_any(),
             &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(object),
+            &Patch::Apply(body),
         )
         .await
         .map(drop)
