@@ -514,7 +514,12 @@ where
     Ok(())
 }
 
-async fn backup_jobs(client: &Client, namespace: &str, cluster: &str) -> kube::Result<Vec<Job>> {
+/// The cluster's backup Jobs (scheduled, manual, pre-upgrade).
+pub(super) async fn backup_jobs(
+    client: &Client,
+    namespace: &str,
+    cluster: &str,
+) -> kube::Result<Vec<Job>> {
     let selector = selector(&desired::backup_labels(cluster));
     let list = Api::<Job>::namespaced(client.clone(), namespace)
         .list(&ListParams::default().labels(&selector))
@@ -528,11 +533,16 @@ async fn job_outcome(
     job: &Job,
     finished: jobs::Finished,
 ) -> kube::Result<JobOutcome> {
+    Ok(jobs::outcome(job, finished, &job_pods(client, job).await?))
+}
+
+/// The pods a Job made (the Job controller labels them with its name).
+pub(super) async fn job_pods(client: &Client, job: &Job) -> kube::Result<Vec<Pod>> {
     let namespace = job.namespace().unwrap_or_default();
     let pods = Api::<Pod>::namespaced(client.clone(), &namespace)
         .list(&ListParams::default().labels(&format!("job-name={}", job.name_any())))
         .await?;
-    Ok(jobs::outcome(job, finished, &pods.items))
+    Ok(pods.items)
 }
 
 fn selector(labels: &std::collections::BTreeMap<String, String>) -> String {

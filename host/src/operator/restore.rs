@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -18,7 +17,7 @@ use kube::{Resource, ResourceExt};
 use crate::api::{OpenBaoCluster, OpenBaoRestore, OpenBaoRestoreStatus, RestorePhase};
 use crate::operator::desired;
 use crate::operator::jobs;
-use crate::operator::reconcile::{Context, Error};
+use crate::operator::reconcile::{self, Context, Error};
 use crate::operator::status::time;
 use crate::operator::validate;
 
@@ -192,10 +191,7 @@ pub async fn reconcile(restore: Arc<OpenBaoRestore>, ctx: Arc<Context>) -> Resul
         Some(job) => match jobs::finished(&job) {
             None => JobState::Running,
             Some(finished) => {
-                let pods = Api::<Pod>::namespaced(client.clone(), &namespace)
-                    .list(&ListParams::default().labels(&format!("job-name={job_name}")))
-                    .await?
-                    .items;
+                let pods = reconcile::job_pods(client, &job).await?;
                 let result = jobs::termination_message(&pods, "restore")
                     .and_then(|m| serde_json::from_str::<serde_json::Value>(&m).ok());
                 match (&finished.failure, &result) {
@@ -213,7 +209,13 @@ pub async fn reconcile(restore: Arc<OpenBaoRestore>, ctx: Arc<Context>) -> Resul
     };
     let busy = match (&job, &cluster) {
         (JobState::Missing, Some(cluster)) => {
-            let mut busy = running_backup_jobs(&jobs_api, &cluster.name_any()).await?;
+            let mut busy: Vec<String> =
+                reconcile::backup_jobs(client, &namespace, &cluster.name_any())
+                    .await?
+                    .iter()
+                    .filter(|job| jobs::finished(job).is_none())
+                    .map(|job| format!("backup Job {}", job.name_any()))
+                    .collect();
             if let Some(upgrade) = cluster.status.as_ref().and_then(|s| s.upgrade.as_ref())
                 && upgrade.phase.in_progress()
             {
@@ -293,22 +295,6 @@ pub fn error_policy(restore: Arc<OpenBaoRestore>, error: &Error, ctx: Arc<Contex
     ctx.metrics.reconcile_failed();
     tracing::warn!(restore = %restore.name_any(), namespace = ?restore.namespace(), %error, "restore reconcile failed");
     Action::requeue(Duration::from_secs(15))
-}
-
-async fn running_backup_jobs(jobs: &Api<Job>, cluster: &str) -> kube::Result<Vec<String>> {
-    let selector: Vec<String> = desired::backup_labels(cluster)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    let list = jobs
-        .list(&ListParams::default().labels(&selector.join(",")))
-        .await?;
-    Ok(list
-        .items
-        .iter()
-        .filter(|job| jobs::finished(job).is_none())
-        .map(|job| format!("backup Job {}", job.name_any()))
-        .collect())
 }
 
 /// Suspends or resumes the cluster's backup CronJob under a field manager
