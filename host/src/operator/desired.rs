@@ -78,10 +78,19 @@ pub fn backup_labels(cluster: &str) -> BTreeMap<String, String> {
 }
 
 fn meta(cluster: &OpenBaoCluster, name: String) -> ObjectMeta {
+    owned_meta(cluster, name, backup_labels(&cluster.name_any()))
+}
+
+/// An object of the cluster's namespace, controlled by the cluster.
+pub(super) fn owned_meta(
+    cluster: &OpenBaoCluster,
+    name: String,
+    labels: BTreeMap<String, String>,
+) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
         namespace: cluster.namespace(),
-        labels: Some(backup_labels(&cluster.name_any())),
+        labels: Some(labels),
         owner_references: cluster.controller_owner_ref(&()).map(|r| vec![r]),
         ..Default::default()
     }
@@ -325,19 +334,12 @@ fn executor_pod(
         "OPENBAO_CACERT",
         format!("{OPENBAO_CA_DIR}/ca.crt"),
     ));
-    let mut volumes = vec![Volume {
-        name: "openbao-ca".into(),
-        secret: Some(SecretVolumeSource {
-            secret_name: Some(cluster.spec.tls_secret(&name)),
-            items: Some(vec![KeyToPath {
-                key: "ca.crt".into(),
-                path: "ca.crt".into(),
-                mode: None,
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }];
+    let mut volumes = vec![secret_key_volume(
+        "openbao-ca",
+        &cluster.spec.tls_secret(&name),
+        "ca.crt",
+        "ca.crt",
+    )];
     let mut mounts = vec![mount("openbao-ca", OPENBAO_CA_DIR)];
     if let Some(secret) = &target.credentials_secret_ref {
         env.push(env_var("S3_CREDENTIALS_DIR", S3_DIR.into()));
@@ -382,19 +384,12 @@ fn executor_pod(
         }
         (None, Some(secret)) => {
             env.push(env_var("OPENBAO_TOKEN_FILE", format!("{TOKEN_DIR}/token")));
-            volumes.push(Volume {
-                name: "openbao-token".into(),
-                secret: Some(SecretVolumeSource {
-                    secret_name: Some(secret.name.clone()),
-                    items: Some(vec![KeyToPath {
-                        key: "token".into(),
-                        path: "token".into(),
-                        mode: None,
-                    }]),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            });
+            volumes.push(secret_key_volume(
+                "openbao-token",
+                &secret.name,
+                "token",
+                "token",
+            ));
             mounts.push(mount("openbao-token", TOKEN_DIR));
             None
         }
@@ -480,19 +475,12 @@ fn plugin_spec(
     for (j, setting) in plugin.secret_config.iter().enumerate() {
         let name = format!("{volume}-secret-{j}");
         let secret_dir = format!("{PLUGIN_SECRET_DIR}/{name}");
-        volumes.push(Volume {
-            name: name.clone(),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(setting.secret_key_ref.name.clone()),
-                items: Some(vec![KeyToPath {
-                    key: setting.secret_key_ref.key.clone(),
-                    path: "value".into(),
-                    mode: None,
-                }]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
+        volumes.push(secret_key_volume(
+            &name,
+            &setting.secret_key_ref.name,
+            &setting.secret_key_ref.key,
+            "value",
+        ));
         mounts.push(mount(&name, &secret_dir));
         secret_files.insert(setting.name.clone(), format!("{secret_dir}/value").into());
     }
@@ -595,6 +583,23 @@ fn endpoint_port(backup: &BackupSpec) -> i32 {
         Some(port) => port,
         None if scheme == "http" => 80,
         None => 443,
+    }
+}
+
+/// A volume holding one key of a Secret as the file `path`.
+fn secret_key_volume(volume: &str, secret: &str, key: &str, path: &str) -> Volume {
+    Volume {
+        name: volume.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret.into()),
+            items: Some(vec![KeyToPath {
+                key: key.into(),
+                path: path.into(),
+                mode: None,
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
     }
 }
 

@@ -22,12 +22,12 @@ use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 
 use crate::api::{OpenBaoCluster, OpenBaoClusterSpec, StorageSpec};
 use crate::operator::desired::{
-    COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, env_var, hardened,
+    COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, env_var, hardened, owned_meta,
 };
 use crate::operator::openbao_config::{self, CONFIG_DIR, CONFIG_FILE, DATA_DIR, TLS_DIR};
 
@@ -139,13 +139,7 @@ fn labels(cluster: &str) -> BTreeMap<String, String> {
 }
 
 fn meta(cluster: &OpenBaoCluster, name: String) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name),
-        namespace: cluster.namespace(),
-        labels: Some(labels(&cluster.name_any())),
-        owner_references: cluster.controller_owner_ref(&()).map(|r| vec![r]),
-        ..Default::default()
-    }
+    owned_meta(cluster, name, labels(&cluster.name_any()))
 }
 
 fn selector(cluster: &str) -> LabelSelector {
