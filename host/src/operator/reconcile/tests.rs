@@ -243,7 +243,7 @@ fn condition<'a>(status: &'a Value, kind: &str) -> &'a Value {
 async fn a_new_cluster_gets_its_objects_and_a_status() {
     let action = run(
         cluster(jwt_backup(), Value::Null),
-        [
+        steps(vec![
             vec![
                 step("GET", JOBS, |_| list(vec![])),
                 step("GET", STS, |_| not_found()),
@@ -291,10 +291,7 @@ async fn a_new_cluster_gets_its_objects_and_a_status() {
                     (200, body)
                 }),
             ],
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
+        ]),
     )
     .await
     .unwrap();
@@ -325,7 +322,7 @@ async fn status_after_three_jobs() -> Value {
     ];
     run(
         cluster(jwt_backup(), Value::Null),
-        [
+        steps(vec![
             vec![
                 step("GET", JOBS, move |_| list(jobs)),
                 step("GET", PODS, |_| {
@@ -365,10 +362,7 @@ async fn status_after_three_jobs() -> Value {
                     (201, body)
                 }),
             ],
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
+        ]),
     )
     .await
     .unwrap();
@@ -412,14 +406,11 @@ async fn finished_jobs_are_folded_into_the_status_once() {
     again["metadata"]["resourceVersion"] = json!("42");
     run(
         again,
-        [
+        steps(vec![
             vec![step("GET", JOBS, move |_| list(jobs))],
             new_workload(),
             applies(),
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
+        ]),
     )
     .await
     .unwrap();
@@ -436,7 +427,7 @@ async fn jobs_that_are_gone_leave_the_recorded_list() {
     )];
     run(
         cluster(jwt_backup(), status["status"].clone()),
-        [
+        steps(vec![
             vec![
                 step("GET", JOBS, move |_| list(jobs)),
                 step("GET", PODS, |_| list(vec![])),
@@ -461,10 +452,7 @@ async fn jobs_that_are_gone_leave_the_recorded_list() {
                     (201, body)
                 }),
             ],
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
+        ]),
     )
     .await
     .unwrap();
@@ -480,7 +468,7 @@ async fn a_stale_copy_never_counts_a_job_twice() {
     )];
     let error = run(
         cluster(jwt_backup(), Value::Null),
-        [
+        steps(vec![
             vec![
                 step("GET", JOBS, move |_| list(jobs)),
                 step("GET", PODS, |_| list(vec![pod_with_result(succeeded_result())])),
@@ -494,8 +482,7 @@ async fn a_stale_copy_never_counts_a_job_twice() {
             }),
             // No event: the Job was not counted.
             ],
-        ]
-        .into_iter().flatten().collect(),
+        ]),
     )
     .await
     .unwrap_err();
@@ -512,7 +499,7 @@ async fn an_invalid_spec_keeps_the_objects_and_says_why() {
     backup["tokenSecretRef"] = json!({"name": "backup-token"});
     run(
         cluster(backup, Value::Null),
-        [
+        steps(vec![
             vec![step("GET", JOBS, |_| list(vec![]))],
             new_workload(),
             vec![
@@ -540,10 +527,7 @@ async fn an_invalid_spec_keeps_the_objects_and_says_why() {
                     (201, body)
                 }),
             ],
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
+        ]),
     )
     .await
     .unwrap();
@@ -569,7 +553,7 @@ async fn removing_spec_backup_removes_what_the_operator_made() {
                                           "message": "", "lastTransitionTime": "2026-11-24T00:00:00Z"}]});
     run(
         cluster(Value::Null, previous),
-        [
+        steps(vec![
             vec![step("GET", JOBS, |_| list(vec![]))],
             new_workload(),
             vec![
@@ -603,10 +587,7 @@ async fn removing_spec_backup_removes_what_the_operator_made() {
                     (200, body)
                 }),
             ],
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
+        ]),
     )
     .await
     .unwrap();
@@ -623,7 +604,7 @@ async fn token_auth_drops_the_service_account() {
                                           "name": "bao", "uid": "cluster-uid"}]}});
     run(
         cluster(backup, Value::Null),
-        [
+        steps(vec![
             vec![step("GET", JOBS, |_| list(vec![]))],
             new_workload(),
             vec![
@@ -643,10 +624,7 @@ async fn token_auth_drops_the_service_account() {
                 }),
                 accept("PUT", STATUS),
             ],
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
+        ]),
     )
     .await
     .unwrap();
@@ -656,7 +634,7 @@ async fn token_auth_drops_the_service_account() {
 async fn an_api_server_without_cronjobs_gets_a_clear_condition() {
     let action = run(
         cluster(jwt_backup(), Value::Null),
-        [
+        steps(vec![
             vec![step("GET", JOBS, |_| list(vec![]))],
             new_workload(),
             vec![
@@ -678,10 +656,7 @@ async fn an_api_server_without_cronjobs_gets_a_clear_condition() {
                     (200, body)
                 }),
             ],
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
+        ]),
     )
     .await
     .unwrap();
@@ -788,6 +763,18 @@ fn event(reason: &'static str) -> Step {
     })
 }
 
+/// The reads of a pass that finds the StatefulSet running 2.4.1 (three
+/// ready pods on revision `bao-a`, bao-0 active) while 2.4.2 is asked
+/// for: the StatefulSet, its pods, and the restores that could hold the
+/// upgrade back.
+fn finds_2_4_1_running(restores: Vec<Value>) -> Vec<Step> {
+    vec![
+        step("GET", STS, |_| (200, live_statefulset("2.4.1", 1, "bao-a"))),
+        step("GET", PODS, |_| openbao_pods(["bao-a"; 3])),
+        step("GET", RESTORES, move |_| list(restores)),
+    ]
+}
+
 fn steps(parts: Vec<Vec<Step>>) -> Vec<Step> {
     parts.into_iter().flatten().collect()
 }
@@ -809,12 +796,8 @@ async fn an_upgrade_waits_for_its_pre_upgrade_backup_then_rolls_standbys_first()
     let action = run(
         upgrade_to("2.4.2", true, now()),
         steps(vec![
-            vec![
-                step("GET", JOBS, |_| list(vec![])),
-                step("GET", STS, |_| (200, live_statefulset("2.4.1", 1, "bao-a"))),
-                step("GET", PODS, move |_| openbao_pods(old)),
-                step("GET", RESTORES, |_| list(vec![])),
-            ],
+            vec![step("GET", JOBS, |_| list(vec![]))],
+            finds_2_4_1_running(vec![]),
             workload_applies(applies_image("2.4.1")),
             vec![step("POST", JOBS, move |body| {
                 assert_eq!(body["metadata"]["name"], expected_job);
@@ -861,14 +844,10 @@ async fn an_upgrade_waits_for_its_pre_upgrade_backup_then_rolls_standbys_first()
     run(
         upgrade_to("2.4.2", true, now()),
         steps(vec![
-            vec![
-                step("GET", JOBS, move |_| {
-                    list(vec![pre_upgrade_job(&running, None)])
-                }),
-                step("GET", STS, |_| (200, live_statefulset("2.4.1", 1, "bao-a"))),
-                step("GET", PODS, move |_| openbao_pods(old)),
-                step("GET", RESTORES, |_| list(vec![])),
-            ],
+            vec![step("GET", JOBS, move |_| {
+                list(vec![pre_upgrade_job(&running, None)])
+            })],
+            finds_2_4_1_running(vec![]),
             workload_applies(applies_image("2.4.1")),
             applies(),
         ]),
@@ -888,10 +867,8 @@ async fn an_upgrade_waits_for_its_pre_upgrade_backup_then_rolls_standbys_first()
                 step("GET", PODS, |_| {
                     list(vec![pod_with_result(pre_upgrade_result(true))])
                 }),
-                step("GET", STS, |_| (200, live_statefulset("2.4.1", 1, "bao-a"))),
-                step("GET", PODS, move |_| openbao_pods(old)),
-                step("GET", RESTORES, |_| list(vec![])),
             ],
+            finds_2_4_1_running(vec![]),
             workload_applies(applies_image("2.4.2")),
             applies(),
             vec![
@@ -997,12 +974,8 @@ async fn without_a_pre_upgrade_snapshot_the_rollout_starts_at_once() {
     run(
         upgrade_to("2.4.2", false, json!({"version": "2.4.1"})),
         steps(vec![
-            vec![
-                step("GET", JOBS, |_| list(vec![])),
-                step("GET", STS, |_| (200, live_statefulset("2.4.1", 1, "bao-a"))),
-                step("GET", PODS, |_| openbao_pods(["bao-a"; 3])),
-                step("GET", RESTORES, |_| list(vec![])),
-            ],
+            vec![step("GET", JOBS, |_| list(vec![]))],
+            finds_2_4_1_running(vec![]),
             workload_applies(applies_image("2.4.2")),
             applies(),
             vec![
@@ -1039,10 +1012,8 @@ async fn a_failed_pre_upgrade_backup_blocks_the_upgrade_until_a_retry() {
                 step("GET", PODS, |_| {
                     list(vec![pod_with_result(pre_upgrade_result(false))])
                 }),
-                step("GET", STS, |_| (200, live_statefulset("2.4.1", 1, "bao-a"))),
-                step("GET", PODS, |_| openbao_pods(["bao-a"; 3])),
-                step("GET", RESTORES, |_| list(vec![])),
             ],
+            finds_2_4_1_running(vec![]),
             workload_applies(applies_image("2.4.1")),
             applies(),
             vec![
@@ -1072,14 +1043,10 @@ async fn a_failed_pre_upgrade_backup_blocks_the_upgrade_until_a_retry() {
     run(
         retry,
         steps(vec![
-            vec![
-                step("GET", JOBS, move |_| {
-                    list(vec![pre_upgrade_job(&recorded, Some("Failed"))])
-                }),
-                step("GET", STS, |_| (200, live_statefulset("2.4.1", 1, "bao-a"))),
-                step("GET", PODS, |_| openbao_pods(["bao-a"; 3])),
-                step("GET", RESTORES, |_| list(vec![])),
-            ],
+            vec![step("GET", JOBS, move |_| {
+                list(vec![pre_upgrade_job(&recorded, Some("Failed"))])
+            })],
+            finds_2_4_1_running(vec![]),
             workload_applies(applies_image("2.4.1")),
             vec![step("POST", JOBS, move |body| {
                 let name = body["metadata"]["name"].as_str().unwrap().to_string();
@@ -1109,12 +1076,8 @@ async fn a_running_restore_holds_an_upgrade_back() {
     run(
         upgrade_to("2.4.2", true, json!({"version": "2.4.1"})),
         steps(vec![
-            vec![
-                step("GET", JOBS, |_| list(vec![])),
-                step("GET", STS, |_| (200, live_statefulset("2.4.1", 1, "bao-a"))),
-                step("GET", PODS, |_| openbao_pods(["bao-a"; 3])),
-                step("GET", RESTORES, move |_| list(vec![restore])),
-            ],
+            vec![step("GET", JOBS, |_| list(vec![]))],
+            finds_2_4_1_running(vec![restore]),
             // No pre-upgrade Job, and the StatefulSet keeps 2.4.1.
             workload_applies(applies_image("2.4.1")),
             applies(),
@@ -1141,12 +1104,8 @@ async fn an_invalid_backup_spec_blocks_a_pre_upgrade_snapshot() {
     run(
         cluster,
         steps(vec![
-            vec![
-                step("GET", JOBS, |_| list(vec![])),
-                step("GET", STS, |_| (200, live_statefulset("2.4.1", 1, "bao-a"))),
-                step("GET", PODS, |_| openbao_pods(["bao-a"; 3])),
-                step("GET", RESTORES, |_| list(vec![])),
-            ],
+            vec![step("GET", JOBS, |_| list(vec![]))],
+            finds_2_4_1_running(vec![]),
             // No Job, and the StatefulSet keeps 2.4.1.
             workload_applies(applies_image("2.4.1")),
             vec![
