@@ -179,13 +179,8 @@ pub struct BackupArgs {
     #[command(flatten)]
     pub target: TargetArgs,
 
-    /// Name of the OpenBaoCluster; part of the object key.
-    #[arg(long, env = "OPENBAO_CLUSTER")]
-    pub cluster: String,
-
-    /// Namespace of the OpenBaoCluster; part of the object key.
-    #[arg(long, env = "OPENBAO_NAMESPACE", default_value = "default")]
-    pub namespace: String,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     /// Why this backup runs; recorded in the key, metadata and manifest.
     #[arg(long, env = "BACKUP_KIND", value_enum, default_value_t = BackupKind::Manual)]
@@ -263,13 +258,8 @@ pub struct ListArgs {
     #[command(flatten)]
     pub target: TargetArgs,
 
-    /// Name of the OpenBaoCluster.
-    #[arg(long, env = "OPENBAO_CLUSTER")]
-    pub cluster: String,
-
-    /// Namespace of the OpenBaoCluster.
-    #[arg(long, env = "OPENBAO_NAMESPACE", default_value = "default")]
-    pub namespace: String,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     /// One JSON object per line instead of a table.
     #[arg(long)]
@@ -279,12 +269,30 @@ pub struct ListArgs {
 impl ListArgs {
     pub fn into_config(self) -> Result<(TargetConfig, String), String> {
         let target = self.target.into_config()?;
-        let prefix = cluster_prefix(
-            &target.path_prefix,
-            &non_empty_name(self.namespace, "--namespace (OPENBAO_NAMESPACE)")?,
-            &non_empty_name(self.cluster, "--cluster (OPENBAO_CLUSTER)")?,
-        );
+        let (namespace, cluster) = self.cluster.names()?;
+        let prefix = cluster_prefix(&target.path_prefix, &namespace, &cluster);
         Ok((target, prefix))
+    }
+}
+
+/// The OpenBaoCluster whose backups these are.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Name of the OpenBaoCluster; part of the object key.
+    #[arg(long, env = "OPENBAO_CLUSTER")]
+    pub cluster: String,
+
+    /// Namespace of the OpenBaoCluster; part of the object key.
+    #[arg(long, env = "OPENBAO_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+}
+
+impl ClusterArgs {
+    /// (namespace, cluster), each checked to be a usable name.
+    pub fn names(self) -> Result<(String, String), String> {
+        let cluster = non_empty_name(self.cluster, "--cluster (OPENBAO_CLUSTER)")?;
+        let namespace = non_empty_name(self.namespace, "--namespace (OPENBAO_NAMESPACE)")?;
+        Ok((namespace, cluster))
     }
 }
 
@@ -525,12 +533,16 @@ pub struct TargetArgs {
 
 impl BackupArgs {
     pub fn into_config(self) -> Result<BackupConfig, String> {
+        let openbao = self.openbao.config()?;
+        let auth = self.openbao.auth()?;
+        let target = self.target.into_config()?;
+        let (namespace, cluster) = self.cluster.names()?;
         Ok(BackupConfig {
-            openbao: self.openbao.config()?,
-            auth: self.openbao.auth()?,
-            target: self.target.into_config()?,
-            cluster: non_empty_name(self.cluster, "--cluster (OPENBAO_CLUSTER)")?,
-            namespace: non_empty_name(self.namespace, "--namespace (OPENBAO_NAMESPACE)")?,
+            openbao,
+            auth,
+            target,
+            cluster,
+            namespace,
             kind: self.kind,
             result_file: self.result_file,
             progress_interval: self.progress_interval,
