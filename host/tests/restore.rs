@@ -1,7 +1,8 @@
-//! `restore`, `verify` and `decode` end to end: backups made by the real
-//! binary into Garage, read back through the plugin chains and restored
-//! into the fake OpenBao, which records exactly what it installed. Every
-//! failure must leave the fake's state as it was.
+//! `restore`, `verify` and `decode` end to end: backups of real OpenBao
+//! made by the real binary into Garage, read back through the plugin
+//! chains and restored into real OpenBao, single nodes and a 3-node Raft
+//! cluster, whose secrets are then read back from every node. Every
+//! failure must leave the cluster's data as it was.
 
 mod support;
 
@@ -9,13 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
-use support::{Bucket, MIB, Run, TOKEN, age_keypair, plugin_path, run_cli, set, sha256_hex, unset};
+use support::{
+    Bucket, MIB, Run, Source, TOKEN, age_keypair, plugin_path, run_cli, set, sha256_hex, unset,
+};
 use testkit::s3proxy::S3Proxy;
-use testkit::{FakeConfig, FakeOpenBao, SnapshotSpec};
-
-async fn fake(spec: SnapshotSpec) -> FakeOpenBao {
-    FakeOpenBao::start(FakeConfig::new(spec).with_token(TOKEN, &["backup", "restore"])).await
-}
+use testkit::{Cluster, ClusterSpec, OpenBaoProxy};
 
 /// A temporary directory removed at the end of the test.
 struct TempDir(PathBuf);
@@ -76,7 +75,8 @@ fn command_args(bucket: &Bucket, command: &str, openbao: &str) -> Vec<String> {
     args
 }
 
-async fn backup(bucket: &Bucket, openbao: &FakeOpenBao, chain: &Chain) -> (String, String) {
+/// Backs up through `chain`; returns the key and the SHA-256 OpenBao sent.
+async fn backup(bucket: &Bucket, openbao: &OpenBaoProxy, chain: &Chain) -> (String, String) {
     let mut args = bucket.args(&openbao.url());
     chain.add(&mut args, "--transform");
     let run = run_cli(&args, &[]).await;
@@ -88,8 +88,8 @@ async fn backup(bucket: &Bucket, openbao: &FakeOpenBao, chain: &Chain) -> (Strin
     )
 }
 
-async fn restore(bucket: &Bucket, openbao: &FakeOpenBao, key: &str, chain: &Chain) -> Run {
-    let mut args = command_args(bucket, "restore", &openbao.url());
+async fn restore(bucket: &Bucket, openbao: &str, key: &str, chain: &Chain) -> Run {
+    let mut args = command_args(bucket, "restore", openbao);
     set(&mut args, "--key", key);
     chain.add(&mut args, "--plugin");
     run_cli(&args, &[]).await
@@ -100,27 +100,32 @@ async fn every_chain_restores_exactly_the_snapshot_taken() {
     let dir = TempDir::new("chains");
     let (recipient, identity) = age_keypair(&dir.0);
     let bucket = Bucket::new("restore-chains").await;
-    let openbao = fake(SnapshotSpec::new(6 * MIB, 41)).await;
+    let openbao = Source::start(6).await;
     let chains = [&[][..], &["zstd"], &["age"], &["zstd", "age"]];
     let mut taken = Vec::new();
-    for (seed, names) in chains.iter().enumerate() {
+    for (i, names) in chains.iter().enumerate() {
         // Each backup holds other data.
-        openbao.set_snapshot(SnapshotSpec::new(6 * MIB, 50 + seed as u64));
+        openbao
+            .cluster
+            .put_secret("app", json!({"backup": i}))
+            .await;
         let chain = Chain::new(names, &recipient, &identity);
         taken.push(backup(&bucket, &openbao, &chain).await);
     }
     // The cluster's data changes again; each restore brings back its own.
-    openbao.set_snapshot(SnapshotSpec::new(6 * MIB, 99));
-    for (names, (key, snapshot)) in chains.iter().zip(&taken) {
+    openbao
+        .cluster
+        .put_secret("app", json!({"backup": "none"}))
+        .await;
+    for (i, (names, (key, snapshot))) in chains.iter().zip(&taken).enumerate() {
         let chain = Chain::new(names, &recipient, &identity);
-        let run = restore(&bucket, &openbao, key, &chain).await;
+        let run = restore(&bucket, &openbao.url(), key, &chain).await;
         assert!(run.ok(), "{names:?}:\n{}", run.all_output());
-        let installed = openbao.restored().last().cloned().unwrap();
         assert_eq!(
-            &installed.sha256, snapshot,
-            "{names:?}: OpenBao got the snapshot taken"
+            openbao.cluster.secret("app").await,
+            Some(json!({"backup": i})),
+            "{names:?}: OpenBao serves the data of the backup restored"
         );
-        assert!(!installed.forced);
         assert_eq!(run.result["status"], "restored");
         assert_eq!(run.result["key"], key.as_str());
         assert_eq!(run.result["snapshot"]["sha256"], snapshot.as_str());
@@ -159,10 +164,18 @@ async fn every_chain_restores_exactly_the_snapshot_taken() {
 
     // `latest` is the newest backup of the cluster: the zstd + age one.
     let chain = Chain::new(&["zstd", "age"], &recipient, &identity);
-    let run = restore(&bucket, &openbao, "latest", &chain).await;
+    openbao
+        .cluster
+        .put_secret("app", json!({"backup": "none"}))
+        .await;
+    let run = restore(&bucket, &openbao.url(), "latest", &chain).await;
     assert!(run.ok(), "{}", run.all_output());
     assert_eq!(run.result["key"], taken[3].0.as_str());
-    assert_eq!(openbao.restored().len(), 5);
+    assert_eq!(
+        openbao.cluster.secret("app").await,
+        Some(json!({"backup": 3}))
+    );
+    assert_eq!(openbao.restore_requests(), 5);
 }
 
 #[tokio::test]
@@ -171,7 +184,7 @@ async fn decode_writes_a_snapshot_that_tar_and_sha256sum_accept() {
     let (recipient, identity) = age_keypair(&dir.0);
     let chain = Chain::new(&["zstd", "age"], &recipient, &identity);
     let bucket = Bucket::new("restore-decode").await;
-    let openbao = fake(SnapshotSpec::new(3 * MIB, 42)).await;
+    let openbao = Source::start(3).await;
     let (key, taken) = backup(&bucket, &openbao, &chain).await;
 
     // An S3 URL names the bucket too.
@@ -254,19 +267,33 @@ async fn a_restore_that_fails_leaves_openbao_as_it_was() {
     let dir = TempDir::new("failures");
     let (recipient, identity) = age_keypair(&dir.0);
     let bucket = Bucket::new("restore-failures").await;
-    let openbao = fake(SnapshotSpec::new(6 * MIB, 43)).await;
+    let openbao = Source::start(6).await;
+    openbao
+        .cluster
+        .put_secret("app", json!({"v": "backed up"}))
+        .await;
     let plain = Chain::new(&[], &recipient, &identity);
     let sealed = Chain::new(&["zstd", "age"], &recipient, &identity);
     let (plain_key, _) = backup(&bucket, &openbao, &plain).await;
     let (sealed_key, _) = backup(&bucket, &openbao, &sealed).await;
     let object = bucket.read(&plain_key).await;
     let manifest = bucket.read(&format!("{plain_key}.manifest.json")).await;
+    // What a restore would undo.
+    openbao
+        .cluster
+        .put_secret("app", json!({"v": "current"}))
+        .await;
+    let url = openbao.url();
 
-    let expect_refused = |run: &Run, cause: &str, words: &str| {
+    let expect_refused = async |run: &Run, cause: &str, words: &str| {
         assert!(!run.ok(), "expected {cause}: {}", run.all_output());
         assert_eq!(run.result["cause"], cause, "{}", run.all_output());
         assert!(run.reason().contains(words), "{}", run.reason());
-        assert!(openbao.restored().is_empty(), "OpenBao installed nothing");
+        assert_eq!(
+            openbao.cluster.secret("app").await,
+            Some(json!({"v": "current"})),
+            "the cluster's data is as it was"
+        );
     };
 
     // The manifest's digest altered: the object and archive are intact, so
@@ -280,11 +307,11 @@ async fn a_restore_that_fails_leaves_openbao_as_it_was() {
         serde_json::to_vec(&tampered).unwrap(),
     )
     .await;
-    let attempts = openbao.restore_attempts();
-    let run = restore(&bucket, &openbao, &plain_key, &plain).await;
-    expect_refused(&run, "invalid-snapshot", "the manifest records");
+    let attempts = openbao.restore_requests();
+    let run = restore(&bucket, &url, &plain_key, &plain).await;
+    expect_refused(&run, "invalid-snapshot", "the manifest records").await;
     assert_eq!(
-        openbao.restore_attempts(),
+        openbao.restore_requests(),
         attempts + 1,
         "the upload was started, then broken"
     );
@@ -299,23 +326,23 @@ async fn a_restore_that_fails_leaves_openbao_as_it_was() {
     let mut corrupted = object.clone();
     corrupted[object.len() / 2] ^= 0x40;
     put(&bucket, &plain_key, corrupted).await;
-    let run = restore(&bucket, &openbao, &plain_key, &plain).await;
-    expect_refused(&run, "invalid-snapshot", "");
+    let run = restore(&bucket, &url, &plain_key, &plain).await;
+    expect_refused(&run, "invalid-snapshot", "").await;
     put(&bucket, &plain_key, object[..object.len() - 1000].to_vec()).await;
-    let run = restore(&bucket, &openbao, &plain_key, &plain).await;
-    expect_refused(&run, "invalid-snapshot", "");
+    let run = restore(&bucket, &url, &plain_key, &plain).await;
+    expect_refused(&run, "invalid-snapshot", "").await;
     put(&bucket, &plain_key, object.clone()).await;
 
     // The wrong age identity; then no plugins at all.
     let (_, other) = age_keypair(&dir.0.join("other"));
     let wrong = Chain::new(&["zstd", "age"], &recipient, &other);
-    let run = restore(&bucket, &openbao, &sealed_key, &wrong).await;
-    expect_refused(&run, "plugin", "wrong age key");
-    let attempts = openbao.restore_attempts();
-    let run = restore(&bucket, &openbao, &sealed_key, &plain).await;
-    expect_refused(&run, "config", "give that plugin with --plugin");
+    let run = restore(&bucket, &url, &sealed_key, &wrong).await;
+    expect_refused(&run, "plugin", "wrong age key").await;
+    let attempts = openbao.restore_requests();
+    let run = restore(&bucket, &url, &sealed_key, &plain).await;
+    expect_refused(&run, "config", "give that plugin with --plugin").await;
     assert_eq!(
-        openbao.restore_attempts(),
+        openbao.restore_requests(),
         attempts,
         "OpenBao was not asked"
     );
@@ -323,47 +350,93 @@ async fn a_restore_that_fails_leaves_openbao_as_it_was() {
     // The download breaks half-way.
     let proxy = S3Proxy::start(bucket.garage.endpoint.trim_start_matches("http://"), None).await;
     proxy.cut_downloads_after(2 * MIB);
-    let mut args = command_args(&bucket, "restore", &openbao.url());
+    let mut args = command_args(&bucket, "restore", &url);
     set(&mut args, "--endpoint", &proxy.url());
     set(&mut args, "--key", &plain_key);
     let run = run_cli(&args, &[]).await;
-    expect_refused(&run, "storage", "broke after");
+    expect_refused(&run, "storage", "broke after").await;
 
     // A token that may back up but not restore: OpenBao's refusal is the reason.
-    let backup_only = FakeOpenBao::start(
-        FakeConfig::new(SnapshotSpec::new(MIB, 46)).with_token(TOKEN, &["backup"]),
-    )
-    .await;
-    let run = restore(&bucket, &backup_only, &plain_key, &plain).await;
+    let backup_only = Cluster::start(ClusterSpec::single().with_token(TOKEN, &["backup"])).await;
+    backup_only
+        .put_secret("app", json!({"v": "untouched"}))
+        .await;
+    let run = restore(&bucket, &backup_only.url().await, &plain_key, &plain).await;
     assert_eq!(run.result["cause"], "auth", "{}", run.all_output());
     assert!(run.reason().contains("needs `update`"), "{}", run.reason());
-    assert!(backup_only.restored().is_empty());
+    assert_eq!(
+        backup_only.secret("app").await,
+        Some(json!({"v": "untouched"}))
+    );
+}
 
-    // A node with other keys refuses the snapshot; --force installs it.
-    let other_cluster = FakeOpenBao::start(FakeConfig {
-        barrier_key: b"another-barrier-key".to_vec(),
-        ..FakeConfig::new(SnapshotSpec::new(MIB, 44)).with_token(TOKEN, &["restore"])
-    })
-    .await;
-    let run = restore(&bucket, &other_cluster, &plain_key, &plain).await;
+/// A cluster sealed with another key refuses the snapshot and says why;
+/// `--force` makes OpenBao take it and then seal itself, which the restore
+/// reports instead of claiming success.
+#[tokio::test]
+async fn a_snapshot_sealed_with_another_key_is_refused_and_force_is_reported() {
+    let bucket = Bucket::new("restore-other-key").await;
+    let openbao = Source::start(0).await;
+    let none = Chain { specs: Vec::new() };
+    let (key, _) = backup(&bucket, &openbao, &none).await;
+
+    let other = Cluster::start(ClusterSpec::single().with_token(TOKEN, &["restore"])).await;
+    other.put_secret("app", json!({"v": "other"})).await;
+    let other_url = other.url().await;
+    let run = restore(&bucket, &other_url, &key, &none).await;
     assert!(!run.ok());
-    assert_eq!(run.result["cause"], "openbao");
-    assert!(run.reason().contains("--force"), "{}", run.reason());
-    assert!(other_cluster.restored().is_empty());
-    let mut args = command_args(&bucket, "restore", &other_cluster.url());
-    set(&mut args, "--key", &plain_key);
+    assert_eq!(run.result["cause"], "openbao", "{}", run.all_output());
+    let reason = run.reason();
+    assert!(
+        reason.contains("another seal key") && reason.contains("--force"),
+        "{reason}"
+    );
+    assert_eq!(other.secret("app").await, Some(json!({"v": "other"})));
+
+    let mut args = command_args(&bucket, "restore", &other_url);
+    set(&mut args, "--key", &key);
     args.push("--force".into());
     let run = run_cli(&args, &[]).await;
+    assert!(!run.ok(), "{}", run.all_output());
+    assert_eq!(run.result["cause"], "openbao");
+    assert!(run.reason().contains("sealed itself"), "{}", run.reason());
+}
+
+/// Another cluster with the same seal key (a new cluster after losing the
+/// old one, its seal key kept) takes the backup without force; a 3-node
+/// cluster then serves the restored data from every node, standbys too.
+#[tokio::test]
+async fn a_new_three_node_cluster_with_the_seal_key_serves_the_backup_from_every_node() {
+    let bucket = Bucket::new("restore-new-cluster").await;
+    let old = Source::start(2).await;
+    old.cluster
+        .put_secret("app", json!({"v": "from the old cluster"}))
+        .await;
+    let none = Chain { specs: Vec::new() };
+    let (key, _) = backup(&bucket, &old, &none).await;
+
+    let mut spec = ClusterSpec::three_nodes().with_token(TOKEN, &["restore"]);
+    spec.seal_key = Some(old.cluster.seal_key.clone());
+    let new = Cluster::start(spec).await;
+    new.put_secret("app", json!({"v": "new and empty"})).await;
+    // Every node, so the restore can find the active one and wait for all.
+    let addrs = new.urls().join(",");
+    let run = restore(&bucket, &addrs, &key, &none).await;
     assert!(run.ok(), "{}", run.all_output());
-    assert!(other_cluster.restored()[0].forced);
-    assert!(openbao.restored().is_empty());
+    for url in new.urls() {
+        assert_eq!(
+            new.secret_on(&url, "app").await,
+            Some(json!({"v": "from the old cluster"})),
+            "{url} serves the restored data"
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_decode_that_fails_leaves_no_file() {
     let dir = TempDir::new("decode-fails");
     let bucket = Bucket::new("restore-decode-fails").await;
-    let openbao = fake(SnapshotSpec::new(2 * MIB, 45)).await;
+    let openbao = Source::start(2).await;
     let (key, _) = backup(&bucket, &openbao, &Chain { specs: Vec::new() }).await;
     let manifest_key = format!("{key}.manifest.json");
     let mut tampered: Value = serde_json::from_slice(&bucket.read(&manifest_key).await).unwrap();

@@ -116,6 +116,9 @@ pub struct Restored {
 
 struct Inner {
     config: FakeConfig,
+    /// When the node last became active: a restore changes it, as in
+    /// OpenBao, whose active node steps down and up to apply one.
+    active_time: String,
     restored: Vec<Restored>,
     restore_attempts: usize,
 }
@@ -138,11 +141,13 @@ impl FakeOpenBao {
         let tls = config.tls.clone();
         let inner = Arc::new(Mutex::new(Inner {
             config,
+            active_time: chrono::Utc::now().to_rfc3339(),
             restored: Vec::new(),
             restore_attempts: 0,
         }));
         let app = Router::new()
             .route("/v1/sys/health", get(health))
+            .route("/v1/sys/leader", get(leader))
             .route("/v1/auth/{mount}/login", post(login))
             .route(
                 "/v1/sys/storage/raft/snapshot",
@@ -221,6 +226,24 @@ async fn health(State(inner): State<Shared>) -> Response {
         "server_time_utc": chrono::Utc::now().timestamp(),
     });
     (health.status(), axum::Json(body)).into_response()
+}
+
+async fn leader(State(inner): State<Shared>) -> Response {
+    let inner = inner.lock().expect("lock");
+    if let Some(response) = unavailable(inner.config.health) {
+        return response;
+    }
+    let index = 10 + inner.restored.len() as u64;
+    let mut body = serde_json::json!({
+        "ha_enabled": true,
+        "is_self": inner.config.health == Health::Active,
+        "raft_committed_index": index,
+        "raft_applied_index": index,
+    });
+    if inner.config.health == Health::Active {
+        body["active_time"] = inner.active_time.clone().into();
+    }
+    axum::Json(body).into_response()
 }
 
 /// Answers for a node that cannot serve requests, as OpenBao does.
@@ -500,6 +523,7 @@ async fn restore_snapshot(
             if !info.sealed_with(&barrier_key) {
                 inner.config.health = Health::Sealed;
             }
+            inner.active_time = chrono::Utc::now().to_rfc3339();
             inner.restored.push(Restored {
                 sha256,
                 size,

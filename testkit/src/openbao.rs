@@ -333,6 +333,33 @@ impl Cluster {
         }
     }
 
+    /// Writes about `mib` MiB of incompressible kv data (256 KiB values,
+    /// eight writes in flight, ~40 MiB/s here), so the next snapshot is at
+    /// least that large. Paths are `secret/fill/<prefix>-<i>`.
+    pub async fn fill(&self, prefix: &str, mib: u64) {
+        use futures_util::StreamExt;
+        const VALUE: usize = 256 * 1024;
+        let url = self.url().await;
+        let writes = (0..mib * 4).map(|i| {
+            let mut bytes = vec![0u8; VALUE / 2];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+                .expect("randomness");
+            let path = format!("secret/data/fill/{prefix}-{i}");
+            let body = json!({"data": {"v": hex::encode(bytes)}});
+            let url = url.clone();
+            async move {
+                let (status, answer) = self
+                    .request(&url, reqwest::Method::POST, &path, Some(body))
+                    .await;
+                assert_eq!(status, 200, "filling {path}: {answer}");
+            }
+        });
+        futures_util::stream::iter(writes)
+            .buffer_unordered(8)
+            .collect::<Vec<()>>()
+            .await;
+    }
+
     /// Reads `secret/<path>` through the active node.
     pub async fn secret(&self, path: &str) -> Option<Value> {
         self.secret_on(&self.url().await, path).await

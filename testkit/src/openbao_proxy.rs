@@ -46,6 +46,7 @@ pub struct Served {
 struct Inner {
     fault: Fault,
     snapshot_requests: usize,
+    restore_requests: usize,
     served: Vec<Served>,
 }
 
@@ -70,6 +71,7 @@ impl OpenBaoProxy {
         let inner = Arc::new(Mutex::new(Inner {
             fault: Fault::None,
             snapshot_requests: 0,
+            restore_requests: 0,
             served: Vec::new(),
         }));
         let addr = upstream
@@ -101,6 +103,11 @@ impl OpenBaoProxy {
         self.lock().snapshot_requests
     }
 
+    /// Restores (of either kind) that reached OpenBao.
+    pub fn restore_requests(&self) -> usize {
+        self.lock().restore_requests
+    }
+
     /// Every snapshot body that went out, oldest first.
     pub fn served(&self) -> Vec<Served> {
         self.lock().served.clone()
@@ -118,12 +125,13 @@ impl Drop for OpenBaoProxy {
 }
 
 async fn forward(State(upstream): State<Upstream>, mut request: Request) -> Response {
-    let snapshot = request.method() == "GET" && request.uri().path() == SNAPSHOT_PATH;
+    let path = request.uri().path();
+    let snapshot = request.method() == "GET" && path == SNAPSHOT_PATH;
+    let restore = request.method() != "GET" && path.starts_with(SNAPSHOT_PATH);
     let fault = {
         let mut inner = upstream.inner.lock().expect("lock");
-        if snapshot {
-            inner.snapshot_requests += 1;
-        }
+        inner.snapshot_requests += usize::from(snapshot);
+        inner.restore_requests += usize::from(restore);
         if snapshot { inner.fault } else { Fault::None }
     };
     if let Fault::Status(code) = fault {

@@ -423,12 +423,14 @@ pub async fn restore(
     let opened = read.open().await?;
     let node = openbao.find_active().await?;
     let token = openbao.login(&node, &target.auth).await?;
+    let before = openbao.leader(&node).await?;
     tracing::info!(%node, force = target.force, key = %opened.key, "restoring");
     let (key, manifest, verified, ()) = read
         .read(opened, |snapshot| {
             openbao.restore(&node, &token, snapshot, target.force)
         })
         .await?;
+    openbao.wait_applied(&node, &before).await?;
     let mut done = result("restored", key, &manifest, verified, started_at, clock);
     done.node = Some(node.to_string());
     done.forced = Some(target.force);

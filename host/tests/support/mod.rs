@@ -1,5 +1,6 @@
 //! Shared pieces of the integration tests: a bucket per test in the shared
-//! Garage, the backup binary as a child process, and bucket inspection.
+//! Garage, a real OpenBao node behind a recording proxy, the backup binary
+//! as a child process, and bucket inspection.
 
 #![allow(dead_code)]
 
@@ -10,9 +11,47 @@ use aws_sdk_s3::Client;
 use openbao_backup::s3::TargetConfig;
 use sha2::{Digest, Sha256};
 use testkit::garage::{Garage, REGION};
+use testkit::{Cluster, ClusterSpec, OpenBaoProxy};
 
 pub const MIB: u64 = 1024 * 1024;
-pub const TOKEN: &str = "s.backup-token-7f1c2e9a";
+/// A token id (real OpenBao refuses ids with a dot).
+pub const TOKEN: &str = "backup-token-7f1c2e9a";
+
+/// A real OpenBao node (`TOKEN` may back up and restore), behind a proxy
+/// that records every snapshot it served and breaks downloads on demand.
+/// Derefs to the proxy, whose URL the commands get.
+pub struct Source {
+    pub cluster: Cluster,
+    pub proxy: OpenBaoProxy,
+}
+
+impl Source {
+    /// A single node holding at least `fill_mib` MiB of kv data.
+    pub async fn start(fill_mib: u64) -> Self {
+        Self::with(
+            ClusterSpec::single().with_token(TOKEN, &["backup", "restore"]),
+            fill_mib,
+        )
+        .await
+    }
+
+    pub async fn with(spec: ClusterSpec, fill_mib: u64) -> Self {
+        let cluster = Cluster::start(spec).await;
+        if fill_mib > 0 {
+            cluster.fill("data", fill_mib).await;
+        }
+        let proxy = OpenBaoProxy::start(&cluster.url().await).await;
+        Self { cluster, proxy }
+    }
+}
+
+impl std::ops::Deref for Source {
+    type Target = OpenBaoProxy;
+
+    fn deref(&self) -> &OpenBaoProxy {
+        &self.proxy
+    }
+}
 
 /// A fresh bucket in the shared Garage and a scratch directory.
 pub struct Bucket {
