@@ -9,7 +9,7 @@ mod support;
 
 use support::{Bucket, MIB, Source, TOKEN, run_cli, set, sha256_hex, unset};
 use testkit::jwt::JwtIssuer;
-use testkit::openbao::Node;
+use testkit::openbao::{JwtAuth, Node};
 use testkit::s3proxy::{Injection, Operation, S3Proxy};
 use testkit::{
     Cluster, ClusterSpec, FakeConfig, FakeOpenBao, Fault, Health, OpenBaoProxy, SnapshotSpec,
@@ -211,9 +211,9 @@ async fn finds_the_active_node_and_never_snapshots_the_others() {
 /// namespace of a ServiceAccount token by JSON pointer, as documented.
 async fn jwt_source(issuer: &JwtIssuer) -> Source {
     let mut spec = ClusterSpec::single();
-    spec.jwt = Some((
-        vec![issuer.public_key_pem()],
-        vec![(
+    spec.jwt = Some(JwtAuth {
+        keys: vec![issuer.public_key_pem()],
+        roles: vec![(
             "backup".into(),
             serde_json::json!({
                 "role_type": "jwt",
@@ -224,7 +224,7 @@ async fn jwt_source(issuer: &JwtIssuer) -> Source {
                 "token_ttl": "5m",
             }),
         )],
-    ));
+    });
     Source::with(spec, 0).await
 }
 

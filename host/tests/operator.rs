@@ -1,9 +1,9 @@
 //! The operator against a real kube-apiserver (1.20, built by
 //! scripts/setup) and etcd, running with the chart's RBAC, with the test
 //! playing the kubelet: it runs each backup Job's container command as a
-//! process (the real `backup` binary, against the fake OpenBao and Garage,
-//! with the Job's env, its Secrets and a real projected ServiceAccount token
-//! from the API server), then writes the pod's termination message and the
+//! process (the real `backup` binary, against real OpenBao and Garage, with
+//! the Job's env, its Secrets and a real projected ServiceAccount token from
+//! the API server, which OpenBao's JWT auth verifies), then writes the pod's termination message and the
 //! Job's status as a kubelet and the Job controller would.
 //!
 //! Kubernetes 1.20 has no batch/v1 CronJob (and no controller-manager), so
@@ -42,11 +42,12 @@ use openbao_backup::cli::DEFAULT_JWT_FILE;
 use openbao_backup::operator::desired::{self, OperatorSettings};
 use openbao_backup::plugin_spec::PluginSpec;
 use serde_json::json;
-use support::{Bucket, sha256_hex};
+use support::{Bucket, Source, sha256_hex};
 use testkit::jwt::JwtIssuer;
 use testkit::kube::KubeApiServer;
+use testkit::openbao::JwtAuth;
 use testkit::tls::TestCa;
-use testkit::{FakeConfig, FakeOpenBao, Fault, JwtRole, SnapshotSpec};
+use testkit::{ClusterSpec, Fault};
 
 const CHART: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -76,10 +77,10 @@ async fn operator_on_a_real_api_server() {
 
     // A cluster whose backups go to Garage, logging in with JWT.
     let bucket = Bucket::new("operator").await;
-    let fake = FakeOpenBao::start(fake_openbao(&issuer)).await;
+    let openbao = start_openbao(&issuer).await;
     let cluster = backup_cluster(&kube, &admin, &bucket).await;
 
-    let job = run_backup_job(&kube, &admin, &cluster, "manual-backup-1", &fake.url()).await;
+    let job = run_backup_job(&kube, &admin, &cluster, "manual-backup-1", &openbao.url()).await;
     let backup = wait_for("the first backup in status", || async {
         let status = get_cluster(&admin).await.status?.backup?;
         status.last_backup_name.is_some().then_some(status)
@@ -116,8 +117,8 @@ async fn operator_on_a_real_api_server() {
     );
 
     // A failing backup: OpenBao refuses the snapshot.
-    fake.set_fault(Fault::Status(503));
-    run_backup_job(&kube, &admin, &cluster, "manual-backup-2", &fake.url()).await;
+    openbao.set_fault(Fault::Status(503));
+    run_backup_job(&kube, &admin, &cluster, "manual-backup-2", &openbao.url()).await;
     let failed = wait_for("the failure in status", || async {
         let status = get_cluster(&admin).await.status?.backup?;
         (status.consecutive_failures == 1).then_some(status)
@@ -132,11 +133,11 @@ async fn operator_on_a_real_api_server() {
     let event = wait_for_event(&admin, "BackupFailed").await;
     assert!(event.note.unwrap().contains("503"));
 
-    fake.set_fault(Fault::None);
-    let key = plugins_from_config_maps(&kube, &admin, &bucket, &fake).await;
-    restore_through_the_operator(&kube, &admin, &fake, &key).await;
+    openbao.set_fault(Fault::None);
+    let key = plugins_from_config_maps(&kube, &admin, &bucket, &openbao).await;
+    restore_through_the_operator(&kube, &admin, &openbao, &key).await;
     // The last backup is the pre-upgrade one now.
-    let key = upgrade_through_the_operator(&kube, &admin, &fake).await;
+    let key = upgrade_through_the_operator(&kube, &admin, &openbao).await;
 
     // A second replica waits while the first leads; when the first stops,
     // the second takes over and, reading the status back, counts nothing
@@ -442,29 +443,32 @@ async fn a_spec_only_the_controller_can_check_gets_a_condition(
     );
 }
 
-fn fake_openbao(issuer: &JwtIssuer) -> FakeConfig {
-    let mut config = FakeConfig::new(SnapshotSpec::new(3 * 1024 * 1024, 7));
-    config.jwt_keys = vec![issuer.public_key()];
-    config.jwt_roles.insert(
-        "backup".into(),
-        JwtRole {
-            bound_audiences: vec![AUDIENCE.into()],
-            bound_claims: HashMap::from([
-                ("kubernetes.io/namespace".into(), "backups".into()),
-                (
-                    "kubernetes.io/serviceaccount/name".into(),
-                    "it-backup-serviceaccount".into(),
-                ),
-            ]),
-            policies: vec!["backup".into()],
-            ttl_seconds: 300,
-        },
-    );
+/// Real OpenBao trusting the API server's ServiceAccount issuer, with the
+/// documented role bound to the backup ServiceAccount by JSON pointers.
+async fn start_openbao(issuer: &JwtIssuer) -> Source {
+    let role = |policy: &str| {
+        json!({
+            "role_type": "jwt",
+            "user_claim": "sub",
+            "bound_audiences": [AUDIENCE],
+            "bound_claims": {
+                "/kubernetes.io/namespace": "backups",
+                "/kubernetes.io/serviceaccount/name": "it-backup-serviceaccount",
+            },
+            "token_policies": [policy],
+            "token_ttl": "5m",
+        })
+    };
+    let mut spec = ClusterSpec::single();
     // Restores log in as the same ServiceAccount, with a role that may restore.
-    let mut restore = config.jwt_roles["backup"].clone();
-    restore.policies = vec!["restore".into()];
-    config.jwt_roles.insert("restore".into(), restore);
-    config
+    spec.jwt = Some(JwtAuth {
+        keys: vec![issuer.public_key_pem()],
+        roles: vec![
+            ("backup".into(), role("backup")),
+            ("restore".into(), role("restore")),
+        ],
+    });
+    Source::with(spec, 3).await
 }
 
 async fn backup_cluster(kube: &KubeApiServer, admin: &Client, bucket: &Bucket) -> OpenBaoCluster {
@@ -520,7 +524,7 @@ async fn plugins_from_config_maps(
     kube: &KubeApiServer,
     admin: &Client,
     bucket: &Bucket,
-    fake: &FakeOpenBao,
+    openbao: &Source,
 ) -> String {
     let dir = std::env::temp_dir().join(format!("openbao-backup-it-age-{}", std::process::id()));
     let (recipient, identity) = support::age_keypair(&dir);
@@ -554,7 +558,19 @@ async fn plugins_from_config_maps(
     let before = get_cluster(admin).await.status.unwrap().backup.unwrap();
     let cluster = get_cluster(admin).await;
     assert_eq!(cluster.spec.backup.as_ref().unwrap().transforms.len(), 2);
-    run_backup_job(kube, admin, &cluster, "manual-backup-plugins", &fake.url()).await;
+    // What this backup holds; the restore below brings it back.
+    openbao
+        .cluster
+        .put_secret("app", json!({"v": "in the backup"}))
+        .await;
+    run_backup_job(
+        kube,
+        admin,
+        &cluster,
+        "manual-backup-plugins",
+        &openbao.url(),
+    )
+    .await;
     let backup = wait_for("the transformed backup in status", || async {
         let status = get_cluster(admin).await.status?.backup?;
         (status.last_backup_name != before.last_backup_name).then_some(status)
@@ -575,7 +591,7 @@ async fn plugins_from_config_maps(
         ]),
         stored,
     );
-    let served = fake.served().last().cloned().unwrap();
+    let served = openbao.served().last().cloned().unwrap();
     assert_eq!(
         sha256_hex(&plain),
         served.sha256,
@@ -602,23 +618,28 @@ async fn plugins_from_config_maps(
 
 /// An OpenBaoRestore of the newest backup (zstd then age): the operator
 /// runs it once as a Job with the cluster's plugins and its JWT identity,
-/// and the fake OpenBao installs exactly the snapshot that was taken.
+/// and OpenBao serves the data of the backup again.
 async fn restore_through_the_operator(
     kube: &KubeApiServer,
     admin: &Client,
-    fake: &FakeOpenBao,
+    openbao: &Source,
     key: &str,
 ) {
-    let taken = fake.served().last().cloned().unwrap();
-    let done = run_restore(kube, admin, fake, "restore-1", "latest").await;
+    let taken = openbao.served().last().cloned().unwrap();
+    openbao
+        .cluster
+        .put_secret("app", json!({"v": "changed"}))
+        .await;
+    let done = run_restore(kube, admin, openbao, "restore-1", "latest").await;
     assert_eq!(done.phase, RestorePhase::Succeeded, "{:?}", done.message);
     assert_eq!(done.restored_key.as_deref(), Some(key));
     assert_eq!(done.restored_sha256.as_deref(), Some(taken.sha256.as_str()));
-    let installed = fake.restored().last().cloned().unwrap();
     assert_eq!(
-        installed.sha256, taken.sha256,
-        "OpenBao got the snapshot taken"
+        openbao.cluster.secret("app").await,
+        Some(json!({"v": "in the backup"})),
+        "OpenBao serves the backup's data"
     );
+    assert_eq!(openbao.restore_requests(), 1);
     let event = wait_for_event_about(admin, "RestoreSucceeded", "restore-1").await;
     assert!(event.note.unwrap().contains(key));
 
@@ -629,13 +650,13 @@ async fn restore_through_the_operator(
         restores.get("restore-1").await.unwrap().status.unwrap(),
         done
     );
-    assert_eq!(fake.restored().len(), 1);
+    assert_eq!(openbao.restore_requests(), 1);
 
     // A restore of a key that is not a backup fails, and says why.
     let failed = run_restore(
         kube,
         admin,
-        fake,
+        openbao,
         "restore-2",
         "clusters/backups/it/nope.snap",
     )
@@ -645,7 +666,7 @@ async fn restore_through_the_operator(
     assert!(message.contains("not a complete backup"), "{message}");
     assert_eq!(failed.conditions[0].reason, "RestoreFailed");
     wait_for_event_about(admin, "RestoreFailed", "restore-2").await;
-    assert_eq!(fake.restored().len(), 1, "nothing installed");
+    assert_eq!(openbao.restore_requests(), 1, "OpenBao was not asked");
 }
 
 /// The workload is owned by the cluster; a new version waits for its
@@ -655,7 +676,7 @@ async fn restore_through_the_operator(
 async fn upgrade_through_the_operator(
     kube: &KubeApiServer,
     admin: &Client,
-    fake: &FakeOpenBao,
+    openbao: &Source,
 ) -> String {
     let cluster = get_cluster(admin).await;
     let uid = cluster.uid().unwrap();
@@ -759,7 +780,7 @@ async fn upgrade_through_the_operator(
         "PreUpgradeBackup"
     );
 
-    run_job(kube, admin, &job, &fake.url()).await;
+    run_job(kube, admin, &job, &openbao.url()).await;
     let upgrade = wait_for("the rollout", || async {
         let upgrade = get_cluster(admin).await.status?.upgrade?;
         (upgrade.phase == UpgradePhase::RollingOut).then_some(upgrade)
@@ -856,7 +877,7 @@ async fn make_openbao_pod(pods: &Api<Pod>, sts: &StatefulSet, revision: &str) {
 async fn run_restore(
     kube: &KubeApiServer,
     admin: &Client,
-    fake: &FakeOpenBao,
+    openbao: &Source,
     name: &str,
     key: &str,
 ) -> OpenBaoRestoreStatus {
@@ -881,7 +902,7 @@ async fn run_restore(
     assert_eq!(running.phase, RestorePhase::Running);
     assert_eq!(running.job_name.as_deref(), Some(job_name.as_str()));
 
-    run_job(kube, admin, &job, &fake.url()).await;
+    run_job(kube, admin, &job, &openbao.url()).await;
     wait_for(&format!("{name} to finish"), || async {
         let status = restores.get(name).await.ok()?.status?;
         status.phase.is_final().then_some(status)
@@ -1020,7 +1041,7 @@ async fn run_job(kube: &KubeApiServer, admin: &Client, job: &Job, openbao: &str)
             )
         })
         .collect();
-    // No cluster DNS here: the pods' addresses lead to the fake OpenBao.
+    // No cluster DNS here: the pods' addresses lead to the test's OpenBao.
     env.push(("OPENBAO_ADDR".into(), openbao.into()));
     env.push(("OPENBAO_JWT_FILE".into(), local(DEFAULT_JWT_FILE)));
     // Plugin specs name files in the container too.

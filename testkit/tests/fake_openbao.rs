@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use testkit::jwt::JwtIssuer;
+use testkit::openbao::JwtAuth;
 use testkit::snapshot::write_snapshot;
 use testkit::{Cluster, ClusterSpec, FakeConfig, FakeOpenBao, Health, JwtRole, SnapshotSpec};
 
@@ -36,9 +37,9 @@ impl Pair {
             .with_token(BACKUP, &["backup"])
             .with_token(RESTORE, &["restore"])
             .with_token(DEFAULT, &["default"]);
-        spec.jwt = Some((
-            vec![issuer.public_key_pem()],
-            roles()
+        spec.jwt = Some(JwtAuth {
+            keys: vec![issuer.public_key_pem()],
+            roles: roles()
                 .iter()
                 .map(|(name, claim)| {
                     let role = json!({
@@ -52,7 +53,7 @@ impl Pair {
                     (name.to_string(), role)
                 })
                 .collect(),
-        ));
+        });
         let real = Cluster::start(spec).await;
 
         let mut config = FakeConfig::new(SnapshotSpec::new(100_000, 1))

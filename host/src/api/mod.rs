@@ -21,6 +21,8 @@ pub const DEFAULT_PART_SIZE: u64 = 10 * 1024 * 1024;
 pub const CRD_FILE: &str = "deploy/helm/openbao-backup-operator/crds/openbao.org.yaml";
 pub const DEFAULT_CONCURRENCY: u16 = 3;
 pub const DEFAULT_REPLICAS: u32 = 3;
+/// `spec.seal.static.keyId` when not given.
+pub const DEFAULT_SEAL_KEY_ID: &str = "k1";
 
 /// The desired state of an OpenBao cluster.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -67,6 +69,10 @@ pub struct OpenBaoClusterSpec {
     /// The listener's certificate; OpenBao always serves TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSpec>,
+    /// Auto-unseal the operator sets up itself: a static key from a
+    /// Secret. Instead of a `seal` in `config`, not with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<SealSpec>,
     /// More OpenBao server configuration in its JSON form (`seal`,
     /// `telemetry`, `log_level`, ...), merged into what the operator
     /// renders; the keys the operator owns (`storage`, `listener`,
@@ -120,6 +126,36 @@ pub struct TlsSpec {
     /// `<cluster>.<namespace>.svc`. Default `<cluster>-tls`.
     #[schemars(length(min = 1, max = 253))]
     pub secret_name: String,
+}
+
+/// How OpenBao unseals itself.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SealSpec {
+    /// OpenBao's `static` seal: a 32-byte AES key, mounted read-only from
+    /// a Secret. Keep the key: without it the data (and every backup of
+    /// it) cannot be unsealed.
+    #[serde(rename = "static")]
+    pub static_key: StaticSealSpec,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StaticSealSpec {
+    /// The Secret key holding exactly 32 random bytes
+    /// (`head -c 32 /dev/urandom`).
+    pub secret_key_ref: SecretKeyRef,
+    /// The key's id (OpenBao's `current_key_id`), recorded with what the
+    /// key encrypts; default `k1`. Keep it once the cluster is initialized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub key_id: Option<String>,
+}
+
+impl StaticSealSpec {
+    pub fn key_id(&self) -> &str {
+        self.key_id.as_deref().unwrap_or(DEFAULT_SEAL_KEY_ID)
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -258,7 +294,8 @@ pub struct ConfigMapKeyRef {
 pub struct SecretKeyRef {
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
-    #[schemars(length(min = 1))]
+    /// A key of the Secret's `data`.
+    #[schemars(length(min = 1, max = 253), regex(pattern = "^[-._a-zA-Z0-9]+$"))]
     pub key: String,
 }
 

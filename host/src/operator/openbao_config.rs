@@ -2,8 +2,8 @@
 //! (serialized, never templated as text): a TLS listener, integrated Raft
 //! storage joining every peer, Kubernetes service registration (the pod
 //! labels that tell the operator which node is active), the user's extra
-//! configuration, and `spec.selfInit` as declarative self-initialization.
-//! Pure.
+//! configuration, `spec.seal` (a static key mounted from a Secret) and
+//! `spec.selfInit` as declarative self-initialization. Pure.
 
 use serde_json::{Map, Value, json};
 
@@ -14,6 +14,8 @@ pub const CONFIG_DIR: &str = "/openbao/config";
 pub const CONFIG_FILE: &str = "config.json";
 pub const DATA_DIR: &str = "/openbao/data";
 pub const TLS_DIR: &str = "/openbao/tls";
+/// Where `spec.seal.static`'s Secret key is mounted, as a file of its name.
+pub const SEAL_DIR: &str = "/openbao/seal";
 
 /// Top-level keys the operator renders itself; `spec.config` may not set
 /// them.
@@ -66,6 +68,16 @@ pub fn render(cluster: &str, namespace: &str, spec: &OpenBaoClusterSpec) -> Valu
     for (key, value) in owned.as_object().expect("an object") {
         config.insert(key.clone(), value.clone());
     }
+    if let Some(seal) = &spec.seal {
+        let key = &seal.static_key;
+        config.insert(
+            "seal".into(),
+            json!({"static": {
+                "current_key_id": key.key_id(),
+                "current_key": format!("file://{}", seal_key_file(&key.secret_key_ref.key)),
+            }}),
+        );
+    }
     if let Some(init) = spec.self_init.as_ref().filter(|s| s.enabled) {
         let requests: Vec<Value> = init.requests.iter().map(self_init_request).collect();
         config.insert(
@@ -74,6 +86,11 @@ pub fn render(cluster: &str, namespace: &str, spec: &OpenBaoClusterSpec) -> Valu
         );
     }
     Value::Object(config)
+}
+
+/// The file holding `spec.seal.static`'s key in the pods.
+pub fn seal_key_file(key: &str) -> String {
+    format!("{SEAL_DIR}/{key}")
 }
 
 /// One self-initialization request: its body is `data`, or built from
@@ -120,12 +137,19 @@ pub fn check(spec: &OpenBaoClusterSpec, problems: &mut Vec<String>) {
             ));
         }
     }
+    let config_seal = extra.is_some_and(|c| c.contains_key("seal"));
+    if config_seal && spec.seal.is_some() {
+        problems.push(
+            "spec.seal and spec.config.seal: give one seal; remove spec.config.seal to unseal with spec.seal.static, or remove spec.seal to keep your own"
+                .into(),
+        );
+    }
     let Some(init) = spec.self_init.as_ref().filter(|s| s.enabled) else {
         return;
     };
-    if !extra.is_some_and(|c| c.contains_key("seal")) {
+    if !config_seal && spec.seal.is_none() {
         problems.push(
-            "spec.selfInit needs auto-unseal (OpenBao cannot keep Shamir keys it made itself): add a seal to spec.config, e.g. {\"seal\": {\"transit\": {...}}} or {\"seal\": {\"static\": {...}}}"
+            "spec.selfInit needs auto-unseal (OpenBao cannot keep Shamir keys it made itself): add spec.seal.static.secretKeyRef (a 32-byte key in a Secret), or a seal to spec.config, e.g. {\"seal\": {\"transit\": {...}}}"
                 .into(),
         );
     }
@@ -182,6 +206,39 @@ pub fn check(spec: &OpenBaoClusterSpec, problems: &mut Vec<String>) {
     }
 }
 
+/// What `spec.selfInit` probably gets wrong but OpenBao accepts, each
+/// naming its field and the fix: a JWT/OIDC role (`auth/<mount>/role/*`)
+/// whose `bound_claims` has a key with a `/` but no leading `/`. OpenBao
+/// reads such a key as one top-level claim name, and Kubernetes
+/// ServiceAccount tokens nest theirs (`kubernetes.io` -> `namespace`), so
+/// every login with the role fails with `claim "..." is missing`.
+pub fn warnings(spec: &OpenBaoClusterSpec) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let Some(init) = spec.self_init.as_ref().filter(|s| s.enabled) else {
+        return warnings;
+    };
+    for (i, request) in init.requests.iter().enumerate() {
+        let path = request.path.trim_start_matches('/');
+        if !(path.starts_with("auth/") && path.contains("/role/")) {
+            continue;
+        }
+        let claims = request.data.as_ref().and_then(|d| d.get("bound_claims"));
+        for key in claims
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+        {
+            if key.contains('/') && !key.starts_with('/') {
+                warnings.push(format!(
+                    "spec.selfInit.requests[{i}].data.bound_claims.\"{key}\": use \"/{key}\": OpenBao reads a key without a leading / as a top-level claim name, so ServiceAccount tokens never match"
+                ));
+            }
+        }
+    }
+    warnings
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,10 +284,94 @@ mod tests {
         let role = &requests[3]["create-backup-role"]["data"];
         assert_eq!(role["bound_audiences"], json!(["openbao-internal"]));
         assert_eq!(role["token_policies"], json!(["backup"]));
-        assert!(config["seal"].is_object(), "self-init needs auto-unseal");
+        assert_eq!(
+            role["bound_claims"],
+            json!({"/kubernetes.io/namespace": "openbao",
+                   "/kubernetes.io/serviceaccount/name": "selfinit-cluster-backup-serviceaccount"})
+        );
+        assert_eq!(
+            role["bound_claims"]["/kubernetes.io/serviceaccount/name"],
+            crate::operator::desired::service_account_name("selfinit-cluster")
+        );
+        assert_eq!(
+            config["seal"],
+            json!({"static": {"current_key_id": "k1",
+                              "current_key": "file:///openbao/seal/key"}}),
+            "self-init needs auto-unseal"
+        );
         let mut problems = Vec::new();
         check(&cluster.spec, &mut problems);
         assert!(problems.is_empty(), "{problems:?}");
+        assert!(warnings(&cluster.spec).is_empty());
+    }
+
+    #[test]
+    fn a_static_seal_from_a_secret_is_auto_unseal() {
+        let spec: OpenBaoClusterSpec = serde_json::from_value(json!({
+            "version": "2.4.1",
+            "seal": {"static": {"secretKeyRef": {"name": "bao-seal", "key": "unseal.key"},
+                                "keyId": "2026-01"}},
+            "config": {"log_level": "debug"},
+            "selfInit": {"enabled": true, "requests": [
+                {"name": "a", "operation": "update", "path": "sys/auth/jwt",
+                 "authMethod": {"type": "jwt"}},
+            ]},
+        }))
+        .unwrap();
+        let config = render("bao", "prod", &spec);
+        assert_eq!(
+            config["seal"],
+            json!({"static": {"current_key_id": "2026-01",
+                              "current_key": "file:///openbao/seal/unseal.key"}})
+        );
+        let mut problems = Vec::new();
+        check(&spec, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn two_seals_are_refused_naming_both() {
+        let spec: OpenBaoClusterSpec = serde_json::from_value(json!({
+            "version": "2.4.1",
+            "seal": {"static": {"secretKeyRef": {"name": "bao-seal", "key": "key"}}},
+            "config": {"seal": {"transit": {"address": "https://transit:8200"}}},
+        }))
+        .unwrap();
+        let mut problems = Vec::new();
+        check(&spec, &mut problems);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("spec.seal and spec.config.seal: give one seal; remove"),
+            "{}",
+            problems[0]
+        );
+    }
+
+    #[test]
+    fn unslashed_bound_claims_of_a_role_warn_but_pass() {
+        let spec: OpenBaoClusterSpec = serde_json::from_value(json!({
+            "version": "2.4.1",
+            "seal": {"static": {"secretKeyRef": {"name": "bao-seal", "key": "key"}}},
+            "selfInit": {"enabled": true, "requests": [
+                {"name": "kv", "operation": "update", "path": "secret/data/x",
+                 "data": {"bound_claims": {"a/b": "c"}}},
+                {"name": "role", "operation": "update", "path": "auth/jwt/role/backup",
+                 "data": {"bound_claims": {
+                     "kubernetes.io/namespace": "openbao",
+                     "/kubernetes.io/serviceaccount/name": "bao-backup-serviceaccount",
+                     "sub": "system:serviceaccount:openbao:bao-backup-serviceaccount"}}},
+            ]},
+        }))
+        .unwrap();
+        let mut problems = Vec::new();
+        check(&spec, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            warnings(&spec),
+            [
+                r#"spec.selfInit.requests[1].data.bound_claims."kubernetes.io/namespace": use "/kubernetes.io/namespace": OpenBao reads a key without a leading / as a top-level claim name, so ServiceAccount tokens never match"#
+            ]
+        );
     }
 
     #[test]
@@ -291,7 +432,7 @@ mod tests {
         check(&spec, &mut problems);
         let text = problems.join("\n");
         for expected in [
-            "spec.selfInit needs auto-unseal",
+            "spec.selfInit needs auto-unseal (OpenBao cannot keep Shamir keys it made itself): add spec.seal.static.secretKeyRef",
             "spec.selfInit.requests[1].name: \"a\" is used twice",
             "spec.selfInit.requests[1]: give at most one of",
             "spec.selfInit.requests[0].authMethod: applies to paths under sys/auth/",

@@ -25,12 +25,10 @@ use crate::backup::BackupResult;
 use crate::operator::desired::{self, MANAGER, OperatorSettings};
 use crate::operator::metrics::Metrics;
 use crate::operator::rollout::{self, Step};
-use crate::operator::status::{Backups, Cond, Configured, JobOutcome, Workload};
+use crate::operator::status::{Backups, Configured, JobOutcome, WORKLOAD_CONFIGURED, Workload};
 use crate::operator::upgrade::{self, Backup, Plan};
 use crate::operator::workload::{self, Release};
 use crate::operator::{jobs, schedule, status, validate};
-
-pub const WORKLOAD_CONFIGURED: &str = "WorkloadConfigured";
 
 pub struct Context {
     pub client: Client,
@@ -62,6 +60,7 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
 
     // 1. The spec, checked beyond what the API server could.
     let workload_problems = validate::workload(&name, &cluster.spec);
+    let workload_warnings = validate::workload_warnings(&cluster.spec);
     let validation = validate::validate(&cluster.spec);
 
     // 2. Backup Jobs that finished since the status last counted them.
@@ -105,12 +104,7 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
                 version: plan.version,
                 upgrade: plan.upgrade,
                 conditions: vec![
-                    Cond::new(
-                        WORKLOAD_CONFIGURED,
-                        "True",
-                        "Applied",
-                        "the StatefulSet and its companions are in place".into(),
-                    ),
+                    status::workload_configured(&[], &workload_warnings),
                     plan.condition,
                 ],
             };
@@ -120,11 +114,9 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
             let workload = Workload {
                 version: previous.version.clone(),
                 upgrade: previous.upgrade.clone(),
-                conditions: vec![Cond::new(
-                    WORKLOAD_CONFIGURED,
-                    "False",
-                    "InvalidSpec",
-                    workload_problems.join("; "),
+                conditions: vec![status::workload_configured(
+                    &workload_problems,
+                    &workload_warnings,
                 )],
             };
             (workload, None, false)
@@ -195,6 +187,24 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
             &ctx.recorder,
             &cluster,
             warning("InvalidSpec", "Validate", note),
+        )
+        .await;
+    }
+    // Warnings once per change of what WorkloadConfigured says (a new
+    // generation of the spec, say), not once per reconcile.
+    let workload_condition = |s: &crate::api::OpenBaoClusterStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == WORKLOAD_CONFIGURED)
+            .cloned()
+    };
+    if !workload_warnings.is_empty()
+        && workload_condition(&previous) != workload_condition(&new_status)
+    {
+        publish(
+            &ctx.recorder,
+            &cluster,
+            warning("SpecWarning", "Validate", workload_warnings.join("; ")),
         )
         .await;
     }

@@ -10,6 +10,7 @@ use crate::backup::{BackupKind, BackupResult};
 
 pub const BACKUP_CONFIGURED: &str = "BackupConfigured";
 pub const BACKUP_HEALTHY: &str = "BackupHealthy";
+pub const WORKLOAD_CONFIGURED: &str = "WorkloadConfigured";
 
 /// Kubernetes' `Time` from a chrono time.
 pub fn time(at: DateTime<Utc>) -> Time {
@@ -126,6 +127,29 @@ impl Cond {
             message,
         }
     }
+}
+
+/// `WorkloadConfigured`: applied, or the spec's problems (the last good
+/// objects stay); the warnings follow either way.
+pub fn workload_configured(problems: &[String], warnings: &[String]) -> Cond {
+    let (status, reason, mut message) = match (problems.is_empty(), warnings.is_empty()) {
+        (false, _) => ("False", "InvalidSpec", problems.join("; ")),
+        (true, true) => (
+            "True",
+            "Applied",
+            "the StatefulSet and its companions are in place".to_string(),
+        ),
+        (true, false) => (
+            "True",
+            "AppliedWithWarnings",
+            "the StatefulSet and its companions are in place".to_string(),
+        ),
+    };
+    for warning in warnings {
+        message.push_str("; warning: ");
+        message.push_str(warning);
+    }
+    Cond::new(WORKLOAD_CONFIGURED, status, reason, message)
 }
 
 /// The workload's part of the status: from `upgrade::plan`, or the
@@ -363,6 +387,29 @@ mod tests {
         record(&mut status, &outcome);
         assert_eq!(status.consecutive_failures, 1);
         assert!(status.last_failure_reason.unwrap().contains("deadline"));
+    }
+
+    #[test]
+    fn workload_warnings_ride_along_with_the_condition() {
+        let warning =
+            "spec.selfInit.requests[3].data.bound_claims.\"a/b\": use \"/a/b\"".to_string();
+        let applied = workload_configured(&[], std::slice::from_ref(&warning));
+        assert_eq!(
+            (applied.status, applied.reason),
+            ("True", "AppliedWithWarnings")
+        );
+        assert_eq!(
+            applied.message,
+            format!("the StatefulSet and its companions are in place; warning: {warning}")
+        );
+        let invalid = workload_configured(&["spec.version: give it".into()], &[warning]);
+        assert_eq!((invalid.status, invalid.reason), ("False", "InvalidSpec"));
+        assert!(
+            invalid
+                .message
+                .starts_with("spec.version: give it; warning: spec.selfInit")
+        );
+        assert_eq!(workload_configured(&[], &[]).reason, "Applied");
     }
 
     #[test]

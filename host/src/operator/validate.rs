@@ -65,6 +65,13 @@ pub fn workload(cluster: &str, spec: &OpenBaoClusterSpec) -> Vec<String> {
     problems
 }
 
+/// What the workload's spec probably gets wrong but is still applied
+/// (each names its field and the fix), for the `WorkloadConfigured`
+/// condition's message and a `SpecWarning` event.
+pub fn workload_warnings(spec: &OpenBaoClusterSpec) -> Vec<String> {
+    openbao_config::warnings(spec)
+}
+
 const MAX_CLUSTER_NAME: usize = 36;
 
 /// What an OpenBaoRestore needs from itself and its cluster; every problem

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
     Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
+    EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PersistentVolumeClaimStatus, PodAffinityTerm, PodAntiAffinity,
     PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource,
     Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeResourceRequirements,
@@ -29,7 +29,7 @@ use crate::api::{OpenBaoCluster, OpenBaoClusterSpec, StorageSpec};
 use crate::operator::desired::{
     COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, env_var, hardened, owned_meta,
 };
-use crate::operator::openbao_config::{self, CONFIG_DIR, CONFIG_FILE, DATA_DIR, TLS_DIR};
+use crate::operator::openbao_config::{self, CONFIG_DIR, CONFIG_FILE, DATA_DIR, SEAL_DIR, TLS_DIR};
 
 pub const OPENBAO_PORT: i32 = 8200;
 pub const OPENBAO_CLUSTER_PORT: i32 = 8201;
@@ -314,6 +314,15 @@ pub fn statefulset(
         env_var("BAO_ADDR", format!("https://127.0.0.1:{OPENBAO_PORT}")),
         env_var("BAO_CACERT", format!("{TLS_DIR}/ca.crt")),
     ];
+    let mut mounts = vec![
+        mount("config", CONFIG_DIR, true),
+        mount("tls", TLS_DIR, true),
+        mount("data", DATA_DIR, false),
+        mount("tmp", "/tmp", false),
+    ];
+    if cluster.spec.seal.is_some() {
+        mounts.push(mount(SEAL_VOLUME, SEAL_DIR, true));
+    }
     let config = config_text(cluster);
     let config_digest = hex::encode(Sha256::digest(config.as_bytes()));
     let container = Container {
@@ -342,16 +351,11 @@ pub fn statefulset(
             failure_threshold: Some(2),
             ..Default::default()
         }),
-        volume_mounts: Some(vec![
-            mount("config", CONFIG_DIR, true),
-            mount("tls", TLS_DIR, true),
-            mount("data", DATA_DIR, false),
-            mount("tmp", "/tmp", false),
-        ]),
+        volume_mounts: Some(mounts),
         security_context: Some(hardened()),
         ..Default::default()
     };
-    let volumes = vec![
+    let mut volumes = vec![
         Volume {
             name: "config".into(),
             config_map: Some(ConfigMapVolumeSource {
@@ -374,6 +378,9 @@ pub fn statefulset(
             ..Default::default()
         },
     ];
+    if let Some(seal) = &cluster.spec.seal {
+        volumes.push(seal_volume(&seal.static_key.secret_key_ref));
+    }
     let pod = PodSpec {
         service_account_name: Some(name.clone()),
         security_context: Some(PodSecurityContext {
@@ -467,6 +474,28 @@ pub fn statefulset(
             ..Default::default()
         }),
         status: None,
+    }
+}
+
+const SEAL_VOLUME: &str = "seal";
+
+/// `spec.seal.static`'s Secret key alone, as the file `<SEAL_DIR>/<key>`
+/// only its owner may read (the kubelet adds the group read bit for the
+/// pod's fsGroup, OpenBao's group).
+fn seal_volume(secret: &crate::api::SecretKeyRef) -> Volume {
+    Volume {
+        name: SEAL_VOLUME.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret.name.clone()),
+            items: Some(vec![KeyToPath {
+                key: secret.key.clone(),
+                path: secret.key.clone(),
+                mode: None,
+            }]),
+            default_mode: Some(0o400),
+            optional: Some(false),
+        }),
+        ..Default::default()
     }
 }
 
@@ -621,6 +650,47 @@ mod tests {
             kept.spec.unwrap().volume_claim_templates,
             sts.spec.as_ref().unwrap().volume_claim_templates
         );
+    }
+
+    #[test]
+    fn a_static_seal_key_is_mounted_read_only_from_its_secret() {
+        let unsealed = cluster(json!({"version": "2.4.1"}));
+        let sealed = cluster(json!({"version": "2.4.1",
+            "seal": {"static": {"secretKeyRef": {"name": "bao-seal", "key": "unseal.key"}}}}));
+        let release = Release::wanted(&sealed.spec).unwrap();
+        let pod = serde_json::to_value(statefulset(&sealed, &release, None).spec.unwrap().template)
+            .unwrap()["spec"]
+            .clone();
+        let volume = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "seal")
+            .unwrap();
+        assert_eq!(
+            volume["secret"],
+            json!({"secretName": "bao-seal", "defaultMode": 0o400, "optional": false,
+                   "items": [{"key": "unseal.key", "path": "unseal.key"}]})
+        );
+        let mounts = pod["containers"][0]["volumeMounts"].as_array().unwrap();
+        assert!(
+            mounts
+                .contains(&json!({"name": "seal", "mountPath": "/openbao/seal", "readOnly": true}))
+        );
+        let config: serde_json::Value =
+            serde_json::from_str(&config_map(&sealed).data.unwrap()["config.json"]).unwrap();
+        assert_eq!(
+            config["seal"]["static"]["current_key"],
+            "file:///openbao/seal/unseal.key"
+        );
+
+        let pod = statefulset(&unsealed, &release, None)
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        assert!(pod.volumes.unwrap().iter().all(|v| v.name != "seal"));
     }
 
     #[test]

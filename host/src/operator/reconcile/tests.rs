@@ -1129,3 +1129,60 @@ async fn an_invalid_backup_spec_blocks_a_pre_upgrade_snapshot() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn unslashed_bound_claims_are_applied_with_a_warning_once() {
+    let mut cluster = cluster(jwt_backup(), Value::Null);
+    cluster["spec"]["seal"] =
+        json!({"static": {"secretKeyRef": {"name": "bao-seal", "key": "key"}}});
+    cluster["spec"]["selfInit"] = json!({"enabled": true, "requests": [
+        {"name": "role", "operation": "update", "path": "auth/jwt/role/backup",
+         "data": {"bound_claims": {"kubernetes.io/namespace": "prod"}}},
+    ]});
+    let field = r#"spec.selfInit.requests[0].data.bound_claims."kubernetes.io/namespace": use "/kubernetes.io/namespace""#;
+    let written = Arc::new(std::sync::Mutex::new(Value::Null));
+    run(
+        cluster.clone(),
+        steps(vec![
+            vec![step("GET", JOBS, |_| list(vec![]))],
+            new_workload(),
+            applies(),
+            vec![
+                keep_status(&written, move |body| {
+                    let workload = condition(body, "WorkloadConfigured");
+                    assert_eq!(
+                        (&workload["status"], &workload["reason"]),
+                        (&json!("True"), &json!("AppliedWithWarnings"))
+                    );
+                    assert!(
+                        workload["message"].as_str().unwrap().contains(field),
+                        "{workload}"
+                    );
+                }),
+                step("POST", EVENTS, move |body| {
+                    assert_eq!(
+                        (&body["reason"], &body["type"]),
+                        (&json!("SpecWarning"), &json!("Warning"))
+                    );
+                    assert!(body["note"].as_str().unwrap().starts_with(field), "{body}");
+                    (201, body)
+                }),
+            ],
+        ]),
+    )
+    .await
+    .unwrap();
+
+    // The next pass finds the same warning in the status: no new event.
+    cluster["status"] = written.lock().unwrap().clone();
+    run(
+        cluster,
+        steps(vec![
+            vec![step("GET", JOBS, |_| list(vec![]))],
+            new_workload(),
+            applies(),
+        ]),
+    )
+    .await
+    .unwrap();
+}
