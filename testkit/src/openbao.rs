@@ -230,7 +230,6 @@ impl Node {
 pub struct Cluster {
     pub nodes: Vec<Node>,
     pub seal_key: Vec<u8>,
-    pub ca: Option<TestCa>,
     client: reqwest::Client,
 }
 
@@ -291,13 +290,11 @@ impl Cluster {
         for node in &nodes[1..] {
             node.wait_health(&[429]).await?;
         }
-        let cluster = Self {
+        Ok(Self {
             nodes,
             seal_key,
-            ca: spec.tls.clone(),
             client: client(spec.tls.as_ref()),
-        };
-        Ok(cluster)
+        })
     }
 
     /// Every node's address.
