@@ -399,17 +399,8 @@ async fn snapshot_get(State(shared): State<Shared>, headers: HeaderMap) -> Respo
         if let Some(response) = refusal(&inner, &headers, "sys/storage/raft/snapshot", "read") {
             return response;
         }
-        if matches!(
-            inner.config.health,
-            Health::Standby | Health::PerformanceStandby
-        ) {
-            // A real standby forwards to the active node; the fake refuses so a
-            // client that snapshots a standby is caught.
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "fake OpenBao: this node is a standby",
-            );
-        }
+        // A standby serves its own copy, as OpenBao 2.7's standby reads do
+        // (a client must not ask one: its copy may lag).
         (
             inner.config.snapshot.clone(),
             inner.config.barrier_key.clone(),
@@ -491,10 +482,10 @@ async fn restore_snapshot(
             return response;
         }
         if inner.config.health != Health::Active {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "fake OpenBao: this node is a standby",
-            );
+            // OpenBao takes the upload, fails to apply it ("node is not the
+            // leader") and seals itself.
+            inner.config.health = Health::Sealed;
+            return StatusCode::NO_CONTENT.into_response();
         }
         inner.config.barrier_key.clone()
     };

@@ -306,3 +306,51 @@ async fn health_matches_real_nodes_in_every_state() {
     fake.set_health(Health::PerformanceStandby);
     assert_eq!(health(&fake.url()).await.0, 473);
 }
+
+/// A restore sent to a standby: OpenBao takes the upload, cannot apply it
+/// ("node is not the leader") and seals that node. The fake does the same.
+#[tokio::test]
+async fn a_restore_sent_to_a_standby_seals_it_in_both() {
+    let real = Cluster::start(ClusterSpec::three_nodes().with_token(RESTORE, &["restore"])).await;
+    let fake = FakeOpenBao::start(
+        FakeConfig::new(SnapshotSpec::new(1000, 1)).with_token(RESTORE, &["restore"]),
+    )
+    .await;
+    fake.set_health(Health::Standby);
+    let active = real.url().await;
+    let standby = real.urls().into_iter().find(|u| *u != active).unwrap();
+    let snapshot = real.snapshot().await;
+    let post = |url: String, body: Vec<u8>| async move {
+        answer(
+            http()
+                .post(format!("{url}/v1/sys/storage/raft/snapshot"))
+                .header("X-Vault-Token", RESTORE)
+                .body(body),
+        )
+        .await
+    };
+    let mut archive = Vec::new();
+    write_snapshot(
+        &SnapshotSpec::new(1000, 1),
+        b"fake-barrier-key",
+        &mut archive,
+    )
+    .unwrap();
+    let (real_answer, fake_answer) = (
+        post(standby.clone(), snapshot).await,
+        post(fake.url(), archive).await,
+    );
+    assert_eq!(fake_answer, real_answer);
+    assert_eq!(real_answer.0, 204);
+    // The real standby seals itself within a few seconds.
+    let mut sealed = false;
+    for _ in 0..100 {
+        if health(&standby).await.0 == 503 {
+            sealed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(sealed, "the real standby sealed itself");
+    assert_eq!(health(&fake.url()).await.0, 503);
+}
