@@ -15,6 +15,7 @@ use crate::openbao::{Auth, OpenBaoConfig};
 use crate::operator::validate::parse_go_duration;
 use crate::plugin_spec::PluginSpec;
 use crate::restore::{BackupRef, ReadBack, RestoreTarget, Source};
+use crate::retention;
 use crate::s3::{MAX_CONCURRENCY, MAX_PART_SIZE, MIN_PART_SIZE, TargetConfig};
 use crate::units::{parse_duration, parse_size};
 
@@ -212,13 +213,25 @@ pub struct BackupArgs {
 #[derive(Debug, Args)]
 pub struct RetentionArgs {
     /// Keep only the newest N backups of the cluster (pre-upgrade
-    /// snapshots are not counted).
+    /// snapshots are not counted). 0 means no limit, as `maxCount: 0` in
+    /// the OpenBaoCluster does.
     #[arg(long, env = "RETENTION_MAX_COUNT")]
     pub max_count: Option<u32>,
 
-    /// Delete backups older than this (Go syntax: 168h, 1h30m).
+    /// Delete backups older than this (Go syntax: 168h, 1h30m); at least 1h.
     #[arg(long, env = "RETENTION_MAX_AGE")]
     pub max_age: Option<String>,
+
+    /// A backup no policy may delete, built-in or plugin (the operator
+    /// protects the pre-upgrade backup until the next successful upgrade);
+    /// repeat it, or comma-separate the keys in the environment variable.
+    #[arg(
+        long = "keep-key",
+        env = "RETENTION_KEEP_KEYS",
+        value_name = "KEY",
+        value_delimiter = ','
+    )]
+    pub keep_keys: Vec<String>,
 
     /// A retention plugin that decides instead: a .wasm file, or
     /// {"file", "sha256", "config", "secretFiles"} as JSON.
@@ -232,22 +245,32 @@ impl RetentionArgs {
             .max_age
             .filter(|text| !text.trim().is_empty())
             .map(|text| {
-                parse_go_duration(&text)
-                    .map(|limit| (limit, text.clone()))
-                    .map_err(|e| format!("--max-age (RETENTION_MAX_AGE): {e}"))
+                let limit = parse_go_duration(&text)
+                    .map_err(|e| format!("--max-age (RETENTION_MAX_AGE): {e}"))?;
+                retention::check_max_age(limit)
+                    .map_err(|e| format!("--max-age (RETENTION_MAX_AGE) `{text}` {e}"))?;
+                Ok::<_, String>((limit, text))
             })
             .transpose()?;
-        let built_in = self.max_count.is_some() || max_age.is_some();
+        let keep_keys: Vec<String> = self
+            .keep_keys
+            .iter()
+            .map(|key| key.trim().to_string())
+            .filter(|key| !key.is_empty())
+            .collect();
+        // 0 is no limit, here as in the CRD.
+        let max_count = self.max_count.filter(|n| *n > 0);
+        let built_in = max_count.is_some() || max_age.is_some();
         match self.retention_plugin {
             Some(_) if built_in => Err(
                 "--retention-plugin decides alone: drop --max-count and --max-age, or the plugin"
                     .into(),
             ),
-            Some(spec) => Ok(Some(RetentionSetting::Plugin(spec))),
-            None if built_in => Ok(Some(RetentionSetting::KeepLast(KeepLast {
-                max_count: self.max_count,
-                max_age,
-            }))),
+            Some(spec) => Ok(Some(RetentionSetting::plugin(spec, keep_keys))),
+            None if built_in => Ok(Some(RetentionSetting::keep_last(
+                KeepLast { max_count, max_age },
+                keep_keys,
+            ))),
             None => Ok(None),
         }
     }
@@ -813,11 +836,23 @@ mod tests {
         .unwrap();
         assert_eq!(
             built_in.retention,
-            Some(RetentionSetting::KeepLast(KeepLast {
-                max_count: Some(7),
-                max_age: Some((Duration::from_secs(5400), "1h30m".into())),
-            }))
+            Some(RetentionSetting::keep_last(
+                KeepLast {
+                    max_count: Some(7),
+                    max_age: Some((Duration::from_secs(5400), "1h30m".into())),
+                },
+                Vec::new()
+            ))
         );
+        // Below 1h a clock a little ahead would delete every older backup.
+        let err = parse(&["--token-file", "/t", "--max-age", "30m"]).unwrap_err();
+        assert!(
+            err.contains("--max-age (RETENTION_MAX_AGE) `30m` is below the minimum 1h"),
+            "{err}"
+        );
+        // 0 is no limit, as `maxCount: 0` in the CRD: nothing is deleted.
+        let zero = parse(&["--token-file", "/t", "--max-count", "0"]).unwrap();
+        assert_eq!(zero.retention, None);
         let err = parse(&["--token-file", "/t", "--max-age", "7d"]).unwrap_err();
         assert!(err.contains("--max-age (RETENTION_MAX_AGE)"), "{err}");
         let err = parse(&[
@@ -830,6 +865,47 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.contains("--retention-plugin decides alone"), "{err}");
+    }
+
+    #[test]
+    fn keep_keys_reach_the_built_in_policy_and_plugins() {
+        let flags = parse(&[
+            "--token-file",
+            "/t",
+            "--max-age",
+            "168h",
+            "--keep-key",
+            "a/pre-upgrade.snap",
+            "--keep-key",
+            "b.snap",
+        ])
+        .unwrap();
+        let keep = vec!["a/pre-upgrade.snap".to_string(), "b.snap".to_string()];
+        assert_eq!(
+            flags.retention,
+            Some(RetentionSetting::keep_last(
+                KeepLast {
+                    max_count: None,
+                    max_age: Some((Duration::from_secs(168 * 3600), "168h".into())),
+                },
+                keep.clone()
+            ))
+        );
+        // Comma-separated, as the operator sets RETENTION_KEEP_KEYS (clap
+        // splits the variable as it splits the flag).
+        let plugin = parse(&[
+            "--token-file",
+            "/t",
+            "--retention-plugin",
+            "/gfs.wasm",
+            "--keep-key",
+            "a/pre-upgrade.snap, b.snap",
+        ])
+        .unwrap();
+        assert_eq!(
+            plugin.retention,
+            Some(RetentionSetting::plugin("/gfs.wasm".parse().unwrap(), keep))
+        );
     }
 
     #[test]

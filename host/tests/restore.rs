@@ -162,7 +162,24 @@ async fn every_chain_restores_exactly_the_snapshot_taken() {
     let table = String::from_utf8(table.stdout).unwrap();
     assert!(table.contains("zstd 0.1.0, age 0.1.0"), "{table}");
 
-    // `latest` is the newest backup of the cluster: the zstd + age one.
+    // `latest` is the newest backup of the cluster: the zstd + age one, not
+    // a copy of it stamped in 2099 by a clock running ahead.
+    let (prefix, name) = taken[3].0.rsplit_once('/').unwrap();
+    let future = format!(
+        "{prefix}/20991231T000000.000Z-{}",
+        name.split_once('-').unwrap().1
+    );
+    let mut manifest: Value =
+        serde_json::from_slice(&bucket.read(&format!("{}.manifest.json", taken[3].0)).await)
+            .unwrap();
+    manifest["key"] = json!(future);
+    put(&bucket, &future, bucket.read(&taken[3].0).await).await;
+    put(
+        &bucket,
+        &format!("{future}.manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .await;
     let chain = Chain::new(&["zstd", "age"], &recipient, &identity);
     openbao
         .cluster
