@@ -372,6 +372,12 @@ pub struct RestoreArgs {
     /// cluster with other unseal keys (a new cluster after a disaster).
     #[arg(long, env = "RESTORE_FORCE")]
     pub force: bool,
+
+    /// Restore a backup whose manifest names another cluster or namespace
+    /// than --cluster and --namespace, or whose key is outside their prefix
+    /// (a new cluster replacing a lost one). Refused without it.
+    #[arg(long, env = "RESTORE_ALLOW_OTHER_CLUSTER")]
+    pub allow_other_cluster: bool,
 }
 
 #[derive(Debug, Args)]
@@ -453,10 +459,17 @@ impl DecodeArgs {
 
 impl RestoreArgs {
     pub fn into_config(self) -> Result<(ReadBack, RestoreTarget), String> {
+        // The backup's manifest is checked against the cluster restored into.
+        let cluster = self.read.cluster.clone().ok_or(
+            "restore needs --cluster (OPENBAO_CLUSTER): the OpenBaoCluster restored into, checked against the backup's manifest",
+        )?;
         let target = RestoreTarget {
             openbao: self.openbao.config()?,
             auth: self.openbao.auth()?,
             force: self.force,
+            namespace: self.read.namespace.clone(),
+            cluster,
+            allow_other_cluster: self.allow_other_cluster,
         };
         Ok((self.read.into_config()?, target))
     }
@@ -935,6 +948,45 @@ mod tests {
         assert!(err.contains("--bucket (S3_BUCKET) is required"), "{err}");
         let err = read(&["--key", "s3://bucket-only"]).unwrap_err();
         assert!(err.contains("s3://BUCKET/KEY"), "{err}");
+    }
+
+    #[test]
+    fn a_restore_names_the_cluster_it_restores_into() {
+        let restore = |args: &[&str]| {
+            let mut argv = vec![
+                "openbao-backup",
+                "restore",
+                "--openbao-addr",
+                "http://a:8200",
+                "--token-file",
+                "/t",
+                "--bucket",
+                "b",
+                "--key",
+                "p/prod/bao/x.snap",
+            ];
+            argv.extend_from_slice(args);
+            match Cli::try_parse_from(argv)
+                .map_err(|e| e.to_string())?
+                .command
+            {
+                Command::Restore(args) => args.into_config(),
+                _ => unreachable!(),
+            }
+        };
+        let err = restore(&[]).unwrap_err();
+        assert!(
+            err.contains("restore needs --cluster (OPENBAO_CLUSTER)"),
+            "{err}"
+        );
+        let (_, target) = restore(&["--cluster", "bao", "--namespace", "prod"]).unwrap();
+        assert_eq!(
+            (target.namespace.as_str(), target.cluster.as_str()),
+            ("prod", "bao")
+        );
+        assert!(!target.allow_other_cluster);
+        let (_, target) = restore(&["--cluster", "new", "--allow-other-cluster"]).unwrap();
+        assert!(target.allow_other_cluster);
     }
 
     #[test]
