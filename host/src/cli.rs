@@ -15,6 +15,7 @@ use crate::openbao::{Auth, OpenBaoConfig};
 use crate::operator::validate::parse_go_duration;
 use crate::plugin_spec::PluginSpec;
 use crate::restore::{BackupRef, ReadBack, RestoreTarget, Source};
+use crate::retention;
 use crate::s3::{MAX_CONCURRENCY, MAX_PART_SIZE, MIN_PART_SIZE, TargetConfig};
 use crate::units::{parse_duration, parse_size};
 
@@ -212,13 +213,25 @@ pub struct BackupArgs {
 #[derive(Debug, Args)]
 pub struct RetentionArgs {
     /// Keep only the newest N backups of the cluster (pre-upgrade
-    /// snapshots are not counted).
+    /// snapshots are not counted). 0 means no limit, as `maxCount: 0` in
+    /// the OpenBaoCluster does.
     #[arg(long, env = "RETENTION_MAX_COUNT")]
     pub max_count: Option<u32>,
 
-    /// Delete backups older than this (Go syntax: 168h, 1h30m).
+    /// Delete backups older than this (Go syntax: 168h, 1h30m); at least 1h.
     #[arg(long, env = "RETENTION_MAX_AGE")]
     pub max_age: Option<String>,
+
+    /// A backup no policy may delete, built-in or plugin (the operator
+    /// protects the pre-upgrade backup until the next successful upgrade);
+    /// repeat it, or comma-separate the keys in the environment variable.
+    #[arg(
+        long = "keep-key",
+        env = "RETENTION_KEEP_KEYS",
+        value_name = "KEY",
+        value_delimiter = ','
+    )]
+    pub keep_keys: Vec<String>,
 
     /// A retention plugin that decides instead: a .wasm file, or
     /// {"file", "sha256", "config", "secretFiles"} as JSON.
@@ -232,22 +245,32 @@ impl RetentionArgs {
             .max_age
             .filter(|text| !text.trim().is_empty())
             .map(|text| {
-                parse_go_duration(&text)
-                    .map(|limit| (limit, text.clone()))
-                    .map_err(|e| format!("--max-age (RETENTION_MAX_AGE): {e}"))
+                let limit = parse_go_duration(&text)
+                    .map_err(|e| format!("--max-age (RETENTION_MAX_AGE): {e}"))?;
+                retention::check_max_age(limit)
+                    .map_err(|e| format!("--max-age (RETENTION_MAX_AGE) `{text}` {e}"))?;
+                Ok::<_, String>((limit, text))
             })
             .transpose()?;
-        let built_in = self.max_count.is_some() || max_age.is_some();
+        let keep_keys: Vec<String> = self
+            .keep_keys
+            .iter()
+            .map(|key| key.trim().to_string())
+            .filter(|key| !key.is_empty())
+            .collect();
+        // 0 is no limit, here as in the CRD.
+        let max_count = self.max_count.filter(|n| *n > 0);
+        let built_in = max_count.is_some() || max_age.is_some();
         match self.retention_plugin {
             Some(_) if built_in => Err(
                 "--retention-plugin decides alone: drop --max-count and --max-age, or the plugin"
                     .into(),
             ),
-            Some(spec) => Ok(Some(RetentionSetting::Plugin(spec))),
-            None if built_in => Ok(Some(RetentionSetting::KeepLast(KeepLast {
-                max_count: self.max_count,
-                max_age,
-            }))),
+            Some(spec) => Ok(Some(RetentionSetting::plugin(spec, keep_keys))),
+            None if built_in => Ok(Some(RetentionSetting::keep_last(
+                KeepLast { max_count, max_age },
+                keep_keys,
+            ))),
             None => Ok(None),
         }
     }
@@ -349,6 +372,12 @@ pub struct RestoreArgs {
     /// cluster with other unseal keys (a new cluster after a disaster).
     #[arg(long, env = "RESTORE_FORCE")]
     pub force: bool,
+
+    /// Restore a backup whose manifest names another cluster or namespace
+    /// than --cluster and --namespace, or whose key is outside their prefix
+    /// (a new cluster replacing a lost one). Refused without it.
+    #[arg(long, env = "RESTORE_ALLOW_OTHER_CLUSTER")]
+    pub allow_other_cluster: bool,
 }
 
 #[derive(Debug, Args)]
@@ -430,10 +459,17 @@ impl DecodeArgs {
 
 impl RestoreArgs {
     pub fn into_config(self) -> Result<(ReadBack, RestoreTarget), String> {
+        // The backup's manifest is checked against the cluster restored into.
+        let cluster = self.read.cluster.clone().ok_or(
+            "restore needs --cluster (OPENBAO_CLUSTER): the OpenBaoCluster restored into, checked against the backup's manifest",
+        )?;
         let target = RestoreTarget {
             openbao: self.openbao.config()?,
             auth: self.openbao.auth()?,
             force: self.force,
+            namespace: self.read.namespace.clone(),
+            cluster,
+            allow_other_cluster: self.allow_other_cluster,
         };
         Ok((self.read.into_config()?, target))
     }
@@ -813,11 +849,23 @@ mod tests {
         .unwrap();
         assert_eq!(
             built_in.retention,
-            Some(RetentionSetting::KeepLast(KeepLast {
-                max_count: Some(7),
-                max_age: Some((Duration::from_secs(5400), "1h30m".into())),
-            }))
+            Some(RetentionSetting::keep_last(
+                KeepLast {
+                    max_count: Some(7),
+                    max_age: Some((Duration::from_secs(5400), "1h30m".into())),
+                },
+                Vec::new()
+            ))
         );
+        // Below 1h a clock a little ahead would delete every older backup.
+        let err = parse(&["--token-file", "/t", "--max-age", "30m"]).unwrap_err();
+        assert!(
+            err.contains("--max-age (RETENTION_MAX_AGE) `30m` is below the minimum 1h"),
+            "{err}"
+        );
+        // 0 is no limit, as `maxCount: 0` in the CRD: nothing is deleted.
+        let zero = parse(&["--token-file", "/t", "--max-count", "0"]).unwrap();
+        assert_eq!(zero.retention, None);
         let err = parse(&["--token-file", "/t", "--max-age", "7d"]).unwrap_err();
         assert!(err.contains("--max-age (RETENTION_MAX_AGE)"), "{err}");
         let err = parse(&[
@@ -830,6 +878,47 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.contains("--retention-plugin decides alone"), "{err}");
+    }
+
+    #[test]
+    fn keep_keys_reach_the_built_in_policy_and_plugins() {
+        let flags = parse(&[
+            "--token-file",
+            "/t",
+            "--max-age",
+            "168h",
+            "--keep-key",
+            "a/pre-upgrade.snap",
+            "--keep-key",
+            "b.snap",
+        ])
+        .unwrap();
+        let keep = vec!["a/pre-upgrade.snap".to_string(), "b.snap".to_string()];
+        assert_eq!(
+            flags.retention,
+            Some(RetentionSetting::keep_last(
+                KeepLast {
+                    max_count: None,
+                    max_age: Some((Duration::from_secs(168 * 3600), "168h".into())),
+                },
+                keep.clone()
+            ))
+        );
+        // Comma-separated, as the operator sets RETENTION_KEEP_KEYS (clap
+        // splits the variable as it splits the flag).
+        let plugin = parse(&[
+            "--token-file",
+            "/t",
+            "--retention-plugin",
+            "/gfs.wasm",
+            "--keep-key",
+            "a/pre-upgrade.snap, b.snap",
+        ])
+        .unwrap();
+        assert_eq!(
+            plugin.retention,
+            Some(RetentionSetting::plugin("/gfs.wasm".parse().unwrap(), keep))
+        );
     }
 
     #[test]
@@ -859,6 +948,45 @@ mod tests {
         assert!(err.contains("--bucket (S3_BUCKET) is required"), "{err}");
         let err = read(&["--key", "s3://bucket-only"]).unwrap_err();
         assert!(err.contains("s3://BUCKET/KEY"), "{err}");
+    }
+
+    #[test]
+    fn a_restore_names_the_cluster_it_restores_into() {
+        let restore = |args: &[&str]| {
+            let mut argv = vec![
+                "openbao-backup",
+                "restore",
+                "--openbao-addr",
+                "http://a:8200",
+                "--token-file",
+                "/t",
+                "--bucket",
+                "b",
+                "--key",
+                "p/prod/bao/x.snap",
+            ];
+            argv.extend_from_slice(args);
+            match Cli::try_parse_from(argv)
+                .map_err(|e| e.to_string())?
+                .command
+            {
+                Command::Restore(args) => args.into_config(),
+                _ => unreachable!(),
+            }
+        };
+        let err = restore(&[]).unwrap_err();
+        assert!(
+            err.contains("restore needs --cluster (OPENBAO_CLUSTER)"),
+            "{err}"
+        );
+        let (_, target) = restore(&["--cluster", "bao", "--namespace", "prod"]).unwrap();
+        assert_eq!(
+            (target.namespace.as_str(), target.cluster.as_str()),
+            ("prod", "bao")
+        );
+        assert!(!target.allow_other_cluster);
+        let (_, target) = restore(&["--cluster", "new", "--allow-other-cluster"]).unwrap();
+        assert!(target.allow_other_cluster);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The WebAssembly plugin host. Plugins are components speaking the WIT
 //! package `openbao-backup:plugin` (guest-sdk/wit/plugin.wit). They run
 //! sandboxed: the linker offers nothing (no WASI: no files, network, clock
-//! or environment), each job gets a fresh Store with a memory limit, every
+//! or environment), each job gets a fresh Store with a memory limit (all its
+//! linear memories together) and bounded counts of instances, memories and
+//! tables, every
 //! call has a deadline (epoch interruption) and a bound on its output. A
 //! plugin that misbehaves fails its job with a typed reason; the process
 //! carries on.
@@ -30,10 +32,18 @@ pub const ABI_VERSION: &str = "0.1.0";
 const PACKAGE: &str = "openbao-backup:plugin";
 /// How often the epoch ticks: the granularity of call deadlines.
 const TICK: Duration = Duration::from_millis(10);
+/// What one Store (one plugin job) may create. A component instantiates
+/// several core modules, each of which may define memories and tables; the
+/// plugins built with guest-sdk need one or two of each.
+const MAX_INSTANCES: usize = 32;
+const MAX_MEMORIES: usize = 4;
+const MAX_TABLES: usize = 16;
+const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Linear memory a plugin instance may grow to.
+    /// Linear memory a plugin instance may grow to, all its memories
+    /// together.
     pub memory_bytes: usize,
     /// Wall time of one call into the plugin.
     pub call_timeout: Duration,
@@ -106,6 +116,10 @@ pub enum PluginError {
     Timeout(Duration),
     #[error("the plugin needed more than its {0} bytes of memory")]
     OutOfMemory(usize),
+    #[error(
+        "the plugin needs more than the sandbox allows ({0}): at most {MAX_INSTANCES} module instances, {MAX_MEMORIES} memories and {MAX_TABLES} tables"
+    )]
+    TooLarge(String),
     #[error("the plugin panicked")]
     Panicked,
     #[error("the plugin trapped: {0}")]
@@ -130,6 +144,7 @@ impl PluginError {
             Self::Abi { .. } => "abi",
             Self::Timeout(_) => "timeout",
             Self::OutOfMemory(_) => "out-of-memory",
+            Self::TooLarge(_) => "too-large",
             Self::Panicked => "panic",
             Self::Trapped(_) => "trap",
             Self::OutputTooLarge { .. } => "output-too-large",
@@ -261,6 +276,8 @@ impl PluginHost {
             &self.engine,
             Sandbox {
                 memory_limit: self.limits.memory_bytes,
+                memory_used: 0,
+                memory_last_growth: 0,
                 memory_refused: false,
             },
         );
@@ -272,23 +289,39 @@ impl PluginHost {
     }
 }
 
-/// Store data: the memory limit, and whether it was hit (to tell an
-/// out-of-memory abort from a panic).
+/// Store data: the memory limit, what all the plugin's memories hold
+/// together, and whether the limit was hit (to tell an out-of-memory abort
+/// from a panic).
 struct Sandbox {
     memory_limit: usize,
+    memory_used: usize,
+    /// The growth last allowed, taken back if it then failed.
+    memory_last_growth: usize,
     memory_refused: bool,
 }
 
 impl ResourceLimiter for Sandbox {
+    /// Called for every memory, when it is created too: the limit holds for
+    /// their sum, so several memories cannot each take the whole limit.
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = desired <= self.memory_limit;
+        let growth = desired.saturating_sub(current);
+        let allowed = self.memory_used.saturating_add(growth) <= self.memory_limit;
+        if allowed {
+            self.memory_used += growth;
+            self.memory_last_growth = growth;
+        }
         self.memory_refused |= !allowed;
         Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_used -= std::mem::take(&mut self.memory_last_growth);
+        Ok(())
     }
 
     fn table_growing(
@@ -297,7 +330,19 @@ impl ResourceLimiter for Sandbox {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
     }
 }
 
@@ -513,11 +558,107 @@ fn classify(error: wasmtime::Error, sandbox: &Sandbox, limits: Limits) -> Plugin
     if sandbox.memory_refused {
         return PluginError::OutOfMemory(limits.memory_bytes);
     }
+    let message = format!("{error:#}");
+    // How wasmtime words a Store's count limits (instances, memories, tables).
+    if message.contains("resource limit exceeded") {
+        return PluginError::TooLarge(message);
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => PluginError::Timeout(limits.call_timeout),
         // Rust guests abort (panic = "abort") with `unreachable`.
         Some(Trap::UnreachableCodeReached) => PluginError::Panicked,
         Some(trap) => PluginError::Trapped(trap.to_string()),
-        None => PluginError::Trapped(format!("{error:#}")),
+        None => PluginError::Trapped(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    /// A component from WebAssembly text, built by wasm-tools (which the
+    /// project already builds for the plugins; no `wat` crate needed).
+    fn component(wat: &str) -> Vec<u8> {
+        let tool = std::env::var("WASM_TOOLS").expect("WASM_TOOLS is set: source scripts/env.sh");
+        let mut child = Command::new(&tool)
+            .arg("parse")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{tool}: {e}"));
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(wat.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "wasm-tools parse failed");
+        out.stdout
+    }
+
+    /// Instantiates a component in a plugin's sandbox.
+    fn instantiate(memory_bytes: usize, wat: &str) -> Result<(), PluginError> {
+        let limits = Limits {
+            memory_bytes,
+            ..Limits::default()
+        };
+        let host = PluginHost::new(limits);
+        let component = Component::new(&host.engine, component(wat)).unwrap();
+        let mut store = host.store();
+        Linker::new(&host.engine)
+            .instantiate(&mut store, &component)
+            .map(drop)
+            .map_err(|e| classify(e, store.data(), limits))
+    }
+
+    /// `n` core modules, each with its own memory of `pages` (64 KiB each).
+    fn memories(n: usize, pages: u32) -> String {
+        let mut wat = String::from("(component\n");
+        for i in 0..n {
+            wat += &format!(
+                "(core module $m{i} (memory {pages}))\n(core instance (instantiate $m{i}))\n"
+            );
+        }
+        wat + ")"
+    }
+
+    const MIB: usize = 1024 * 1024;
+
+    #[test]
+    fn the_memory_limit_holds_for_all_memories_together() {
+        // 2 x 2.5 MiB: each fits a 4 MiB limit, together they do not.
+        assert!(instantiate(4 * MIB, &memories(1, 40)).is_ok());
+        let err = instantiate(4 * MIB, &memories(2, 40)).unwrap_err();
+        assert!(matches!(err, PluginError::OutOfMemory(_)), "{err}");
+        assert!(instantiate(5 * MIB, &memories(2, 40)).is_ok());
+    }
+
+    #[test]
+    fn instances_memories_and_tables_are_counted() {
+        let err = instantiate(64 * MIB, &memories(MAX_MEMORIES + 1, 1)).unwrap_err();
+        assert!(
+            matches!(&err, PluginError::TooLarge(m) if m.contains("memory count")),
+            "{err}"
+        );
+        assert_eq!(err.cause(), "too-large");
+
+        let mut tables = String::from("(component\n(core module $t (table 1 funcref))\n");
+        tables += &"(core instance (instantiate $t))\n".repeat(MAX_TABLES + 1);
+        let err = instantiate(64 * MIB, &(tables + ")")).unwrap_err();
+        assert!(
+            matches!(&err, PluginError::TooLarge(m) if m.contains("table count")),
+            "{err}"
+        );
+
+        let mut instances = String::from("(component\n(core module $e)\n");
+        instances += &"(core instance (instantiate $e))\n".repeat(MAX_INSTANCES + 1);
+        let err = instantiate(64 * MIB, &(instances + ")")).unwrap_err();
+        assert!(
+            matches!(&err, PluginError::TooLarge(m) if m.contains("instance count")),
+            "{err}"
+        );
     }
 }

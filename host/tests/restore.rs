@@ -162,7 +162,24 @@ async fn every_chain_restores_exactly_the_snapshot_taken() {
     let table = String::from_utf8(table.stdout).unwrap();
     assert!(table.contains("zstd 0.1.0, age 0.1.0"), "{table}");
 
-    // `latest` is the newest backup of the cluster: the zstd + age one.
+    // `latest` is the newest backup of the cluster: the zstd + age one, not
+    // a copy of it stamped in 2099 by a clock running ahead.
+    let (prefix, name) = taken[3].0.rsplit_once('/').unwrap();
+    let future = format!(
+        "{prefix}/20991231T000000.000Z-{}",
+        name.split_once('-').unwrap().1
+    );
+    let mut manifest: Value =
+        serde_json::from_slice(&bucket.read(&format!("{}.manifest.json", taken[3].0)).await)
+            .unwrap();
+    manifest["key"] = json!(future);
+    put(&bucket, &future, bucket.read(&taken[3].0).await).await;
+    put(
+        &bucket,
+        &format!("{future}.manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .await;
     let chain = Chain::new(&["zstd", "age"], &recipient, &identity);
     openbao
         .cluster
@@ -286,6 +303,7 @@ async fn a_restore_that_fails_leaves_openbao_as_it_was() {
     let url = openbao.url();
 
     let expect_refused = async |run: &Run, cause: &str, words: &str| {
+        assert!(!words.is_empty(), "name the words the reason must hold");
         assert!(!run.ok(), "expected {cause}: {}", run.all_output());
         assert_eq!(run.result["cause"], cause, "{}", run.all_output());
         assert!(run.reason().contains(words), "{}", run.reason());
@@ -315,6 +333,17 @@ async fn a_restore_that_fails_leaves_openbao_as_it_was() {
         attempts + 1,
         "the upload was started, then broken"
     );
+    // The manifest's Raft index altered, its digests intact.
+    let mut tampered: Value = serde_json::from_slice(&manifest).unwrap();
+    tampered["raft"]["index"] = json!(tampered["raft"]["index"].as_u64().unwrap() + 1000);
+    put(
+        &bucket,
+        &format!("{plain_key}.manifest.json"),
+        serde_json::to_vec(&tampered).unwrap(),
+    )
+    .await;
+    let run = restore(&bucket, &url, &plain_key, &plain).await;
+    expect_refused(&run, "invalid-snapshot", "the manifest records index").await;
     put(
         &bucket,
         &format!("{plain_key}.manifest.json"),
@@ -322,15 +351,44 @@ async fn a_restore_that_fails_leaves_openbao_as_it_was() {
     )
     .await;
 
+    // A backup of another cluster, unless that is said explicitly.
+    let attempts = openbao.restore_requests();
+    let mut args = command_args(&bucket, "restore", &url);
+    set(&mut args, "--key", &plain_key);
+    set(&mut args, "--cluster", "staging");
+    let run = run_cli(&args, &[]).await;
+    expect_refused(
+        &run,
+        "config",
+        "a backup of cluster prod/bao, not prod/staging",
+    )
+    .await;
+    assert!(
+        run.reason().contains("--allow-other-cluster"),
+        "{}",
+        run.reason()
+    );
+    assert_eq!(
+        openbao.restore_requests(),
+        attempts,
+        "OpenBao was not asked"
+    );
+
     // A flipped byte, then a truncated object.
     let mut corrupted = object.clone();
     corrupted[object.len() / 2] ^= 0x40;
     put(&bucket, &plain_key, corrupted).await;
+    // The archive's checks see both before the digests are known.
     let run = restore(&bucket, &url, &plain_key, &plain).await;
-    expect_refused(&run, "invalid-snapshot", "").await;
+    expect_refused(
+        &run,
+        "invalid-snapshot",
+        "gzip stream is incomplete or corrupt: corrupt gzip stream does not have a matching checksum",
+    )
+    .await;
     put(&bucket, &plain_key, object[..object.len() - 1000].to_vec()).await;
     let run = restore(&bucket, &url, &plain_key, &plain).await;
-    expect_refused(&run, "invalid-snapshot", "").await;
+    expect_refused(&run, "invalid-snapshot", "incomplete deflate stream").await;
     put(&bucket, &plain_key, object.clone()).await;
 
     // The wrong age identity; then no plugins at all.
@@ -420,9 +478,19 @@ async fn a_new_three_node_cluster_with_the_seal_key_serves_the_backup_from_every
     let new = Cluster::start(spec).await;
     new.put_secret("app", json!({"v": "new and empty"})).await;
     // Every node, so the restore can find the active one and wait for all.
-    let addrs = new.urls().join(",");
-    let run = restore(&bucket, &addrs, &key, &none).await;
+    // Restored as another cluster's backup: said explicitly.
+    let mut args = command_args(&bucket, "restore", &new.urls().join(","));
+    set(&mut args, "--key", &key);
+    set(&mut args, "--cluster", "bao-new");
+    args.push("--allow-other-cluster".into());
+    let run = run_cli(&args, &[]).await;
     assert!(run.ok(), "{}", run.all_output());
+    // The result says which Raft state the cluster went back to.
+    let manifest: Value =
+        serde_json::from_slice(&bucket.read(&format!("{key}.manifest.json")).await).unwrap();
+    assert_eq!(run.result["raft"]["index"], manifest["raft"]["index"]);
+    assert_eq!(run.result["raft"]["term"], manifest["raft"]["term"]);
+    assert!(manifest["raft"]["index"].as_u64().unwrap() > 0);
     for url in new.urls() {
         assert_eq!(
             new.secret_on(&url, "app").await,

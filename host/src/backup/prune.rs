@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::BackupError;
 use crate::plugin::{Kind, PluginHost, RetentionBackup};
 use crate::plugin_spec::{ConfiguredPlugin, PluginSpec};
-use crate::retention::{self, Deletion};
+use crate::retention::{self, Deletion, Guard};
 use crate::s3;
 
 use super::naming::{MANIFEST_SUFFIX, manifest_key, parse_key};
@@ -25,28 +25,58 @@ pub struct KeepLast {
     pub max_age: Option<(Duration, String)>,
 }
 
-/// Retention as configured: the built-in policy, or a plugin.
+/// Retention as configured: the built-in policy or a plugin, and the
+/// backups no policy may delete.
 #[derive(Debug, Clone, PartialEq)]
-pub enum RetentionSetting {
+pub struct RetentionSetting {
+    policy: PolicySetting,
+    keep_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum PolicySetting {
     KeepLast(KeepLast),
     Plugin(PluginSpec),
 }
 
 impl RetentionSetting {
+    pub fn keep_last(limits: KeepLast, keep_keys: Vec<String>) -> Self {
+        Self {
+            policy: PolicySetting::KeepLast(limits),
+            keep_keys,
+        }
+    }
+
+    pub fn plugin(spec: PluginSpec, keep_keys: Vec<String>) -> Self {
+        Self {
+            policy: PolicySetting::Plugin(spec),
+            keep_keys,
+        }
+    }
+
     /// Loads, digest-checks and compiles a plugin before the backup starts.
     pub fn load(&self, host: &PluginHost) -> Result<RetentionPolicy, BackupError> {
-        match self {
-            Self::KeepLast(limits) => Ok(RetentionPolicy::KeepLast(limits.clone())),
-            Self::Plugin(spec) => spec
+        let decider = match &self.policy {
+            PolicySetting::KeepLast(limits) => Decider::KeepLast(limits.clone()),
+            PolicySetting::Plugin(spec) => spec
                 .load(host, Kind::Retention)
-                .map(|plugin| RetentionPolicy::Plugin(Box::new(plugin)))
-                .map_err(|e| BackupError::Config(format!("--retention-plugin {e}"))),
-        }
+                .map(|plugin| Decider::Plugin(Box::new(plugin)))
+                .map_err(|e| BackupError::Config(format!("--retention-plugin {e}")))?,
+        };
+        Ok(RetentionPolicy {
+            decider,
+            keep_keys: self.keep_keys.clone(),
+        })
     }
 }
 
 /// Retention ready to run.
-pub enum RetentionPolicy {
+pub struct RetentionPolicy {
+    decider: Decider,
+    keep_keys: Vec<String>,
+}
+
+enum Decider {
     KeepLast(KeepLast),
     Plugin(Box<ConfiguredPlugin>),
 }
@@ -80,8 +110,8 @@ pub async fn prune(
 ) -> Result<RetentionReport, BackupError> {
     let objects = s3::list_objects(client, bucket, prefix).await?;
     let backups = complete_backups(prefix, &objects);
-    let decided = match policy {
-        RetentionPolicy::KeepLast(limits) => retention::keep_last(
+    let decided = match &policy.decider {
+        Decider::KeepLast(limits) => retention::keep_last(
             &backups,
             now.timestamp(),
             limits.max_count,
@@ -90,7 +120,7 @@ pub async fn prune(
                 .as_ref()
                 .map(|(limit, text)| (*limit, text.as_str())),
         ),
-        RetentionPolicy::Plugin(configured) => {
+        Decider::Plugin(configured) => {
             let (configured, list) = (configured.as_ref().clone(), backups.clone());
             tokio::task::spawn_blocking(move || {
                 configured
@@ -105,7 +135,14 @@ pub async fn prune(
             .collect()
         }
     };
-    let (allowed, refused) = retention::enforce(&backups, decided, prefix, just_taken);
+    let guard = Guard {
+        prefix,
+        just_taken,
+        keep: &policy.keep_keys,
+        now: now.timestamp(),
+        stored_at: stored_at(client, bucket, &manifest_key(just_taken)).await?,
+    };
+    let (allowed, refused) = retention::enforce(&backups, decided, &guard);
     let mut report = RetentionReport {
         refused: refused
             .into_iter()
@@ -126,6 +163,30 @@ pub async fn prune(
         });
     }
     Ok(report)
+}
+
+/// When the storage stored `key` (its Last-Modified): the clock this
+/// executor's is checked against before anything is deleted.
+async fn stored_at(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<i64, BackupError> {
+    let head = client
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| {
+            BackupError::Storage(format!(
+                "HeadObject s3://{bucket}/{key} failed: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            ))
+        })?;
+    head.last_modified()
+        .map(|time| time.secs())
+        .ok_or_else(|| BackupError::Storage(format!("s3://{bucket}/{key}: no Last-Modified time")))
 }
 
 /// The complete backups among the listed objects (those with a manifest),

@@ -2,8 +2,10 @@
 
 use crate::backup::{MANIFEST_FORMAT_VERSION, Manifest, complete_backups, manifest_key};
 use crate::error::BackupError;
+use crate::retention;
 use crate::s3;
 use aws_sdk_s3::Client;
+use chrono::Utc;
 
 /// Which backup: a key, or the newest complete one of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +27,8 @@ impl std::str::FromStr for BackupRef {
 }
 
 /// The key a reference names; `latest` is the newest backup under the
-/// cluster's prefix that has a manifest.
+/// cluster's prefix that has a manifest and is not stamped in the future
+/// (`retention::latest`).
 pub async fn resolve(
     client: &Client,
     bucket: &str,
@@ -36,15 +39,23 @@ pub async fn resolve(
         BackupRef::Key(key) => Ok(key.clone()),
         BackupRef::Latest => {
             let objects = s3::list_objects(client, bucket, prefix).await?;
-            complete_backups(prefix, &objects)
-                .into_iter()
-                .next()
-                .map(|b| b.key)
-                .ok_or_else(|| {
-                    BackupError::Config(format!(
-                        "no backup under s3://{bucket}/{prefix}: check --bucket, --path-prefix, --namespace and --cluster"
-                    ))
-                })
+            let backups = complete_backups(prefix, &objects);
+            let now = Utc::now().timestamp();
+            for future in backups
+                .iter()
+                .filter(|b| retention::stamped_in_future(b, now))
+            {
+                tracing::warn!(key = %future.key, "not `latest`: stamped in the future by a clock running ahead; name it with --key to restore it");
+            }
+            match retention::latest(&backups, now) {
+                Some(latest) => Ok(latest.key.clone()),
+                None if !backups.is_empty() => Err(BackupError::Config(format!(
+                    "every backup under s3://{bucket}/{prefix} is stamped in the future (a clock ran ahead): name one with --key"
+                ))),
+                None => Err(BackupError::Config(format!(
+                    "no backup under s3://{bucket}/{prefix}: check --bucket, --path-prefix, --namespace and --cluster"
+                ))),
+            }
         }
     }
 }

@@ -402,29 +402,41 @@ async fn write_out(
     out.flush().await.map_err(failed)
 }
 
-/// The restore's target: which nodes, how to log in, and whether to force.
+/// The restore's target: which nodes, how to log in, whether to force, and
+/// which cluster it is (checked against the backup's manifest).
 #[derive(Debug, Clone)]
 pub struct RestoreTarget {
     pub openbao: OpenBaoConfig,
     pub auth: Auth,
     pub force: bool,
+    pub namespace: String,
+    pub cluster: String,
+    /// Restore a backup of another cluster (a new cluster replacing a lost one).
+    pub allow_other_cluster: bool,
 }
 
-/// `restore`: the backup into the active node. Plugins and manifest are
-/// checked before OpenBao is asked anything; the snapshot's last bytes
-/// reach OpenBao only once every check passed.
+/// `restore`: the backup into the active node. The manifest (against the
+/// target too) and the plugins are checked before OpenBao is asked
+/// anything; the snapshot's last bytes reach OpenBao only once every check
+/// passed.
 pub async fn restore(
     read: &ReadBack,
     target: &RestoreTarget,
 ) -> Result<ReadBackResult, BackupError> {
     let (started_at, clock) = (Utc::now(), Instant::now());
     let openbao = OpenBaoClient::new(target.openbao.clone())?;
-    // Manifest and plugins are checked before OpenBao is asked anything.
     let opened = read.open().await?;
+    let prefix = match &read.source {
+        Source::Bucket { cluster_prefix, .. } => cluster_prefix.as_str(),
+        Source::File { .. } => "",
+    };
+    check_target(&opened.key, &opened.manifest, prefix, target)?;
     let node = openbao.find_active().await?;
     let token = openbao.login(&node, &target.auth).await?;
     let before = openbao.leader(&node).await?;
-    tracing::info!(%node, force = target.force, key = %opened.key, "restoring");
+    let raft = &opened.manifest.raft;
+    tracing::info!(%node, force = target.force, key = %opened.key, raft_index = raft.index, raft_term = raft.term,
+        "restoring: the cluster goes back to the backup's Raft index and term");
     let (key, manifest, verified, ()) = read
         .read(opened, |snapshot| {
             openbao.restore(&node, &token, snapshot, target.force)
@@ -435,4 +447,124 @@ pub async fn restore(
     done.node = Some(node.to_string());
     done.forced = Some(target.force);
     Ok(done)
+}
+
+/// Whether the backup is the target cluster's: the manifest's namespace and
+/// cluster, and the key under the cluster's prefix (`--path-prefix`,
+/// namespace, cluster). Another cluster's backup would replace this
+/// cluster's data with another's: refused unless allowed explicitly.
+fn check_target(
+    key: &str,
+    manifest: &Manifest,
+    prefix: &str,
+    target: &RestoreTarget,
+) -> Result<(), BackupError> {
+    let mut differences = Vec::new();
+    if (manifest.namespace.as_str(), manifest.cluster.as_str())
+        != (target.namespace.as_str(), target.cluster.as_str())
+    {
+        differences.push(format!(
+            "it is a backup of cluster {}/{}, not {}/{} (--namespace, --cluster)",
+            manifest.namespace, manifest.cluster, target.namespace, target.cluster
+        ));
+    }
+    if !key.starts_with(prefix) {
+        differences.push(format!(
+            "its key is not under the cluster's prefix {prefix} (--path-prefix)"
+        ));
+    }
+    if differences.is_empty() {
+        return Ok(());
+    }
+    let differences = differences.join("; ");
+    if target.allow_other_cluster {
+        tracing::warn!(%key, %differences, "restoring another cluster's backup (--allow-other-cluster)");
+        return Ok(());
+    }
+    Err(BackupError::Config(format!(
+        "refusing to restore {key}: {differences}. It would replace this cluster's data with another's; give --allow-other-cluster (RESTORE_ALLOW_OTHER_CLUSTER) if that is meant"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(namespace: &str, cluster: &str) -> Manifest {
+        let digest = serde_json::json!({"size": 1, "sha256": "0".repeat(64)});
+        serde_json::from_value(serde_json::json!({
+            "formatVersion": 1, "key": "", "cluster": cluster, "namespace": namespace,
+            "kind": "scheduled", "startedAt": "2026-11-24T03:00:00Z",
+            "completedAt": "2026-11-24T03:00:01Z", "sourceNode": "", "toolVersion": "",
+            "snapshot": digest, "object": digest,
+            "raft": {"index": 1, "term": 1, "stateSize": 1},
+            "upload": {"partSize": 1, "parts": 1}
+        }))
+        .unwrap()
+    }
+
+    fn target(allow_other_cluster: bool) -> RestoreTarget {
+        RestoreTarget {
+            openbao: OpenBaoConfig {
+                addrs: Vec::new(),
+                ca_cert: None,
+                request_timeout: std::time::Duration::from_secs(1),
+                stall_timeout: std::time::Duration::from_secs(1),
+            },
+            auth: Auth::Token {
+                file: PathBuf::new(),
+            },
+            force: false,
+            namespace: "openbao".into(),
+            cluster: "prod".into(),
+            allow_other_cluster,
+        }
+    }
+
+    #[test]
+    fn only_the_clusters_own_backups_restore_unless_allowed() {
+        let prefix = "backups/openbao/prod/";
+        let own = "backups/openbao/prod/x.snap";
+        assert!(check_target(own, &manifest("openbao", "prod"), prefix, &target(false)).is_ok());
+
+        let other = "backups/openbao/staging/x.snap";
+        let err = check_target(
+            other,
+            &manifest("openbao", "staging"),
+            prefix,
+            &target(false),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("a backup of cluster openbao/staging, not openbao/prod")
+                && err.contains("not under the cluster's prefix backups/openbao/prod/")
+                && err.contains("--allow-other-cluster (RESTORE_ALLOW_OTHER_CLUSTER)"),
+            "{err}"
+        );
+        // Another namespace, or a manifest that does not match its place.
+        let err = check_target(own, &manifest("dev", "prod"), prefix, &target(false))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cluster dev/prod, not openbao/prod"), "{err}");
+        let err = check_target(
+            "old/openbao/prod/x.snap",
+            &manifest("openbao", "prod"),
+            prefix,
+            &target(false),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("(--path-prefix)"), "{err}");
+
+        assert!(
+            check_target(
+                other,
+                &manifest("openbao", "staging"),
+                prefix,
+                &target(true)
+            )
+            .is_ok()
+        );
+    }
 }

@@ -122,6 +122,18 @@ async fn read_back(
     let ((), (held, object, snapshot, raft)) = tokio::try_join!(feed, check)?;
     compare("stored object", &object, &manifest.object)?;
     compare("decoded snapshot", &snapshot, &manifest.snapshot)?;
+    if raft != manifest.raft {
+        return Err(BackupError::InvalidSnapshot(format!(
+            "the snapshot holds Raft index {} term {} ({} bytes of state), the manifest records index {} term {} ({} bytes): the backup was altered",
+            raft.index,
+            raft.term,
+            raft.state_size,
+            manifest.raft.index,
+            manifest.raft.term,
+            manifest.raft.state_size
+        ))
+        .into());
+    }
     Ok((
         held,
         Verified {
