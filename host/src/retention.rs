@@ -61,7 +61,8 @@ pub fn keep_last(
             continue;
         }
         counted += 1;
-        if let Some(max) = max_count
+        // 0 is no limit, on the command line as in the CRD.
+        if let Some(max) = max_count.filter(|max| *max > 0)
             && counted > max
         {
             deletions.push(Deletion {

@@ -699,8 +699,8 @@ async fn a_retention_plugin_decides_and_the_host_keeps_the_new_backup() {
     for _ in 0..2 {
         assert!(run_cli(&args, &[]).await.ok());
     }
-    // This policy deletes everything, the new backup too.
-    let plugin = serde_json::json!({"file": plugin_path("keep-last"), "config": {"maxCount": 0}});
+    // This policy (gfs keeping no period) deletes everything, the new backup too.
+    let plugin = serde_json::json!({"file": plugin_path("gfs"), "config": {}});
     set(&mut args, "--retention-plugin", &plugin.to_string());
     let run = run_cli(&args, &[]).await;
     assert!(run.ok(), "{}", run.all_output());

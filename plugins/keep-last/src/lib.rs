@@ -2,8 +2,8 @@
 //! `{"maxCount": 7, "maxAge": "168h"}`, both optional.
 //!
 //! - `maxAge`: backups taken longer ago than this are deleted.
-//! - `maxCount`: only the newest `maxCount` backups are kept; pre-upgrade
-//!   snapshots are not counted (nor deleted) by it.
+//! - `maxCount`: only the newest `maxCount` backups are kept (0: no
+//!   limit); pre-upgrade snapshots are not counted (nor deleted) by it.
 //!
 //! A separate implementation from the host's, checked against the same
 //! table of cases (`tests/cases.json`).
@@ -58,7 +58,8 @@ impl Retention for KeepLast {
                 continue;
             }
             counted += 1;
-            if let Some(max) = config.max_count
+            // 0 is no limit, as everywhere else.
+            if let Some(max) = config.max_count.filter(|max| *max > 0)
                 && counted > max
             {
                 deletions.push(Deletion::new(
