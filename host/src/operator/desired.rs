@@ -176,6 +176,16 @@ fn backup_pod(
             env.push(env_var("RETENTION_MAX_AGE", age.clone()));
         }
     }
+    // The backup the last upgrade could be rolled back to is kept, whatever
+    // the policy, until the next upgrade's backup replaces it.
+    if let Some(key) = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.upgrade.as_ref())
+        .and_then(|u| u.pre_upgrade_backup_key.clone())
+    {
+        env.push(env_var("RETENTION_KEEP_KEYS", key));
+    }
     let mut plugins: Vec<(&str, &PluginRef, String)> = backup
         .transforms
         .iter()
@@ -761,6 +771,28 @@ mod tests {
             &settings(),
         )));
         assert!(!vars.contains_key("RETENTION_MAX_COUNT"));
+    }
+
+    #[test]
+    fn the_last_pre_upgrade_backup_is_kept_by_every_backup_job() {
+        let backup = jwt_backup();
+        let mut cluster = cluster(backup.clone());
+        let vars = env(&pod(&cronjob(&cluster, &backup, &settings())));
+        assert!(!vars.contains_key("RETENTION_KEEP_KEYS"));
+
+        let key = "prod/bao/20261122T030000.000Z-pre-upgrade-aaaaaa.snap";
+        cluster.status = Some(crate::api::OpenBaoClusterStatus {
+            upgrade: Some(crate::api::UpgradeStatus {
+                pre_upgrade_backup_key: Some(key.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let scheduled = env(&pod(&cronjob(&cluster, &backup, &settings())));
+        assert_eq!(scheduled["RETENTION_KEEP_KEYS"], key);
+        let job = pre_upgrade_job(&cluster, &backup, &settings(), "bao-pre-upgrade-1");
+        let pre_upgrade = env(job.spec.unwrap().template.spec.as_ref().unwrap());
+        assert_eq!(pre_upgrade["RETENTION_KEEP_KEYS"], key);
     }
 
     #[test]

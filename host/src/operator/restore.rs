@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
@@ -21,8 +21,6 @@ use crate::operator::reconcile::{self, Context, Error};
 use crate::operator::status::time;
 use crate::operator::validate;
 
-/// The field manager that holds a cluster's CronJob while it restores.
-const HOLDER: &str = "openbao-backup-operator-restore";
 const COMPLETE: &str = "Complete";
 
 /// What the restore's Job shows.
@@ -225,16 +223,11 @@ pub async fn reconcile(restore: Arc<OpenBaoRestore>, ctx: Arc<Context>) -> Resul
                     upgrade.to_version
                 ));
             }
-            let restores = Api::<OpenBaoRestore>::namespaced(client.clone(), &namespace)
-                .list(&ListParams::default())
-                .await?;
             busy.extend(
-                restores
-                    .items
+                reconcile::restores_of(client, cluster)
+                    .await?
                     .iter()
-                    .filter(|other| {
-                        other.spec.cluster == restore.spec.cluster && other.name_any() != name
-                    })
+                    .filter(|other| other.name_any() != name)
                     .filter(|other| {
                         other
                             .status
@@ -250,7 +243,7 @@ pub async fn reconcile(restore: Arc<OpenBaoRestore>, ctx: Arc<Context>) -> Resul
 
     let next = next(&restore, cluster.as_ref(), &job, &busy, Utc::now());
     if let (Some(hold), Some(cluster)) = (next.hold_backups, &cluster) {
-        hold_backups(&ctx, cluster, hold).await?;
+        reconcile::hold_backups(&ctx.client, cluster, hold).await?;
     }
     if next.start {
         let cluster = cluster
@@ -295,27 +288,6 @@ pub fn error_policy(restore: Arc<OpenBaoRestore>, error: &Error, ctx: Arc<Contex
     ctx.metrics.reconcile_failed();
     tracing::warn!(restore = %restore.name_any(), namespace = ?restore.namespace(), %error, "restore reconcile failed");
     Action::requeue(Duration::from_secs(15))
-}
-
-/// Suspends or resumes the cluster's backup CronJob under a field manager
-/// of its own (the cluster's reconcile never sets `suspend`). No CronJob
-/// (no spec.backup, or a server without CronJobs): nothing to hold.
-async fn hold_backups(ctx: &Context, cluster: &OpenBaoCluster, hold: bool) -> Result<(), Error> {
-    let api =
-        Api::<CronJob>::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
-    let params = PatchParams {
-        field_manager: Some(HOLDER.into()),
-        ..Default::default()
-    };
-    let patch = Patch::Merge(serde_json::json!({"spec": {"suspend": hold}}));
-    match api
-        .patch(&desired::cronjob_name(&cluster.name_any()), &params, &patch)
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 #[cfg(test)]

@@ -72,6 +72,35 @@ pub fn workload_warnings(spec: &OpenBaoClusterSpec) -> Vec<String> {
     openbao_config::warnings(spec)
 }
 
+/// What `spec.backup` probably gets wrong but is still applied, for the
+/// `BackupConfigured` condition's message and a `SpecWarning` event: a
+/// plugin without a `sha256` pin runs whatever its ConfigMap holds, so
+/// whoever may edit the ConfigMap decides what reads every snapshot.
+pub fn backup_warnings(spec: &OpenBaoClusterSpec) -> Vec<String> {
+    let Some(backup) = &spec.backup else {
+        return Vec::new();
+    };
+    let transforms = backup
+        .transforms
+        .iter()
+        .enumerate()
+        .map(|(i, plugin)| (format!("spec.backup.transforms[{i}]"), plugin));
+    let retention = backup
+        .retention_plugin
+        .iter()
+        .map(|plugin| ("spec.backup.retentionPlugin".to_string(), plugin));
+    transforms
+        .chain(retention)
+        .filter(|(_, plugin)| plugin.sha256.is_none())
+        .map(|(field, plugin)| {
+            format!(
+                "{field}.sha256 is not set: whoever can edit ConfigMap {} can swap the plugin; pin it with the plugin's sha256sum",
+                plugin.config_map_ref.name
+            )
+        })
+        .collect()
+}
+
 const MAX_CLUSTER_NAME: usize = 36;
 
 /// What an OpenBaoRestore needs from itself and its cluster; every problem
@@ -150,6 +179,13 @@ fn validate_backup(backup: &BackupSpec, problems: &mut Vec<String>) -> Option<Va
         .and_then(|r| r.max_age.as_deref())
         .and_then(|age| {
             parse_go_duration(age)
+                .and_then(|limit| {
+                    if limit < MIN_MAX_AGE {
+                        Err(format!("`{age}` is under 1h; give at least \"1h\""))
+                    } else {
+                        Ok(limit)
+                    }
+                })
                 .map_err(|e| problems.push(format!("spec.backup.retention.maxAge: {e}")))
                 .ok()
         });
@@ -272,38 +308,55 @@ fn check_name(name: &str, field: &str, problems: &mut Vec<String>) {
     }
 }
 
+/// The longest duration accepted: a hundred years is retention enough, and
+/// the bound keeps every sum far from overflowing.
+pub const MAX_GO_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The shortest `maxAge`: a shorter one would delete the backup a run
+/// has just taken before the next run.
+pub const MIN_MAX_AGE: Duration = Duration::from_secs(3600);
+
 /// A Go duration as Kubernetes users write them: "168h", "90m", "1h30m",
-/// "45s".
+/// "45s"; at most [`MAX_GO_DURATION`].
 pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
     let invalid = || {
         format!(
             "`{text}` is not a duration: use hours, minutes or seconds such as \"168h\" or \"1h30m\""
         )
     };
+    let too_long = || format!("`{text}` is longer than 100 years (876000h)");
     if text.is_empty() {
         return Err(invalid());
     }
-    let mut total = Duration::ZERO;
+    let mut total: u64 = 0;
     let mut rest = text;
     while !rest.is_empty() {
         let digits = rest
             .find(|c: char| !c.is_ascii_digit())
             .ok_or_else(invalid)?;
-        let value: u64 = rest[..digits].parse().map_err(|_| invalid())?;
+        if digits == 0 {
+            return Err(invalid());
+        }
+        // More digits than u64 holds is too long, not malformed.
+        let value: u64 = rest[..digits].parse().map_err(|_| too_long())?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
+        let seconds: u64 = match &rest[..unit_len] {
             "h" => 3600,
             "m" => 60,
             "s" => 1,
             _ => return Err(invalid()),
         };
-        total += Duration::from_secs(value * seconds);
+        total = value
+            .checked_mul(seconds)
+            .and_then(|part| total.checked_add(part))
+            .filter(|&total| total <= MAX_GO_DURATION.as_secs())
+            .ok_or_else(too_long)?;
         rest = &rest[unit_len..];
     }
-    Ok(total)
+    Ok(Duration::from_secs(total))
 }
 
 #[cfg(test)]
@@ -380,6 +433,33 @@ mod tests {
     }
 
     #[test]
+    fn max_age_is_at_least_an_hour_and_at_most_a_century() {
+        let max_age = |age: &str| {
+            let spec = OpenBaoClusterSpec {
+                backup: Some(BackupSpec {
+                    retention: Some(RetentionSpec {
+                        max_count: None,
+                        max_age: Some(age.into()),
+                    }),
+                    ..backup()
+                }),
+                ..Default::default()
+            };
+            validate(&spec).map(|valid| valid.unwrap().max_age)
+        };
+        assert_eq!(max_age("1h"), Ok(Some(Duration::from_secs(3600))));
+        assert_eq!(
+            max_age("59m").unwrap_err(),
+            ["spec.backup.retention.maxAge: `59m` is under 1h; give at least \"1h\""]
+        );
+        let huge = max_age("18446744073709551615s1s").unwrap_err();
+        assert!(
+            huge[0].starts_with("spec.backup.retention.maxAge: ") && huge[0].contains("100 years"),
+            "{huge:?}"
+        );
+    }
+
+    #[test]
     fn exactly_one_auth_method() {
         let neither = problems(BackupSpec {
             jwt_auth_role: None,
@@ -442,6 +522,35 @@ mod tests {
     }
 
     #[test]
+    fn unpinned_plugins_are_warned_about() {
+        let plugin = |sha256: Option<&str>| PluginRef {
+            config_map_ref: ConfigMapKeyRef {
+                name: "zstd-plugin".into(),
+                key: "zstd.wasm".into(),
+            },
+            sha256: sha256.map(str::to_string),
+            ..Default::default()
+        };
+        let spec = OpenBaoClusterSpec {
+            backup: Some(BackupSpec {
+                transforms: vec![plugin(Some(&"a".repeat(64))), plugin(None)],
+                retention_plugin: Some(plugin(None)),
+                ..backup()
+            }),
+            ..Default::default()
+        };
+        assert!(validate(&spec).is_ok(), "valid, with warnings");
+        let warnings = backup_warnings(&spec);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("spec.backup.transforms[1].sha256 is not set: whoever can edit ConfigMap zstd-plugin"),
+            "{warnings:?}"
+        );
+        assert!(warnings[1].starts_with("spec.backup.retentionPlugin.sha256"));
+        assert!(backup_warnings(&OpenBaoClusterSpec::default()).is_empty());
+    }
+
+    #[test]
     fn pre_upgrade_snapshot_needs_a_target() {
         let spec = OpenBaoClusterSpec {
             upgrade: Some(UpgradeSpec {
@@ -477,6 +586,18 @@ mod tests {
         assert_eq!(parse_go_duration("45s"), Ok(Duration::from_secs(45)));
         for bad in ["", "7d", "h", "10", "1.5h"] {
             assert!(parse_go_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_go_duration("876000h"), Ok(MAX_GO_DURATION));
+        // Each of these overflowed (a panic in debug builds, a small value
+        // after wrapping in release builds) before the checked sums.
+        for huge in [
+            "18446744073709551615s1s",
+            "18446744073709551616s",
+            "5124095576030431h",
+            "876000h1s",
+        ] {
+            let error = parse_go_duration(huge).unwrap_err();
+            assert!(error.contains("longer than 100 years"), "{huge}: {error}");
         }
     }
 }

@@ -1186,3 +1186,93 @@ async fn unslashed_bound_claims_are_applied_with_a_warning_once() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn a_panicking_reconcile_fails_alone() {
+    let panicked = contained(async {
+        let age: u64 = "18446744073709551615".parse().unwrap();
+        Ok(Action::requeue(Duration::from_secs(
+            age.checked_add(1).expect("overflow"),
+        )))
+    })
+    .await;
+    assert!(
+        matches!(&panicked, Err(Error::Panicked(message)) if message == "overflow"),
+        "{panicked:?}"
+    );
+    let fine = contained(async { Ok(Action::await_change()) }).await;
+    assert_eq!(fine.unwrap(), Action::await_change());
+}
+
+/// The CronJob as the API server keeps it after an apply, suspended by a
+/// restore's hold.
+fn held(mut cronjob: Value) -> (u16, Value) {
+    cronjob["spec"]["suspend"] = json!(true);
+    cronjob["metadata"]["managedFields"] = json!([
+        {"manager": "openbao-backup-operator", "operation": "Apply",
+         "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:schedule": {}}}},
+        {"manager": "openbao-backup-operator-restore", "operation": "Update",
+         "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:suspend": {}}}},
+    ]);
+    (200, cronjob)
+}
+
+fn restore_in(phase: Option<&str>, cluster: &str) -> Value {
+    let status = phase.map_or(Value::Null, |phase| json!({"phase": phase}));
+    json!({"apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoRestore",
+           "metadata": {"name": format!("r-{}", phase.unwrap_or("new")), "namespace": "prod"},
+           "spec": {"cluster": cluster, "key": "latest", "jwtAuthRole": "restore"},
+           "status": status})
+}
+
+#[tokio::test]
+async fn a_hold_no_pending_or_running_restore_owns_is_released() {
+    // The restore that suspended the CronJob was deleted before it ended:
+    // only finished restores, and another cluster's, are left.
+    let restores = vec![
+        restore_in(Some("Failed"), "bao"),
+        restore_in(Some("Succeeded"), "bao"),
+        restore_in(Some("Running"), "other"),
+    ];
+    run(
+        cluster(jwt_backup(), Value::Null),
+        steps(vec![
+            vec![step("GET", JOBS, |_| list(vec![]))],
+            new_workload(),
+            vec![
+                accept("PATCH", SA),
+                accept("PATCH", POLICY),
+                step("PATCH", CRONJOB, held),
+                step("GET", RESTORES, move |_| list(restores)),
+                step("PATCH", CRONJOB, |body| {
+                    assert_eq!(body, json!({"spec": {"suspend": false}}));
+                    (200, body)
+                }),
+                accept("PUT", STATUS),
+            ],
+        ]),
+    )
+    .await
+    .unwrap();
+
+    // A restore that has not started yet (no status) or runs keeps it.
+    for live in [None, Some("Pending"), Some("Running")] {
+        let restores = vec![restore_in(Some("Failed"), "bao"), restore_in(live, "bao")];
+        run(
+            cluster(jwt_backup(), Value::Null),
+            steps(vec![
+                vec![step("GET", JOBS, |_| list(vec![]))],
+                new_workload(),
+                vec![
+                    accept("PATCH", SA),
+                    accept("PATCH", POLICY),
+                    step("PATCH", CRONJOB, held),
+                    step("GET", RESTORES, move |_| list(restores)),
+                    accept("PUT", STATUS),
+                ],
+            ]),
+        )
+        .await
+        .unwrap();
+    }
+}
