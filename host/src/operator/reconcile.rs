@@ -49,6 +49,10 @@ pub enum Error {
     NoNamespace(String),
     #[error("the reconcile panicked: {0}")]
     Panicked(String),
+    /// An object with a name the cluster's objects take exists and the
+    /// cluster does not own it: it is left alone.
+    #[error("{0}")]
+    NotOwned(String),
 }
 
 /// Runs one reconcile so that a panic in it (a bug, or input nobody
@@ -120,21 +124,33 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
                 &ctx,
             )
             .await?;
-            apply_workload(&cluster, &plan, live.as_ref(), &ctx).await?;
-            // A failed pre-upgrade backup waits for the user, not a timer.
-            let wait = matches!(
-                plan.condition.reason,
-                "PreUpgradeBackup" | "RollingOut" | "WaitingForRestore"
-            );
-            let workload = Workload {
-                version: plan.version,
-                upgrade: plan.upgrade,
-                conditions: vec![
-                    status::workload_configured(&[], &workload_warnings),
-                    plan.condition,
-                ],
-            };
-            (workload, plan.event, wait)
+            match apply_workload(&cluster, &plan, live.as_ref(), &ctx).await {
+                Err(Error::NotOwned(why)) => {
+                    let workload = Workload {
+                        version: previous.version.clone(),
+                        upgrade: previous.upgrade.clone(),
+                        conditions: vec![status::not_owned(WORKLOAD_CONFIGURED, why)],
+                    };
+                    (workload, None, false)
+                }
+                applied => {
+                    applied?;
+                    // A failed pre-upgrade backup waits for the user, not a timer.
+                    let wait = matches!(
+                        plan.condition.reason,
+                        "PreUpgradeBackup" | "RollingOut" | "WaitingForRestore"
+                    );
+                    let workload = Workload {
+                        version: plan.version,
+                        upgrade: plan.upgrade,
+                        conditions: vec![
+                            status::workload_configured(&[], &workload_warnings),
+                            plan.condition,
+                        ],
+                    };
+                    (workload, plan.event, wait)
+                }
+            }
         }
         _ => {
             let workload = Workload {
@@ -152,7 +168,10 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
     // 4. Backup objects follow a valid spec.backup; an invalid one keeps
     //    the last good objects so that a typo does not stop backups.
     let configured = match (&validation, &cluster.spec.backup) {
-        (Ok(Some(_)), Some(backup)) => apply_backup_objects(&cluster, backup, &ctx).await?,
+        (Ok(Some(_)), Some(backup)) => match apply_backup_objects(&cluster, backup, &ctx).await {
+            Err(Error::NotOwned(why)) => Configured::NotOwned(why),
+            configured => configured?,
+        },
         (Err(problems), _) => Configured::Invalid(problems.clone()),
         _ => {
             delete_backup_objects(&cluster, &ctx).await?;
@@ -404,7 +423,7 @@ async fn apply_workload(
     apply(client, &workload::client_service(cluster)).await?;
     match apply(client, &workload::pod_disruption_budget(cluster)).await {
         // policy/v1 came with Kubernetes 1.21.
-        Err(kube::Error::Api(e)) if e.code == 404 => {
+        Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => {
             tracing::debug!(cluster = %cluster.name_any(), "no policy/v1 PodDisruptionBudget on this API server");
         }
         other => other?,
@@ -488,11 +507,11 @@ async fn apply_backup_objects(
             release_orphaned_hold(cluster, &cronjob, &ctx.client).await?;
             Ok(Configured::Applied)
         }
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Configured::Unschedulable(
+        Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => Ok(Configured::Unschedulable(
             "this API server does not serve batch/v1 CronJob (Kubernetes >= 1.21 does): no scheduled backups; Jobs created by hand are still recorded"
                 .into(),
         )),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 
@@ -551,7 +570,7 @@ async fn delete_backup_objects(cluster: &OpenBaoCluster, ctx: &Context) -> Resul
         .await
 }
 
-async fn apply<K>(client: &Client, object: &K) -> kube::Result<()>
+async fn apply<K>(client: &Client, object: &K) -> Result<(), Error>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -564,12 +583,14 @@ where
 
 /// Server-side applies `body` as `object` (its kind, namespace and name):
 /// the object itself, or a form of it the typed struct cannot say. Returns
-/// the object the API server keeps.
+/// the object the API server keeps. An existing object of that name that
+/// `object`'s owner (the cluster) does not own is refused: a forced apply
+/// would take it over, whoever made it.
 async fn apply_body<K>(
     client: &Client,
     object: &K,
     body: &(impl Serialize + std::fmt::Debug),
-) -> kube::Result<K>
+) -> Result<K, Error>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -577,13 +598,28 @@ where
         + std::fmt::Debug,
 {
     let namespace = object.meta().namespace.as_deref().unwrap_or_default();
-    Api::<K>::namespaced(client.clone(), namespace)
+    let name = object.name_any();
+    let api = Api::<K>::namespaced(client.clone(), namespace);
+    if let Some(existing) = api.get_opt(&name).await? {
+        let owner = object.owner_references().first().map(|o| &o.uid);
+        if !existing
+            .owner_references()
+            .iter()
+            .any(|o| Some(&o.uid) == owner)
+        {
+            return Err(Error::NotOwned(format!(
+                "{} {name} exists and this OpenBaoCluster does not own it, so it is left alone: delete or rename it, or give the cluster another name",
+                K::kind(&())
+            )));
+        }
+    }
+    Ok(api
         .patch(
-            &object.name_any(),
+            &name,
             &PatchParams::apply(MANAGER).force(),
             &Patch::Apply(body),
         )
-        .await
+        .await?)
 }
 
 /// Deletes the named object if this cluster owns it; a same-named object

@@ -167,6 +167,9 @@ pub enum Configured {
     Invalid(Vec<String>),
     /// The spec is valid but the API server cannot hold the CronJob.
     Unschedulable(String),
+    /// An object the backup needs has a name taken by an object the
+    /// cluster does not own; the message names it.
+    NotOwned(String),
 }
 
 /// A condition as decided, before the API's bookkeeping.
@@ -216,6 +219,12 @@ pub fn workload_configured(problems: &[String], warnings: &[String]) -> Cond {
         reason,
         with_warnings(message, warnings),
     )
+}
+
+/// A condition saying an object's name is taken by one the cluster does
+/// not own (the message names it).
+pub fn not_owned(type_: &'static str, why: String) -> Cond {
+    Cond::new(type_, "False", "NotOwned", why)
 }
 
 fn with_warnings(mut message: String, warnings: &[String]) -> String {
@@ -318,6 +327,7 @@ fn backup_conditions(
             "CronJobUnavailable",
             why.clone(),
         ),
+        Configured::NotOwned(why) => not_owned(BACKUP_CONFIGURED, why.clone()),
     };
     configured.message = with_warnings(configured.message, warnings);
     let healthy = match (status.consecutive_failures, &status.last_backup_time) {

@@ -107,12 +107,26 @@ async fn run(cluster: Value, steps: Vec<Step>) -> Result<Action, Error> {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let server = tokio::spawn(async move {
         for expected in steps {
-            let (request, reply) = handle.next_request().await.unwrap_or_else(|| {
+            let (mut request, mut reply) = handle.next_request().await.unwrap_or_else(|| {
                 panic!(
                     "expected {} {}, the reconcile ended",
                     expected.method, expected.path
                 )
             });
+            // Before each apply the operator reads the object to check it
+            // owns it; unless scripted, the read finds nothing.
+            while expected.method == "PATCH"
+                && request.method() == "GET"
+                && request.uri().path() == expected.path
+            {
+                reply.send_response(
+                    Response::builder()
+                        .status(404)
+                        .body(Body::from(serde_json::to_vec(&not_found().1).unwrap()))
+                        .unwrap(),
+                );
+                (request, reply) = handle.next_request().await.expect("the apply follows");
+            }
             let (method, uri) = (request.method().to_string(), request.uri().clone());
             assert_eq!(
                 (method.as_str(), uri.path()),
@@ -1275,4 +1289,57 @@ async fn a_hold_no_pending_or_running_restore_owns_is_released() {
         .await
         .unwrap();
     }
+}
+
+#[tokio::test]
+async fn objects_with_the_generated_names_that_are_not_ours_are_left_alone() {
+    // Someone else's ServiceAccount named as the cluster's, and someone
+    // else's NetworkPolicy named as its backup policy.
+    let foreign = |api_version: &str, kind: &str, name: &str| {
+        json!({"apiVersion": api_version, "kind": kind,
+               "metadata": {"name": name, "namespace": "prod", "uid": "theirs"}})
+    };
+    let account = foreign("v1", "ServiceAccount", "bao");
+    let policy = foreign("networking.k8s.io/v1", "NetworkPolicy", "bao-backup");
+    run(
+        cluster(jwt_backup(), Value::Null),
+        steps(vec![vec![
+            step("GET", JOBS, |_| list(vec![])),
+            step("GET", STS, |_| not_found()),
+            // Read, never patched: no other workload object either.
+            step(
+                "GET",
+                "/api/v1/namespaces/prod/serviceaccounts/bao",
+                move |_| (200, account),
+            ),
+            accept("PATCH", SA),
+            step("GET", POLICY, move |_| (200, policy)),
+            step("PUT", STATUS, |body| {
+                let workload = condition(&body, "WorkloadConfigured");
+                assert_eq!(
+                    (&workload["status"], &workload["reason"]),
+                    (&json!("False"), &json!("NotOwned"))
+                );
+                assert!(
+                    workload["message"].as_str().unwrap().starts_with(
+                        "ServiceAccount bao exists and this OpenBaoCluster does not own it"
+                    ),
+                    "{workload}"
+                );
+                let backup = condition(&body, "BackupConfigured");
+                assert_eq!(backup["reason"], "NotOwned");
+                assert!(
+                    backup["message"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("NetworkPolicy bao-backup exists"),
+                    "{backup}"
+                );
+                assert!(body["status"]["backup"]["nextScheduledBackup"].is_null());
+                (200, body)
+            }),
+        ]]),
+    )
+    .await
+    .unwrap();
 }
