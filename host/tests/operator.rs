@@ -214,6 +214,11 @@ async fn operator_on_a_real_api_server() {
             .await
             .unwrap()
             .is_none()
+            && accounts
+                .get_opt("it-restore-serviceaccount")
+                .await
+                .unwrap()
+                .is_none()
             && policies.get_opt("it-backup").await.unwrap().is_none();
         gone.then_some(())
     })
@@ -455,7 +460,8 @@ async fn a_spec_only_the_controller_can_check_gets_a_condition(
 }
 
 /// Real OpenBao trusting the API server's ServiceAccount issuer, with the
-/// documented role bound to the backup ServiceAccount by JSON pointers.
+/// documented roles bound to the backup and the restore ServiceAccounts by
+/// JSON pointers.
 async fn start_openbao(issuer: &JwtIssuer) -> Source {
     let role = |policy: &str| {
         json!({
@@ -464,14 +470,15 @@ async fn start_openbao(issuer: &JwtIssuer) -> Source {
             "bound_audiences": [AUDIENCE],
             "bound_claims": {
                 "/kubernetes.io/namespace": "backups",
-                "/kubernetes.io/serviceaccount/name": "it-backup-serviceaccount",
+                "/kubernetes.io/serviceaccount/name": format!("it-{policy}-serviceaccount"),
             },
             "token_policies": [policy],
             "token_ttl": "5m",
         })
     };
     let mut spec = ClusterSpec::single();
-    // Restores log in as the same ServiceAccount, with a role that may restore.
+    // Restores log in as their own ServiceAccount, with a role that may
+    // restore; the backup ServiceAccount cannot.
     spec.jwt = Some(JwtAuth {
         keys: vec![issuer.public_key_pem()],
         roles: vec![
@@ -1021,6 +1028,7 @@ async fn run_backup_job(
 ) -> Job {
     let settings = OperatorSettings {
         jwt_audience: AUDIENCE.into(),
+        executor_images: desired::executor_images(desired::DEFAULT_EXECUTOR_IMAGES),
     };
     let cronjob = desired::cronjob(cluster, cluster.spec.backup.as_ref().unwrap(), &settings);
     let template = cronjob.spec.unwrap().job_template;

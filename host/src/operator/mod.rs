@@ -87,6 +87,10 @@ pub async fn run(args: OperatorArgs) -> Result<(), String> {
         client: client.clone(),
         settings: OperatorSettings {
             jwt_audience: args.jwt_audience.clone(),
+            executor_images: desired::executor_images(
+                &std::env::var("EXECUTOR_IMAGES")
+                    .unwrap_or_else(|_| desired::DEFAULT_EXECUTOR_IMAGES.into()),
+            ),
         },
         recorder: Recorder::new(
             client.clone(),

@@ -90,7 +90,7 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
     // 1. The spec, checked beyond what the API server could.
     let workload_problems = validate::workload(&name, &cluster.spec);
     let workload_warnings = validate::workload_warnings(&cluster.spec);
-    let validation = validate::validate(&cluster.spec);
+    let validation = validate::validate(&cluster.spec, &ctx.settings.executor_images);
     let backup_warnings = validate::backup_warnings(&cluster.spec);
 
     // 2. Backup Jobs that finished since the status last counted them.
@@ -481,23 +481,17 @@ pub fn error_policy(cluster: Arc<OpenBaoCluster>, error: &Error, ctx: Arc<Contex
     Action::requeue(Duration::from_secs(30))
 }
 
-/// Server-side applies the ServiceAccount (JWT auth only), the CronJob and
-/// the NetworkPolicy.
+/// Server-side applies the backup and restore ServiceAccounts (JWT auth
+/// only), the NetworkPolicy and the CronJob.
 async fn apply_backup_objects(
     cluster: &OpenBaoCluster,
     backup: &BackupSpec,
     ctx: &Context,
 ) -> Result<Configured, Error> {
-    let name = cluster.name_any();
-    match desired::service_account(cluster, backup) {
-        Some(account) => apply(&ctx.client, &account).await?,
-        None => {
-            delete_owned::<ServiceAccount>(
-                cluster,
-                &ctx.client,
-                &desired::service_account_name(&name),
-            )
-            .await?
+    for account in desired::service_account_names(&cluster.name_any()) {
+        match desired::service_account(cluster, backup, &account) {
+            Some(account) => apply(&ctx.client, &account).await?,
+            None => delete_owned::<ServiceAccount>(cluster, &ctx.client, &account).await?,
         }
     }
     apply(&ctx.client, &desired::network_policy(cluster, backup)).await?;
@@ -566,8 +560,10 @@ async fn delete_backup_objects(cluster: &OpenBaoCluster, ctx: &Context) -> Resul
     let name = cluster.name_any();
     delete_owned::<CronJob>(cluster, &ctx.client, &desired::cronjob_name(&name)).await?;
     delete_owned::<NetworkPolicy>(cluster, &ctx.client, &desired::cronjob_name(&name)).await?;
-    delete_owned::<ServiceAccount>(cluster, &ctx.client, &desired::service_account_name(&name))
-        .await
+    for account in desired::service_account_names(&name) {
+        delete_owned::<ServiceAccount>(cluster, &ctx.client, &account).await?;
+    }
+    Ok(())
 }
 
 async fn apply<K>(client: &Client, object: &K) -> Result<(), Error>

@@ -53,6 +53,7 @@ pub fn next(
     cluster: Option<&OpenBaoCluster>,
     job: &JobState,
     busy: &[String],
+    executor_images: &[String],
     now: DateTime<Utc>,
 ) -> Next {
     let mut status = restore.status.clone().unwrap_or_default();
@@ -140,7 +141,7 @@ pub fn next(
                 ));
                 return unchanged(status);
             };
-            if let Err(problems) = validate::restore(&restore.spec, cluster) {
+            if let Err(problems) = validate::restore(&restore.spec, cluster, executor_images) {
                 return finish(status, false, problems.join("; "));
             }
             if !busy.is_empty() {
@@ -241,7 +242,14 @@ pub async fn reconcile(restore: Arc<OpenBaoRestore>, ctx: Arc<Context>) -> Resul
         _ => Vec::new(),
     };
 
-    let next = next(&restore, cluster.as_ref(), &job, &busy, Utc::now());
+    let next = next(
+        &restore,
+        cluster.as_ref(),
+        &job,
+        &busy,
+        &ctx.settings.executor_images,
+        Utc::now(),
+    );
     if let (Some(hold), Some(cluster)) = (next.hold_backups, &cluster) {
         reconcile::hold_backups(&ctx.client, cluster, hold).await?;
     }
@@ -332,13 +340,24 @@ mod tests {
         restore
     }
 
+    fn images() -> Vec<String> {
+        vec!["executor".into()]
+    }
+
     fn at(hour: u32) -> DateTime<Utc> {
         chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 24, hour, 0, 0).unwrap()
     }
 
     #[test]
     fn a_restore_waits_for_its_cluster_and_for_running_backups() {
-        let none = next(&restore(None), None, &JobState::Missing, &[], at(1));
+        let none = next(
+            &restore(None),
+            None,
+            &JobState::Missing,
+            &[],
+            &images(),
+            at(1),
+        );
         assert!(!none.start);
         assert_eq!(none.status.phase, RestorePhase::Pending);
         assert!(
@@ -353,6 +372,7 @@ mod tests {
             Some(&cluster()),
             &JobState::Missing,
             &["backup Job bao-backup-29001".into()],
+            &images(),
             at(1),
         );
         assert!(!busy.start);
@@ -371,6 +391,7 @@ mod tests {
             Some(&cluster()),
             &JobState::Missing,
             &[],
+            &images(),
             at(1),
         );
         assert!(start.start);
@@ -384,6 +405,7 @@ mod tests {
             Some(&cluster()),
             &JobState::Running,
             &[],
+            &images(),
             at(2),
         );
         assert!(!running.start);
@@ -399,6 +421,7 @@ mod tests {
             Some(&cluster()),
             &JobState::Succeeded(Some(result)),
             &[],
+            &images(),
             at(3),
         );
         assert_eq!(done.status.phase, RestorePhase::Succeeded);
@@ -414,6 +437,7 @@ mod tests {
             Some(&cluster()),
             &JobState::Missing,
             &[],
+            &images(),
             at(4),
         );
         assert!(!again.start && again.event.is_none() && again.hold_backups.is_none());
@@ -427,6 +451,7 @@ mod tests {
             Some(&cluster()),
             &JobState::Missing,
             &[],
+            &images(),
             at(1),
         );
         let lost = next(
@@ -434,6 +459,7 @@ mod tests {
             Some(&cluster()),
             &JobState::Missing,
             &[],
+            &images(),
             at(2),
         );
         assert!(!lost.start, "never a second Job");
@@ -442,7 +468,14 @@ mod tests {
 
         let mut bad = restore(None);
         bad.spec.token_secret_ref = Some(LocalRef { name: "t".into() });
-        let refused = next(&bad, Some(&cluster()), &JobState::Missing, &[], at(1));
+        let refused = next(
+            &bad,
+            Some(&cluster()),
+            &JobState::Missing,
+            &[],
+            &images(),
+            at(1),
+        );
         assert_eq!(refused.status.phase, RestorePhase::Failed);
         assert!(
             refused
@@ -457,6 +490,7 @@ mod tests {
             Some(&cluster()),
             &JobState::Failed("invalid snapshot: the decoded snapshot has".into()),
             &[],
+            &images(),
             at(2),
         );
         assert_eq!(failed.status.phase, RestorePhase::Failed);

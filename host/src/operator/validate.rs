@@ -22,7 +22,11 @@ pub struct ValidBackup {
     pub max_age: Option<Duration>,
 }
 
-pub fn validate(spec: &OpenBaoClusterSpec) -> Result<Option<ValidBackup>, Vec<String>> {
+/// `executor_images` is the operator's allow-list ([`image_allowed`]).
+pub fn validate(
+    spec: &OpenBaoClusterSpec,
+    executor_images: &[String],
+) -> Result<Option<ValidBackup>, Vec<String>> {
     let mut problems = Vec::new();
     let pre_upgrade = spec
         .upgrade
@@ -39,6 +43,12 @@ pub fn validate(spec: &OpenBaoClusterSpec) -> Result<Option<ValidBackup>, Vec<St
         return Ok(None);
     };
     let valid = validate_backup(backup, &mut problems);
+    check_image(
+        &backup.executor_image,
+        "spec.backup.executorImage",
+        executor_images,
+        &mut problems,
+    );
     if problems.is_empty() {
         Ok(valid)
     } else {
@@ -105,7 +115,11 @@ const MAX_CLUSTER_NAME: usize = 36;
 
 /// What an OpenBaoRestore needs from itself and its cluster; every problem
 /// names its field.
-pub fn restore(restore: &OpenBaoRestoreSpec, cluster: &OpenBaoCluster) -> Result<(), Vec<String>> {
+pub fn restore(
+    restore: &OpenBaoRestoreSpec,
+    cluster: &OpenBaoCluster,
+    executor_images: &[String],
+) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
     let backup = cluster.spec.backup.as_ref();
     if restore.key.trim().is_empty() {
@@ -117,7 +131,7 @@ pub fn restore(restore: &OpenBaoRestoreSpec, cluster: &OpenBaoCluster) -> Result
                 .into(),
         ),
         (Some(_), None) if backup.and_then(|b| b.jwt_auth_role.as_ref()).is_none() => problems.push(
-            "spec.jwtAuthRole: the cluster has no backup ServiceAccount (its spec.backup does not use jwtAuthRole); use tokenSecretRef"
+            "spec.jwtAuthRole: the cluster has no restore ServiceAccount (its spec.backup does not use jwtAuthRole); use tokenSecretRef"
                 .into(),
         ),
         (None, Some(secret)) => check_name(&secret.name, "spec.tokenSecretRef.name", &mut problems),
@@ -136,11 +150,14 @@ pub fn restore(restore: &OpenBaoRestoreSpec, cluster: &OpenBaoCluster) -> Result
         .executor_image
         .as_deref()
         .or(backup.map(|b| b.executor_image.as_str()));
-    if image.is_none_or(|i| i.trim().is_empty()) {
-        problems.push(
+    match image {
+        Some(image) if !image.trim().is_empty() => {
+            check_image(image, "spec.executorImage", executor_images, &mut problems)
+        }
+        _ => problems.push(
             "spec.executorImage: give the executor image (the cluster's spec.backup has none)"
                 .into(),
-        );
+        ),
     }
     for (i, plugin) in restore.plugins.iter().flatten().enumerate() {
         check_plugin(plugin, &format!("spec.plugins[{i}]"), &mut problems);
@@ -205,6 +222,28 @@ fn validate_backup(backup: &BackupSpec, problems: &mut Vec<String>) -> Option<Va
         schedule: schedule?,
         max_age,
     })
+}
+
+/// Whether the operator may run `image`: it is in the repository of an
+/// entry of `allowed` (any tag or digest of it), under an entry ending in
+/// `/` (a registry or an organization), or an entry is `*`.
+pub fn image_allowed(image: &str, allowed: &[String]) -> bool {
+    allowed.iter().any(|entry| {
+        entry == "*"
+            || (entry.ends_with('/') && image.starts_with(entry.as_str()))
+            || image.strip_prefix(entry.as_str()).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with(':') || rest.starts_with('@')
+            })
+    })
+}
+
+fn check_image(image: &str, field: &str, allowed: &[String], problems: &mut Vec<String>) {
+    if !image.trim().is_empty() && !image_allowed(image, allowed) {
+        problems.push(format!(
+            "{field} `{image}` is not an image this operator runs (it allows {}): use one of those, or have the operator's administrator add it to EXECUTOR_IMAGES",
+            allowed.join(", ")
+        ));
+    }
 }
 
 /// The storage target's fields (`field` is where it sits in the spec).
@@ -367,6 +406,10 @@ mod tests {
         UpgradeSpec,
     };
 
+    fn images() -> Vec<String> {
+        vec!["openbao/backup-executor".into()]
+    }
+
     fn backup() -> BackupSpec {
         BackupSpec {
             schedule: "0 3 * * *".into(),
@@ -385,7 +428,7 @@ mod tests {
             backup: Some(backup),
             ..Default::default()
         };
-        validate(&spec).unwrap_err().join("\n")
+        validate(&spec, &images()).unwrap_err().join("\n")
     }
 
     #[test]
@@ -394,8 +437,12 @@ mod tests {
             backup: Some(backup()),
             ..Default::default()
         };
-        assert!(validate(&spec).unwrap().is_some());
-        assert!(validate(&OpenBaoClusterSpec::default()).unwrap().is_none());
+        assert!(validate(&spec, &images()).unwrap().is_some());
+        assert!(
+            validate(&OpenBaoClusterSpec::default(), &images())
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -445,7 +492,7 @@ mod tests {
                 }),
                 ..Default::default()
             };
-            validate(&spec).map(|valid| valid.unwrap().max_age)
+            validate(&spec, &images()).map(|valid| valid.unwrap().max_age)
         };
         assert_eq!(max_age("1h"), Ok(Some(Duration::from_secs(3600))));
         assert_eq!(
@@ -456,6 +503,39 @@ mod tests {
         assert!(
             huge[0].starts_with("spec.backup.retention.maxAge: ") && huge[0].contains("100 years"),
             "{huge:?}"
+        );
+    }
+
+    #[test]
+    fn only_allowed_executor_images_run() {
+        let allowed: Vec<String> = vec![
+            "openbao/backup-executor".into(),
+            "registry.example.com/platform/".into(),
+        ];
+        for image in [
+            "openbao/backup-executor",
+            "openbao/backup-executor:v0.1.0",
+            "openbao/backup-executor@sha256:abc",
+            "registry.example.com/platform/executor:1",
+        ] {
+            assert!(image_allowed(image, &allowed), "{image}");
+        }
+        for image in [
+            "openbao/backup-executor-evil:v1",
+            "evil/backup-executor:v1",
+            "registry.example.com/platformer/x:1",
+        ] {
+            assert!(!image_allowed(image, &allowed), "{image}");
+        }
+        assert!(image_allowed("anything:1", &["*".into()]));
+
+        let refused = problems(BackupSpec {
+            executor_image: "evil/backup-executor:v1".into(),
+            ..backup()
+        });
+        assert_eq!(
+            refused,
+            "spec.backup.executorImage `evil/backup-executor:v1` is not an image this operator runs (it allows openbao/backup-executor): use one of those, or have the operator's administrator add it to EXECUTOR_IMAGES"
         );
     }
 
@@ -539,7 +619,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert!(validate(&spec).is_ok(), "valid, with warnings");
+        assert!(validate(&spec, &images()).is_ok(), "valid, with warnings");
         let warnings = backup_warnings(&spec);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(
@@ -558,7 +638,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert!(validate(&spec).unwrap_err()[0].contains("needs a backup target"));
+        assert!(validate(&spec, &images()).unwrap_err()[0].contains("needs a backup target"));
     }
 
     #[test]

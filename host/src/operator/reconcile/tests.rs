@@ -34,6 +34,7 @@ fn step(
 fn applies() -> Vec<Step> {
     vec![
         accept("PATCH", SA),
+        accept("PATCH", RESTORE_SA),
         accept("PATCH", POLICY),
         accept("PATCH", CRONJOB),
     ]
@@ -92,6 +93,7 @@ fn list(items: Vec<Value>) -> (u16, Value) {
 }
 
 const SA: &str = "/api/v1/namespaces/prod/serviceaccounts/bao-backup-serviceaccount";
+const RESTORE_SA: &str = "/api/v1/namespaces/prod/serviceaccounts/bao-restore-serviceaccount";
 const POLICY: &str = "/apis/networking.k8s.io/v1/namespaces/prod/networkpolicies/bao-backup";
 const CRONJOB: &str = "/apis/batch/v1/namespaces/prod/cronjobs/bao-backup";
 const JOBS: &str = "/apis/batch/v1/namespaces/prod/jobs";
@@ -161,6 +163,7 @@ async fn run(cluster: Value, steps: Vec<Step>) -> Result<Action, Error> {
     let ctx = Arc::new(Context {
         client: client.clone(),
         settings: OperatorSettings {
+            executor_images: desired::executor_images(desired::DEFAULT_EXECUTOR_IMAGES),
             jwt_audience: "openbao-internal".into(),
         },
         recorder: Recorder::new(client, MANAGER.into()),
@@ -273,6 +276,7 @@ async fn a_new_cluster_gets_its_objects_and_a_status() {
                     assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "cluster-uid");
                     (200, body)
                 }),
+                accept("PATCH", RESTORE_SA),
                 accept("PATCH", POLICY),
                 step("PATCH", CRONJOB, |body| {
                     let spec = &body["spec"];
@@ -581,6 +585,7 @@ async fn removing_spec_backup_removes_what_the_operator_made() {
                 step("GET", POLICY, |_| not_found()),
                 // Same name, not ours: left alone.
                 step("GET", SA, move |_| (200, account)),
+                step("GET", RESTORE_SA, |_| not_found()),
                 step("PUT", STATUS, |body| {
                     assert_eq!(
                         body["status"]["backup"],
@@ -629,6 +634,7 @@ async fn token_auth_drops_the_service_account() {
                         json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
                     )
                 }),
+                step("GET", RESTORE_SA, |_| not_found()),
                 accept("PATCH", POLICY),
                 step("PATCH", CRONJOB, |body| {
                     let pod = &body["spec"]["jobTemplate"]["spec"]["template"]["spec"];
@@ -653,6 +659,7 @@ async fn an_api_server_without_cronjobs_gets_a_clear_condition() {
             new_workload(),
             vec![
                 accept("PATCH", SA),
+                accept("PATCH", RESTORE_SA),
                 accept("PATCH", POLICY),
                 step("PATCH", CRONJOB, |_| not_found()),
                 step("PUT", STATUS, |body| {
@@ -1255,6 +1262,7 @@ async fn a_hold_no_pending_or_running_restore_owns_is_released() {
             new_workload(),
             vec![
                 accept("PATCH", SA),
+                accept("PATCH", RESTORE_SA),
                 accept("PATCH", POLICY),
                 step("PATCH", CRONJOB, held),
                 step("GET", RESTORES, move |_| list(restores)),
@@ -1279,6 +1287,7 @@ async fn a_hold_no_pending_or_running_restore_owns_is_released() {
                 new_workload(),
                 vec![
                     accept("PATCH", SA),
+                    accept("PATCH", RESTORE_SA),
                     accept("PATCH", POLICY),
                     step("PATCH", CRONJOB, held),
                     step("GET", RESTORES, move |_| list(restores)),
@@ -1313,6 +1322,7 @@ async fn objects_with_the_generated_names_that_are_not_ours_are_left_alone() {
                 move |_| (200, account),
             ),
             accept("PATCH", SA),
+            accept("PATCH", RESTORE_SA),
             step("GET", POLICY, move |_| (200, policy)),
             step("PUT", STATUS, |body| {
                 let workload = condition(&body, "WorkloadConfigured");
