@@ -74,6 +74,7 @@ async fn operator_on_a_real_api_server() {
     let mut operator_a = Operator::start(&operator_kubeconfig, "operator-a");
     documented_clusters_are_reconciled(&admin).await;
     a_spec_only_the_controller_can_check_gets_a_condition(&kube, &admin).await;
+    objects_the_cluster_does_not_own_are_left_alone(&kube, &admin).await;
 
     // A cluster whose backups go to Garage, logging in with JWT.
     let bucket = Bucket::new("operator").await;
@@ -453,6 +454,46 @@ async fn a_spec_only_the_controller_can_check_gets_a_condition(
     assert!(
         Api::<NetworkPolicy>::namespaced(admin.clone(), "backups")
             .get_opt("both-auth-backup")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// A Service that exists before the cluster whose generated name it has:
+/// the operator does not take it over, and says so.
+async fn objects_the_cluster_does_not_own_are_left_alone(kube: &KubeApiServer, admin: &Client) {
+    let service = "apiVersion: v1\nkind: Service\nmetadata: {name: squat, namespace: backups}\nspec:\n  ports: [{port: 443, protocol: TCP}]\n";
+    kubectl_ok(kube, &["apply", "--server-side", "-f", "-"], Some(service));
+    let manifest = "apiVersion: openbao.org/v1alpha1\nkind: OpenBaoCluster\nmetadata: {name: squat, namespace: backups}\nspec: {version: 2.4.1}\n";
+    kubectl_ok(kube, &["apply", "--server-side", "-f", "-"], Some(manifest));
+    let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), "backups");
+    let cluster = wait_for("the squatted cluster's condition", || async {
+        let cluster = clusters.get("squat").await.ok()?;
+        (!cluster.status.as_ref()?.conditions.is_empty()).then_some(cluster)
+    })
+    .await;
+    let workload = condition(&cluster, "WorkloadConfigured");
+    assert_eq!(
+        (workload.status.as_str(), workload.reason.as_str()),
+        ("False", "NotOwned")
+    );
+    assert!(
+        workload
+            .message
+            .starts_with("Service squat exists and this OpenBaoCluster does not own it"),
+        "{}",
+        workload.message
+    );
+    let service = Api::<Service>::namespaced(admin.clone(), "backups")
+        .get("squat")
+        .await
+        .unwrap();
+    assert!(service.owner_references().is_empty(), "not adopted");
+    assert_eq!(service.spec.unwrap().ports.unwrap()[0].port, 443);
+    assert!(
+        Api::<StatefulSet>::namespaced(admin.clone(), "backups")
+            .get_opt("squat")
             .await
             .unwrap()
             .is_none()
