@@ -511,8 +511,9 @@ async fn apply_backup_objects(
 
 /// A restore suspends the CronJob while it waits or runs, and resumes it
 /// when it ends; one deleted before it ended never resumes it. So the
-/// cluster releases a hold that no Pending or Running restore of it owns
-/// (the restores' watch brings the cluster here when one is deleted).
+/// cluster releases a hold that no Pending or Running restore of it owns.
+/// The restores' watch brings the cluster here when one is deleted, and
+/// the CronJob's own watch when a late restore pass suspends it again.
 async fn release_orphaned_hold(
     cluster: &OpenBaoCluster,
     cronjob: &CronJob,
@@ -597,12 +598,8 @@ where
     let name = object.name_any();
     let api = Api::<K>::namespaced(client.clone(), namespace);
     if let Some(existing) = api.get_opt(&name).await? {
-        let owner = object.owner_references().first().map(|o| &o.uid);
-        if !existing
-            .owner_references()
-            .iter()
-            .any(|o| Some(&o.uid) == owner)
-        {
+        let owner = object.owner_references().first().map(|o| o.uid.as_str());
+        if !owned_by(&existing, owner) {
             return Err(Error::NotOwned(format!(
                 "{} {name} exists and this OpenBaoCluster does not own it, so it is left alone: delete or rename it, or give the cluster another name",
                 K::kind(&())
@@ -616,6 +613,14 @@ where
             &Patch::Apply(body),
         )
         .await?)
+}
+
+/// Whether an owner reference of `object` names the owner `uid`.
+fn owned_by(object: &impl Resource, uid: Option<&str>) -> bool {
+    object
+        .owner_references()
+        .iter()
+        .any(|owner| Some(owner.uid.as_str()) == uid)
 }
 
 /// Deletes the named object if this cluster owns it; a same-named object
@@ -635,11 +640,7 @@ where
         Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    let ours = object
-        .owner_references()
-        .iter()
-        .any(|owner| Some(&owner.uid) == cluster.uid().as_ref());
-    if ours {
+    if owned_by(&object, cluster.uid().as_deref()) {
         api.delete(name, &Default::default()).await?;
         tracing::info!(cluster = %cluster.name_any(), kind = K::kind(&()).as_ref(), name, "deleted: spec.backup was removed");
     }
