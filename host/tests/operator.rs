@@ -74,6 +74,7 @@ async fn operator_on_a_real_api_server() {
     let mut operator_a = Operator::start(&operator_kubeconfig, "operator-a");
     documented_clusters_are_reconciled(&admin).await;
     a_spec_only_the_controller_can_check_gets_a_condition(&kube, &admin).await;
+    objects_the_cluster_does_not_own_are_left_alone(&kube, &admin).await;
 
     // A cluster whose backups go to Garage, logging in with JWT.
     let bucket = Bucket::new("operator").await;
@@ -134,6 +135,8 @@ async fn operator_on_a_real_api_server() {
     assert!(event.note.unwrap().contains("503"));
 
     openbao.set_fault(Fault::None);
+    retention_deleting_more_than_a_termination_message_holds(&kube, &admin, &bucket, &openbao)
+        .await;
     let key = plugins_from_config_maps(&kube, &admin, &bucket, &openbao).await;
     restore_through_the_operator(&kube, &admin, &openbao, &key).await;
     // The last backup is the pre-upgrade one now.
@@ -212,6 +215,11 @@ async fn operator_on_a_real_api_server() {
             .await
             .unwrap()
             .is_none()
+            && accounts
+                .get_opt("it-restore-serviceaccount")
+                .await
+                .unwrap()
+                .is_none()
             && policies.get_opt("it-backup").await.unwrap().is_none();
         gone.then_some(())
     })
@@ -334,6 +342,15 @@ fn bad_manifests_are_rejected_naming_the_field(kube: &KubeApiServer) {
             "target: {bucket: openbao-backups}\n    retention: {maxCount: -1}",
             "spec.backup.retention.maxCount",
         ),
+        // Overflowed the controller's parser (a panic in every reconcile).
+        (
+            "target: {bucket: openbao-backups}\n    retention: {maxAge: 18446744073709551615s1s}",
+            "spec.backup.retention.maxAge",
+        ),
+        (
+            "target: {bucket: openbao-backups}\n    retention: {maxAge: 7d}",
+            "spec.backup.retention.maxAge",
+        ),
     ];
     for (target, field) in cases {
         let manifest = format!(
@@ -443,8 +460,49 @@ async fn a_spec_only_the_controller_can_check_gets_a_condition(
     );
 }
 
+/// A Service that exists before the cluster whose generated name it has:
+/// the operator does not take it over, and says so.
+async fn objects_the_cluster_does_not_own_are_left_alone(kube: &KubeApiServer, admin: &Client) {
+    let service = "apiVersion: v1\nkind: Service\nmetadata: {name: squat, namespace: backups}\nspec:\n  ports: [{port: 443, protocol: TCP}]\n";
+    kubectl_ok(kube, &["apply", "--server-side", "-f", "-"], Some(service));
+    let manifest = "apiVersion: openbao.org/v1alpha1\nkind: OpenBaoCluster\nmetadata: {name: squat, namespace: backups}\nspec: {version: 2.4.1}\n";
+    kubectl_ok(kube, &["apply", "--server-side", "-f", "-"], Some(manifest));
+    let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), "backups");
+    let cluster = wait_for("the squatted cluster's condition", || async {
+        let cluster = clusters.get("squat").await.ok()?;
+        (!cluster.status.as_ref()?.conditions.is_empty()).then_some(cluster)
+    })
+    .await;
+    let workload = condition(&cluster, "WorkloadConfigured");
+    assert_eq!(
+        (workload.status.as_str(), workload.reason.as_str()),
+        ("False", "NotOwned")
+    );
+    assert!(
+        workload
+            .message
+            .starts_with("Service squat exists and this OpenBaoCluster does not own it"),
+        "{}",
+        workload.message
+    );
+    let service = Api::<Service>::namespaced(admin.clone(), "backups")
+        .get("squat")
+        .await
+        .unwrap();
+    assert!(service.owner_references().is_empty(), "not adopted");
+    assert_eq!(service.spec.unwrap().ports.unwrap()[0].port, 443);
+    assert!(
+        Api::<StatefulSet>::namespaced(admin.clone(), "backups")
+            .get_opt("squat")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 /// Real OpenBao trusting the API server's ServiceAccount issuer, with the
-/// documented role bound to the backup ServiceAccount by JSON pointers.
+/// documented roles bound to the backup and the restore ServiceAccounts by
+/// JSON pointers.
 async fn start_openbao(issuer: &JwtIssuer) -> Source {
     let role = |policy: &str| {
         json!({
@@ -453,14 +511,15 @@ async fn start_openbao(issuer: &JwtIssuer) -> Source {
             "bound_audiences": [AUDIENCE],
             "bound_claims": {
                 "/kubernetes.io/namespace": "backups",
-                "/kubernetes.io/serviceaccount/name": "it-backup-serviceaccount",
+                "/kubernetes.io/serviceaccount/name": format!("it-{policy}-serviceaccount"),
             },
             "token_policies": [policy],
             "token_ttl": "5m",
         })
     };
     let mut spec = ClusterSpec::single();
-    // Restores log in as the same ServiceAccount, with a role that may restore.
+    // Restores log in as their own ServiceAccount, with a role that may
+    // restore; the backup ServiceAccount cannot.
     spec.jwt = Some(JwtAuth {
         keys: vec![issuer.public_key_pem()],
         roles: vec![
@@ -518,6 +577,69 @@ async fn backup_cluster(kube: &KubeApiServer, admin: &Client, bucket: &Bucket) -
     get_cluster(admin).await
 }
 
+/// Retention deletes 60 old backups, more than 4 KiB of keys and reasons:
+/// the backup still counts as a success (the kubelet keeps only the last
+/// 4 KiB of the result), and status and an event say what was deleted.
+async fn retention_deleting_more_than_a_termination_message_holds(
+    kube: &KubeApiServer,
+    admin: &Client,
+    bucket: &Bucket,
+    openbao: &Source,
+) {
+    for i in 0..60 {
+        let key = format!("clusters/backups/it/20200101T0000{i:02}.000Z-scheduled-{i:06x}.snap");
+        for key in [format!("{key}.manifest.json"), key] {
+            bucket
+                .client
+                .put_object()
+                .bucket(&bucket.name)
+                .key(key)
+                .body(b"old".to_vec().into())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    patch_cluster(kube, r#"{"spec":{"backup":{"retention":{"maxCount":2}}}}"#);
+    let cluster = wait_for("retention in the spec", || async {
+        let cluster = get_cluster(admin).await;
+        cluster.spec.backup.as_ref()?.retention.as_ref()?;
+        Some(cluster)
+    })
+    .await;
+    let job = run_backup_job(
+        kube,
+        admin,
+        &cluster,
+        "manual-backup-retention",
+        &openbao.url(),
+    )
+    .await;
+    let backup = wait_for("the backup with retention in status", || async {
+        let status = get_cluster(admin).await.status?.backup?;
+        status.recorded_jobs.contains(&job.uid()?).then_some(status)
+    })
+    .await;
+    assert_eq!(
+        backup.consecutive_failures, 0,
+        "{:?}",
+        backup.last_failure_reason
+    );
+    let retention = backup.last_retention.unwrap();
+    assert_eq!(retention.backup_name, backup.last_backup_name.unwrap());
+    assert_eq!(retention.deleted_count, 60);
+    assert!(!retention.deleted.is_empty() && retention.deleted.len() <= 5);
+    assert!(retention.deleted[0].starts_with("clusters/backups/it/20200101T0000"));
+    let event = wait_for_event(admin, "RetentionApplied").await;
+    assert!(
+        event.note.unwrap().contains("deleted 60 backup(s)"),
+        "the event counts them"
+    );
+    let left = bucket.keys().await;
+    assert!(!left.iter().any(|k| k.contains("/20200101T")), "{left:?}");
+    patch_cluster(kube, r#"{"spec":{"backup":{"retention":null}}}"#);
+}
+
 /// Transforms from ConfigMaps, the age identity from a Secret: a backup
 /// Job streams through zstd then age, and the standard tools undo it.
 async fn plugins_from_config_maps(
@@ -555,6 +677,24 @@ async fn plugins_from_config_maps(
          "secretConfig": [{"name": "identities", "secretKeyRef": {"name": "backup-age", "key": "key.txt"}}]},
     ]}}});
     patch_cluster(kube, &transforms.to_string());
+    // age is not pinned: anyone who may edit its ConfigMap could swap it.
+    let configured = wait_for("a warning about the unpinned plugin", || async {
+        let configured = condition(&get_cluster(admin).await, "BackupConfigured");
+        configured
+            .message
+            .contains("warning:")
+            .then_some(configured)
+    })
+    .await;
+    assert!(
+        configured.message.contains(
+            "warning: spec.backup.transforms[1].sha256 is not set: whoever can edit ConfigMap age-plugin"
+        ) && !configured.message.contains("transforms[0]"),
+        "{}",
+        configured.message
+    );
+    let event = wait_for_event(admin, "SpecWarning").await;
+    assert!(event.note.unwrap().contains("transforms[1].sha256"));
     let before = get_cluster(admin).await.status.unwrap().backup.unwrap();
     let cluster = get_cluster(admin).await;
     assert_eq!(cluster.spec.backup.as_ref().unwrap().transforms.len(), 2);
@@ -929,6 +1069,7 @@ async fn run_backup_job(
 ) -> Job {
     let settings = OperatorSettings {
         jwt_audience: AUDIENCE.into(),
+        executor_images: desired::executor_images(desired::DEFAULT_EXECUTOR_IMAGES),
     };
     let cronjob = desired::cronjob(cluster, cluster.spec.backup.as_ref().unwrap(), &settings);
     let template = cronjob.spec.unwrap().job_template;
@@ -1066,7 +1207,7 @@ async fn run_job(kube: &KubeApiServer, admin: &Client, job: &Job, openbao: &str)
         .envs(env)
         .output()
         .unwrap();
-    let message = std::fs::read_to_string(root.join("termination-log")).unwrap_or_default();
+    let message = kubelet_termination_message(&root.join("termination-log"));
     let exit_code = output.status.code().unwrap_or(1);
     std::fs::remove_dir_all(&root).unwrap();
 
@@ -1112,6 +1253,14 @@ async fn run_job(kube: &KubeApiServer, admin: &Client, job: &Job, openbao: &str)
     )
     .await
     .unwrap();
+}
+
+/// What the kubelet keeps of a termination-log file: its last 4096 bytes
+/// (`tail.ReadAtMost(path, MaxContainerTerminationMessageLength)`).
+fn kubelet_termination_message(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let kept = &bytes[bytes.len().saturating_sub(4096)..];
+    String::from_utf8_lossy(kept).into_owned()
 }
 
 /// A Secret's or ConfigMap's keys as files: the listed items at their

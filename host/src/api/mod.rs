@@ -205,7 +205,10 @@ pub struct BackupTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// Key prefix; backups go under `<pathPrefix>/<namespace>/<cluster>/`.
+    /// At most 256 characters, so that a backup's result (which names its
+    /// keys) fits the Job's 4 KiB termination message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub path_prefix: Option<String>,
     /// Secret in this namespace with `accessKeyId`, `secretAccessKey` and
     /// optionally `sessionToken` and `caCert`. Without it the executor uses
@@ -241,8 +244,10 @@ pub struct RetentionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub max_count: Option<u32>,
-    /// Delete backups older than this, e.g. "168h".
+    /// Delete backups older than this: hours, minutes and seconds such as
+    /// "168h" or "36h30m", from 1h to 876000h (100 years).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), regex(pattern = "^([0-9]{1,10}[hms]){1,3}$"))]
     pub max_age: Option<String>,
 }
 
@@ -434,7 +439,9 @@ pub struct UpgradeStatus {
     /// The Job taking the pre-upgrade backup (`preUpgradeSnapshot`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_upgrade_job: Option<String>,
-    /// Object key of the pre-upgrade backup, once taken.
+    /// Object key of the last pre-upgrade backup: this upgrade's once
+    /// taken, until then the previous upgrade's. Retention never deletes
+    /// it (the backup Jobs get it in `RETENTION_KEEP_KEYS`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_upgrade_backup_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -490,11 +497,39 @@ pub struct BackupStatus {
     pub consecutive_failures: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure_reason: Option<String>,
+    /// What retention did after the last successful backup that ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_retention: Option<RetentionStatus>,
     /// UIDs of the finished backup Jobs already folded into this status, so
     /// that no Job is counted twice, across operator restarts too. Only Jobs
     /// that still exist are listed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recorded_jobs: Vec<String>,
+}
+
+/// What retention did after a backup: how many backups it deleted and how
+/// many deletions the host refused (with the first few of each), or why
+/// it failed (the new backup stands regardless).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionStatus {
+    /// The backup after which retention ran.
+    pub backup_name: String,
+    pub deleted_count: u64,
+    /// Object keys of the first deleted backups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refused_count: u64,
+    /// The first refused deletions: `<key>: <why it was kept>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 #[cfg(test)]

@@ -81,17 +81,109 @@ enum Decider {
     Plugin(Box<ConfiguredPlugin>),
 }
 
-/// What retention did, in the backup's result.
+/// What retention did, in the backup's result. The result is also the
+/// Job's termination message, of which the kubelet keeps 4 KiB, and a run
+/// may delete thousands of backups: in JSON the lists are cut to fit
+/// [`REPORT_BUDGET`] bytes, and the counts say how many there were.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(into = "ReportJson", from = "ReportJson")]
 pub struct RetentionReport {
     pub deleted: Vec<DeletedBackup>,
     /// Deletions the policy asked for that the host refused, with why.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<DeletedBackup>,
     /// Set when retention failed; the new backup stands regardless.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Deleted backups not in `deleted`: a report read back from JSON
+    /// whose list was cut.
+    pub unlisted_deleted: usize,
+    /// Refused deletions not in `refused`, likewise.
+    pub unlisted_refused: usize,
+}
+
+impl RetentionReport {
+    pub fn deleted_count(&self) -> usize {
+        self.deleted.len() + self.unlisted_deleted
+    }
+
+    pub fn refused_count(&self) -> usize {
+        self.refused.len() + self.unlisted_refused
+    }
+}
+
+/// The most bytes a report takes in JSON, whatever retention did; the
+/// rest of a backup's result stays well under 2 KiB (its keys are bounded
+/// by the CRD's limits on their parts).
+pub const REPORT_BUDGET: usize = 2048;
+/// The most characters of a reason or an error in JSON.
+const MAX_TEXT: usize = 256;
+
+/// The JSON form: counts, and as many entries as fit the budget.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReportJson {
+    #[serde(default)]
+    deleted_count: usize,
+    #[serde(default)]
+    deleted: Vec<DeletedBackup>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    refused_count: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    refused: Vec<DeletedBackup>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
+}
+
+impl From<RetentionReport> for ReportJson {
+    fn from(report: RetentionReport) -> Self {
+        let cut = |text: String| text.chars().take(MAX_TEXT).collect::<String>();
+        let mut json = ReportJson {
+            deleted_count: report.deleted_count(),
+            refused_count: report.refused_count(),
+            deleted: Vec::new(),
+            refused: Vec::new(),
+            error: report.error.map(cut),
+        };
+        // Two counts and at most 256 characters of error (6 bytes each
+        // when escaped) leave room for entries, listed while they fit.
+        let empty = serde_json::to_string(&json).map_or(REPORT_BUDGET, |text| text.len());
+        let mut room = REPORT_BUDGET.saturating_sub(empty + r#","refused":[]"#.len());
+        let mut listed = |entries: Vec<DeletedBackup>| {
+            let mut listed = Vec::new();
+            for entry in entries {
+                let entry = DeletedBackup {
+                    key: entry.key,
+                    reason: cut(entry.reason),
+                };
+                // The entry and its comma.
+                let size = serde_json::to_string(&entry).map_or(usize::MAX, |text| text.len() + 1);
+                if size > room {
+                    break;
+                }
+                room -= size;
+                listed.push(entry);
+            }
+            listed
+        };
+        json.deleted = listed(report.deleted);
+        json.refused = listed(report.refused);
+        json
+    }
+}
+
+impl From<ReportJson> for RetentionReport {
+    fn from(json: ReportJson) -> Self {
+        RetentionReport {
+            unlisted_deleted: json.deleted_count.saturating_sub(json.deleted.len()),
+            unlisted_refused: json.refused_count.saturating_sub(json.refused.len()),
+            deleted: json.deleted,
+            refused: json.refused,
+            error: json.error,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

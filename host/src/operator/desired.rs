@@ -34,6 +34,23 @@ use crate::plugin_spec::PluginSpec;
 pub struct OperatorSettings {
     /// Audience of the backup pods' projected tokens (`OPENBAO_JWT_AUDIENCE`).
     pub jwt_audience: String,
+    /// The images backup and restore Jobs may run (`EXECUTOR_IMAGES`): a
+    /// cluster's author picks the image, and it runs with the Secrets the
+    /// spec names. See `validate::image_allowed`.
+    pub executor_images: Vec<String>,
+}
+
+/// `EXECUTOR_IMAGES` when unset: the project's own executor.
+pub const DEFAULT_EXECUTOR_IMAGES: &str =
+    "openbao/backup-executor,docker.io/openbao/backup-executor";
+
+/// The allow-list from `EXECUTOR_IMAGES` (comma-separated).
+pub fn executor_images(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 const S3_DIR: &str = "/var/run/secrets/openbao-backup/s3";
@@ -55,6 +72,20 @@ pub fn cronjob_name(cluster: &str) -> String {
 
 pub fn service_account_name(cluster: &str) -> String {
     format!("{cluster}-backup-serviceaccount")
+}
+
+/// Restore Jobs log in to OpenBao as their own ServiceAccount, so that the
+/// role that may restore is bound to an identity backups never carry.
+pub fn restore_service_account_name(cluster: &str) -> String {
+    format!("{cluster}-restore-serviceaccount")
+}
+
+/// The backup and the restore ServiceAccounts' names.
+pub fn service_account_names(cluster: &str) -> [String; 2] {
+    [
+        service_account_name(cluster),
+        restore_service_account_name(cluster),
+    ]
 }
 
 /// Field manager of the operator's server-side applies, and the
@@ -96,12 +127,16 @@ pub(super) fn owned_meta(
     }
 }
 
-/// The ServiceAccount whose projected token logs in with JWT auth; None
-/// with token auth.
-pub fn service_account(cluster: &OpenBaoCluster, backup: &BackupSpec) -> Option<ServiceAccount> {
+/// The ServiceAccount `name` (one of `service_account_names`) whose
+/// projected token logs in with JWT auth; None with token auth.
+pub fn service_account(
+    cluster: &OpenBaoCluster,
+    backup: &BackupSpec,
+    name: &str,
+) -> Option<ServiceAccount> {
     backup.jwt_auth_role.as_ref()?;
     Some(ServiceAccount {
-        metadata: meta(cluster, service_account_name(&cluster.name_any())),
+        metadata: meta(cluster, name.into()),
         automount_service_account_token: Some(false),
         ..Default::default()
     })
@@ -176,6 +211,16 @@ fn backup_pod(
             env.push(env_var("RETENTION_MAX_AGE", age.clone()));
         }
     }
+    // The backup the last upgrade could be rolled back to is kept, whatever
+    // the policy, until the next upgrade's backup replaces it.
+    if let Some(key) = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.upgrade.as_ref())
+        .and_then(|u| u.pre_upgrade_backup_key.clone())
+    {
+        env.push(env_var("RETENTION_KEEP_KEYS", key));
+    }
     let mut plugins: Vec<(&str, &PluginRef, String)> = backup
         .transforms
         .iter()
@@ -190,6 +235,7 @@ fn backup_pod(
         settings,
         Executor {
             command: "backup",
+            service_account: service_account_name(&cluster.name_any()),
             image: &backup.executor_image,
             target: &backup.target,
             jwt_auth_role: backup.jwt_auth_role.as_deref(),
@@ -238,6 +284,7 @@ pub fn restore_job(
         settings,
         Executor {
             command: "restore",
+            service_account: restore_service_account_name(&cluster.name_any()),
             image,
             target,
             jwt_auth_role: spec.jwt_auth_role.as_deref(),
@@ -284,6 +331,8 @@ fn executor_job_spec(labels: BTreeMap<String, String>, pod: PodSpec) -> JobSpec 
 /// What differs between a backup pod and a restore pod.
 struct Executor<'a> {
     command: &'static str,
+    /// The ServiceAccount that logs in with JWT auth.
+    service_account: String,
     image: &'a str,
     target: &'a BackupTarget,
     jwt_auth_role: Option<&'a str>,
@@ -380,7 +429,7 @@ fn executor_pod(
                 ..Default::default()
             });
             mounts.push(mount("openbao-jwt", jwt_dir));
-            Some(service_account_name(&name))
+            Some(executor.service_account.clone())
         }
         (None, Some(secret)) => {
             env.push(env_var("OPENBAO_TOKEN_FILE", format!("{TOKEN_DIR}/token")));
@@ -675,6 +724,7 @@ mod tests {
 
     fn settings() -> OperatorSettings {
         OperatorSettings {
+            executor_images: executor_images(DEFAULT_EXECUTOR_IMAGES),
             jwt_audience: "openbao-internal".into(),
         }
     }
@@ -764,6 +814,28 @@ mod tests {
     }
 
     #[test]
+    fn the_last_pre_upgrade_backup_is_kept_by_every_backup_job() {
+        let backup = jwt_backup();
+        let mut cluster = cluster(backup.clone());
+        let vars = env(&pod(&cronjob(&cluster, &backup, &settings())));
+        assert!(!vars.contains_key("RETENTION_KEEP_KEYS"));
+
+        let key = "prod/bao/20261122T030000.000Z-pre-upgrade-aaaaaa.snap";
+        cluster.status = Some(crate::api::OpenBaoClusterStatus {
+            upgrade: Some(crate::api::UpgradeStatus {
+                pre_upgrade_backup_key: Some(key.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let scheduled = env(&pod(&cronjob(&cluster, &backup, &settings())));
+        assert_eq!(scheduled["RETENTION_KEEP_KEYS"], key);
+        let job = pre_upgrade_job(&cluster, &backup, &settings(), "bao-pre-upgrade-1");
+        let pre_upgrade = env(job.spec.unwrap().template.spec.as_ref().unwrap());
+        assert_eq!(pre_upgrade["RETENTION_KEEP_KEYS"], key);
+    }
+
+    #[test]
     fn jwt_auth_uses_a_projected_token_with_the_operator_audience() {
         let backup = jwt_backup();
         let cluster = cluster(backup.clone());
@@ -793,7 +865,7 @@ mod tests {
             format!("{}/{}", mount.mount_path, token.path),
             DEFAULT_JWT_FILE
         );
-        assert!(service_account(&cluster, &backup).is_some());
+        assert!(service_account(&cluster, &backup, "bao-backup-serviceaccount").is_some());
     }
 
     #[test]
@@ -812,7 +884,7 @@ mod tests {
             "/var/run/secrets/openbao-backup/token/token"
         );
         assert_eq!(pod.service_account_name, None);
-        assert!(service_account(&cluster, &backup).is_none());
+        assert!(service_account(&cluster, &backup, "bao-backup-serviceaccount").is_none());
         let secret = pod
             .volumes
             .iter()
@@ -1054,7 +1126,8 @@ mod tests {
         assert_eq!(vars["OPENBAO_JWT_ROLE"], "restore");
         assert_eq!(
             pod.service_account_name.as_deref(),
-            Some("bao-backup-serviceaccount")
+            Some("bao-restore-serviceaccount"),
+            "not the backups' identity"
         );
         assert_eq!(pod.automount_service_account_token, Some(false));
     }

@@ -2,7 +2,7 @@
 //! the executor report. Pure: the reconcile fetches, this interprets.
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
@@ -11,6 +11,9 @@ use crate::backup::{BackupKind, BackupResult};
 use crate::operator::desired::KIND_ANNOTATION;
 use crate::operator::status::{JobOutcome, parse_result};
 
+/// The field manager that suspends a cluster's CronJob while a restore of
+/// the cluster waits or runs.
+pub const HOLDER: &str = "openbao-backup-operator-restore";
 /// Set by `kubectl create job --from=cronjob/...` on the Jobs it creates.
 const INSTANTIATE_ANNOTATION: &str = "cronjob.kubernetes.io/instantiate";
 /// The executor's container in a backup pod (a restore pod's is `restore`).
@@ -63,6 +66,21 @@ pub fn kind(job: &Job, result: Option<&BackupResult>) -> BackupKind {
     }
 }
 
+/// Whether a restore's hold suspends this CronJob: `suspend` is true and
+/// [`HOLDER`] set it (whoever suspends it by hand owns the field instead,
+/// and their choice stands).
+pub fn held_by_restore(cronjob: &CronJob) -> bool {
+    let suspended = cronjob.spec.as_ref().and_then(|s| s.suspend) == Some(true);
+    suspended
+        && cronjob.managed_fields().iter().any(|entry| {
+            entry.manager.as_deref() == Some(HOLDER)
+                && entry
+                    .fields_v1
+                    .as_ref()
+                    .is_some_and(|fields| fields.0["f:spec"].get("f:suspend").is_some())
+        })
+}
+
 /// The termination message of `container` in the Job's newest pod that
 /// has one.
 pub fn termination_message(pods: &[Pod], container: &str) -> Option<String> {
@@ -101,6 +119,29 @@ pub fn chrono_time(time: &Time) -> DateTime<Utc> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_a_suspension_by_the_restore_manager_is_a_hold() {
+        let cronjob = |suspend: bool, manager: &str| -> CronJob {
+            serde_json::from_value(json!({
+                "metadata": {"name": "bao-backup", "managedFields": [
+                    {"manager": "openbao-backup-operator", "operation": "Apply",
+                     "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:schedule": {}}}},
+                    {"manager": manager, "operation": "Update",
+                     "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:suspend": {}}}},
+                ]},
+                "spec": {"schedule": "0 3 * * *", "suspend": suspend,
+                         "jobTemplate": {"spec": {"template": {}}}},
+            }))
+            .unwrap()
+        };
+        assert!(held_by_restore(&cronjob(true, HOLDER)));
+        assert!(!held_by_restore(&cronjob(false, HOLDER)), "released");
+        assert!(
+            !held_by_restore(&cronjob(true, "kubectl-patch")),
+            "suspended by hand"
+        );
+    }
 
     fn job(conditions: serde_json::Value, annotations: serde_json::Value) -> Job {
         serde_json::from_value(json!({

@@ -87,6 +87,10 @@ pub async fn run(args: OperatorArgs) -> Result<(), String> {
         client: client.clone(),
         settings: OperatorSettings {
             jwt_audience: args.jwt_audience.clone(),
+            executor_images: desired::executor_images(
+                &std::env::var("EXECUTOR_IMAGES")
+                    .unwrap_or_else(|_| desired::DEFAULT_EXECUTOR_IMAGES.into()),
+            ),
         },
         recorder: Recorder::new(
             client.clone(),
@@ -123,7 +127,7 @@ pub async fn run(args: OperatorArgs) -> Result<(), String> {
     }
     // Jobs belong to the CronJob (or to whoever created them by hand), and
     // pods to the StatefulSet (rollouts follow their readiness); the
-    // instance label leads back to the cluster.
+    // instance label leads back to the cluster, and a restore's spec.
     let clusters = controller
         .watches(Api::<Job>::all(client.clone()), managed.clone(), |job: Job| {
             let cluster = job.labels().get(INSTANCE_LABEL)?;
@@ -133,8 +137,21 @@ pub async fn run(args: OperatorArgs) -> Result<(), String> {
             let cluster = pod.labels().get(INSTANCE_LABEL)?;
             Some(ObjectRef::new(cluster).within(&pod.namespace()?))
         })
+        // A restore that ends or is deleted may leave the cluster's backups
+        // held: the cluster's reconcile releases a hold no restore owns.
+        .watches(
+            Api::<OpenBaoRestore>::all(client.clone()),
+            watcher::Config::default(),
+            |restore: OpenBaoRestore| {
+                Some(ObjectRef::new(&restore.spec.cluster).within(&restore.namespace()?))
+            },
+        )
         .shutdown_on_signal()
-        .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
+        .run(
+            |cluster, ctx| reconcile::contained(reconcile::reconcile(cluster, ctx)),
+            reconcile::error_policy,
+            ctx.clone(),
+        )
         .for_each(|result| async move {
             if let Ok((cluster, _)) = result {
                 tracing::debug!(cluster = %cluster.name, namespace = ?cluster.namespace, "reconciled");
@@ -146,7 +163,11 @@ pub async fn run(args: OperatorArgs) -> Result<(), String> {
     )
     .owns(Api::<Job>::all(client.clone()), managed)
     .shutdown_on_signal()
-    .run(restore::reconcile, restore::error_policy, ctx)
+    .run(
+        |restore, ctx| reconcile::contained(restore::reconcile(restore, ctx)),
+        restore::error_policy,
+        ctx,
+    )
     .for_each(|result| async move {
         if let Ok((restore, _)) = result {
             tracing::debug!(restore = %restore.name, namespace = ?restore.namespace, "reconciled");

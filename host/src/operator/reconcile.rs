@@ -5,10 +5,12 @@
 //! only if it changed, then tell people (events) and Prometheus. Deciding
 //! is done by the pure modules; this one reads and writes.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures_util::FutureExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, ServiceAccount};
@@ -25,7 +27,9 @@ use crate::backup::BackupResult;
 use crate::operator::desired::{self, MANAGER, OperatorSettings};
 use crate::operator::metrics::Metrics;
 use crate::operator::rollout::{self, Step};
-use crate::operator::status::{Backups, Configured, JobOutcome, WORKLOAD_CONFIGURED, Workload};
+use crate::operator::status::{
+    BACKUP_CONFIGURED, Backups, Configured, JobOutcome, WORKLOAD_CONFIGURED, Workload,
+};
 use crate::operator::upgrade::{self, Backup, Plan};
 use crate::operator::workload::{self, Release};
 use crate::operator::{jobs, schedule, status, validate};
@@ -43,6 +47,31 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("OpenBaoCluster {0} has no namespace")]
     NoNamespace(String),
+    #[error("the reconcile panicked: {0}")]
+    Panicked(String),
+    /// An object with a name the cluster's objects take exists and the
+    /// cluster does not own it: it is left alone.
+    #[error("{0}")]
+    NotOwned(String),
+}
+
+/// Runs one reconcile so that a panic in it (a bug, or input nobody
+/// foresaw) fails that reconcile alone: the controller, and every other
+/// cluster with it, goes on, and the error policy retries later.
+pub async fn contained(
+    reconcile: impl Future<Output = Result<Action, Error>>,
+) -> Result<Action, Error> {
+    AssertUnwindSafe(reconcile)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|text| text.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(Error::Panicked(message))
+        })
 }
 
 pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -61,7 +90,8 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
     // 1. The spec, checked beyond what the API server could.
     let workload_problems = validate::workload(&name, &cluster.spec);
     let workload_warnings = validate::workload_warnings(&cluster.spec);
-    let validation = validate::validate(&cluster.spec);
+    let validation = validate::validate(&cluster.spec, &ctx.settings.executor_images);
+    let backup_warnings = validate::backup_warnings(&cluster.spec);
 
     // 2. Backup Jobs that finished since the status last counted them.
     let already: &[String] = previous.backup.as_ref().map_or(&[], |b| &b.recorded_jobs);
@@ -94,21 +124,33 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
                 &ctx,
             )
             .await?;
-            apply_workload(&cluster, &plan, live.as_ref(), &ctx).await?;
-            // A failed pre-upgrade backup waits for the user, not a timer.
-            let wait = matches!(
-                plan.condition.reason,
-                "PreUpgradeBackup" | "RollingOut" | "WaitingForRestore"
-            );
-            let workload = Workload {
-                version: plan.version,
-                upgrade: plan.upgrade,
-                conditions: vec![
-                    status::workload_configured(&[], &workload_warnings),
-                    plan.condition,
-                ],
-            };
-            (workload, plan.event, wait)
+            match apply_workload(&cluster, &plan, live.as_ref(), &ctx).await {
+                Err(Error::NotOwned(why)) => {
+                    let workload = Workload {
+                        version: previous.version.clone(),
+                        upgrade: previous.upgrade.clone(),
+                        conditions: vec![status::not_owned(WORKLOAD_CONFIGURED, why)],
+                    };
+                    (workload, None, false)
+                }
+                applied => {
+                    applied?;
+                    // A failed pre-upgrade backup waits for the user, not a timer.
+                    let wait = matches!(
+                        plan.condition.reason,
+                        "PreUpgradeBackup" | "RollingOut" | "WaitingForRestore"
+                    );
+                    let workload = Workload {
+                        version: plan.version,
+                        upgrade: plan.upgrade,
+                        conditions: vec![
+                            status::workload_configured(&[], &workload_warnings),
+                            plan.condition,
+                        ],
+                    };
+                    (workload, plan.event, wait)
+                }
+            }
         }
         _ => {
             let workload = Workload {
@@ -126,7 +168,10 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
     // 4. Backup objects follow a valid spec.backup; an invalid one keeps
     //    the last good objects so that a typo does not stop backups.
     let configured = match (&validation, &cluster.spec.backup) {
-        (Ok(Some(_)), Some(backup)) => apply_backup_objects(&cluster, backup, &ctx).await?,
+        (Ok(Some(_)), Some(backup)) => match apply_backup_objects(&cluster, backup, &ctx).await {
+            Err(Error::NotOwned(why)) => Configured::NotOwned(why),
+            configured => configured?,
+        },
         (Err(problems), _) => Configured::Invalid(problems.clone()),
         _ => {
             delete_backup_objects(&cluster, &ctx).await?;
@@ -143,6 +188,7 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
         workload,
         Backups {
             configured: &configured,
+            warnings: &backup_warnings,
             outcomes: &outcomes,
             recorded_jobs: recorded,
             next_run,
@@ -162,6 +208,9 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
     for outcome in &outcomes {
         ctx.metrics.record(&namespace, &name, outcome);
         publish(&ctx.recorder, &cluster, backup_event(&namespace, outcome)).await;
+        if let Some(event) = retention_event(&namespace, outcome) {
+            publish(&ctx.recorder, &cluster, event).await;
+        }
     }
     if let Some((type_, reason, note)) = upgrade_event {
         let event = Event {
@@ -190,23 +239,23 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
         )
         .await;
     }
-    // Warnings once per change of what WorkloadConfigured says (a new
+    // Warnings once per change of what their condition says (a new
     // generation of the spec, say), not once per reconcile.
-    let workload_condition = |s: &crate::api::OpenBaoClusterStatus| {
-        s.conditions
-            .iter()
-            .find(|c| c.type_ == WORKLOAD_CONFIGURED)
-            .cloned()
-    };
-    if !workload_warnings.is_empty()
-        && workload_condition(&previous) != workload_condition(&new_status)
-    {
-        publish(
-            &ctx.recorder,
-            &cluster,
-            warning("SpecWarning", "Validate", workload_warnings.join("; ")),
-        )
-        .await;
+    for (type_, warnings) in [
+        (WORKLOAD_CONFIGURED, &workload_warnings),
+        (BACKUP_CONFIGURED, &backup_warnings),
+    ] {
+        let condition = |s: &crate::api::OpenBaoClusterStatus| {
+            s.conditions.iter().find(|c| c.type_ == type_).cloned()
+        };
+        if !warnings.is_empty() && condition(&previous) != condition(&new_status) {
+            publish(
+                &ctx.recorder,
+                &cluster,
+                warning("SpecWarning", "Validate", warnings.join("; ")),
+            )
+            .await;
+        }
     }
     if let Some(at) = new_status
         .backup
@@ -327,19 +376,28 @@ async fn pre_upgrade_backup(
     })
 }
 
+/// The OpenBaoRestores of this cluster.
+pub(super) async fn restores_of(
+    client: &Client,
+    cluster: &OpenBaoCluster,
+) -> kube::Result<Vec<OpenBaoRestore>> {
+    let namespace = cluster.namespace().unwrap_or_default();
+    let mut restores = Api::<OpenBaoRestore>::namespaced(client.clone(), &namespace)
+        .list(&ListParams::default())
+        .await?
+        .items;
+    restores.retain(|r| r.spec.cluster == cluster.name_any());
+    Ok(restores)
+}
+
 /// A running OpenBaoRestore of this cluster: upgrades wait for it.
 async fn running_restore(
     client: &Client,
     cluster: &OpenBaoCluster,
 ) -> Result<Option<String>, Error> {
-    let namespace = cluster.namespace().unwrap_or_default();
-    let restores = Api::<OpenBaoRestore>::namespaced(client.clone(), &namespace)
-        .list(&ListParams::default())
-        .await?;
-    Ok(restores
-        .items
+    Ok(restores_of(client, cluster)
+        .await?
         .iter()
-        .filter(|r| r.spec.cluster == cluster.name_any())
         .find(|r| {
             r.status
                 .as_ref()
@@ -365,7 +423,7 @@ async fn apply_workload(
     apply(client, &workload::client_service(cluster)).await?;
     match apply(client, &workload::pod_disruption_budget(cluster)).await {
         // policy/v1 came with Kubernetes 1.21.
-        Err(kube::Error::Api(e)) if e.code == 404 => {
+        Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => {
             tracing::debug!(cluster = %cluster.name_any(), "no policy/v1 PodDisruptionBudget on this API server");
         }
         other => other?,
@@ -423,32 +481,78 @@ pub fn error_policy(cluster: Arc<OpenBaoCluster>, error: &Error, ctx: Arc<Contex
     Action::requeue(Duration::from_secs(30))
 }
 
-/// Server-side applies the ServiceAccount (JWT auth only), the CronJob and
-/// the NetworkPolicy.
+/// Server-side applies the backup and restore ServiceAccounts (JWT auth
+/// only), the NetworkPolicy and the CronJob.
 async fn apply_backup_objects(
     cluster: &OpenBaoCluster,
     backup: &BackupSpec,
     ctx: &Context,
 ) -> Result<Configured, Error> {
-    let name = cluster.name_any();
-    match desired::service_account(cluster, backup) {
-        Some(account) => apply(&ctx.client, &account).await?,
-        None => {
-            delete_owned::<ServiceAccount>(
-                cluster,
-                &ctx.client,
-                &desired::service_account_name(&name),
-            )
-            .await?
+    for account in desired::service_account_names(&cluster.name_any()) {
+        match desired::service_account(cluster, backup, &account) {
+            Some(account) => apply(&ctx.client, &account).await?,
+            None => delete_owned::<ServiceAccount>(cluster, &ctx.client, &account).await?,
         }
     }
     apply(&ctx.client, &desired::network_policy(cluster, backup)).await?;
-    match apply(&ctx.client, &desired::cronjob(cluster, backup, &ctx.settings)).await {
-        Ok(()) => Ok(Configured::Applied),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Configured::Unschedulable(
+    let cronjob = desired::cronjob(cluster, backup, &ctx.settings);
+    match apply_body(&ctx.client, &cronjob, &cronjob).await {
+        Ok(cronjob) => {
+            release_orphaned_hold(cluster, &cronjob, &ctx.client).await?;
+            Ok(Configured::Applied)
+        }
+        Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => Ok(Configured::Unschedulable(
             "this API server does not serve batch/v1 CronJob (Kubernetes >= 1.21 does): no scheduled backups; Jobs created by hand are still recorded"
                 .into(),
         )),
+        Err(e) => Err(e),
+    }
+}
+
+/// A restore suspends the CronJob while it waits or runs, and resumes it
+/// when it ends; one deleted before it ended never resumes it. So the
+/// cluster releases a hold that no Pending or Running restore of it owns.
+/// The restores' watch brings the cluster here when one is deleted, and
+/// the CronJob's own watch when a late restore pass suspends it again.
+async fn release_orphaned_hold(
+    cluster: &OpenBaoCluster,
+    cronjob: &CronJob,
+    client: &Client,
+) -> Result<(), Error> {
+    if !jobs::held_by_restore(cronjob) {
+        return Ok(());
+    }
+    let restores = restores_of(client, cluster).await?;
+    let live = restores
+        .iter()
+        .any(|r| !r.status.as_ref().is_some_and(|s| s.phase.is_final()));
+    if !live {
+        hold_backups(client, cluster, false).await?;
+        tracing::info!(cluster = %cluster.name_any(), "scheduled backups resumed: no restore of the cluster is pending or running");
+    }
+    Ok(())
+}
+
+/// Suspends or resumes the cluster's backup CronJob under a field manager
+/// of its own (the cluster's applies never set `suspend`). No CronJob
+/// (no spec.backup, or a server without CronJobs): nothing to hold.
+pub(super) async fn hold_backups(
+    client: &Client,
+    cluster: &OpenBaoCluster,
+    hold: bool,
+) -> Result<(), Error> {
+    let api = Api::<CronJob>::namespaced(client.clone(), &cluster.namespace().unwrap_or_default());
+    let params = PatchParams {
+        field_manager: Some(jobs::HOLDER.into()),
+        ..Default::default()
+    };
+    let patch = Patch::Merge(serde_json::json!({"spec": {"suspend": hold}}));
+    match api
+        .patch(&desired::cronjob_name(&cluster.name_any()), &params, &patch)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -457,11 +561,13 @@ async fn delete_backup_objects(cluster: &OpenBaoCluster, ctx: &Context) -> Resul
     let name = cluster.name_any();
     delete_owned::<CronJob>(cluster, &ctx.client, &desired::cronjob_name(&name)).await?;
     delete_owned::<NetworkPolicy>(cluster, &ctx.client, &desired::cronjob_name(&name)).await?;
-    delete_owned::<ServiceAccount>(cluster, &ctx.client, &desired::service_account_name(&name))
-        .await
+    for account in desired::service_account_names(&name) {
+        delete_owned::<ServiceAccount>(cluster, &ctx.client, &account).await?;
+    }
+    Ok(())
 }
 
-async fn apply<K>(client: &Client, object: &K) -> kube::Result<()>
+async fn apply<K>(client: &Client, object: &K) -> Result<(), Error>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -469,16 +575,19 @@ where
         + Serialize
         + std::fmt::Debug,
 {
-    apply_body(client, object, object).await
+    apply_body(client, object, object).await.map(drop)
 }
 
 /// Server-side applies `body` as `object` (its kind, namespace and name):
-/// the object itself, or a form of it the typed struct cannot say.
+/// the object itself, or a form of it the typed struct cannot say. Returns
+/// the object the API server keeps. An existing object of that name that
+/// `object`'s owner (the cluster) does not own is refused: a forced apply
+/// would take it over, whoever made it.
 async fn apply_body<K>(
     client: &Client,
     object: &K,
     body: &(impl Serialize + std::fmt::Debug),
-) -> kube::Result<()>
+) -> Result<K, Error>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -486,14 +595,32 @@ where
         + std::fmt::Debug,
 {
     let namespace = object.meta().namespace.as_deref().unwrap_or_default();
-    Api::<K>::namespaced(client.clone(), namespace)
+    let name = object.name_any();
+    let api = Api::<K>::namespaced(client.clone(), namespace);
+    if let Some(existing) = api.get_opt(&name).await? {
+        let owner = object.owner_references().first().map(|o| o.uid.as_str());
+        if !owned_by(&existing, owner) {
+            return Err(Error::NotOwned(format!(
+                "{} {name} exists and this OpenBaoCluster does not own it, so it is left alone: delete or rename it, or give the cluster another name",
+                K::kind(&())
+            )));
+        }
+    }
+    Ok(api
         .patch(
-            &object.name_any(),
+            &name,
             &PatchParams::apply(MANAGER).force(),
             &Patch::Apply(body),
         )
-        .await
-        .map(drop)
+        .await?)
+}
+
+/// Whether an owner reference of `object` names the owner `uid`.
+fn owned_by(object: &impl Resource, uid: Option<&str>) -> bool {
+    object
+        .owner_references()
+        .iter()
+        .any(|owner| Some(owner.uid.as_str()) == uid)
 }
 
 /// Deletes the named object if this cluster owns it; a same-named object
@@ -513,11 +640,7 @@ where
         Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    let ours = object
-        .owner_references()
-        .iter()
-        .any(|owner| Some(&owner.uid) == cluster.uid().as_ref());
-    if ours {
+    if owned_by(&object, cluster.uid().as_deref()) {
         api.delete(name, &Default::default()).await?;
         tracing::info!(cluster = %cluster.name_any(), kind = K::kind(&()).as_ref(), name, "deleted: spec.backup was removed");
     }
@@ -567,14 +690,6 @@ fn selector(labels: &std::collections::BTreeMap<String, String>) -> String {
 /// folds two backups into one event series.
 fn backup_event(namespace: &str, outcome: &JobOutcome) -> Event {
     let kind = outcome.kind.as_str();
-    let job = ObjectReference {
-        api_version: Some("batch/v1".into()),
-        kind: Some("Job".into()),
-        name: Some(outcome.job_name.clone()),
-        namespace: Some(namespace.into()),
-        uid: Some(outcome.job_uid.clone()),
-        ..Default::default()
-    };
     let mut event = match &outcome.result {
         Some(BackupResult::Succeeded {
             key,
@@ -598,8 +713,46 @@ fn backup_event(namespace: &str, outcome: &JobOutcome) -> Event {
             format!("{kind} backup failed: {}", outcome.failure_reason()),
         ),
     };
-    event.secondary = Some(job);
+    event.secondary = Some(job_reference(namespace, outcome));
     event
+}
+
+fn job_reference(namespace: &str, outcome: &JobOutcome) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("batch/v1".into()),
+        kind: Some("Job".into()),
+        name: Some(outcome.job_name.clone()),
+        namespace: Some(namespace.into()),
+        uid: Some(outcome.job_uid.clone()),
+        ..Default::default()
+    }
+}
+
+/// What retention did after a backup, when it did or refused anything or
+/// failed: `RetentionFailed` (a warning) or `RetentionApplied`.
+fn retention_event(namespace: &str, outcome: &JobOutcome) -> Option<Event> {
+    let Some(BackupResult::Succeeded {
+        key,
+        retention: Some(report),
+        ..
+    }) = &outcome.result
+    else {
+        return None;
+    };
+    let (failed, note) = status::retention_note(&status::retention_status(key, report))?;
+    let mut event = if failed {
+        warning("RetentionFailed", "Retention", note)
+    } else {
+        Event {
+            type_: EventType::Normal,
+            reason: "RetentionApplied".into(),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Retention".into(),
+            secondary: None,
+        }
+    };
+    event.secondary = Some(job_reference(namespace, outcome));
+    Some(event)
 }
 
 fn warning(reason: &str, action: &str, note: String) -> Event {

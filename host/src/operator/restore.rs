@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
@@ -21,8 +21,6 @@ use crate::operator::reconcile::{self, Context, Error};
 use crate::operator::status::time;
 use crate::operator::validate;
 
-/// The field manager that holds a cluster's CronJob while it restores.
-const HOLDER: &str = "openbao-backup-operator-restore";
 const COMPLETE: &str = "Complete";
 
 /// What the restore's Job shows.
@@ -55,6 +53,7 @@ pub fn next(
     cluster: Option<&OpenBaoCluster>,
     job: &JobState,
     busy: &[String],
+    executor_images: &[String],
     now: DateTime<Utc>,
 ) -> Next {
     let mut status = restore.status.clone().unwrap_or_default();
@@ -142,7 +141,7 @@ pub fn next(
                 ));
                 return unchanged(status);
             };
-            if let Err(problems) = validate::restore(&restore.spec, cluster) {
+            if let Err(problems) = validate::restore(&restore.spec, cluster, executor_images) {
                 return finish(status, false, problems.join("; "));
             }
             if !busy.is_empty() {
@@ -225,16 +224,11 @@ pub async fn reconcile(restore: Arc<OpenBaoRestore>, ctx: Arc<Context>) -> Resul
                     upgrade.to_version
                 ));
             }
-            let restores = Api::<OpenBaoRestore>::namespaced(client.clone(), &namespace)
-                .list(&ListParams::default())
-                .await?;
             busy.extend(
-                restores
-                    .items
+                reconcile::restores_of(client, cluster)
+                    .await?
                     .iter()
-                    .filter(|other| {
-                        other.spec.cluster == restore.spec.cluster && other.name_any() != name
-                    })
+                    .filter(|other| other.name_any() != name)
                     .filter(|other| {
                         other
                             .status
@@ -248,9 +242,16 @@ pub async fn reconcile(restore: Arc<OpenBaoRestore>, ctx: Arc<Context>) -> Resul
         _ => Vec::new(),
     };
 
-    let next = next(&restore, cluster.as_ref(), &job, &busy, Utc::now());
+    let next = next(
+        &restore,
+        cluster.as_ref(),
+        &job,
+        &busy,
+        &ctx.settings.executor_images,
+        Utc::now(),
+    );
     if let (Some(hold), Some(cluster)) = (next.hold_backups, &cluster) {
-        hold_backups(&ctx, cluster, hold).await?;
+        reconcile::hold_backups(&ctx.client, cluster, hold).await?;
     }
     if next.start {
         let cluster = cluster
@@ -297,27 +298,6 @@ pub fn error_policy(restore: Arc<OpenBaoRestore>, error: &Error, ctx: Arc<Contex
     Action::requeue(Duration::from_secs(15))
 }
 
-/// Suspends or resumes the cluster's backup CronJob under a field manager
-/// of its own (the cluster's reconcile never sets `suspend`). No CronJob
-/// (no spec.backup, or a server without CronJobs): nothing to hold.
-async fn hold_backups(ctx: &Context, cluster: &OpenBaoCluster, hold: bool) -> Result<(), Error> {
-    let api =
-        Api::<CronJob>::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
-    let params = PatchParams {
-        field_manager: Some(HOLDER.into()),
-        ..Default::default()
-    };
-    let patch = Patch::Merge(serde_json::json!({"spec": {"suspend": hold}}));
-    match api
-        .patch(&desired::cronjob_name(&cluster.name_any()), &params, &patch)
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,13 +340,24 @@ mod tests {
         restore
     }
 
+    fn images() -> Vec<String> {
+        vec!["executor".into()]
+    }
+
     fn at(hour: u32) -> DateTime<Utc> {
         chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 24, hour, 0, 0).unwrap()
     }
 
     #[test]
     fn a_restore_waits_for_its_cluster_and_for_running_backups() {
-        let none = next(&restore(None), None, &JobState::Missing, &[], at(1));
+        let none = next(
+            &restore(None),
+            None,
+            &JobState::Missing,
+            &[],
+            &images(),
+            at(1),
+        );
         assert!(!none.start);
         assert_eq!(none.status.phase, RestorePhase::Pending);
         assert!(
@@ -381,6 +372,7 @@ mod tests {
             Some(&cluster()),
             &JobState::Missing,
             &["backup Job bao-backup-29001".into()],
+            &images(),
             at(1),
         );
         assert!(!busy.start);
@@ -399,6 +391,7 @@ mod tests {
             Some(&cluster()),
             &JobState::Missing,
             &[],
+            &images(),
             at(1),
         );
         assert!(start.start);
@@ -412,6 +405,7 @@ mod tests {
             Some(&cluster()),
             &JobState::Running,
             &[],
+            &images(),
             at(2),
         );
         assert!(!running.start);
@@ -427,6 +421,7 @@ mod tests {
             Some(&cluster()),
             &JobState::Succeeded(Some(result)),
             &[],
+            &images(),
             at(3),
         );
         assert_eq!(done.status.phase, RestorePhase::Succeeded);
@@ -442,6 +437,7 @@ mod tests {
             Some(&cluster()),
             &JobState::Missing,
             &[],
+            &images(),
             at(4),
         );
         assert!(!again.start && again.event.is_none() && again.hold_backups.is_none());
@@ -455,6 +451,7 @@ mod tests {
             Some(&cluster()),
             &JobState::Missing,
             &[],
+            &images(),
             at(1),
         );
         let lost = next(
@@ -462,6 +459,7 @@ mod tests {
             Some(&cluster()),
             &JobState::Missing,
             &[],
+            &images(),
             at(2),
         );
         assert!(!lost.start, "never a second Job");
@@ -470,7 +468,14 @@ mod tests {
 
         let mut bad = restore(None);
         bad.spec.token_secret_ref = Some(LocalRef { name: "t".into() });
-        let refused = next(&bad, Some(&cluster()), &JobState::Missing, &[], at(1));
+        let refused = next(
+            &bad,
+            Some(&cluster()),
+            &JobState::Missing,
+            &[],
+            &images(),
+            at(1),
+        );
         assert_eq!(refused.status.phase, RestorePhase::Failed);
         assert!(
             refused
@@ -485,6 +490,7 @@ mod tests {
             Some(&cluster()),
             &JobState::Failed("invalid snapshot: the decoded snapshot has".into()),
             &[],
+            &images(),
             at(2),
         );
         assert_eq!(failed.status.phase, RestorePhase::Failed);

@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::api::{BackupStatus, OpenBaoClusterStatus, UpgradeStatus};
-use crate::backup::{BackupKind, BackupResult};
+use crate::api::{BackupStatus, OpenBaoClusterStatus, RetentionStatus, UpgradeStatus};
+use crate::backup::{BackupKind, BackupResult, RetentionReport};
 
 pub const BACKUP_CONFIGURED: &str = "BackupConfigured";
 pub const BACKUP_HEALTHY: &str = "BackupHealthy";
@@ -73,8 +73,12 @@ pub fn record(status: &mut BackupStatus, outcome: &JobOutcome) {
             sha256,
             duration_seconds,
             completed_at,
+            retention,
             ..
         }) => {
+            if let Some(report) = retention {
+                status.last_retention = Some(retention_status(key, report));
+            }
             status.last_backup_time = Some(time(*completed_at));
             status.last_backup_name = Some(key.clone());
             status.last_backup_size = Some(*size);
@@ -90,6 +94,67 @@ pub fn record(status: &mut BackupStatus, outcome: &JobOutcome) {
     }
 }
 
+/// Keys listed in `status.backup.lastRetention`; the counts say the rest.
+const LISTED: usize = 5;
+
+/// What retention did after the backup `key`, for the status.
+pub fn retention_status(key: &str, report: &RetentionReport) -> RetentionStatus {
+    RetentionStatus {
+        backup_name: key.to_string(),
+        deleted_count: report.deleted_count() as u64,
+        deleted: report
+            .deleted
+            .iter()
+            .take(LISTED)
+            .map(|d| d.key.clone())
+            .collect(),
+        refused_count: report.refused_count() as u64,
+        refused: report
+            .refused
+            .iter()
+            .take(LISTED)
+            .map(|r| format!("{}: {}", r.key, r.reason))
+            .collect(),
+        error: report.error.clone(),
+    }
+}
+
+/// One line for an event about what retention did, and whether it
+/// failed; None when it had nothing to do.
+pub fn retention_note(retention: &RetentionStatus) -> Option<(bool, String)> {
+    let mut note = format!(
+        "retention after {} deleted {} backup(s)",
+        retention.backup_name, retention.deleted_count
+    );
+    let more = |listed: usize, count: u64| {
+        if count > listed as u64 {
+            format!(" and {} more", count - listed as u64)
+        } else {
+            String::new()
+        }
+    };
+    if !retention.deleted.is_empty() {
+        note.push_str(&format!(
+            " ({}{})",
+            retention.deleted.join(", "),
+            more(retention.deleted.len(), retention.deleted_count)
+        ));
+    }
+    if retention.refused_count > 0 {
+        note.push_str(&format!(
+            "; refused {} deletion(s) ({}{})",
+            retention.refused_count,
+            retention.refused.join(", "),
+            more(retention.refused.len(), retention.refused_count)
+        ));
+    }
+    if let Some(error) = &retention.error {
+        note.push_str(&format!("; failed: {error}"));
+    }
+    let nothing = retention.deleted_count == 0 && retention.refused_count == 0;
+    (!nothing || retention.error.is_some()).then_some((retention.error.is_some(), note))
+}
+
 /// Where the cluster's backup configuration stands after this reconcile.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Configured {
@@ -102,6 +167,9 @@ pub enum Configured {
     Invalid(Vec<String>),
     /// The spec is valid but the API server cannot hold the CronJob.
     Unschedulable(String),
+    /// An object the backup needs has a name taken by an object the
+    /// cluster does not own; the message names it.
+    NotOwned(String),
 }
 
 /// A condition as decided, before the API's bookkeeping.
@@ -132,7 +200,7 @@ impl Cond {
 /// `WorkloadConfigured`: applied, or the spec's problems (the last good
 /// objects stay); the warnings follow either way.
 pub fn workload_configured(problems: &[String], warnings: &[String]) -> Cond {
-    let (status, reason, mut message) = match (problems.is_empty(), warnings.is_empty()) {
+    let (status, reason, message) = match (problems.is_empty(), warnings.is_empty()) {
         (false, _) => ("False", "InvalidSpec", problems.join("; ")),
         (true, true) => (
             "True",
@@ -145,11 +213,26 @@ pub fn workload_configured(problems: &[String], warnings: &[String]) -> Cond {
             "the StatefulSet and its companions are in place".to_string(),
         ),
     };
+    Cond::new(
+        WORKLOAD_CONFIGURED,
+        status,
+        reason,
+        with_warnings(message, warnings),
+    )
+}
+
+/// A condition saying an object's name is taken by one the cluster does
+/// not own (the message names it).
+pub fn not_owned(type_: &'static str, why: String) -> Cond {
+    Cond::new(type_, "False", "NotOwned", why)
+}
+
+fn with_warnings(mut message: String, warnings: &[String]) -> String {
     for warning in warnings {
         message.push_str("; warning: ");
         message.push_str(warning);
     }
-    Cond::new(WORKLOAD_CONFIGURED, status, reason, message)
+    message
 }
 
 /// The workload's part of the status: from `upgrade::plan`, or the
@@ -165,6 +248,8 @@ pub struct Workload {
 #[derive(Debug, Clone)]
 pub struct Backups<'a> {
     pub configured: &'a Configured,
+    /// What the spec probably gets wrong but is applied anyway.
+    pub warnings: &'a [String],
     pub outcomes: &'a [JobOutcome],
     pub recorded_jobs: Vec<String>,
     pub next_run: Option<DateTime<Utc>>,
@@ -198,6 +283,7 @@ pub fn next(
     if *backups.configured != Configured::Absent {
         decided.extend(backup_conditions(
             backups.configured,
+            backups.warnings,
             backup.as_ref().unwrap_or(&BackupStatus::default()),
         ));
     }
@@ -209,9 +295,20 @@ pub fn next(
     }
 }
 
-/// `BackupConfigured` from validation, `BackupHealthy` from the status.
-fn backup_conditions(configured: &Configured, status: &BackupStatus) -> [Cond; 2] {
-    let configured = match configured {
+/// `BackupConfigured` from validation (with the spec's warnings),
+/// `BackupHealthy` from the status.
+fn backup_conditions(
+    configured: &Configured,
+    warnings: &[String],
+    status: &BackupStatus,
+) -> [Cond; 2] {
+    let mut configured = match configured {
+        Configured::Absent | Configured::Applied if !warnings.is_empty() => Cond::new(
+            BACKUP_CONFIGURED,
+            "True",
+            "ValidWithWarnings",
+            "the backup CronJob is in place".to_string(),
+        ),
         Configured::Absent | Configured::Applied => Cond::new(
             BACKUP_CONFIGURED,
             "True",
@@ -230,7 +327,9 @@ fn backup_conditions(configured: &Configured, status: &BackupStatus) -> [Cond; 2
             "CronJobUnavailable",
             why.clone(),
         ),
+        Configured::NotOwned(why) => not_owned(BACKUP_CONFIGURED, why.clone()),
     };
+    configured.message = with_warnings(configured.message, warnings);
     let healthy = match (status.consecutive_failures, &status.last_backup_time) {
         (0, Some(_)) => Cond::new(
             BACKUP_HEALTHY,
@@ -412,6 +511,153 @@ mod tests {
         assert_eq!(workload_configured(&[], &[]).reason, "Applied");
     }
 
+    /// A retention that deleted thousands of backups, with keys as long
+    /// as the CRD allows, and an error full of characters JSON escapes.
+    fn huge_retention(reason: &str, error: Option<String>) -> BackupResult {
+        let prefix = format!("{}/{}/{}", "p".repeat(256), "n".repeat(63), "c".repeat(36));
+        let key = |i: usize| format!("{prefix}/20261122T030000.000Z-pre-upgrade-{i:06}.snap");
+        let entries = |keys: std::ops::RangeInclusive<usize>| {
+            keys.map(|i| {
+                serde_json::from_value(serde_json::json!({"key": key(i), "reason": reason}))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+        };
+        let mut result = success(1).result.unwrap();
+        if let BackupResult::Succeeded {
+            key: k,
+            manifest_key,
+            source_node,
+            retention,
+            kind,
+            ..
+        } = &mut result
+        {
+            *k = key(0);
+            *manifest_key = format!("{}.manifest.json", key(0));
+            *source_node = format!(
+                "https://{0}-0.{0}-internal.{1}.svc:8200/",
+                "c".repeat(36),
+                "n".repeat(63)
+            );
+            *kind = BackupKind::PreUpgrade;
+            *retention = Some(RetentionReport {
+                deleted: entries(1..=3000),
+                refused: entries(3001..=3100),
+                error,
+                ..Default::default()
+            });
+        }
+        result
+    }
+
+    #[test]
+    fn a_result_fits_a_termination_message_whatever_retention_did() {
+        let worst = huge_retention(&"\u{1}\"".repeat(500), Some("\u{1}".repeat(10_000)));
+        let line = serde_json::to_string(&worst).unwrap();
+        assert!(line.len() <= 4096, "{} bytes", line.len());
+        let Some(BackupResult::Succeeded {
+            retention: Some(report),
+            ..
+        }) = parse_result(&line)
+        else {
+            panic!("no result in {line}")
+        };
+        assert_eq!(
+            (report.deleted_count(), report.refused_count()),
+            (3000, 100)
+        );
+        // Plain reasons leave room to name a few.
+        let plain = huge_retention("maxCount 7: 8 newer backups", None);
+        let plain = serde_json::to_string(&plain).unwrap();
+        assert!(plain.len() <= 4096, "{} bytes", plain.len());
+        let Some(BackupResult::Succeeded {
+            retention: Some(listed),
+            ..
+        }) = parse_result(&plain)
+        else {
+            panic!("no result in {plain}")
+        };
+        assert!(listed.deleted.len() >= 3, "{plain}");
+        assert_eq!(listed.deleted_count(), 3000);
+
+        let mut status = BackupStatus::default();
+        record(
+            &mut status,
+            &JobOutcome {
+                result: parse_result(&line),
+                ..success(1)
+            },
+        );
+        let retention = status.last_retention.clone().unwrap();
+        assert_eq!(retention.deleted_count, 3000);
+        assert_eq!(retention.refused_count, 100);
+        assert_eq!(retention.error.unwrap().chars().count(), 256);
+        record(
+            &mut status,
+            &JobOutcome {
+                result: parse_result(&plain),
+                ..success(1)
+            },
+        );
+        let retention = status.last_retention.unwrap();
+        assert_eq!(
+            retention.deleted,
+            listed.deleted[..listed.deleted.len().min(5)]
+                .iter()
+                .map(|d| d.key.clone())
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(retention.error, None);
+    }
+
+    #[test]
+    fn retention_notes() {
+        let retention = |deleted: &[&str], deleted_count, error: Option<&str>| RetentionStatus {
+            backup_name: "k9".into(),
+            deleted_count,
+            deleted: deleted.iter().map(|k| k.to_string()).collect(),
+            refused_count: 1,
+            refused: vec!["k1: kept: the last backup".into()],
+            error: error.map(str::to_string),
+        };
+        assert_eq!(
+            retention_note(&retention(&["k2", "k3"], 7, None)),
+            Some((
+                false,
+                "retention after k9 deleted 7 backup(s) (k2, k3 and 5 more); refused 1 deletion(s) (k1: kept: the last backup)".into()
+            ))
+        );
+        let (failed, note) = retention_note(&retention(&[], 0, Some("S3 error: denied"))).unwrap();
+        assert!(
+            failed && note.ends_with("; failed: S3 error: denied"),
+            "{note}"
+        );
+        let nothing = RetentionStatus {
+            backup_name: "k9".into(),
+            ..Default::default()
+        };
+        assert_eq!(retention_note(&nothing), None);
+    }
+
+    #[test]
+    fn backup_warnings_ride_along_with_backup_configured() {
+        let warning = "spec.backup.transforms[0].sha256 is not set".to_string();
+        let [configured, _] = backup_conditions(
+            &Configured::Applied,
+            std::slice::from_ref(&warning),
+            &BackupStatus::default(),
+        );
+        assert_eq!(
+            (configured.status, configured.reason),
+            ("True", "ValidWithWarnings")
+        );
+        assert_eq!(
+            configured.message,
+            format!("the backup CronJob is in place; warning: {warning}")
+        );
+    }
+
     #[test]
     fn termination_messages() {
         let line = serde_json::to_string(&success(1).result.unwrap()).unwrap();
@@ -433,7 +679,7 @@ mod tests {
     fn conditions_keep_their_transition_time_while_unchanged() {
         let mut status = BackupStatus::default();
         let decide = |configured: &Configured, status: &BackupStatus| {
-            backup_conditions(configured, status).to_vec()
+            backup_conditions(configured, &[], status).to_vec()
         };
         let first = conditions(&[], decide(&Configured::Applied, &status), Some(1), at(1));
         assert_eq!(first[0].status, "True");

@@ -145,7 +145,9 @@ pub fn plan(seen: &Observed<'_>, now: DateTime<Utc>) -> Plan {
         from_version: running.version.clone(),
         to_version: wanted.version.clone(),
         pre_upgrade_job: seen.snapshot.then(|| seen.backup_job.to_string()),
-        pre_upgrade_backup_key: None,
+        // The last upgrade's backup stays named (and kept by retention)
+        // until this attempt's backup replaces it.
+        pre_upgrade_backup_key: seen.previous.and_then(|p| p.pre_upgrade_backup_key.clone()),
         message: None,
         start_time: Some(
             previous
@@ -165,6 +167,7 @@ pub fn plan(seen: &Observed<'_>, now: DateTime<Utc>) -> Plan {
                 upgrade
                     .pre_upgrade_backup_key
                     .as_ref()
+                    .filter(|_| seen.snapshot)
                     .map(|key| format!(" after the pre-upgrade backup {key}"))
                     .unwrap_or_else(|| " (no pre-upgrade snapshot asked for)".into())
             ),
@@ -356,6 +359,47 @@ mod tests {
         assert_eq!(done.version.as_deref(), Some("2.4.2"));
         assert_eq!(done.condition.status, "True");
         assert_eq!(done.event.unwrap().2, "upgraded from 2.4.1 to 2.4.2");
+    }
+
+    #[test]
+    fn the_last_pre_upgrade_backup_stays_named_until_the_next_one_is_taken() {
+        let mut case = Case::upgrade();
+        case.wanted = release("2.4.3");
+        case.running = Some(release("2.4.2"));
+        case.previous = Some(UpgradeStatus {
+            phase: UpgradePhase::Completed,
+            from_version: "2.4.1".into(),
+            to_version: "2.4.2".into(),
+            pre_upgrade_backup_key: Some("k/2.4.1.snap".into()),
+            ..Default::default()
+        });
+        let key = |plan: &Plan| {
+            plan.upgrade
+                .as_ref()
+                .unwrap()
+                .pre_upgrade_backup_key
+                .clone()
+        };
+        assert_eq!(
+            key(&case.plan()).as_deref(),
+            Some("k/2.4.1.snap"),
+            "backing up"
+        );
+        case.backup = Backup::Failed {
+            reason: "storage: access denied".into(),
+        };
+        assert_eq!(key(&case.plan()).as_deref(), Some("k/2.4.1.snap"), "failed");
+        case.backup = Backup::Succeeded {
+            key: "k/2.4.2.snap".into(),
+        };
+        assert_eq!(
+            key(&case.plan()).as_deref(),
+            Some("k/2.4.2.snap"),
+            "replaced"
+        );
+        case.snapshot = false;
+        let unasked = case.plan();
+        assert!(unasked.event.unwrap().2.contains("no pre-upgrade snapshot"));
     }
 
     #[test]

@@ -22,7 +22,11 @@ pub struct ValidBackup {
     pub max_age: Option<Duration>,
 }
 
-pub fn validate(spec: &OpenBaoClusterSpec) -> Result<Option<ValidBackup>, Vec<String>> {
+/// `executor_images` is the operator's allow-list ([`image_allowed`]).
+pub fn validate(
+    spec: &OpenBaoClusterSpec,
+    executor_images: &[String],
+) -> Result<Option<ValidBackup>, Vec<String>> {
     let mut problems = Vec::new();
     let pre_upgrade = spec
         .upgrade
@@ -39,6 +43,12 @@ pub fn validate(spec: &OpenBaoClusterSpec) -> Result<Option<ValidBackup>, Vec<St
         return Ok(None);
     };
     let valid = validate_backup(backup, &mut problems);
+    check_image(
+        &backup.executor_image,
+        "spec.backup.executorImage",
+        executor_images,
+        &mut problems,
+    );
     if problems.is_empty() {
         Ok(valid)
     } else {
@@ -72,11 +82,44 @@ pub fn workload_warnings(spec: &OpenBaoClusterSpec) -> Vec<String> {
     openbao_config::warnings(spec)
 }
 
+/// What `spec.backup` probably gets wrong but is still applied, for the
+/// `BackupConfigured` condition's message and a `SpecWarning` event: a
+/// plugin without a `sha256` pin runs whatever its ConfigMap holds, so
+/// whoever may edit the ConfigMap decides what reads every snapshot.
+pub fn backup_warnings(spec: &OpenBaoClusterSpec) -> Vec<String> {
+    let Some(backup) = &spec.backup else {
+        return Vec::new();
+    };
+    let transforms = backup
+        .transforms
+        .iter()
+        .enumerate()
+        .map(|(i, plugin)| (format!("spec.backup.transforms[{i}]"), plugin));
+    let retention = backup
+        .retention_plugin
+        .iter()
+        .map(|plugin| ("spec.backup.retentionPlugin".to_string(), plugin));
+    transforms
+        .chain(retention)
+        .filter(|(_, plugin)| plugin.sha256.is_none())
+        .map(|(field, plugin)| {
+            format!(
+                "{field}.sha256 is not set: whoever can edit ConfigMap {} can swap the plugin; pin it with the plugin's sha256sum",
+                plugin.config_map_ref.name
+            )
+        })
+        .collect()
+}
+
 const MAX_CLUSTER_NAME: usize = 36;
 
 /// What an OpenBaoRestore needs from itself and its cluster; every problem
 /// names its field.
-pub fn restore(restore: &OpenBaoRestoreSpec, cluster: &OpenBaoCluster) -> Result<(), Vec<String>> {
+pub fn restore(
+    restore: &OpenBaoRestoreSpec,
+    cluster: &OpenBaoCluster,
+    executor_images: &[String],
+) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
     let backup = cluster.spec.backup.as_ref();
     if restore.key.trim().is_empty() {
@@ -88,7 +131,7 @@ pub fn restore(restore: &OpenBaoRestoreSpec, cluster: &OpenBaoCluster) -> Result
                 .into(),
         ),
         (Some(_), None) if backup.and_then(|b| b.jwt_auth_role.as_ref()).is_none() => problems.push(
-            "spec.jwtAuthRole: the cluster has no backup ServiceAccount (its spec.backup does not use jwtAuthRole); use tokenSecretRef"
+            "spec.jwtAuthRole: the cluster has no restore ServiceAccount (its spec.backup does not use jwtAuthRole); use tokenSecretRef"
                 .into(),
         ),
         (None, Some(secret)) => check_name(&secret.name, "spec.tokenSecretRef.name", &mut problems),
@@ -107,11 +150,14 @@ pub fn restore(restore: &OpenBaoRestoreSpec, cluster: &OpenBaoCluster) -> Result
         .executor_image
         .as_deref()
         .or(backup.map(|b| b.executor_image.as_str()));
-    if image.is_none_or(|i| i.trim().is_empty()) {
-        problems.push(
+    match image {
+        Some(image) if !image.trim().is_empty() => {
+            check_image(image, "spec.executorImage", executor_images, &mut problems)
+        }
+        _ => problems.push(
             "spec.executorImage: give the executor image (the cluster's spec.backup has none)"
                 .into(),
-        );
+        ),
     }
     for (i, plugin) in restore.plugins.iter().flatten().enumerate() {
         check_plugin(plugin, &format!("spec.plugins[{i}]"), &mut problems);
@@ -150,6 +196,13 @@ fn validate_backup(backup: &BackupSpec, problems: &mut Vec<String>) -> Option<Va
         .and_then(|r| r.max_age.as_deref())
         .and_then(|age| {
             parse_go_duration(age)
+                .and_then(|limit| {
+                    if limit < MIN_MAX_AGE {
+                        Err(format!("`{age}` is under 1h; give at least \"1h\""))
+                    } else {
+                        Ok(limit)
+                    }
+                })
                 .map_err(|e| problems.push(format!("spec.backup.retention.maxAge: {e}")))
                 .ok()
         });
@@ -169,6 +222,28 @@ fn validate_backup(backup: &BackupSpec, problems: &mut Vec<String>) -> Option<Va
         schedule: schedule?,
         max_age,
     })
+}
+
+/// Whether the operator may run `image`: it is in the repository of an
+/// entry of `allowed` (any tag or digest of it), under an entry ending in
+/// `/` (a registry or an organization), or an entry is `*`.
+pub fn image_allowed(image: &str, allowed: &[String]) -> bool {
+    allowed.iter().any(|entry| {
+        entry == "*"
+            || (entry.ends_with('/') && image.starts_with(entry.as_str()))
+            || image.strip_prefix(entry.as_str()).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with(':') || rest.starts_with('@')
+            })
+    })
+}
+
+fn check_image(image: &str, field: &str, allowed: &[String], problems: &mut Vec<String>) {
+    if !image.trim().is_empty() && !image_allowed(image, allowed) {
+        problems.push(format!(
+            "{field} `{image}` is not an image this operator runs (it allows {}): use one of those, or have the operator's administrator add it to EXECUTOR_IMAGES",
+            allowed.join(", ")
+        ));
+    }
 }
 
 /// The storage target's fields (`field` is where it sits in the spec).
@@ -272,38 +347,55 @@ fn check_name(name: &str, field: &str, problems: &mut Vec<String>) {
     }
 }
 
+/// The longest duration accepted: a hundred years is retention enough, and
+/// the bound keeps every sum far from overflowing.
+pub const MAX_GO_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The shortest `maxAge`: a shorter one would delete the backup a run
+/// has just taken before the next run.
+pub const MIN_MAX_AGE: Duration = Duration::from_secs(3600);
+
 /// A Go duration as Kubernetes users write them: "168h", "90m", "1h30m",
-/// "45s".
+/// "45s"; at most [`MAX_GO_DURATION`].
 pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
     let invalid = || {
         format!(
             "`{text}` is not a duration: use hours, minutes or seconds such as \"168h\" or \"1h30m\""
         )
     };
+    let too_long = || format!("`{text}` is longer than 100 years (876000h)");
     if text.is_empty() {
         return Err(invalid());
     }
-    let mut total = Duration::ZERO;
+    let mut total: u64 = 0;
     let mut rest = text;
     while !rest.is_empty() {
         let digits = rest
             .find(|c: char| !c.is_ascii_digit())
             .ok_or_else(invalid)?;
-        let value: u64 = rest[..digits].parse().map_err(|_| invalid())?;
+        if digits == 0 {
+            return Err(invalid());
+        }
+        // More digits than u64 holds is too long, not malformed.
+        let value: u64 = rest[..digits].parse().map_err(|_| too_long())?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
+        let seconds: u64 = match &rest[..unit_len] {
             "h" => 3600,
             "m" => 60,
             "s" => 1,
             _ => return Err(invalid()),
         };
-        total += Duration::from_secs(value * seconds);
+        total = value
+            .checked_mul(seconds)
+            .and_then(|part| total.checked_add(part))
+            .filter(|&total| total <= MAX_GO_DURATION.as_secs())
+            .ok_or_else(too_long)?;
         rest = &rest[unit_len..];
     }
-    Ok(total)
+    Ok(Duration::from_secs(total))
 }
 
 #[cfg(test)]
@@ -313,6 +405,10 @@ mod tests {
         BackupTarget, ConfigMapKeyRef, LocalRef, RetentionSpec, SecretConfig, SecretKeyRef,
         UpgradeSpec,
     };
+
+    fn images() -> Vec<String> {
+        vec!["openbao/backup-executor".into()]
+    }
 
     fn backup() -> BackupSpec {
         BackupSpec {
@@ -332,7 +428,7 @@ mod tests {
             backup: Some(backup),
             ..Default::default()
         };
-        validate(&spec).unwrap_err().join("\n")
+        validate(&spec, &images()).unwrap_err().join("\n")
     }
 
     #[test]
@@ -341,8 +437,12 @@ mod tests {
             backup: Some(backup()),
             ..Default::default()
         };
-        assert!(validate(&spec).unwrap().is_some());
-        assert!(validate(&OpenBaoClusterSpec::default()).unwrap().is_none());
+        assert!(validate(&spec, &images()).unwrap().is_some());
+        assert!(
+            validate(&OpenBaoClusterSpec::default(), &images())
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -377,6 +477,66 @@ mod tests {
         ] {
             assert!(all.contains(field), "no problem names {field}:\n{all}");
         }
+    }
+
+    #[test]
+    fn max_age_is_at_least_an_hour_and_at_most_a_century() {
+        let max_age = |age: &str| {
+            let spec = OpenBaoClusterSpec {
+                backup: Some(BackupSpec {
+                    retention: Some(RetentionSpec {
+                        max_count: None,
+                        max_age: Some(age.into()),
+                    }),
+                    ..backup()
+                }),
+                ..Default::default()
+            };
+            validate(&spec, &images()).map(|valid| valid.unwrap().max_age)
+        };
+        assert_eq!(max_age("1h"), Ok(Some(Duration::from_secs(3600))));
+        assert_eq!(
+            max_age("59m").unwrap_err(),
+            ["spec.backup.retention.maxAge: `59m` is under 1h; give at least \"1h\""]
+        );
+        let huge = max_age("18446744073709551615s1s").unwrap_err();
+        assert!(
+            huge[0].starts_with("spec.backup.retention.maxAge: ") && huge[0].contains("100 years"),
+            "{huge:?}"
+        );
+    }
+
+    #[test]
+    fn only_allowed_executor_images_run() {
+        let allowed: Vec<String> = vec![
+            "openbao/backup-executor".into(),
+            "registry.example.com/platform/".into(),
+        ];
+        for image in [
+            "openbao/backup-executor",
+            "openbao/backup-executor:v0.1.0",
+            "openbao/backup-executor@sha256:abc",
+            "registry.example.com/platform/executor:1",
+        ] {
+            assert!(image_allowed(image, &allowed), "{image}");
+        }
+        for image in [
+            "openbao/backup-executor-evil:v1",
+            "evil/backup-executor:v1",
+            "registry.example.com/platformer/x:1",
+        ] {
+            assert!(!image_allowed(image, &allowed), "{image}");
+        }
+        assert!(image_allowed("anything:1", &["*".into()]));
+
+        let refused = problems(BackupSpec {
+            executor_image: "evil/backup-executor:v1".into(),
+            ..backup()
+        });
+        assert_eq!(
+            refused,
+            "spec.backup.executorImage `evil/backup-executor:v1` is not an image this operator runs (it allows openbao/backup-executor): use one of those, or have the operator's administrator add it to EXECUTOR_IMAGES"
+        );
     }
 
     #[test]
@@ -442,6 +602,35 @@ mod tests {
     }
 
     #[test]
+    fn unpinned_plugins_are_warned_about() {
+        let plugin = |sha256: Option<&str>| PluginRef {
+            config_map_ref: ConfigMapKeyRef {
+                name: "zstd-plugin".into(),
+                key: "zstd.wasm".into(),
+            },
+            sha256: sha256.map(str::to_string),
+            ..Default::default()
+        };
+        let spec = OpenBaoClusterSpec {
+            backup: Some(BackupSpec {
+                transforms: vec![plugin(Some(&"a".repeat(64))), plugin(None)],
+                retention_plugin: Some(plugin(None)),
+                ..backup()
+            }),
+            ..Default::default()
+        };
+        assert!(validate(&spec, &images()).is_ok(), "valid, with warnings");
+        let warnings = backup_warnings(&spec);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("spec.backup.transforms[1].sha256 is not set: whoever can edit ConfigMap zstd-plugin"),
+            "{warnings:?}"
+        );
+        assert!(warnings[1].starts_with("spec.backup.retentionPlugin.sha256"));
+        assert!(backup_warnings(&OpenBaoClusterSpec::default()).is_empty());
+    }
+
+    #[test]
     fn pre_upgrade_snapshot_needs_a_target() {
         let spec = OpenBaoClusterSpec {
             upgrade: Some(UpgradeSpec {
@@ -449,7 +638,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert!(validate(&spec).unwrap_err()[0].contains("needs a backup target"));
+        assert!(validate(&spec, &images()).unwrap_err()[0].contains("needs a backup target"));
     }
 
     #[test]
@@ -477,6 +666,18 @@ mod tests {
         assert_eq!(parse_go_duration("45s"), Ok(Duration::from_secs(45)));
         for bad in ["", "7d", "h", "10", "1.5h"] {
             assert!(parse_go_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_go_duration("876000h"), Ok(MAX_GO_DURATION));
+        // Each of these overflowed (a panic in debug builds, a small value
+        // after wrapping in release builds) before the checked sums.
+        for huge in [
+            "18446744073709551615s1s",
+            "18446744073709551616s",
+            "5124095576030431h",
+            "876000h1s",
+        ] {
+            let error = parse_go_duration(huge).unwrap_err();
+            assert!(error.contains("longer than 100 years"), "{huge}: {error}");
         }
     }
 }

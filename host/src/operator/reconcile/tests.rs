@@ -34,6 +34,7 @@ fn step(
 fn applies() -> Vec<Step> {
     vec![
         accept("PATCH", SA),
+        accept("PATCH", RESTORE_SA),
         accept("PATCH", POLICY),
         accept("PATCH", CRONJOB),
     ]
@@ -92,6 +93,7 @@ fn list(items: Vec<Value>) -> (u16, Value) {
 }
 
 const SA: &str = "/api/v1/namespaces/prod/serviceaccounts/bao-backup-serviceaccount";
+const RESTORE_SA: &str = "/api/v1/namespaces/prod/serviceaccounts/bao-restore-serviceaccount";
 const POLICY: &str = "/apis/networking.k8s.io/v1/namespaces/prod/networkpolicies/bao-backup";
 const CRONJOB: &str = "/apis/batch/v1/namespaces/prod/cronjobs/bao-backup";
 const JOBS: &str = "/apis/batch/v1/namespaces/prod/jobs";
@@ -107,12 +109,26 @@ async fn run(cluster: Value, steps: Vec<Step>) -> Result<Action, Error> {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let server = tokio::spawn(async move {
         for expected in steps {
-            let (request, reply) = handle.next_request().await.unwrap_or_else(|| {
+            let (mut request, mut reply) = handle.next_request().await.unwrap_or_else(|| {
                 panic!(
                     "expected {} {}, the reconcile ended",
                     expected.method, expected.path
                 )
             });
+            // Before each apply the operator reads the object to check it
+            // owns it; unless scripted, the read finds nothing.
+            while expected.method == "PATCH"
+                && request.method() == "GET"
+                && request.uri().path() == expected.path
+            {
+                reply.send_response(
+                    Response::builder()
+                        .status(404)
+                        .body(Body::from(serde_json::to_vec(&not_found().1).unwrap()))
+                        .unwrap(),
+                );
+                (request, reply) = handle.next_request().await.expect("the apply follows");
+            }
             let (method, uri) = (request.method().to_string(), request.uri().clone());
             assert_eq!(
                 (method.as_str(), uri.path()),
@@ -147,6 +163,7 @@ async fn run(cluster: Value, steps: Vec<Step>) -> Result<Action, Error> {
     let ctx = Arc::new(Context {
         client: client.clone(),
         settings: OperatorSettings {
+            executor_images: desired::executor_images(desired::DEFAULT_EXECUTOR_IMAGES),
             jwt_audience: "openbao-internal".into(),
         },
         recorder: Recorder::new(client, MANAGER.into()),
@@ -259,6 +276,7 @@ async fn a_new_cluster_gets_its_objects_and_a_status() {
                     assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "cluster-uid");
                     (200, body)
                 }),
+                accept("PATCH", RESTORE_SA),
                 accept("PATCH", POLICY),
                 step("PATCH", CRONJOB, |body| {
                     let spec = &body["spec"];
@@ -567,6 +585,7 @@ async fn removing_spec_backup_removes_what_the_operator_made() {
                 step("GET", POLICY, |_| not_found()),
                 // Same name, not ours: left alone.
                 step("GET", SA, move |_| (200, account)),
+                step("GET", RESTORE_SA, |_| not_found()),
                 step("PUT", STATUS, |body| {
                     assert_eq!(
                         body["status"]["backup"],
@@ -615,6 +634,7 @@ async fn token_auth_drops_the_service_account() {
                         json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
                     )
                 }),
+                step("GET", RESTORE_SA, |_| not_found()),
                 accept("PATCH", POLICY),
                 step("PATCH", CRONJOB, |body| {
                     let pod = &body["spec"]["jobTemplate"]["spec"]["template"]["spec"];
@@ -639,6 +659,7 @@ async fn an_api_server_without_cronjobs_gets_a_clear_condition() {
             new_workload(),
             vec![
                 accept("PATCH", SA),
+                accept("PATCH", RESTORE_SA),
                 accept("PATCH", POLICY),
                 step("PATCH", CRONJOB, |_| not_found()),
                 step("PUT", STATUS, |body| {
@@ -1182,6 +1203,152 @@ async fn unslashed_bound_claims_are_applied_with_a_warning_once() {
             new_workload(),
             applies(),
         ]),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_panicking_reconcile_fails_alone() {
+    let panicked = contained(async {
+        let age: u64 = "18446744073709551615".parse().unwrap();
+        Ok(Action::requeue(Duration::from_secs(
+            age.checked_add(1).expect("overflow"),
+        )))
+    })
+    .await;
+    assert!(
+        matches!(&panicked, Err(Error::Panicked(message)) if message == "overflow"),
+        "{panicked:?}"
+    );
+    let fine = contained(async { Ok(Action::await_change()) }).await;
+    assert_eq!(fine.unwrap(), Action::await_change());
+}
+
+/// The CronJob as the API server keeps it after an apply, suspended by a
+/// restore's hold.
+fn held(mut cronjob: Value) -> (u16, Value) {
+    cronjob["spec"]["suspend"] = json!(true);
+    cronjob["metadata"]["managedFields"] = json!([
+        {"manager": "openbao-backup-operator", "operation": "Apply",
+         "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:schedule": {}}}},
+        {"manager": "openbao-backup-operator-restore", "operation": "Update",
+         "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:suspend": {}}}},
+    ]);
+    (200, cronjob)
+}
+
+fn restore_in(phase: Option<&str>, cluster: &str) -> Value {
+    let status = phase.map_or(Value::Null, |phase| json!({"phase": phase}));
+    json!({"apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoRestore",
+           "metadata": {"name": format!("r-{}", phase.unwrap_or("new")), "namespace": "prod"},
+           "spec": {"cluster": cluster, "key": "latest", "jwtAuthRole": "restore"},
+           "status": status})
+}
+
+#[tokio::test]
+async fn a_hold_no_pending_or_running_restore_owns_is_released() {
+    // The restore that suspended the CronJob was deleted before it ended:
+    // only finished restores, and another cluster's, are left.
+    let restores = vec![
+        restore_in(Some("Failed"), "bao"),
+        restore_in(Some("Succeeded"), "bao"),
+        restore_in(Some("Running"), "other"),
+    ];
+    run(
+        cluster(jwt_backup(), Value::Null),
+        steps(vec![
+            vec![step("GET", JOBS, |_| list(vec![]))],
+            new_workload(),
+            vec![
+                accept("PATCH", SA),
+                accept("PATCH", RESTORE_SA),
+                accept("PATCH", POLICY),
+                step("PATCH", CRONJOB, held),
+                step("GET", RESTORES, move |_| list(restores)),
+                step("PATCH", CRONJOB, |body| {
+                    assert_eq!(body, json!({"spec": {"suspend": false}}));
+                    (200, body)
+                }),
+                accept("PUT", STATUS),
+            ],
+        ]),
+    )
+    .await
+    .unwrap();
+
+    // A restore that has not started yet (no status) or runs keeps it.
+    for live in [None, Some("Pending"), Some("Running")] {
+        let restores = vec![restore_in(Some("Failed"), "bao"), restore_in(live, "bao")];
+        run(
+            cluster(jwt_backup(), Value::Null),
+            steps(vec![
+                vec![step("GET", JOBS, |_| list(vec![]))],
+                new_workload(),
+                vec![
+                    accept("PATCH", SA),
+                    accept("PATCH", RESTORE_SA),
+                    accept("PATCH", POLICY),
+                    step("PATCH", CRONJOB, held),
+                    step("GET", RESTORES, move |_| list(restores)),
+                    accept("PUT", STATUS),
+                ],
+            ]),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn objects_with_the_generated_names_that_are_not_ours_are_left_alone() {
+    // Someone else's ServiceAccount named as the cluster's, and someone
+    // else's NetworkPolicy named as its backup policy.
+    let foreign = |api_version: &str, kind: &str, name: &str| {
+        json!({"apiVersion": api_version, "kind": kind,
+               "metadata": {"name": name, "namespace": "prod", "uid": "theirs"}})
+    };
+    let account = foreign("v1", "ServiceAccount", "bao");
+    let policy = foreign("networking.k8s.io/v1", "NetworkPolicy", "bao-backup");
+    run(
+        cluster(jwt_backup(), Value::Null),
+        steps(vec![vec![
+            step("GET", JOBS, |_| list(vec![])),
+            step("GET", STS, |_| not_found()),
+            // Read, never patched: no other workload object either.
+            step(
+                "GET",
+                "/api/v1/namespaces/prod/serviceaccounts/bao",
+                move |_| (200, account),
+            ),
+            accept("PATCH", SA),
+            accept("PATCH", RESTORE_SA),
+            step("GET", POLICY, move |_| (200, policy)),
+            step("PUT", STATUS, |body| {
+                let workload = condition(&body, "WorkloadConfigured");
+                assert_eq!(
+                    (&workload["status"], &workload["reason"]),
+                    (&json!("False"), &json!("NotOwned"))
+                );
+                assert!(
+                    workload["message"].as_str().unwrap().starts_with(
+                        "ServiceAccount bao exists and this OpenBaoCluster does not own it"
+                    ),
+                    "{workload}"
+                );
+                let backup = condition(&body, "BackupConfigured");
+                assert_eq!(backup["reason"], "NotOwned");
+                assert!(
+                    backup["message"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("NetworkPolicy bao-backup exists"),
+                    "{backup}"
+                );
+                assert!(body["status"]["backup"]["nextScheduledBackup"].is_null());
+                (200, body)
+            }),
+        ]]),
     )
     .await
     .unwrap();
