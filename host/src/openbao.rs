@@ -317,9 +317,17 @@ impl OpenBaoClient {
 const APPLY_TIMEOUT: Duration = Duration::from_secs(600);
 const APPLY_POLL: Duration = Duration::from_millis(200);
 
+/// The cluster as a restore found it; see `OpenBaoClient::before_restore`.
+#[derive(Debug, Clone)]
+pub struct BeforeRestore {
+    leader: Leader,
+    /// The other nodes that served reads themselves.
+    readers: Vec<Url>,
+}
+
 /// A node's view of the Raft cluster (`sys/leader`, no token needed).
 #[derive(Debug, Clone, Deserialize)]
-pub struct Leader {
+struct Leader {
     #[serde(default)]
     is_self: bool,
     /// When this node became active; only the active node reports it. A
@@ -336,7 +344,7 @@ pub struct Leader {
 impl OpenBaoClient {
     /// `sys/leader` of `node`. On the active node this waits while a
     /// restore is being applied.
-    pub async fn leader(&self, node: &Url) -> Result<Leader, BackupError> {
+    async fn leader(&self, node: &Url) -> Result<Leader, BackupError> {
         let resp = self
             .http
             .get(join(node, "v1/sys/leader"))
@@ -359,16 +367,33 @@ impl OpenBaoClient {
         }
     }
 
-    /// After OpenBao accepted a restore on `active` (whose `sys/leader` said
-    /// `before`): waits until the active node has applied it and every other
-    /// node serves it (its Raft applied index reached the restore), so that
-    /// reads anywhere return the restored data. A node that sealed itself
-    /// (the snapshot was sealed with another key) fails the restore.
-    pub async fn wait_applied(&self, active: &Url, before: &Leader) -> Result<(), BackupError> {
+    /// What a restore on `active` is later checked against: the active
+    /// node's `sys/leader`, and which other nodes serve reads themselves
+    /// (OpenBao 2.7 standbys do, unless `disable_standby_reads`).
+    pub async fn before_restore(&self, active: &Url) -> Result<BeforeRestore, BackupError> {
+        let leader = self.leader(active).await?;
+        let mut readers = Vec::new();
+        for node in self.config.addrs.iter().filter(|n| *n != active) {
+            if self.read_probe(node).await == Some(StatusCode::FORBIDDEN) {
+                readers.push(node.clone());
+            }
+        }
+        Ok(BeforeRestore { leader, readers })
+    }
+
+    /// After OpenBao accepted a restore on `active`: waits until the active
+    /// node has applied it and every node that serves reads serves the
+    /// restored data, so that reads anywhere return it. A node that sealed
+    /// itself (the snapshot was sealed with another key) fails the restore.
+    pub async fn wait_applied(
+        &self,
+        active: &Url,
+        before: &BeforeRestore,
+    ) -> Result<(), BackupError> {
         let deadline = tokio::time::Instant::now() + APPLY_TIMEOUT;
-        let waited = || {
+        let waited = |node: &Url| {
             BackupError::Timeout(format!(
-                "OpenBao accepted the snapshot but had not applied it on every node after {APPLY_TIMEOUT:?}"
+                "OpenBao accepted the snapshot but {node} had not applied it after {APPLY_TIMEOUT:?}"
             ))
         };
         let restored_index = loop {
@@ -376,36 +401,58 @@ impl OpenBaoClient {
             // Blocks while the active node applies the snapshot. A request
             // that got in before the apply started sees the old active_time.
             let now = self.leader(active).await?;
-            if now.is_self && now.active_time != before.active_time {
+            if now.is_self && now.active_time != before.leader.active_time {
                 break now.raft_committed_index;
             }
             if tokio::time::Instant::now() > deadline {
-                return Err(waited());
+                return Err(waited(active));
             }
             tokio::time::sleep(APPLY_POLL).await;
         };
         tracing::info!(node = %active, raft_index = restored_index, "the active node applied the snapshot");
-        for node in self.config.addrs.iter().filter(|n| *n != active) {
+        // A standby first installs the snapshot (its applied index reaches
+        // the restore's), then reloads its keys: until then it fails reads
+        // (500) or redirects them (307). It serves the restored data once it
+        // refuses an unknown token itself again.
+        for node in &before.readers {
             loop {
                 self.check_not_sealed(node).await?;
-                match self.leader(node).await {
-                    Ok(leader) if leader.raft_applied_index >= restored_index => break,
-                    Ok(_) => {}
-                    Err(e) => {
-                        self.check_not_sealed(node).await?;
+                let applied = match self.leader(node).await {
+                    Ok(leader) => leader.raft_applied_index >= restored_index,
+                    Err(_) => false,
+                };
+                match self.read_probe(node).await {
+                    Some(StatusCode::FORBIDDEN) if applied => break,
+                    Some(_) => {}
+                    None => {
                         // A node that is down now serves nobody stale data.
-                        tracing::warn!(%node, error = %e, "cannot tell whether this node applied the restore");
+                        tracing::warn!(%node, "unreachable: cannot tell whether it applied the restore");
                         break;
                     }
                 }
                 if tokio::time::Instant::now() > deadline {
-                    return Err(waited());
+                    return Err(waited(node));
                 }
                 tokio::time::sleep(APPLY_POLL).await;
             }
-            tracing::info!(%node, "the standby applied the snapshot");
+            tracing::info!(%node, "the standby serves the restored data");
         }
         Ok(())
+    }
+
+    /// How `node` answers a read with a token that does not exist (no
+    /// secret: the id is fixed): 403 when it serves reads itself, 307 when
+    /// it redirects them to the active node, 500 while it cannot read its
+    /// storage; None when it does not answer.
+    async fn read_probe(&self, node: &Url) -> Option<StatusCode> {
+        let resp = self
+            .http
+            .get(join(node, "v1/sys/policies/acl/default"))
+            .header("X-Vault-Token", "openbao-backup-read-probe")
+            .timeout(self.config.request_timeout)
+            .send()
+            .await;
+        resp.ok().map(|r| r.status())
     }
 
     async fn check_not_sealed(&self, node: &Url) -> Result<(), BackupError> {

@@ -433,7 +433,7 @@ pub async fn restore(
     check_target(&opened.key, &opened.manifest, prefix, target)?;
     let node = openbao.find_active().await?;
     let token = openbao.login(&node, &target.auth).await?;
-    let before = openbao.leader(&node).await?;
+    let before = openbao.before_restore(&node).await?;
     let raft = &opened.manifest.raft;
     tracing::info!(%node, force = target.force, key = %opened.key, raft_index = raft.index, raft_term = raft.term,
         "restoring: the cluster goes back to the backup's Raft index and term");
