@@ -205,6 +205,13 @@ pub struct BackupArgs {
 
     #[command(flatten)]
     pub plugin_limits: PluginLimitArgs,
+
+    /// Abort this cluster's multipart uploads and delete its objects without
+    /// a manifest once they are this old: leftovers of backups killed
+    /// mid-way (SIGKILL, OOM). Keep it longer than any backup runs (the
+    /// operator's backup Jobs stop after 6 hours).
+    #[arg(long, env = "BACKUP_SWEEP_AFTER", default_value = "12h", value_parser = parse_duration)]
+    pub sweep_after: Duration,
 }
 
 /// What to delete after a successful backup: the built-in policy, or a
@@ -549,6 +556,7 @@ impl BackupArgs {
             transforms: self.transforms,
             retention: self.retention.setting()?,
             plugin_limits: self.plugin_limits.limits(),
+            sweep_after: self.sweep_after,
         })
     }
 }
@@ -687,6 +695,7 @@ mod tests {
         );
         assert!(matches!(c.auth, Auth::Token { .. }));
         assert_eq!(c.kind, BackupKind::Manual);
+        assert_eq!(c.sweep_after, Duration::from_secs(12 * 3600));
     }
 
     #[test]

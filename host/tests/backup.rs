@@ -511,6 +511,118 @@ async fn sigterm_aborts_the_upload() {
     bucket.assert_untouched().await;
 }
 
+/// CompleteMultipartUpload took effect but its answer was lost (the SDK's
+/// retry then gets NoSuchUpload): HeadObject finds the object and the
+/// backup finishes. A Complete that did not take effect leaves nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_complete_answer_is_checked_before_aborting() {
+    let bucket = Bucket::new("complete-lost").await;
+    let proxy = S3Proxy::start(bucket.garage.endpoint.trim_start_matches("http://"), None).await;
+    proxy.lose_answers(Injection {
+        operation: Operation::CompleteMultipartUpload,
+        status: 500,
+        times: 1,
+    });
+    let openbao = Source::start(0).await;
+    let mut args = bucket.args(&openbao.url());
+    set(&mut args, "--endpoint", &proxy.url());
+    let run = run_cli(&args, &[]).await;
+    assert_backed_up(&bucket, &openbao, &run).await;
+    assert_eq!(
+        proxy.count(Operation::CompleteMultipartUpload).1,
+        1,
+        "the first answer was lost"
+    );
+
+    let bucket = Bucket::new("complete-failed").await;
+    proxy.inject(Injection {
+        operation: Operation::CompleteMultipartUpload,
+        status: 500,
+        times: 1000,
+    });
+    let mut args = bucket.args(&openbao.url());
+    set(&mut args, "--endpoint", &proxy.url());
+    set(&mut args, "--max-attempts", "2");
+    let run = run_cli(&args, &[]).await;
+    assert!(!run.ok());
+    assert!(
+        run.reason().contains("CompleteMultipartUpload failed"),
+        "{}",
+        run.reason()
+    );
+    bucket.assert_untouched().await;
+}
+
+/// A SIGKILL (an OOM kill) mid-upload leaves an open upload, a kill after
+/// CompleteMultipartUpload an object without a manifest: the next backup
+/// sweeps both once they are older than --sweep-after, and reports them.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_next_backup_sweeps_what_a_killed_one_left() {
+    let bucket = Bucket::new("sigkill").await;
+    let openbao = Source::start(16).await;
+    openbao.set_fault(Fault::StallAfter(12 * MIB));
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_openbao-backup"))
+        .args(bucket.args(&openbao.url()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if bucket.open_uploads().await > 0 && openbao.served().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    child.kill().await.unwrap();
+    let open = bucket
+        .client
+        .list_multipart_uploads()
+        .bucket(&bucket.name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(open.uploads().len(), 1, "the killed upload stays");
+    let killed = open.uploads()[0].key().unwrap().to_string();
+    let orphan = "clusters/test/prod/bao/20261124T030000.000Z-scheduled-0a0b0c.snap";
+    bucket
+        .client
+        .put_object()
+        .bucket(&bucket.name)
+        .key(orphan)
+        .body(b"completed, but no manifest".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    openbao.set_fault(Fault::None);
+
+    // Younger than the default 12h: a backup that may still be running.
+    let mut args = bucket.args(&openbao.url());
+    let run = run_cli(&args, &[]).await;
+    assert!(run.ok(), "{}", run.all_output());
+    assert!(run.result.get("swept").is_none(), "{}", run.result);
+    assert_eq!(bucket.open_uploads().await, 1);
+    let first = run.result["key"].as_str().unwrap().to_string();
+
+    set(&mut args, "--sweep-after", "0s");
+    let run = run_cli(&args, &[]).await;
+    assert!(run.ok(), "{}", run.all_output());
+    let swept = &run.result["swept"];
+    assert_eq!(swept["deletedObjects"], serde_json::json!([orphan]));
+    assert_eq!(swept["abortedUploads"], serde_json::json!([killed]));
+    assert_eq!(bucket.open_uploads().await, 0);
+    let second = run.result["key"].as_str().unwrap().to_string();
+    let mut keys = bucket.keys().await;
+    keys.sort();
+    let mut expected = vec![
+        first.clone(),
+        format!("{first}.manifest.json"),
+        second.clone(),
+        format!("{second}.manifest.json"),
+    ];
+    expected.sort();
+    assert_eq!(keys, expected, "only complete backups stay");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn writes_the_result_file_and_reads_credentials_from_the_environment() {
     let bucket = Bucket::new("result-file").await;

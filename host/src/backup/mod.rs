@@ -4,11 +4,13 @@
 //!
 //! Nothing touches the bucket before OpenBao has started streaming, and any
 //! failure after the upload started aborts it, so a failed backup leaves
-//! neither object nor manifest nor parts.
+//! neither object nor manifest nor parts. What a killed backup could not
+//! clean up, the next one sweeps (`sweep`).
 
 mod naming;
 mod parts;
 mod prune;
+mod sweep;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -24,6 +26,7 @@ pub use naming::{
 };
 pub(crate) use prune::complete_backups;
 pub use prune::{KeepLast, RetentionReport, RetentionSetting};
+pub use sweep::SweepReport;
 
 pub use crate::archive::RaftInfo;
 use crate::archive::{ArchiveCheck, Checked};
@@ -53,6 +56,8 @@ pub struct BackupConfig {
     /// What to delete after a successful backup; None keeps everything.
     pub retention: Option<RetentionSetting>,
     pub plugin_limits: Limits,
+    /// Leftovers of interrupted backups older than this are removed.
+    pub sweep_after: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -101,6 +106,9 @@ pub enum BackupResult {
         /// What retention deleted (or why it could not).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retention: Option<RetentionReport>,
+        /// Leftovers of interrupted backups removed (or why they could not be).
+        #[serde(default, skip_serializing_if = "SweepReport::is_empty")]
+        swept: SweepReport,
     },
     #[serde(rename_all = "camelCase")]
     Failed {
@@ -146,6 +154,7 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
     tracing::info!(bucket = %target.bucket, %key, part_size = target.part_size, concurrency = target.concurrency, "streaming snapshot");
 
     let client = s3::client(target).await?;
+    let swept = sweep::sweep(&client, &target.bucket, &prefix, config.sweep_after).await;
     let metadata = naming::object_metadata(
         &config.cluster,
         &config.namespace,
@@ -236,6 +245,7 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
         parts: streamed.parts.len() as u32,
         peak_memory_bytes: crate::memory::peak_rss_bytes(),
         retention,
+        swept,
     })
 }
 
@@ -252,7 +262,9 @@ async fn upload_snapshot(
         streamed = stream_into(snapshot, chain, upload, target, progress_interval) => streamed?,
         signal = shutdown_signal() => return Err(BackupError::Cancelled(signal)),
     };
-    upload.complete(&streamed.parts).await?;
+    upload
+        .complete(&streamed.parts, streamed.object.size)
+        .await?;
     Ok(streamed)
 }
 
