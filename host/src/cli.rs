@@ -506,8 +506,8 @@ pub struct TargetArgs {
     #[arg(long, env = "S3_PATH_PREFIX", default_value = "")]
     pub path_prefix: String,
 
-    /// Multipart part size (bytes, or with a unit: 20MiB). At least 5 MiB; the
-    /// largest snapshot is 10,000 parts.
+    /// Multipart part size (bytes, or with a unit: 20MiB), 5 MiB to 5 GiB.
+    /// After 5,000 parts the parts grow, so any object up to 5 TiB fits.
     #[arg(long, env = "S3_PART_SIZE", default_value = "10MiB", value_parser = parse_size)]
     pub part_size: u64,
 

@@ -114,34 +114,78 @@ async fn round_trips_from_empty_state_to_part_boundaries() {
     }
 }
 
+/// A source that writes 64 MiB at a time, at the default part size and
+/// concurrency and at the README's tuning example: the memory a backup
+/// adds to the binary's own (that of backing up a tiny snapshot) stays
+/// within the documented `(concurrency + 1) x partSize`, and the
+/// operator's Job limit keeps a real margin over the peak.
 #[tokio::test(flavor = "multi_thread")]
 async fn streams_more_than_a_gibibyte_in_bounded_memory() {
-    let bucket = Bucket::new("big").await;
-    let spec = SnapshotSpec {
-        gzip_level: 0,
-        ..SnapshotSpec::new(1100 * MIB, 6)
+    let peak = async |state_size: u64, part_size: u64, concurrency: u64| {
+        let bucket = Bucket::new("big").await;
+        let spec = SnapshotSpec {
+            gzip_level: 0,
+            ..SnapshotSpec::new(state_size, 6)
+        };
+        let fake = FakeOpenBao::start(
+            FakeConfig::new(spec)
+                .with_token(TOKEN, &["backup"])
+                .with_write_size(64 * MIB as usize),
+        )
+        .await;
+        let openbao = OpenBaoProxy::start(&fake.url()).await;
+        let mut args = bucket.args(&openbao.url());
+        set(&mut args, "--part-size", &part_size.to_string());
+        set(&mut args, "--concurrency", &concurrency.to_string());
+        let run = run_cli(&args, &[]).await;
+        assert_backed_up(&bucket, &openbao, &run).await;
+        assert!(run.result["size"].as_u64().unwrap() > state_size);
+        assert!(
+            state_size < part_size || run.stderr().contains("streamed"),
+            "progress lines expected:\n{}",
+            run.stderr()
+        );
+        run.result["peakMemoryBytes"]
+            .as_u64()
+            .expect("peak memory reported")
     };
-    let (_fake, openbao) = fake(spec).await;
-    let mut args = bucket.args(&openbao.url());
-    set(&mut args, "--part-size", "8MiB");
-    set(&mut args, "--concurrency", "4");
-    let run = run_cli(&args, &[]).await;
-    assert_backed_up(&bucket, &openbao, &run).await;
-    assert!(run.result["size"].as_u64().unwrap() > 1024 * MIB);
-    // (concurrency + 1) x part size, plus the runtime, TLS and SDK.
-    let peak = run.result["peakMemoryBytes"]
-        .as_u64()
-        .expect("peak memory reported");
-    assert!(
-        peak < 5 * 8 * MIB + 64 * MIB,
-        "peak memory {} MiB grows with the snapshot",
-        peak / MIB
-    );
-    assert!(
-        run.stderr().contains("streamed"),
-        "progress lines expected:\n{}",
-        run.stderr()
-    );
+    let own = peak(MIB, 5 * MIB, 1).await;
+    for (part_size, concurrency, state_size) in
+        [(10 * MIB, 3, 1100 * MIB), (20 * MIB, 5, 400 * MIB)]
+    {
+        let peak = peak(state_size, part_size, concurrency).await;
+        let parts = (concurrency + 1) * part_size;
+        let limit = job_memory_limit(part_size, concurrency);
+        let case = format!("{} MiB x {concurrency}", part_size / MIB);
+        eprintln!(
+            "{case}: peak {} MiB, of which the binary's own {} MiB; Job limit {} MiB",
+            peak / MIB,
+            own / MIB,
+            limit / MIB
+        );
+        // Before the parts were cut straight from the stream, the stages
+        // between held about twice as much (61-71 MiB more at the defaults).
+        // The slack covers network buffers and allocator rounding.
+        assert!(
+            peak <= own + parts + parts / 4,
+            "{case}: the backup added {} MiB, over (concurrency + 1) x partSize = {} MiB",
+            (peak - own) / MIB,
+            parts / MIB
+        );
+        assert!(
+            peak + peak / 3 <= limit,
+            "{case}: the Job limit {} MiB leaves no margin over the peak {} MiB",
+            limit / MIB,
+            peak / MIB
+        );
+    }
+}
+
+/// The memory limit the operator gives a backup Job without transforms.
+fn job_memory_limit(part_size: u64, concurrency: u64) -> u64 {
+    let resources = openbao_backup::operator::desired::resources(part_size, concurrency as u16, 0);
+    let limit = &resources.limits.unwrap()["memory"].0;
+    limit.strip_suffix("Mi").unwrap().parse::<u64>().unwrap() * MIB
 }
 
 /// A real 3-node Raft cluster, a sealed node and one never initialized,
@@ -475,42 +519,6 @@ async fn a_failed_manifest_removes_the_object() {
     bucket.assert_untouched().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sigterm_aborts_the_upload() {
-    let bucket = Bucket::new("sigterm").await;
-    let openbao = Source::start(16).await;
-    openbao.set_fault(Fault::StallAfter(12 * MIB));
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_openbao-backup"));
-    cmd.args(bucket.args(&openbao.url()))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = cmd.spawn().unwrap();
-    // Wait until parts are in the bucket, then stop the Job the way Kubernetes does.
-    for _ in 0..100 {
-        if bucket.open_uploads().await > 0 && openbao.served().len() == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(
-        bucket.open_uploads().await,
-        1,
-        "the upload should be under way"
-    );
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().unwrap().to_string()])
-        .status()
-        .unwrap();
-    let output = child.wait_with_output().await.unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("backup failed: cancelled: received SIGTERM"),
-        "{stderr}"
-    );
-    bucket.assert_untouched().await;
-}
-
 /// CompleteMultipartUpload took effect but its answer was lost (the SDK's
 /// retry then gets NoSuchUpload): HeadObject finds the object and the
 /// backup finishes. A Complete that did not take effect leaves nothing.
@@ -621,6 +629,42 @@ async fn the_next_backup_sweeps_what_a_killed_one_left() {
     ];
     expected.sort();
     assert_eq!(keys, expected, "only complete backups stay");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_aborts_the_upload() {
+    let bucket = Bucket::new("sigterm").await;
+    let openbao = Source::start(16).await;
+    openbao.set_fault(Fault::StallAfter(12 * MIB));
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_openbao-backup"));
+    cmd.args(bucket.args(&openbao.url()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    // Wait until parts are in the bucket, then stop the Job the way Kubernetes does.
+    for _ in 0..100 {
+        if bucket.open_uploads().await > 0 && openbao.served().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        bucket.open_uploads().await,
+        1,
+        "the upload should be under way"
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("backup failed: cancelled: received SIGTERM"),
+        "{stderr}"
+    );
+    bucket.assert_untouched().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
