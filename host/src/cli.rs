@@ -206,6 +206,13 @@ pub struct BackupArgs {
 
     #[command(flatten)]
     pub plugin_limits: PluginLimitArgs,
+
+    /// Abort this cluster's multipart uploads and delete its objects without
+    /// a manifest once they are this old: leftovers of backups killed
+    /// mid-way (SIGKILL, OOM). Keep it longer than any backup runs (the
+    /// operator's backup Jobs stop after 6 hours).
+    #[arg(long, env = "BACKUP_SWEEP_AFTER", default_value = "12h", value_parser = parse_duration)]
+    pub sweep_after: Duration,
 }
 
 /// What to delete after a successful backup: the built-in policy, or a
@@ -535,8 +542,8 @@ pub struct TargetArgs {
     #[arg(long, env = "S3_PATH_PREFIX", default_value = "")]
     pub path_prefix: String,
 
-    /// Multipart part size (bytes, or with a unit: 20MiB). At least 5 MiB; the
-    /// largest snapshot is 10,000 parts.
+    /// Multipart part size (bytes, or with a unit: 20MiB), 5 MiB to 5 GiB.
+    /// After 5,000 parts the parts grow, so any object up to 5 TiB fits.
     #[arg(long, env = "S3_PART_SIZE", default_value = "10MiB", value_parser = parse_size)]
     pub part_size: u64,
 
@@ -585,6 +592,7 @@ impl BackupArgs {
             transforms: self.transforms,
             retention: self.retention.setting()?,
             plugin_limits: self.plugin_limits.limits(),
+            sweep_after: self.sweep_after,
         })
     }
 }
@@ -723,6 +731,7 @@ mod tests {
         );
         assert!(matches!(c.auth, Auth::Token { .. }));
         assert_eq!(c.kind, BackupKind::Manual);
+        assert_eq!(c.sweep_after, Duration::from_secs(12 * 3600));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 
 use crate::error::{BackupError, error_chain};
 use crate::secret::Secret;
@@ -196,10 +197,27 @@ impl MultipartUpload {
             .build())
     }
 
-    pub async fn complete(&self, parts: &[CompletedPart]) -> Result<(), BackupError> {
+    /// An upload begun earlier, by this or another run, to abort it.
+    pub fn resume(client: &Client, bucket: &str, key: &str, upload_id: &str) -> Self {
+        Self {
+            client: client.clone(),
+            bucket: bucket.into(),
+            key: key.into(),
+            upload_id: upload_id.into(),
+            sign_payload: false,
+        }
+    }
+
+    /// Completes the upload into an object of `size` bytes. An error answer
+    /// does not prove it failed: S3 may have completed it and the answer
+    /// been lost (a retry then gets NoSuchUpload). HeadObject decides: an
+    /// object of `size` bytes is the completed upload; an object of which
+    /// we cannot be sure is removed. On error the caller aborts the upload.
+    pub async fn complete(&self, parts: &[CompletedPart], size: u64) -> Result<(), BackupError> {
         let mut parts = parts.to_vec();
         parts.sort_by_key(|p| p.part_number);
-        self.client
+        let Err(error) = self
+            .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(&self.key)
@@ -211,8 +229,24 @@ impl MultipartUpload {
             )
             .send()
             .await
-            .map_err(|e| storage_error("CompleteMultipartUpload", &self.bucket, e))?;
-        Ok(())
+            .map_err(|e| storage_error("CompleteMultipartUpload", &self.bucket, e))
+        else {
+            return Ok(());
+        };
+        match object_size(&self.client, &self.bucket, &self.key).await {
+            Ok(None) => Err(error),
+            Ok(Some(stored)) if stored == size => {
+                tracing::warn!(%error, key = %self.key, "CompleteMultipartUpload answered with an error, but the object is complete");
+                Ok(())
+            }
+            stored => {
+                tracing::warn!(%error, key = %self.key, ?stored, "CompleteMultipartUpload failed and the object is not the one uploaded: deleting it");
+                if let Err(delete) = delete_object(&self.client, &self.bucket, &self.key).await {
+                    tracing::error!(error = %delete, key = %self.key, "could not delete the object");
+                }
+                Err(error)
+            }
+        }
     }
 
     /// Aborts the upload and checks that it is gone: a part upload that was
@@ -271,6 +305,19 @@ pub async fn put_object(
         .await
         .map_err(|e| storage_error("PutObject", bucket, e))?;
     Ok(())
+}
+
+/// An object's size, or None when there is no such key (HeadObject).
+pub async fn object_size(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<u64>, BackupError> {
+    match client.head_object().bucket(bucket).key(key).send().await {
+        Ok(out) => Ok(Some(out.content_length().unwrap_or(0).max(0) as u64)),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
+        Err(e) => Err(storage_error("HeadObject", bucket, e)),
+    }
 }
 
 pub async fn delete_object(client: &Client, bucket: &str, key: &str) -> Result<(), BackupError> {
@@ -345,6 +392,19 @@ pub async fn list_objects(
     bucket: &str,
     prefix: &str,
 ) -> Result<Vec<(String, u64)>, BackupError> {
+    Ok(list_objects_modified(client, bucket, prefix)
+        .await?
+        .into_iter()
+        .map(|(key, size, _)| (key, size))
+        .collect())
+}
+
+/// Every object under `prefix`: (key, size, last modified).
+pub async fn list_objects_modified(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<(String, u64, DateTime<Utc>)>, BackupError> {
     let mut objects = Vec::new();
     let mut pages = client
         .list_objects_v2()
@@ -356,11 +416,64 @@ pub async fn list_objects(
         let page = page.map_err(|e| storage_error("ListObjectsV2", bucket, e))?;
         for object in page.contents() {
             if let Some(key) = object.key() {
-                objects.push((key.to_string(), object.size().unwrap_or(0).max(0) as u64));
+                objects.push((
+                    key.to_string(),
+                    object.size().unwrap_or(0).max(0) as u64,
+                    utc(object.last_modified()),
+                ));
             }
         }
     }
     Ok(objects)
+}
+
+/// A multipart upload S3 still holds open.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenUpload {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated: DateTime<Utc>,
+}
+
+/// Every open multipart upload under `prefix`.
+pub async fn list_uploads(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<OpenUpload>, BackupError> {
+    let mut uploads = Vec::new();
+    let (mut key_marker, mut upload_id_marker) = (None, None);
+    loop {
+        let page = client
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_key_marker(key_marker)
+            .set_upload_id_marker(upload_id_marker)
+            .send()
+            .await
+            .map_err(|e| storage_error("ListMultipartUploads", bucket, e))?;
+        for upload in page.uploads() {
+            if let (Some(key), Some(upload_id)) = (upload.key(), upload.upload_id()) {
+                uploads.push(OpenUpload {
+                    key: key.into(),
+                    upload_id: upload_id.into(),
+                    initiated: utc(upload.initiated()),
+                });
+            }
+        }
+        if page.is_truncated() != Some(true) || page.next_key_marker().is_none() {
+            return Ok(uploads);
+        }
+        key_marker = page.next_key_marker().map(str::to_string);
+        upload_id_marker = page.next_upload_id_marker().map(str::to_string);
+    }
+}
+
+/// An S3 time as UTC; a missing one is now, which no age limit reaches.
+fn utc(time: Option<&aws_sdk_s3::primitives::DateTime>) -> DateTime<Utc> {
+    time.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+        .unwrap_or_else(Utc::now)
 }
 
 /// One line with the S3 error code and message, plus a hint for the causes

@@ -114,34 +114,78 @@ async fn round_trips_from_empty_state_to_part_boundaries() {
     }
 }
 
+/// A source that writes 64 MiB at a time, at the default part size and
+/// concurrency and at the README's tuning example: the memory a backup
+/// adds to the binary's own (that of backing up a tiny snapshot) stays
+/// within the documented `(concurrency + 1) x partSize`, and the
+/// operator's Job limit keeps a real margin over the peak.
 #[tokio::test(flavor = "multi_thread")]
 async fn streams_more_than_a_gibibyte_in_bounded_memory() {
-    let bucket = Bucket::new("big").await;
-    let spec = SnapshotSpec {
-        gzip_level: 0,
-        ..SnapshotSpec::new(1100 * MIB, 6)
+    let peak = async |state_size: u64, part_size: u64, concurrency: u64| {
+        let bucket = Bucket::new("big").await;
+        let spec = SnapshotSpec {
+            gzip_level: 0,
+            ..SnapshotSpec::new(state_size, 6)
+        };
+        let fake = FakeOpenBao::start(
+            FakeConfig::new(spec)
+                .with_token(TOKEN, &["backup"])
+                .with_write_size(64 * MIB as usize),
+        )
+        .await;
+        let openbao = OpenBaoProxy::start(&fake.url()).await;
+        let mut args = bucket.args(&openbao.url());
+        set(&mut args, "--part-size", &part_size.to_string());
+        set(&mut args, "--concurrency", &concurrency.to_string());
+        let run = run_cli(&args, &[]).await;
+        assert_backed_up(&bucket, &openbao, &run).await;
+        assert!(run.result["size"].as_u64().unwrap() > state_size);
+        assert!(
+            state_size < part_size || run.stderr().contains("streamed"),
+            "progress lines expected:\n{}",
+            run.stderr()
+        );
+        run.result["peakMemoryBytes"]
+            .as_u64()
+            .expect("peak memory reported")
     };
-    let (_fake, openbao) = fake(spec).await;
-    let mut args = bucket.args(&openbao.url());
-    set(&mut args, "--part-size", "8MiB");
-    set(&mut args, "--concurrency", "4");
-    let run = run_cli(&args, &[]).await;
-    assert_backed_up(&bucket, &openbao, &run).await;
-    assert!(run.result["size"].as_u64().unwrap() > 1024 * MIB);
-    // (concurrency + 1) x part size, plus the runtime, TLS and SDK.
-    let peak = run.result["peakMemoryBytes"]
-        .as_u64()
-        .expect("peak memory reported");
-    assert!(
-        peak < 5 * 8 * MIB + 64 * MIB,
-        "peak memory {} MiB grows with the snapshot",
-        peak / MIB
-    );
-    assert!(
-        run.stderr().contains("streamed"),
-        "progress lines expected:\n{}",
-        run.stderr()
-    );
+    let own = peak(MIB, 5 * MIB, 1).await;
+    for (part_size, concurrency, state_size) in
+        [(10 * MIB, 3, 1100 * MIB), (20 * MIB, 5, 400 * MIB)]
+    {
+        let peak = peak(state_size, part_size, concurrency).await;
+        let parts = (concurrency + 1) * part_size;
+        let limit = job_memory_limit(part_size, concurrency);
+        let case = format!("{} MiB x {concurrency}", part_size / MIB);
+        eprintln!(
+            "{case}: peak {} MiB, of which the binary's own {} MiB; Job limit {} MiB",
+            peak / MIB,
+            own / MIB,
+            limit / MIB
+        );
+        // Before the parts were cut straight from the stream, the stages
+        // between held about twice as much (61-71 MiB more at the defaults).
+        // The slack covers network buffers and allocator rounding.
+        assert!(
+            peak <= own + parts + parts / 4,
+            "{case}: the backup added {} MiB, over (concurrency + 1) x partSize = {} MiB",
+            (peak - own) / MIB,
+            parts / MIB
+        );
+        assert!(
+            peak + peak / 3 <= limit,
+            "{case}: the Job limit {} MiB leaves no margin over the peak {} MiB",
+            limit / MIB,
+            peak / MIB
+        );
+    }
+}
+
+/// The memory limit the operator gives a backup Job without transforms.
+fn job_memory_limit(part_size: u64, concurrency: u64) -> u64 {
+    let resources = openbao_backup::operator::desired::resources(part_size, concurrency as u16, 0);
+    let limit = &resources.limits.unwrap()["memory"].0;
+    limit.strip_suffix("Mi").unwrap().parse::<u64>().unwrap() * MIB
 }
 
 /// A real 3-node Raft cluster, a sealed node and one never initialized,
@@ -473,6 +517,118 @@ async fn a_failed_manifest_removes_the_object() {
     assert!(!run.ok());
     assert!(run.reason().contains("PutObject"), "{}", run.reason());
     bucket.assert_untouched().await;
+}
+
+/// CompleteMultipartUpload took effect but its answer was lost (the SDK's
+/// retry then gets NoSuchUpload): HeadObject finds the object and the
+/// backup finishes. A Complete that did not take effect leaves nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_complete_answer_is_checked_before_aborting() {
+    let bucket = Bucket::new("complete-lost").await;
+    let proxy = S3Proxy::start(bucket.garage.endpoint.trim_start_matches("http://"), None).await;
+    proxy.lose_answers(Injection {
+        operation: Operation::CompleteMultipartUpload,
+        status: 500,
+        times: 1,
+    });
+    let openbao = Source::start(0).await;
+    let mut args = bucket.args(&openbao.url());
+    set(&mut args, "--endpoint", &proxy.url());
+    let run = run_cli(&args, &[]).await;
+    assert_backed_up(&bucket, &openbao, &run).await;
+    assert_eq!(
+        proxy.count(Operation::CompleteMultipartUpload).1,
+        1,
+        "the first answer was lost"
+    );
+
+    let bucket = Bucket::new("complete-failed").await;
+    proxy.inject(Injection {
+        operation: Operation::CompleteMultipartUpload,
+        status: 500,
+        times: 1000,
+    });
+    let mut args = bucket.args(&openbao.url());
+    set(&mut args, "--endpoint", &proxy.url());
+    set(&mut args, "--max-attempts", "2");
+    let run = run_cli(&args, &[]).await;
+    assert!(!run.ok());
+    assert!(
+        run.reason().contains("CompleteMultipartUpload failed"),
+        "{}",
+        run.reason()
+    );
+    bucket.assert_untouched().await;
+}
+
+/// A SIGKILL (an OOM kill) mid-upload leaves an open upload, a kill after
+/// CompleteMultipartUpload an object without a manifest: the next backup
+/// sweeps both once they are older than --sweep-after, and reports them.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_next_backup_sweeps_what_a_killed_one_left() {
+    let bucket = Bucket::new("sigkill").await;
+    let openbao = Source::start(16).await;
+    openbao.set_fault(Fault::StallAfter(12 * MIB));
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_openbao-backup"))
+        .args(bucket.args(&openbao.url()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if bucket.open_uploads().await > 0 && openbao.served().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    child.kill().await.unwrap();
+    let open = bucket
+        .client
+        .list_multipart_uploads()
+        .bucket(&bucket.name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(open.uploads().len(), 1, "the killed upload stays");
+    let killed = open.uploads()[0].key().unwrap().to_string();
+    let orphan = "clusters/test/prod/bao/20261124T030000.000Z-scheduled-0a0b0c.snap";
+    bucket
+        .client
+        .put_object()
+        .bucket(&bucket.name)
+        .key(orphan)
+        .body(b"completed, but no manifest".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    openbao.set_fault(Fault::None);
+
+    // Younger than the default 12h: a backup that may still be running.
+    let mut args = bucket.args(&openbao.url());
+    let run = run_cli(&args, &[]).await;
+    assert!(run.ok(), "{}", run.all_output());
+    assert!(run.result.get("swept").is_none(), "{}", run.result);
+    assert_eq!(bucket.open_uploads().await, 1);
+    let first = run.result["key"].as_str().unwrap().to_string();
+
+    set(&mut args, "--sweep-after", "0s");
+    let run = run_cli(&args, &[]).await;
+    assert!(run.ok(), "{}", run.all_output());
+    let swept = &run.result["swept"];
+    assert_eq!(swept["deletedObjects"], serde_json::json!([orphan]));
+    assert_eq!(swept["abortedUploads"], serde_json::json!([killed]));
+    assert_eq!(bucket.open_uploads().await, 0);
+    let second = run.result["key"].as_str().unwrap().to_string();
+    let mut keys = bucket.keys().await;
+    keys.sort();
+    let mut expected = vec![
+        first.clone(),
+        format!("{first}.manifest.json"),
+        second.clone(),
+        format!("{second}.manifest.json"),
+    ];
+    expected.sort();
+    assert_eq!(keys, expected, "only complete backups stay");
 }
 
 #[tokio::test(flavor = "multi_thread")]

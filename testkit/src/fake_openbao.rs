@@ -80,6 +80,9 @@ pub struct FakeConfig {
     pub barrier_key: Vec<u8>,
     /// Serve HTTPS with a certificate from this CA.
     pub tls: Option<TestCa>,
+    /// Bytes per write of the snapshot stream (64 KiB unless set): large
+    /// writes show what a client does with large chunks.
+    pub write_size: usize,
 }
 
 impl FakeConfig {
@@ -93,7 +96,13 @@ impl FakeConfig {
             jwt_roles: HashMap::new(),
             barrier_key: b"fake-barrier-key".to_vec(),
             tls: None,
+            write_size: 64 * 1024,
         }
+    }
+
+    pub fn with_write_size(mut self, bytes: usize) -> Self {
+        self.write_size = bytes;
+        self
     }
 
     pub fn with_token(mut self, token: &str, policies: &[&str]) -> Self {
@@ -394,7 +403,7 @@ pub fn check_claims(claims: &serde_json::Value, role: &JwtRole, now: i64) -> Res
 }
 
 async fn snapshot_get(State(shared): State<Shared>, headers: HeaderMap) -> Response {
-    let (spec, barrier_key) = {
+    let (spec, barrier_key, write_size) = {
         let inner = shared.lock().expect("lock");
         if let Some(response) = refusal(&inner, &headers, "sys/storage/raft/snapshot", "read") {
             return response;
@@ -404,15 +413,18 @@ async fn snapshot_get(State(shared): State<Shared>, headers: HeaderMap) -> Respo
         (
             inner.config.snapshot.clone(),
             inner.config.barrier_key.clone(),
+            inner.config.write_size,
         )
     };
     // The archive is written on a blocking thread into a small channel, so a
-    // slow client slows the writer and a snapshot of any size costs ~256 KiB.
+    // slow client slows the writer and a snapshot of any size costs a few
+    // writes.
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     tokio::task::spawn_blocking(move || {
         let writer = ChannelWriter {
             tx,
-            buf: Vec::with_capacity(CHUNK),
+            size: write_size,
+            buf: Vec::with_capacity(write_size),
         };
         let _ = snapshot::write_snapshot(&spec, &barrier_key, writer);
     });
@@ -427,17 +439,16 @@ async fn snapshot_get(State(shared): State<Shared>, headers: HeaderMap) -> Respo
         .expect("response builds")
 }
 
-const CHUNK: usize = 64 * 1024;
-
 struct ChannelWriter {
     tx: mpsc::Sender<Bytes>,
+    size: usize,
     buf: Vec<u8>,
 }
 
 impl io::Write for ChannelWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
+        if self.buf.len() >= self.size {
             self.flush()?;
         }
         Ok(data.len())
@@ -447,7 +458,10 @@ impl io::Write for ChannelWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(self.size),
+        ));
         self.tx
             .blocking_send(chunk)
             .map_err(|_| io::Error::other("client went away"))

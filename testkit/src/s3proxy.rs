@@ -46,8 +46,9 @@ fn operation(method: &str, query: &str) -> Operation {
     }
 }
 
-/// Answer the next `times` requests of `operation` with `status` (500 is an
-/// InternalError, 503 SlowDown, 403 AccessDenied) instead of forwarding them.
+/// Answer the next `times` requests of `operation` with `status` (see
+/// `injected_error`) instead of forwarding them (`S3Proxy::inject`), or
+/// after forwarding them (`S3Proxy::lose_answers`).
 #[derive(Debug, Clone, Copy)]
 pub struct Injection {
     pub operation: Operation,
@@ -58,6 +59,8 @@ pub struct Injection {
 #[derive(Default)]
 struct Inner {
     injections: Vec<Injection>,
+    /// Forwarded, then answered with an error: the answer is lost.
+    lost_answers: Vec<Injection>,
     /// Break the body of every GetObject response after this many bytes.
     cut_downloads: Option<u64>,
     seen: Vec<(Operation, bool)>,
@@ -100,6 +103,17 @@ impl S3Proxy {
         self.inner.lock().expect("lock").injections.push(injection);
     }
 
+    /// Forward the next `times` requests of `operation`, then answer them
+    /// with `status` instead of the server's answer: the request took
+    /// effect, but the client believes it failed.
+    pub fn lose_answers(&self, injection: Injection) {
+        self.inner
+            .lock()
+            .expect("lock")
+            .lost_answers
+            .push(injection);
+    }
+
     /// Breaks the connection of every object download after `bytes` of
     /// its body, as a network failure mid-stream does (smaller objects pass).
     pub fn cut_downloads_after(&self, bytes: u64) {
@@ -126,36 +140,29 @@ async fn forward(State(upstream): State<Upstream>, mut request: Request) -> Resp
         request.method().as_str(),
         request.uri().query().unwrap_or_default(),
     );
-    let injected = {
+    let (injected, lost) = {
         let mut inner = upstream.inner.lock().expect("lock");
-        let hit = inner
-            .injections
-            .iter_mut()
-            .find(|i| i.operation == op && i.times > 0)
-            .map(|i| {
-                i.times -= 1;
-                i.status
-            });
-        inner.seen.push((op, hit.is_some()));
-        hit
+        let hit = |injections: &mut Vec<Injection>| {
+            injections
+                .iter_mut()
+                .find(|i| i.operation == op && i.times > 0)
+                .map(|i| {
+                    i.times -= 1;
+                    i.status
+                })
+        };
+        let injected = hit(&mut inner.injections);
+        let lost = injected
+            .is_none()
+            .then(|| hit(&mut inner.lost_answers))
+            .flatten();
+        inner.seen.push((op, injected.is_some() || lost.is_some()));
+        (injected, lost)
     };
     if let Some(status) = injected {
-        let code = match status {
-            503 => "SlowDown",
-            403 => "AccessDenied",
-            _ => "InternalError",
-        };
-        let body = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>"
-        );
         // Drain the request body first, as a real server would.
         let _ = axum::body::to_bytes(std::mem::take(request.body_mut()), usize::MAX).await;
-        return (
-            StatusCode::from_u16(status).expect("status"),
-            [("content-type", "application/xml")],
-            body,
-        )
-            .into_response();
+        return injected_error(status);
     }
     let path = request
         .uri()
@@ -170,13 +177,38 @@ async fn forward(State(upstream): State<Upstream>, mut request: Request) -> Resp
         Operation::GetObject => upstream.inner.lock().expect("lock").cut_downloads,
         _ => None,
     };
-    match upstream.client.request(request).await {
-        Ok(response) => match cut {
-            None => response.map(Body::new),
-            Some(after) => response.map(|body| cut_after(Body::new(body), after)),
-        },
-        Err(e) => (StatusCode::BAD_GATEWAY, format!("proxy: {e}")).into_response(),
+    let response = match upstream.client.request(request).await {
+        Ok(response) => response,
+        Err(e) => return (StatusCode::BAD_GATEWAY, format!("proxy: {e}")).into_response(),
+    };
+    if let Some(status) = lost {
+        // The server finished the request; its answer is lost.
+        let _ = axum::body::to_bytes(Body::new(response.into_body()), usize::MAX).await;
+        return injected_error(status);
     }
+    match cut {
+        None => response.map(Body::new),
+        Some(after) => response.map(|body| cut_after(Body::new(body), after)),
+    }
+}
+
+/// An S3 error answer (500 is an InternalError, 503 SlowDown, 403
+/// AccessDenied).
+fn injected_error(status: u16) -> Response {
+    let code = match status {
+        503 => "SlowDown",
+        403 => "AccessDenied",
+        _ => "InternalError",
+    };
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>"
+    );
+    (
+        StatusCode::from_u16(status).expect("status"),
+        [("content-type", "application/xml")],
+        body,
+    )
+        .into_response()
 }
 
 /// The body's first `after` bytes, then a broken connection.

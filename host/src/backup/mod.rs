@@ -4,11 +4,13 @@
 //!
 //! Nothing touches the bucket before OpenBao has started streaming, and any
 //! failure after the upload started aborts it, so a failed backup leaves
-//! neither object nor manifest nor parts.
+//! neither object nor manifest nor parts. What a killed backup could not
+//! clean up, the next one sweeps (`sweep`).
 
 mod naming;
 mod parts;
 mod prune;
+mod sweep;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -24,6 +26,7 @@ pub use naming::{
 };
 pub(crate) use prune::complete_backups;
 pub use prune::{KeepLast, RetentionReport, RetentionSetting};
+pub use sweep::SweepReport;
 
 pub use crate::archive::RaftInfo;
 use crate::archive::{ArchiveCheck, Checked};
@@ -53,6 +56,8 @@ pub struct BackupConfig {
     /// What to delete after a successful backup; None keeps everything.
     pub retention: Option<RetentionSetting>,
     pub plugin_limits: Limits,
+    /// Leftovers of interrupted backups older than this are removed.
+    pub sweep_after: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -101,6 +106,9 @@ pub enum BackupResult {
         /// What retention deleted (or why it could not).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retention: Option<RetentionReport>,
+        /// Leftovers of interrupted backups removed (or why they could not be).
+        #[serde(default, skip_serializing_if = "SweepReport::is_empty")]
+        swept: SweepReport,
     },
     #[serde(rename_all = "camelCase")]
     Failed {
@@ -146,6 +154,7 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
     tracing::info!(bucket = %target.bucket, %key, part_size = target.part_size, concurrency = target.concurrency, "streaming snapshot");
 
     let client = s3::client(target).await?;
+    let swept = sweep::sweep(&client, &target.bucket, &prefix, config.sweep_after).await;
     let metadata = naming::object_metadata(
         &config.cluster,
         &config.namespace,
@@ -236,6 +245,7 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
         parts: streamed.parts.len() as u32,
         peak_memory_bytes: crate::memory::peak_rss_bytes(),
         retention,
+        swept,
     })
 }
 
@@ -252,7 +262,9 @@ async fn upload_snapshot(
         streamed = stream_into(snapshot, chain, upload, target, progress_interval) => streamed?,
         signal = shutdown_signal() => return Err(BackupError::Cancelled(signal)),
     };
-    upload.complete(&streamed.parts).await?;
+    upload
+        .complete(&streamed.parts, streamed.object.size)
+        .await?;
     Ok(streamed)
 }
 
@@ -268,13 +280,13 @@ struct Streamed {
     parts: Vec<CompletedPart>,
 }
 
-/// Moves the snapshot through the archive check and the transform chain
-/// into the upload. Three stages run at once, each holding a bounded
-/// amount: the feed (snapshot -> pieces -> archive check and chain), the
-/// chain on its thread, and the upload (at most `concurrency` parts in
-/// flight and one being filled). A full stage makes the one before it
-/// wait, back to OpenBao through TCP: memory does not grow with the
-/// snapshot.
+/// Moves the snapshot through the archive check (on its own thread) and
+/// the transform chain into the upload. Without transforms the snapshot's
+/// chunks go straight into the parts; with them, the chain runs on its
+/// thread between channels holding a piece or two. Memory is the part
+/// being filled and the `concurrency` parts in flight: when every slot is
+/// busy, reading stops, and OpenBao waits through TCP, whatever the
+/// snapshot's size.
 async fn stream_into(
     snapshot: impl Stream<Item = Result<Bytes, BackupError>>,
     chain: Chain,
@@ -282,40 +294,51 @@ async fn stream_into(
     target: &TargetConfig,
     progress_interval: Duration,
 ) -> Result<Streamed, BackupError> {
-    let part_size = usize::try_from(target.part_size).expect("part size fits in memory");
-    // Without transforms the pieces are the parts themselves, uncopied, and
-    // the object is the snapshot.
-    let transformed = !chain.is_empty();
-    let piece_size = if transformed { CHAIN_PIECE } else { part_size };
-    let (input, mut output, chain) = chain.spawn(transformed.then_some(Side::Output));
-
-    let upload = async {
-        let mut buffer = PartBuffer::new(part_size);
-        let mut parts = PartUploads::new(upload.clone(), target);
-        let mut progress = Progress::new(progress_interval);
-        let mut size = 0u64;
-        while let Some(chunk) = output.recv().await {
-            let mut chunk = chunk?;
-            size += chunk.len() as u64;
-            while !chunk.is_empty() {
-                if let Some(part) = buffer.fill(&mut chunk) {
-                    parts.push(part).await?;
-                }
-            }
-            parts.reap()?;
-            progress.report(size, parts.uploaded());
-        }
-        // The output closes at the end of the stream and on failure alike.
-        let object = chain
-            .finished()
-            .await
-            .map_err(|e| BackupError::InvalidSnapshot(e.to_string()))?;
-        if let Some(last) = buffer.finish() {
-            parts.push(last).await?;
-        }
-        Ok((object, parts.finish().await?))
+    let mut parts = PartUploads::new(upload.clone(), target);
+    let mut progress = Progress::new(progress_interval);
+    let mut size = 0u64;
+    let mut write = async |chunk: Bytes| {
+        size += chunk.len() as u64;
+        parts.write(chunk).await?;
+        progress.report(size, parts.uploaded());
+        Ok::<_, BackupError>(())
     };
-    let (checked, (object, parts)) = tokio::try_join!(feed(snapshot, piece_size, input), upload)?;
+    let (checked, object) = if chain.is_empty() {
+        let checked = checked(async |archive| {
+            let mut snapshot = std::pin::pin!(snapshot);
+            let mut size = 0u64;
+            while let Some(chunk) = snapshot.next().await {
+                let chunk = chunk?;
+                size += chunk.len() as u64;
+                // A clone of `Bytes` shares the buffer: no copy.
+                archive.feed(chunk.clone()).await?;
+                write(chunk).await?;
+            }
+            Ok(size)
+        })
+        .await?;
+        (checked, None)
+    } else {
+        let (input, mut output, chain) = chain.spawn(Some(Side::Output));
+        let feed = checked(async |archive| {
+            feed_chain(snapshot, CHAIN_PIECE, input, async |piece| {
+                archive.feed(piece.clone()).await
+            })
+            .await
+        });
+        let uploading = async {
+            // The output closes at the end of the stream and on failure alike.
+            while let Some(chunk) = output.recv().await {
+                write(chunk?).await?;
+            }
+            chain
+                .finished()
+                .await
+                .map_err(|e| BackupError::InvalidSnapshot(e.to_string()))
+        };
+        tokio::try_join!(feed, uploading)?
+    };
+    let parts = parts.finish().await?;
     let snapshot = ContentDigest {
         size: checked.size,
         sha256: checked.sha256,
@@ -335,20 +358,13 @@ async fn stream_into(
     })
 }
 
-/// Cuts the snapshot into pieces for the archive check and the chain, and
-/// returns the check's verdict.
-async fn feed(
-    snapshot: impl Stream<Item = Result<Bytes, BackupError>>,
-    piece_size: usize,
-    chain: ChainInput,
+/// Runs the archive check over what `pass` streams (it shows the check
+/// every byte and returns how many there were), and returns the verdict.
+async fn checked(
+    pass: impl AsyncFnOnce(&mut ArchiveCheck) -> Result<u64, BackupError>,
 ) -> Result<Checked, BackupError> {
     let mut archive = ArchiveCheck::start();
-    // A clone of `Bytes` shares the buffer: no copy.
-    let size = feed_chain(snapshot, piece_size, chain, async |piece| {
-        archive.feed(piece.clone()).await
-    })
-    .await?;
-    if size == 0 {
+    if pass(&mut archive).await? == 0 {
         return Err(BackupError::OpenBao("the snapshot stream was empty".into()));
     }
     archive.finish().await

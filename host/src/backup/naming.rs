@@ -145,6 +145,7 @@ impl TransformRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadLayout {
+    /// The first 5,000 parts' size; later parts grow (`parts::part_size`).
     pub part_size: u64,
     pub parts: u32,
 }

@@ -1,13 +1,31 @@
-//! Cutting a stream into pieces of exactly `size` bytes (the last one
-//! shorter), copying each input byte at most once, and uploading parts.
+//! Cutting a stream into pieces and parts, copying each input byte exactly
+//! once into a buffer allocated at its final size, and uploading parts.
 
 use aws_sdk_s3::types::CompletedPart;
 use bytes::{Bytes, BytesMut};
 use tokio::task::JoinSet;
 
 use crate::error::BackupError;
-use crate::s3::{MAX_PARTS, MultipartUpload, TargetConfig};
-use crate::units::human_bytes;
+use crate::s3::{MAX_PART_SIZE, MAX_PARTS, MultipartUpload, TargetConfig};
+
+/// Parts keep the configured size for the first `GROW_AFTER` parts, then
+/// double every `DOUBLE_EVERY` parts up to S3's 5 GiB: 10,000 parts then
+/// hold S3's largest object (5 TiB) even from 5 MiB parts, while snapshots
+/// under 5,000 parts never hold more than the configured size in memory.
+const GROW_AFTER: u64 = 5_000;
+const DOUBLE_EVERY: u64 = 400;
+
+/// The size of part `number` (from 1) of an upload whose parts start at
+/// `first` bytes.
+pub fn part_size(number: u64, first: u64) -> u64 {
+    let doublings = match number.checked_sub(GROW_AFTER + 1) {
+        None => 0,
+        Some(beyond) => beyond / DOUBLE_EVERY + 1,
+    };
+    first
+        .saturating_mul(1 << doublings.min(32))
+        .min(MAX_PART_SIZE)
+}
 
 pub struct PartBuffer {
     size: usize,
@@ -22,17 +40,14 @@ impl PartBuffer {
         }
     }
 
-    /// Takes bytes from the front of `chunk` and returns a piece once one is
-    /// full. Call again while `chunk` is not empty.
+    /// Copies bytes from the front of `chunk` and returns a piece once one
+    /// is full. Call again while `chunk` is not empty. A piece is allocated
+    /// at its full size when its first byte arrives and never shares the
+    /// chunk's buffer, which can be larger than a piece: memory is whole
+    /// pieces, whatever sizes the source writes.
     pub fn fill(&mut self, chunk: &mut Bytes) -> Option<Bytes> {
-        if self.buf.is_empty() && chunk.len() >= self.size {
-            // A whole piece at the front: share it, no copy.
-            return Some(chunk.split_to(self.size));
-        }
         if self.buf.capacity() == 0 {
-            // Allocate a piece only when its first byte arrives, so a part
-            // waiting for an upload slot is the only extra one in memory.
-            self.buf.reserve(self.size);
+            self.buf = BytesMut::with_capacity(self.size);
         }
         let take = (self.size - self.buf.len()).min(chunk.len());
         self.buf.extend_from_slice(&chunk.split_to(take));
@@ -45,11 +60,15 @@ impl PartBuffer {
     }
 }
 
-/// The parts of one upload, with at most `concurrency` in flight.
+/// Cuts a stream into the parts of one upload (sizes from `part_size`) and
+/// uploads them, at most `concurrency` at once. Memory: the part being
+/// filled and the parts in flight; a full part waits for a slot before the
+/// next one is begun, so writing stops until one is free.
 pub struct PartUploads {
     upload: MultipartUpload,
     concurrency: usize,
-    part_size: u64,
+    first_size: u64,
+    buffer: PartBuffer,
     in_flight: JoinSet<Result<CompletedPart, BackupError>>,
     done: Vec<CompletedPart>,
     next_number: u64,
@@ -60,34 +79,22 @@ impl PartUploads {
         Self {
             upload,
             concurrency: target.concurrency,
-            part_size: target.part_size,
+            first_size: target.part_size,
+            buffer: PartBuffer::new(buffer_size(target.part_size)),
             in_flight: JoinSet::new(),
             done: Vec::new(),
             next_number: 1,
         }
     }
 
-    /// Starts uploading `part` once a slot is free.
-    pub async fn push(&mut self, part: Bytes) -> Result<(), BackupError> {
-        if self.next_number > MAX_PARTS {
-            return Err(BackupError::Config(format!(
-                "the snapshot is larger than {MAX_PARTS} parts of {} (S3's limit): raise --part-size (S3_PART_SIZE)",
-                human_bytes(self.part_size as f64)
-            )));
+    /// Adds `chunk` to the upload, uploading every part it fills; fails as
+    /// soon as a part upload has failed.
+    pub async fn write(&mut self, mut chunk: Bytes) -> Result<(), BackupError> {
+        while !chunk.is_empty() {
+            if let Some(part) = self.buffer.fill(&mut chunk) {
+                self.push(part).await?;
+            }
         }
-        while self.in_flight.len() >= self.concurrency {
-            let finished = self.in_flight.join_next().await.expect("uploads in flight");
-            self.done.push(joined(finished)?);
-        }
-        let (upload, number) = (self.upload.clone(), self.next_number as i32);
-        self.in_flight
-            .spawn(async move { upload.upload_part(number, part).await });
-        self.next_number += 1;
-        Ok(())
-    }
-
-    /// Collects finished uploads, so a failed part stops the backup early.
-    pub fn reap(&mut self) -> Result<(), BackupError> {
         while let Some(finished) = self.in_flight.try_join_next() {
             self.done.push(joined(finished)?);
         }
@@ -98,13 +105,40 @@ impl PartUploads {
         self.done.len()
     }
 
-    /// Waits for the last uploads.
+    /// Uploads the last part and waits for every upload.
     pub async fn finish(mut self) -> Result<Vec<CompletedPart>, BackupError> {
+        let buffer = std::mem::replace(&mut self.buffer, PartBuffer::new(0));
+        if let Some(last) = buffer.finish() {
+            self.push(last).await?;
+        }
         while let Some(finished) = self.in_flight.join_next().await {
             self.done.push(joined(finished)?);
         }
         Ok(self.done)
     }
+
+    /// Starts uploading `part` once a slot is free.
+    async fn push(&mut self, part: Bytes) -> Result<(), BackupError> {
+        if self.next_number > MAX_PARTS {
+            return Err(BackupError::Config(format!(
+                "the stored object is larger than {MAX_PARTS} parts, beyond S3's largest object (5 TiB)"
+            )));
+        }
+        while self.in_flight.len() >= self.concurrency {
+            let finished = self.in_flight.join_next().await.expect("uploads in flight");
+            self.done.push(joined(finished)?);
+        }
+        let (upload, number) = (self.upload.clone(), self.next_number as i32);
+        self.in_flight
+            .spawn(async move { upload.upload_part(number, part).await });
+        self.next_number += 1;
+        self.buffer.size = buffer_size(part_size(self.next_number, self.first_size));
+        Ok(())
+    }
+}
+
+fn buffer_size(part_size: u64) -> usize {
+    usize::try_from(part_size).expect("a part fits in memory")
 }
 
 fn joined(
@@ -120,6 +154,7 @@ fn joined(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::s3::MIN_PART_SIZE;
 
     fn split(total: usize, part: usize, chunk: usize) -> Vec<Bytes> {
         let data: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
@@ -164,5 +199,54 @@ mod tests {
     #[test]
     fn one_byte_chunks() {
         assert_eq!(split(25, 10, 1).len(), 3);
+    }
+
+    #[test]
+    fn pieces_own_their_memory_whatever_the_chunk_size() {
+        let big = Bytes::from(vec![7u8; 1000]);
+        let range = big.as_ptr_range();
+        let (mut chunk, mut buffer) = (big.clone(), PartBuffer::new(10));
+        let piece = buffer.fill(&mut chunk).expect("a full piece");
+        assert_eq!(piece.len(), 10);
+        assert!(
+            !range.contains(&piece.as_ptr()),
+            "a piece sharing the chunk keeps all of the chunk in memory"
+        );
+    }
+
+    const MIB: u64 = 1024 * 1024;
+    const TIB: u64 = 1024 * 1024 * MIB;
+
+    #[test]
+    fn parts_keep_their_size_for_5000_parts_then_grow() {
+        let first = 10 * MIB;
+        assert!((1..=5000).all(|n| part_size(n, first) == first));
+        assert_eq!(part_size(5001, first), 2 * first);
+        assert_eq!(part_size(5400, first), 2 * first);
+        assert_eq!(part_size(5401, first), 4 * first);
+        assert_eq!(part_size(MAX_PARTS, first), MAX_PART_SIZE);
+    }
+
+    #[test]
+    fn ten_thousand_parts_hold_5_tib_from_any_first_size() {
+        for first in [
+            MIN_PART_SIZE,
+            10 * MIB,
+            20 * MIB + 1,
+            3 * 1024 * MIB,
+            MAX_PART_SIZE,
+        ] {
+            let sizes: Vec<u64> = (1..=MAX_PARTS).map(|n| part_size(n, first)).collect();
+            assert!(
+                sizes.iter().all(|s| (first..=MAX_PART_SIZE).contains(s)),
+                "{first}"
+            );
+            assert!(
+                sizes.windows(2).all(|w| w[0] <= w[1]),
+                "{first}: sizes only grow"
+            );
+            let total: u64 = sizes.iter().sum();
+            assert!(total >= 5 * TIB, "{first}: {total} bytes in 10,000 parts");
+        }
     }
 }

@@ -418,6 +418,7 @@ mod tests {
                 parts: 1,
                 peak_memory_bytes: None,
                 retention: None,
+                swept: Default::default(),
             }),
             job_failure: None,
         }
