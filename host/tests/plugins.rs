@@ -465,12 +465,16 @@ fn bench_plugins_in_wasm() {
     let encrypt = started.elapsed();
     let started = Instant::now();
     let identities = serde_json::json!({ "identities": [std::fs::read_to_string(&key).unwrap()] });
-    through(
+    let opened = through(
         &age,
         &identities.to_string(),
         Direction::Decode,
         &sealed,
         1024 * 1024,
+    );
+    assert!(
+        opened == input,
+        "age measured on a round trip that gives the input back"
     );
     println!(
         "wasm age: encrypt {:.0} MiB/s, decrypt {:.0} MiB/s",
@@ -487,7 +491,15 @@ fn bench_plugins_in_wasm() {
         let started = Instant::now();
         let decoded = through(&plugin, config, Direction::Decode, &encoded, 1024 * 1024);
         let decode = started.elapsed();
-        assert!(!decoded.is_empty());
+        // The measured round trip gives the snapshot back: the same bytes,
+        // or, unwrapping the gzip layer, the same files and checksums.
+        let verified =
+            |bytes: &[u8]| testkit::snapshot::verify_snapshot(bytes, Some(b"fake-barrier-key"));
+        assert_eq!(verified(&decoded), verified(&input), "zstd {config}");
+        assert!(
+            config.contains("unwrapGzip") || decoded == input,
+            "zstd {config}"
+        );
         println!(
             "wasm zstd {config}: {size_mib} MiB snapshot -> {:.1}% of its size; encode {:.0} MiB/s, decode {:.0} MiB/s",
             encoded.len() as f64 * 100.0 / input.len() as f64,
