@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
-use hyper_util::rt::TokioExecutor;
 use sha2::{Digest, Sha256};
+
+use crate::tls::Relay;
 
 const SNAPSHOT_PATH: &str = "/v1/sys/storage/raft/snapshot";
 
@@ -60,8 +60,7 @@ pub struct OpenBaoProxy {
 
 #[derive(Clone)]
 struct Upstream {
-    addr: String,
-    client: Client<HttpConnector, Body>,
+    relay: Relay,
     inner: Shared,
 }
 
@@ -80,8 +79,7 @@ impl OpenBaoProxy {
             .trim_end_matches('/')
             .to_string();
         let state = Upstream {
-            addr,
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            relay: Relay::new(&addr),
             inner: inner.clone(),
         };
         let app = Router::new().fallback(forward).with_state(state);
@@ -124,7 +122,7 @@ impl Drop for OpenBaoProxy {
     }
 }
 
-async fn forward(State(upstream): State<Upstream>, mut request: Request) -> Response {
+async fn forward(State(upstream): State<Upstream>, request: Request) -> Response {
     let path = request.uri().path();
     let snapshot = request.method() == "GET" && path == SNAPSHOT_PATH;
     let restore = request.method() != "GET" && path.starts_with(SNAPSHOT_PATH);
@@ -146,18 +144,9 @@ async fn forward(State(upstream): State<Upstream>, mut request: Request) -> Resp
         )
             .into_response();
     }
-    let path = request
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/")
-        .to_string();
-    *request.uri_mut() = format!("http://{}{path}", upstream.addr)
-        .parse::<Uri>()
-        .expect("upstream uri");
-    let response = match upstream.client.request(request).await {
-        Ok(response) => response.map(Body::new),
-        Err(e) => return (StatusCode::BAD_GATEWAY, format!("proxy: {e}")).into_response(),
+    let response = match upstream.relay.send(request).await {
+        Ok(response) => response,
+        Err(failed) => return failed,
     };
     if !snapshot || !response.status().is_success() {
         return response;

@@ -7,13 +7,11 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 
-use crate::tls::TestCa;
+use crate::tls::{Relay, TestCa};
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
-use hyper_util::rt::TokioExecutor;
 
 /// S3 operation of a request, from its method and query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +72,7 @@ pub struct S3Proxy {
 
 #[derive(Clone)]
 struct Upstream {
-    addr: String,
-    client: Client<HttpConnector, Body>,
+    relay: Relay,
     inner: Arc<Mutex<Inner>>,
 }
 
@@ -85,8 +82,7 @@ impl S3Proxy {
     pub async fn start(upstream: &str, tls: Option<TestCa>) -> Self {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let state = Upstream {
-            addr: upstream.to_string(),
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            relay: Relay::new(upstream),
             inner: inner.clone(),
         };
         let app = Router::new().fallback(forward).with_state(state);
@@ -164,31 +160,22 @@ async fn forward(State(upstream): State<Upstream>, mut request: Request) -> Resp
         let _ = axum::body::to_bytes(std::mem::take(request.body_mut()), usize::MAX).await;
         return injected_error(status);
     }
-    let path = request
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/")
-        .to_string();
-    *request.uri_mut() = format!("http://{}{path}", upstream.addr)
-        .parse::<Uri>()
-        .expect("upstream uri");
     let cut = match op {
         Operation::GetObject => upstream.inner.lock().expect("lock").cut_downloads,
         _ => None,
     };
-    let response = match upstream.client.request(request).await {
+    let response = match upstream.relay.send(request).await {
         Ok(response) => response,
-        Err(e) => return (StatusCode::BAD_GATEWAY, format!("proxy: {e}")).into_response(),
+        Err(failed) => return failed,
     };
     if let Some(status) = lost {
         // The server finished the request; its answer is lost.
-        let _ = axum::body::to_bytes(Body::new(response.into_body()), usize::MAX).await;
+        let _ = axum::body::to_bytes(response.into_body(), usize::MAX).await;
         return injected_error(status);
     }
     match cut {
-        None => response.map(Body::new),
-        Some(after) => response.map(|body| cut_after(Body::new(body), after)),
+        None => response,
+        Some(after) => response.map(|body| cut_after(body, after)),
     }
 }
 

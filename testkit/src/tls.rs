@@ -1,5 +1,6 @@
-//! A throwaway certificate authority and the HTTP(S) server loop the fake
-//! OpenBao and the S3 proxy share, so tests can check custom CA bundles.
+//! A throwaway certificate authority, and the HTTP(S) server loop and
+//! upstream relay the fake OpenBao and the proxies share, so tests can
+//! check custom CA bundles.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -108,5 +109,49 @@ async fn serve(listener: TcpListener, app: Router, tls: Option<TestCa>) {
                 }
             }
         });
+    }
+}
+
+/// Sends requests on to a plain-HTTP upstream, as they came (the Host header
+/// included, so S3 signatures still verify there).
+#[derive(Clone)]
+pub struct Relay {
+    addr: String,
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        axum::body::Body,
+    >,
+}
+
+impl Relay {
+    /// `addr`: the upstream's host:port.
+    pub fn new(addr: &str) -> Self {
+        Self {
+            addr: addr.to_string(),
+            client: hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// The upstream's answer, or a 502 saying why there is none.
+    pub async fn send(
+        &self,
+        mut request: axum::extract::Request,
+    ) -> Result<axum::response::Response, axum::response::Response> {
+        use axum::response::IntoResponse;
+        let path = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .to_string();
+        *request.uri_mut() = format!("http://{}{path}", self.addr)
+            .parse()
+            .expect("upstream uri");
+        match self.client.request(request).await {
+            Ok(response) => Ok(response.map(axum::body::Body::new)),
+            Err(e) => {
+                Err((axum::http::StatusCode::BAD_GATEWAY, format!("proxy: {e}")).into_response())
+            }
+        }
     }
 }
