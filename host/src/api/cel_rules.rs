@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::tests::documented_examples;
 use super::{OpenBaoCluster, crd_yaml};
-use crate::operator::validate;
+use crate::operator::{desired, validate};
 
 /// One rule of a CRD, where it sits: the schema's properties from the root
 /// down to it.
@@ -22,6 +22,7 @@ struct Rule {
     /// Its place in the list of rules at `path`.
     index: usize,
     rule: String,
+    message: String,
     program: cel::Program,
     /// It reads `oldSelf`: Kubernetes runs it on updates only.
     transition: bool,
@@ -78,6 +79,7 @@ fn collect(kind: &str, schema: &Value, path: &mut Vec<String>, rules: &mut Vec<R
             path: path.clone(),
             index,
             rule: text.into(),
+            message: rule["message"].as_str().unwrap().into(),
             transition: program.references().has_variable("oldSelf"),
             program,
         });
@@ -349,4 +351,12 @@ fn shipped_rules_decide_what_the_controller_decides() {
     for (rule, (passed, broken)) in seen {
         assert!(passed && broken, "{rule}: no case passes and breaks it");
     }
+}
+
+#[test]
+fn the_restore_rule_names_the_service_account_restores_log_in_as() {
+    let rules = shipped_rules();
+    let rule = rules.iter().find(|r| r.id() == RESTORE_AUTH).unwrap();
+    let account = desired::restore_service_account_name("<cluster>");
+    assert!(rule.message.contains(&account), "{}", rule.message);
 }

@@ -27,7 +27,7 @@ use super::{BackupTarget, LocalRef, PluginRef};
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "has(self.jwtAuthRole) != has(self.tokenSecretRef)",
-     "message": "set exactly one of jwtAuthRole (JWT auth with the cluster's backup ServiceAccount) and tokenSecretRef (a static token)"},
+     "message": "set exactly one of jwtAuthRole (JWT auth with the cluster's restore ServiceAccount <cluster>-restore-serviceaccount) and tokenSecretRef (a static token)"},
     {"rule": "self == oldSelf", "message": "a restore cannot be changed: create a new OpenBaoRestore"}
 ]))]
 pub struct OpenBaoRestoreSpec {
@@ -41,9 +41,10 @@ pub struct OpenBaoRestoreSpec {
     #[serde(default = "latest")]
     #[schemars(length(min = 1))]
     pub key: String,
-    /// OpenBao JWT auth role for the cluster's backup ServiceAccount; the
-    /// role needs `update` on sys/storage/raft/snapshot (and
-    /// snapshot-force with `force`).
+    /// OpenBao JWT auth role for the cluster's restore ServiceAccount
+    /// `<cluster>-restore-serviceaccount` (never the backup one); the role
+    /// needs `update` on sys/storage/raft/snapshot (and snapshot-force with
+    /// `force`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub jwt_auth_role: Option<String>,
