@@ -5,7 +5,7 @@
 //! Everything the API server can check is in the schema (types, ranges,
 //! patterns, CEL rules); what it cannot (cron syntax, durations) is checked
 //! by the controller in `operator::validate`, which also repeats the CEL
-//! rules for API servers without CEL (`cel_rules` evaluates the rules and
+//! rules for API servers without CEL (`operator::cel_rules` evaluates the rules and
 //! holds the two to the same verdicts).
 
 use std::collections::BTreeMap;
@@ -15,8 +15,6 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[cfg(test)]
-mod cel_rules;
 mod restore;
 pub use restore::{OpenBaoRestore, OpenBaoRestoreSpec, OpenBaoRestoreStatus, RestorePhase};
 
@@ -401,6 +399,29 @@ pub struct SelfInitPolicy {
 }
 
 /// The CRDs as YAML, what `openbao-backup crd` prints.
+#[cfg(test)]
+/// Every object of `kind` in examples/, as users write them.
+pub(crate) fn documented_examples(kind: &str) -> Vec<serde_json::Value> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut found = Vec::new();
+    for file in std::fs::read_dir(dir).unwrap() {
+        let path = file.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for doc in serde_yaml::Deserializer::from_str(&text) {
+                let value = serde_json::to_value(
+                    <serde_yaml::Value as serde::Deserialize>::deserialize(doc).unwrap(),
+                )
+                .unwrap();
+                if value["kind"] == kind {
+                    found.push(value);
+                }
+            }
+        }
+    }
+    found
+}
+
 pub fn crd_yaml() -> String {
     use kube::CustomResourceExt;
     let cluster = serde_yaml::to_string(&OpenBaoCluster::crd()).expect("the CRD serializes");
@@ -541,29 +562,9 @@ mod tests {
     use super::*;
     use kube::CustomResourceExt;
 
-    /// Every object of `kind` in examples/, as users write them.
-    pub(super) fn documented_examples(kind: &str) -> Vec<serde_json::Value> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-        let mut found = Vec::new();
-        for file in std::fs::read_dir(dir).unwrap() {
-            let path = file.unwrap().path();
-            if path.extension().is_some_and(|e| e == "yaml") {
-                let text = std::fs::read_to_string(&path).unwrap();
-                for doc in serde_yaml::Deserializer::from_str(&text) {
-                    let value =
-                        serde_json::to_value(serde_yaml::Value::deserialize(doc).unwrap()).unwrap();
-                    if value["kind"] == kind {
-                        found.push(value);
-                    }
-                }
-            }
-        }
-        found
-    }
-
     #[test]
     fn documented_examples_parse_without_losing_a_field() {
-        let examples = documented_examples("OpenBaoCluster");
+        let examples = super::documented_examples("OpenBaoCluster");
         assert!(examples.len() >= 3);
         for written in examples {
             let parsed: OpenBaoCluster = serde_json::from_value(written.clone()).unwrap();

@@ -6,6 +6,8 @@
 //! Pure parts (validation, desired objects, status, Job reading, leader
 //! decisions) are separate from the reconcile and from this wiring.
 
+#[cfg(test)]
+mod cel_rules;
 pub mod desired;
 pub mod jobs;
 pub mod leader;

@@ -127,7 +127,7 @@ pub fn restore(
     }
     match (&restore.jwt_auth_role, &restore.token_secret_ref) {
         (Some(_), Some(_)) | (None, None) => problems.push(
-            "spec: set exactly one of jwtAuthRole (JWT auth with the cluster's backup ServiceAccount) and tokenSecretRef (a Secret holding a token)"
+            "spec: set exactly one of jwtAuthRole (JWT auth with the cluster's restore ServiceAccount) and tokenSecretRef (a Secret holding a token)"
                 .into(),
         ),
         (Some(_), None) if backup.and_then(|b| b.jwt_auth_role.as_ref()).is_none() => problems.push(

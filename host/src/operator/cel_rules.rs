@@ -9,8 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::tests::documented_examples;
-use super::{OpenBaoCluster, crd_yaml};
+use crate::api::{OpenBaoCluster, crd_yaml, documented_examples};
 use crate::operator::{desired, validate};
 
 /// One rule of a CRD, where it sits: the schema's properties from the root
