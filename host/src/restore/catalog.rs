@@ -137,4 +137,40 @@ mod tests {
         let err = parse_manifest(b"<html>", "k", None).unwrap_err();
         assert!(err.to_string().contains("not valid"), "{err}");
     }
+
+    #[test]
+    fn with_a_key_only_a_manifest_signed_with_it_is_read() {
+        let digest = serde_json::json!({"size": 1, "sha256": "0".repeat(64)});
+        let mut json = serde_json::json!({
+            "formatVersion": 1, "key": "k", "cluster": "c", "namespace": "n",
+            "kind": "scheduled", "startedAt": "2026-11-24T03:00:00Z",
+            "completedAt": "2026-11-24T03:00:01Z", "sourceNode": "", "toolVersion": "",
+            "snapshot": digest, "object": digest,
+            "raft": {"index": 1, "term": 1, "stateSize": 1},
+            "upload": {"partSize": 1, "parts": 1}
+        });
+        let key = ManifestKey::new(vec![3; 32]).unwrap();
+        let unsigned = serde_json::to_vec(&json).unwrap();
+        let err = parse_manifest(&unsigned, "k", Some(&key)).unwrap_err();
+        assert_eq!(err.cause(), "invalid-snapshot");
+        assert!(
+            err.to_string()
+                .contains("the manifest of k has no signature"),
+            "{err}"
+        );
+        // As the backup writes it: pretty, from the struct.
+        let mut manifest: Manifest = serde_json::from_value(json.clone()).unwrap();
+        manifest.signature = Some(key.sign(&json));
+        let signed = serde_json::to_vec_pretty(&manifest).unwrap();
+        assert_eq!(parse_manifest(&signed, "k", Some(&key)).unwrap(), manifest);
+        assert_eq!(parse_manifest(&signed, "k", None).unwrap(), manifest);
+        json["raft"]["index"] = 2.into();
+        json["signature"] = serde_json::to_value(&manifest.signature).unwrap();
+        let altered = serde_json::to_vec(&json).unwrap();
+        let err = parse_manifest(&altered, "k", Some(&key)).unwrap_err();
+        assert!(
+            err.to_string().contains("does not match its signature"),
+            "{err}"
+        );
+    }
 }
