@@ -213,6 +213,12 @@ pub struct BackupArgs {
     /// operator's backup Jobs stop after 6 hours).
     #[arg(long, env = "BACKUP_SWEEP_AFTER", default_value = "12h", value_parser = parse_duration)]
     pub sweep_after: Duration,
+
+    /// Sign the manifest (HMAC-SHA256) with the secret key in this file (at
+    /// least 32 bytes), so `restore`, `verify` and `decode` given the same
+    /// key refuse a manifest planted or altered in the bucket.
+    #[arg(long, env = "MANIFEST_KEY_FILE")]
+    pub manifest_key_file: Option<PathBuf>,
 }
 
 /// What to delete after a successful backup: the built-in policy, or a
@@ -352,6 +358,12 @@ pub struct ReadArgs {
     /// /dev/termination-log).
     #[arg(long, env = "RESULT_FILE")]
     pub result_file: Option<PathBuf>,
+
+    /// The key the backups' manifests are signed with (`backup
+    /// --manifest-key-file`): a manifest without its signature, or not
+    /// matching it, is refused before anything else is read.
+    #[arg(long, env = "MANIFEST_KEY_FILE")]
+    pub manifest_key_file: Option<PathBuf>,
 }
 
 /// The plugins that undo a backup's transforms.
@@ -441,6 +453,7 @@ impl ReadArgs {
             },
             plugins: self.plugins.plugins,
             plugin_limits: self.plugins.limits.limits(),
+            manifest_key_file: self.manifest_key_file,
         })
     }
 }
@@ -457,6 +470,7 @@ impl DecodeArgs {
                 },
                 plugins: self.read.plugins.plugins,
                 plugin_limits: self.read.plugins.limits.limits(),
+                manifest_key_file: self.read.manifest_key_file,
             },
             None => self.read.into_config()?,
         };
@@ -593,6 +607,7 @@ impl BackupArgs {
             retention: self.retention.setting()?,
             plugin_limits: self.plugin_limits.limits(),
             sweep_after: self.sweep_after,
+            manifest_key_file: self.manifest_key_file,
         })
     }
 }

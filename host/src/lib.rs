@@ -16,4 +16,5 @@ pub mod restore;
 pub mod retention;
 pub mod s3;
 pub mod secret;
+pub mod signing;
 pub mod units;

@@ -529,6 +529,173 @@ async fn a_decode_that_fails_leaves_no_file() {
     assert!(!output.exists() && !dir.0.join("snapshot.snap.partial").exists());
 }
 
+/// With `--manifest-key-file` only manifests signed with the key are read.
+/// Whoever may write to the bucket can plant an older genuine backup under
+/// the newest one's name (its manifest's `key` rewritten to match): without
+/// the key that reads as a good backup; with it, that restore, an altered
+/// or unsigned manifest and another key are refused before OpenBao is
+/// asked anything, and the genuine backup restores.
+#[tokio::test]
+async fn signed_manifests_refuse_an_older_backup_planted_under_a_newer_key() {
+    let dir = TempDir::new("signed");
+    let key_file = dir.0.join("manifest.key");
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).unwrap();
+    std::fs::write(&key_file, key).unwrap();
+    let key_flag = [
+        "--manifest-key-file".to_string(),
+        key_file.display().to_string(),
+    ];
+    let bucket = Bucket::new("restore-signed").await;
+    let openbao = Source::start(2).await;
+    let url = openbao.url();
+    let mut taken = Vec::new();
+    for v in ["older", "newer"] {
+        openbao.cluster.put_secret("app", json!({"v": v})).await;
+        let mut args = bucket.args(&url);
+        args.extend(key_flag.clone());
+        let run = run_cli(&args, &[]).await;
+        assert!(run.ok(), "{}", run.all_output());
+        taken.push(run.result["key"].as_str().unwrap().to_string());
+    }
+    let (older, newer) = (&taken[0], &taken[1]);
+    let manifest_of = |key: &str| format!("{key}.manifest.json");
+    let genuine: Value = serde_json::from_slice(&bucket.read(&manifest_of(newer)).await).unwrap();
+    assert_eq!(genuine["signature"]["alg"], "HMAC-SHA256");
+    assert_eq!(genuine["signature"]["keyId"].as_str().unwrap().len(), 16);
+    let genuine_object = bucket.read(newer).await;
+    openbao
+        .cluster
+        .put_secret("app", json!({"v": "current"}))
+        .await;
+
+    // The older backup planted under the newer name, its key rewritten.
+    let mut planted: Value =
+        serde_json::from_slice(&bucket.read(&manifest_of(older)).await).unwrap();
+    planted["key"] = json!(newer);
+    put(&bucket, newer, bucket.read(older).await).await;
+    put(
+        &bucket,
+        &manifest_of(newer),
+        serde_json::to_vec(&planted).unwrap(),
+    )
+    .await;
+    // Without the key it reads as a good backup, with a warning.
+    let mut verify = command_args(&bucket, "verify", "");
+    set(&mut verify, "--key", newer);
+    let run = run_cli(&verify, &[]).await;
+    assert!(run.ok(), "{}", run.all_output());
+    assert!(
+        run.stderr().contains("signature was not checked"),
+        "{}",
+        run.stderr()
+    );
+
+    let attempts = openbao.restore_requests();
+    let restore_signed = async |manifest: Option<Value>, key_file: &Path| {
+        if let Some(manifest) = manifest {
+            put(
+                &bucket,
+                &manifest_of(newer),
+                serde_json::to_vec(&manifest).unwrap(),
+            )
+            .await;
+        }
+        let mut args = command_args(&bucket, "restore", &url);
+        set(&mut args, "--key", newer);
+        set(&mut args, "--manifest-key-file", key_file.to_str().unwrap());
+        run_cli(&args, &[]).await
+    };
+    let refused = async |run: Run, words: &str| {
+        assert!(!run.ok(), "expected a refusal: {}", run.all_output());
+        assert_eq!(
+            run.result["cause"],
+            "invalid-snapshot",
+            "{}",
+            run.all_output()
+        );
+        let reason = run.reason();
+        assert!(
+            reason.contains(&format!("the manifest of {newer} {words}")),
+            "{reason}"
+        );
+        assert_eq!(
+            openbao.restore_requests(),
+            attempts,
+            "OpenBao was not asked"
+        );
+        assert_eq!(
+            openbao.cluster.secret("app").await,
+            Some(json!({"v": "current"}))
+        );
+    };
+    refused(
+        restore_signed(None, &key_file).await,
+        "does not match its signature",
+    )
+    .await;
+
+    // The genuine object back; its manifest altered (an older start time),
+    // then unsigned, then checked with another key.
+    put(&bucket, newer, genuine_object).await;
+    let mut altered = genuine.clone();
+    altered["startedAt"] = json!("2020-01-01T00:00:00Z");
+    refused(
+        restore_signed(Some(altered), &key_file).await,
+        "does not match its signature",
+    )
+    .await;
+    let mut unsigned = genuine.clone();
+    unsigned.as_object_mut().unwrap().remove("signature");
+    refused(
+        restore_signed(Some(unsigned), &key_file).await,
+        "has no signature, but --manifest-key-file (MANIFEST_KEY_FILE)",
+    )
+    .await;
+    let other_key = dir.0.join("other.key");
+    std::fs::write(&other_key, [7u8; 32]).unwrap();
+    refused(
+        restore_signed(Some(genuine.clone()), &other_key).await,
+        "is signed with key id",
+    )
+    .await;
+
+    // A key too short is refused naming the flag, by backup and restore.
+    let short_key = dir.0.join("short.key");
+    std::fs::write(&short_key, [7u8; 16]).unwrap();
+    let run = restore_signed(None, &short_key).await;
+    assert_eq!(run.result["cause"], "config", "{}", run.all_output());
+    assert!(
+        run.reason()
+            .contains("--manifest-key-file (MANIFEST_KEY_FILE) holds 16 bytes"),
+        "{}",
+        run.reason()
+    );
+    let mut args = bucket.args(&url);
+    set(
+        &mut args,
+        "--manifest-key-file",
+        short_key.to_str().unwrap(),
+    );
+    let run = run_cli(&args, &[]).await;
+    assert_eq!(run.result["cause"], "config", "{}", run.all_output());
+    assert_eq!(bucket.keys().await.len(), 4, "no backup was written");
+
+    // The genuine backup restores with the key.
+    let run = restore_signed(None, &key_file).await;
+    assert!(run.ok(), "{}", run.all_output());
+    assert_eq!(
+        openbao.cluster.secret("app").await,
+        Some(json!({"v": "newer"}))
+    );
+    assert_eq!(openbao.restore_requests(), attempts + 1);
+    let mut list = command_args(&bucket, "list", "");
+    list.push("--json".into());
+    let listed = run_cli_lines(&list).await;
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|b| b["signed"] == true), "{listed:?}");
+}
+
 /// Runs the binary and parses each stdout line as JSON.
 async fn run_cli_lines(args: &[String]) -> Vec<Value> {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_openbao-backup"))

@@ -36,6 +36,7 @@ use crate::openbao::{Auth, OpenBaoClient, OpenBaoConfig};
 use crate::plugin::{Direction, Kind, Limits, PluginHost};
 use crate::plugin_spec::PluginSpec;
 use crate::s3::{self, MultipartUpload, TargetConfig};
+use crate::signing::ManifestKey;
 use crate::units::human_bytes;
 use aws_sdk_s3::types::CompletedPart;
 use naming::{TOOL_VERSION, UploadLayout};
@@ -58,6 +59,8 @@ pub struct BackupConfig {
     pub plugin_limits: Limits,
     /// Leftovers of interrupted backups older than this are removed.
     pub sweep_after: Duration,
+    /// Sign the manifest with the key in this file.
+    pub manifest_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -141,6 +144,12 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
         .as_ref()
         .map(|r| r.load(&host))
         .transpose()?;
+    let signing_key = config
+        .manifest_key_file
+        .as_deref()
+        .map(ManifestKey::from_file)
+        .transpose()
+        .map_err(BackupError::Config)?;
 
     let openbao = OpenBaoClient::new(config.openbao.clone())?;
     let node = openbao.find_active().await?;
@@ -176,7 +185,7 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
         };
 
     let completed_at = Utc::now();
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         format_version: MANIFEST_FORMAT_VERSION,
         key: key.clone(),
         cluster: config.cluster.clone(),
@@ -194,7 +203,12 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
             part_size: target.part_size,
             parts: streamed.parts.len() as u32,
         },
+        signature: None,
     };
+    if let Some(signing_key) = &signing_key {
+        let unsigned = serde_json::to_value(&manifest).expect("manifest serializes");
+        manifest.signature = Some(signing_key.sign(&unsigned));
+    }
     let body = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
     if let Err(e) = s3::put_object(
         &client,

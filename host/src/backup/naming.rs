@@ -116,6 +116,9 @@ pub struct Manifest {
     pub raft: super::RaftInfo,
     /// How the object was uploaded.
     pub upload: UploadLayout,
+    /// The MAC over everything above, with --manifest-key-file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<crate::signing::Signature>,
 }
 
 /// A transform as applied: enough to find the same plugin again and give

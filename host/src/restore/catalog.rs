@@ -4,6 +4,7 @@ use crate::backup::{MANIFEST_FORMAT_VERSION, Manifest, complete_backups, manifes
 use crate::error::BackupError;
 use crate::retention;
 use crate::s3;
+use crate::signing::ManifestKey;
 use aws_sdk_s3::Client;
 use chrono::Utc;
 
@@ -60,8 +61,14 @@ pub async fn resolve(
     }
 }
 
-/// Reads and checks the manifest beside `key`.
-pub async fn manifest(client: &Client, bucket: &str, key: &str) -> Result<Manifest, BackupError> {
+/// Reads and checks the manifest beside `key`, and its signature with
+/// `signing`.
+pub async fn manifest(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    signing: Option<&ManifestKey>,
+) -> Result<Manifest, BackupError> {
     let manifest_key = manifest_key(key);
     let bytes = s3::get_object(client, bucket, &manifest_key)
         .await?
@@ -70,7 +77,7 @@ pub async fn manifest(client: &Client, bucket: &str, key: &str) -> Result<Manife
                 "no manifest s3://{bucket}/{manifest_key}: `{key}` is not a complete backup (a backup exists only with its manifest)"
             ))
         })?;
-    let manifest = parse_manifest(&bytes, key)?;
+    let manifest = parse_manifest(&bytes, key, signing)?;
     if manifest.key != key {
         return Err(BackupError::InvalidSnapshot(format!(
             "the manifest beside {key} describes {}: it was moved or altered",
@@ -80,11 +87,23 @@ pub async fn manifest(client: &Client, bucket: &str, key: &str) -> Result<Manife
     Ok(manifest)
 }
 
-/// A manifest's text (`what` names the backup in errors).
-pub fn parse_manifest(bytes: &[u8], what: &str) -> Result<Manifest, BackupError> {
-    let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
+/// A manifest's text (`what` names the backup in errors), its signature
+/// checked with `signing` on the JSON exactly as read.
+pub fn parse_manifest(
+    bytes: &[u8],
+    what: &str,
+    signing: Option<&ManifestKey>,
+) -> Result<Manifest, BackupError> {
+    let invalid = |e: serde_json::Error| {
         BackupError::InvalidSnapshot(format!("the manifest of {what} is not valid: {e}"))
-    })?;
+    };
+    let json: serde_json::Value = serde_json::from_slice(bytes).map_err(invalid)?;
+    if let Some(signing) = signing {
+        signing
+            .verify(&json)
+            .map_err(|e| BackupError::InvalidSnapshot(format!("the manifest of {what} {e}")))?;
+    }
+    let manifest: Manifest = serde_json::from_value(json).map_err(invalid)?;
     if manifest.format_version != MANIFEST_FORMAT_VERSION {
         return Err(BackupError::InvalidSnapshot(format!(
             "the manifest of {what} has format {}; this tool reads format {MANIFEST_FORMAT_VERSION}",
@@ -110,12 +129,48 @@ mod tests {
 
     #[test]
     fn unreadable_manifests_are_refused_naming_the_backup() {
-        let err = parse_manifest(br#"{"formatVersion": 2}"#, "k").unwrap_err();
+        let err = parse_manifest(br#"{"formatVersion": 2}"#, "k", None).unwrap_err();
         assert!(
             err.to_string().contains("manifest of k is not valid"),
             "{err}"
         );
-        let err = parse_manifest(b"<html>", "k").unwrap_err();
+        let err = parse_manifest(b"<html>", "k", None).unwrap_err();
         assert!(err.to_string().contains("not valid"), "{err}");
+    }
+
+    #[test]
+    fn with_a_key_only_a_manifest_signed_with_it_is_read() {
+        let digest = serde_json::json!({"size": 1, "sha256": "0".repeat(64)});
+        let mut json = serde_json::json!({
+            "formatVersion": 1, "key": "k", "cluster": "c", "namespace": "n",
+            "kind": "scheduled", "startedAt": "2026-11-24T03:00:00Z",
+            "completedAt": "2026-11-24T03:00:01Z", "sourceNode": "", "toolVersion": "",
+            "snapshot": digest, "object": digest,
+            "raft": {"index": 1, "term": 1, "stateSize": 1},
+            "upload": {"partSize": 1, "parts": 1}
+        });
+        let key = ManifestKey::new(vec![3; 32]).unwrap();
+        let unsigned = serde_json::to_vec(&json).unwrap();
+        let err = parse_manifest(&unsigned, "k", Some(&key)).unwrap_err();
+        assert_eq!(err.cause(), "invalid-snapshot");
+        assert!(
+            err.to_string()
+                .contains("the manifest of k has no signature"),
+            "{err}"
+        );
+        // As the backup writes it: pretty, from the struct.
+        let mut manifest: Manifest = serde_json::from_value(json.clone()).unwrap();
+        manifest.signature = Some(key.sign(&json));
+        let signed = serde_json::to_vec_pretty(&manifest).unwrap();
+        assert_eq!(parse_manifest(&signed, "k", Some(&key)).unwrap(), manifest);
+        assert_eq!(parse_manifest(&signed, "k", None).unwrap(), manifest);
+        json["raft"]["index"] = 2.into();
+        json["signature"] = serde_json::to_value(&manifest.signature).unwrap();
+        let altered = serde_json::to_vec(&json).unwrap();
+        let err = parse_manifest(&altered, "k", Some(&key)).unwrap_err();
+        assert!(
+            err.to_string().contains("does not match its signature"),
+            "{err}"
+        );
     }
 }

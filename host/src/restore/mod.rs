@@ -34,6 +34,7 @@ use crate::openbao::{Auth, OpenBaoClient, OpenBaoConfig};
 use crate::plugin::{Direction, Kind, Limits, PluginHost};
 use crate::plugin_spec::PluginSpec;
 use crate::s3::{self, TargetConfig};
+use crate::signing::ManifestKey;
 
 /// Where a backup is read from.
 #[derive(Debug, Clone)]
@@ -56,6 +57,8 @@ pub struct ReadBack {
     /// settings decoding needs (an age identity in `secretFiles`).
     pub plugins: Vec<PluginSpec>,
     pub plugin_limits: Limits,
+    /// Refuse a manifest not signed with the key in this file.
+    pub manifest_key_file: Option<PathBuf>,
 }
 
 /// What `restore`, `verify` and `decode` print.
@@ -104,6 +107,13 @@ type ObjectStream = BoxStream<'static, Result<Bytes, BackupError>>;
 
 impl ReadBack {
     async fn open(&self) -> Result<Opened, BackupError> {
+        let signing = self
+            .manifest_key_file
+            .as_deref()
+            .map(ManifestKey::from_file)
+            .transpose()
+            .map_err(BackupError::Config)?;
+        let signing = signing.as_ref();
         let (key, manifest, reader) = match &self.source {
             Source::Bucket {
                 target,
@@ -112,7 +122,7 @@ impl ReadBack {
             } => {
                 let client = s3::client(target).await?;
                 let key = catalog::resolve(&client, &target.bucket, cluster_prefix, backup).await?;
-                let manifest = catalog::manifest(&client, &target.bucket, &key).await?;
+                let manifest = catalog::manifest(&client, &target.bucket, &key, signing).await?;
                 let reader = Reader::Bucket {
                     client,
                     bucket: target.bucket.clone(),
@@ -124,10 +134,19 @@ impl ReadBack {
                     BackupError::Config(format!("--manifest {}: {e}", manifest.display()))
                 })?;
                 let what = object.display().to_string();
-                let manifest = catalog::parse_manifest(&bytes, &what)?;
+                let manifest = catalog::parse_manifest(&bytes, &what, signing)?;
                 (what, manifest, Reader::File(object.clone()))
             }
         };
+        match (signing, &manifest.signature) {
+            (Some(signing), _) => {
+                tracing::info!(%key, key_id = signing.id(), "the manifest's signature verified");
+            }
+            (None, Some(signature)) => {
+                tracing::warn!(%key, key_id = %signature.key_id, "the manifest is signed, but its signature was not checked: give --manifest-key-file (MANIFEST_KEY_FILE)");
+            }
+            (None, None) => {}
+        }
         let chain = decode_chain(&manifest, &self.plugins, self.plugin_limits)?;
         Ok(Opened {
             key,
@@ -226,6 +245,8 @@ pub struct Listed {
     pub sha256: Option<String>,
     pub snapshot_sha256: Option<String>,
     pub transforms: Vec<String>,
+    /// Whether the manifest carries a signature (not checked here).
+    pub signed: bool,
     /// Why the manifest could not be read, when it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -245,13 +266,15 @@ pub async fn list(target: &TargetConfig, cluster_prefix: &str) -> Result<Vec<Lis
             sha256: None,
             snapshot_sha256: None,
             transforms: Vec::new(),
+            signed: false,
             error: None,
         };
-        match catalog::manifest(&client, &target.bucket, &backup.key).await {
+        match catalog::manifest(&client, &target.bucket, &backup.key, None).await {
             Ok(manifest) => {
                 entry.started_at = Some(manifest.started_at);
                 entry.sha256 = Some(manifest.object.sha256);
                 entry.snapshot_sha256 = Some(manifest.snapshot.sha256);
+                entry.signed = manifest.signature.is_some();
                 entry.transforms = manifest
                     .transforms
                     .iter()
