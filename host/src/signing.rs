@@ -48,8 +48,8 @@ impl fmt::Debug for ManifestKey {
 }
 
 impl ManifestKey {
-    /// The key is the bytes as they are, a trailing newline included: the
-    /// operator's key is 32 random bytes, which may end in one.
+    /// The key is the bytes as they are, a trailing newline included: a
+    /// key of random bytes (`head -c 32 /dev/urandom`) may end in one.
     pub fn new(bytes: Vec<u8>) -> Result<Self, String> {
         if bytes.len() < MIN_KEY_BYTES {
             return Err(format!(
