@@ -89,6 +89,12 @@ async fn operator_on_a_real_api_server() {
     .await;
     let key = backup.last_backup_name.clone().unwrap();
     assert!(key.starts_with("clusters/backups/it/"), "{key}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&bucket.read(&format!("{key}.manifest.json")).await).unwrap();
+    assert_eq!(
+        manifest["signature"]["alg"], "HMAC-SHA256",
+        "signed with the cluster's manifest key"
+    );
     assert_eq!(
         bucket.digest(&key).await,
         (
@@ -553,6 +559,17 @@ async fn backup_cluster(kube: &KubeApiServer, admin: &Client, bucket: &Bucket) -
         &["apply", "--server-side", "-f", "-"],
         Some(&secret.to_string()),
     );
+    // The key backups sign their manifests with and restores check them by.
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "it-manifest-key", "namespace": "backups"},
+        "data": {"key": ByteString(testkit::random::<32>().to_vec())},
+    });
+    kubectl_ok(
+        kube,
+        &["apply", "--server-side", "-f", "-"],
+        Some(&secret.to_string()),
+    );
     let cluster = json!({
         "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoCluster",
         "metadata": {"name": "it", "namespace": "backups"},
@@ -560,6 +577,7 @@ async fn backup_cluster(kube: &KubeApiServer, admin: &Client, bucket: &Bucket) -
             "schedule": "0 3 * * *",
             "executorImage": "openbao/backup-executor:v0.1.0",
             "jwtAuthRole": "backup",
+            "manifestKeySecretRef": {"name": "it-manifest-key", "key": "key"},
             "target": {"endpoint": bucket.garage.endpoint, "bucket": bucket.name, "region": testkit::garage::REGION,
                        "pathPrefix": "clusters", "credentialsSecretRef": {"name": "s3-credentials"}},
         }},

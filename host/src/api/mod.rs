@@ -193,6 +193,11 @@ pub struct BackupSpec {
     /// `retention`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_plugin: Option<PluginRef>,
+    /// A Secret key holding at least 32 random bytes: backups sign their
+    /// manifests with it, and restores of this cluster refuse a manifest it
+    /// did not sign (one written by anyone else who can write the bucket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_key_secret_ref: Option<SecretKeyRef>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

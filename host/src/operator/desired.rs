@@ -60,6 +60,7 @@ const PLUGIN_SECRET_DIR: &str = "/var/run/secrets/openbao-backup/plugins";
 /// Memory each plugin instance of a backup Job may use.
 const PLUGIN_MEMORY_MIB: u64 = 128;
 const TOKEN_DIR: &str = "/var/run/secrets/openbao-backup/token";
+const MANIFEST_KEY_DIR: &str = "/var/run/secrets/openbao-backup/manifest-key";
 const OPENBAO_CA_DIR: &str = "/var/run/secrets/openbao-backup/openbao-ca";
 /// The kind of a backup Job the operator made itself (pre-upgrade).
 pub const KIND_ANNOTATION: &str = "openbao.org/backup-kind";
@@ -390,6 +391,26 @@ fn executor_pod(
         "ca.crt",
     )];
     let mut mounts = vec![mount("openbao-ca", OPENBAO_CA_DIR)];
+    // Backups sign their manifests and restores check them with the
+    // cluster's key, wherever the restore reads from.
+    let manifest_key = cluster
+        .spec
+        .backup
+        .as_ref()
+        .and_then(|b| b.manifest_key_secret_ref.as_ref());
+    if let Some(key) = manifest_key {
+        env.push(env_var(
+            "MANIFEST_KEY_FILE",
+            format!("{MANIFEST_KEY_DIR}/key"),
+        ));
+        volumes.push(secret_key_volume(
+            "manifest-key",
+            &key.name,
+            &key.key,
+            "key",
+        ));
+        mounts.push(mount("manifest-key", MANIFEST_KEY_DIR));
+    }
     if let Some(secret) = &target.credentials_secret_ref {
         env.push(env_var("S3_CREDENTIALS_DIR", S3_DIR.into()));
         volumes.push(Volume {
@@ -1134,6 +1155,52 @@ mod tests {
             "not the backups' identity"
         );
         assert_eq!(pod.automount_service_account_token, Some(false));
+    }
+
+    #[test]
+    fn backups_and_restores_get_the_manifest_key_when_the_cluster_names_one() {
+        let backup = jwt_backup();
+        let unsigned = pod(&cronjob(&cluster(backup.clone()), &backup, &settings()));
+        assert!(!env(&unsigned).contains_key("MANIFEST_KEY_FILE"));
+
+        let mut backup = jwt_backup();
+        backup.manifest_key_secret_ref = Some(crate::api::SecretKeyRef {
+            name: "bao-manifest-key".into(),
+            key: "key".into(),
+        });
+        let cluster = cluster(backup.clone());
+        let mut restore = OpenBaoRestore::new(
+            "r1",
+            crate::api::OpenBaoRestoreSpec {
+                cluster: "bao".into(),
+                key: "latest".into(),
+                jwt_auth_role: Some("restore".into()),
+                ..Default::default()
+            },
+        );
+        restore.metadata.namespace = Some("prod".into());
+        let restore = restore_job(&restore, &cluster, &settings());
+        for pod in [
+            pod(&cronjob(&cluster, &backup, &settings())),
+            restore.spec.unwrap().template.spec.unwrap(),
+        ] {
+            let file = &env(&pod)["MANIFEST_KEY_FILE"];
+            assert_eq!(file, "/var/run/secrets/openbao-backup/manifest-key/key");
+            let volume = pod
+                .volumes
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|v| v.name == "manifest-key")
+                .unwrap();
+            let secret = volume.secret.as_ref().unwrap();
+            assert_eq!(secret.secret_name.as_deref(), Some("bao-manifest-key"));
+            let item = &secret.items.as_ref().unwrap()[0];
+            assert_eq!((item.key.as_str(), item.path.as_str()), ("key", "key"));
+            let mounts = pod.containers[0].volume_mounts.as_ref().unwrap();
+            let mounted = mounts.iter().find(|m| m.name == "manifest-key").unwrap();
+            assert_eq!(mounted.read_only, Some(true));
+        }
     }
 
     #[test]
