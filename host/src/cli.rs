@@ -12,7 +12,6 @@ use crate::backup::{
     BackupConfig, BackupKind, KeepLast, MANIFEST_SUFFIX, RetentionSetting, cluster_prefix,
 };
 use crate::openbao::{Auth, OpenBaoConfig};
-use crate::operator::validate::parse_go_duration;
 use crate::plugin_spec::PluginSpec;
 use crate::restore::{BackupRef, ReadBack, RestoreTarget, Source};
 use crate::retention;
@@ -258,7 +257,7 @@ impl RetentionArgs {
             .max_age
             .filter(|text| !text.trim().is_empty())
             .map(|text| {
-                let limit = parse_go_duration(&text)
+                let limit = parse_duration(&text)
                     .map_err(|e| format!("--max-age (RETENTION_MAX_AGE): {e}"))?;
                 retention::check_max_age(limit)
                     .map_err(|e| format!("--max-age (RETENTION_MAX_AGE) `{text}` {e}"))?;

@@ -180,7 +180,7 @@ fn time(unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::operator::validate::parse_go_duration;
+    use crate::units::parse_duration;
 
     fn backup(key: &str, time: i64, kind: &str) -> RetentionBackup {
         RetentionBackup {
@@ -203,7 +203,7 @@ mod tests {
                 .collect();
             let max_age = case
                 .max_age()
-                .map(|text| (parse_go_duration(text).unwrap(), text));
+                .map(|text| (parse_duration(text).unwrap(), text));
             let deleted: Vec<String> = keep_last(&backups, case.now, case.max_count(), max_age)
                 .into_iter()
                 .map(|d| d.key)

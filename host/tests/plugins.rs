@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 mod support;
 
 use openbao_backup::chain::Chain;
-use openbao_backup::operator::validate::parse_go_duration;
 use openbao_backup::plugin::{Direction, Kind, Limits, PluginError, PluginHost, RetentionBackup};
 use openbao_backup::plugin_spec::PluginSpec;
 use openbao_backup::retention::keep_last;
+use openbao_backup::units::parse_duration;
 use support::{age_keypair, plugin_path, run_with_stdin};
 
 fn component(name: &str) -> Vec<u8> {
@@ -76,7 +76,7 @@ fn keep_last_matches_the_built_in_policy() {
         let from_plugin: Vec<(String, String)> = plugin
             .decide(&backups, case.now, &case.config.to_string())
             .unwrap();
-        let max_age = case.max_age().map(|t| (parse_go_duration(t).unwrap(), t));
+        let max_age = case.max_age().map(|t| (parse_duration(t).unwrap(), t));
         let built_in: Vec<(String, String)> =
             keep_last(&backups, case.now, case.max_count(), max_age)
                 .into_iter()

@@ -195,7 +195,7 @@ fn validate_backup(backup: &BackupSpec, problems: &mut Vec<String>) -> Option<Va
         .as_ref()
         .and_then(|r| r.max_age.as_deref())
         .and_then(|age| {
-            parse_go_duration(age)
+            crate::units::parse_duration(age)
                 .and_then(|limit| {
                     if limit < MIN_MAX_AGE {
                         Err(format!("`{age}` is under 1h; give at least \"1h\""))
@@ -347,56 +347,9 @@ fn check_name(name: &str, field: &str, problems: &mut Vec<String>) {
     }
 }
 
-/// The longest duration accepted: a hundred years is retention enough, and
-/// the bound keeps every sum far from overflowing.
-pub const MAX_GO_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
 /// The shortest `maxAge`: a shorter one would delete the backup a run
 /// has just taken before the next run.
 pub const MIN_MAX_AGE: Duration = Duration::from_secs(3600);
-
-/// A Go duration as Kubernetes users write them: "168h", "90m", "1h30m",
-/// "45s"; at most [`MAX_GO_DURATION`].
-pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
-    let invalid = || {
-        format!(
-            "`{text}` is not a duration: use hours, minutes or seconds such as \"168h\" or \"1h30m\""
-        )
-    };
-    let too_long = || format!("`{text}` is longer than 100 years (876000h)");
-    if text.is_empty() {
-        return Err(invalid());
-    }
-    let mut total: u64 = 0;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(invalid)?;
-        if digits == 0 {
-            return Err(invalid());
-        }
-        // More digits than u64 holds is too long, not malformed.
-        let value: u64 = rest[..digits].parse().map_err(|_| too_long())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let seconds: u64 = match &rest[..unit_len] {
-            "h" => 3600,
-            "m" => 60,
-            "s" => 1,
-            _ => return Err(invalid()),
-        };
-        total = value
-            .checked_mul(seconds)
-            .and_then(|part| total.checked_add(part))
-            .filter(|&total| total <= MAX_GO_DURATION.as_secs())
-            .ok_or_else(too_long)?;
-        rest = &rest[unit_len..];
-    }
-    Ok(Duration::from_secs(total))
-}
 
 #[cfg(test)]
 mod tests {
@@ -654,30 +607,5 @@ mod tests {
             ..Default::default()
         };
         assert!(workload("bao", &spec).is_empty());
-    }
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(
-            parse_go_duration("168h"),
-            Ok(Duration::from_secs(168 * 3600))
-        );
-        assert_eq!(parse_go_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("45s"), Ok(Duration::from_secs(45)));
-        for bad in ["", "7d", "h", "10", "1.5h"] {
-            assert!(parse_go_duration(bad).is_err(), "{bad}");
-        }
-        assert_eq!(parse_go_duration("876000h"), Ok(MAX_GO_DURATION));
-        // Each of these overflowed (a panic in debug builds, a small value
-        // after wrapping in release builds) before the checked sums.
-        for huge in [
-            "18446744073709551615s1s",
-            "18446744073709551616s",
-            "5124095576030431h",
-            "876000h1s",
-        ] {
-            let error = parse_go_duration(huge).unwrap_err();
-            assert!(error.contains("longer than 100 years"), "{huge}: {error}");
-        }
     }
 }
