@@ -139,39 +139,52 @@ fn is_zero(count: &usize) -> bool {
 
 impl From<RetentionReport> for ReportJson {
     fn from(report: RetentionReport) -> Self {
-        let cut = |text: String| text.chars().take(MAX_TEXT).collect::<String>();
         let mut json = ReportJson {
             deleted_count: report.deleted_count(),
             refused_count: report.refused_count(),
             deleted: Vec::new(),
             refused: Vec::new(),
-            error: report.error.map(cut),
+            error: report.error.map(|error| cut(error, MAX_TEXT)),
         };
         // Two counts and at most 256 characters of error (6 bytes each
         // when escaped) leave room for entries, listed while they fit.
         let empty = serde_json::to_string(&json).map_or(REPORT_BUDGET, |text| text.len());
         let mut room = REPORT_BUDGET.saturating_sub(empty + r#","refused":[]"#.len());
-        let mut listed = |entries: Vec<DeletedBackup>| {
-            let mut listed = Vec::new();
-            for entry in entries {
-                let entry = DeletedBackup {
-                    key: entry.key,
-                    reason: cut(entry.reason),
-                };
-                // The entry and its comma.
-                let size = serde_json::to_string(&entry).map_or(usize::MAX, |text| text.len() + 1);
-                if size > room {
-                    break;
-                }
-                room -= size;
-                listed.push(entry);
-            }
-            listed
+        let shortened = |entries: Vec<DeletedBackup>| {
+            entries.into_iter().map(|entry| DeletedBackup {
+                key: entry.key,
+                reason: cut(entry.reason, MAX_TEXT),
+            })
         };
-        json.deleted = listed(report.deleted);
-        json.refused = listed(report.refused);
+        json.deleted = list_within(shortened(report.deleted), &mut room);
+        json.refused = list_within(shortened(report.refused), &mut room);
         json
     }
+}
+
+/// The first `entries` whose JSON (each with its comma) fits in `room`
+/// bytes; `room` keeps what is left. Reports in a backup's result list
+/// through this, so the result fits a termination message whatever the
+/// run did.
+pub(super) fn list_within<T: Serialize>(
+    entries: impl IntoIterator<Item = T>,
+    room: &mut usize,
+) -> Vec<T> {
+    let mut listed = Vec::new();
+    for entry in entries {
+        let size = serde_json::to_string(&entry).map_or(usize::MAX, |text| text.len() + 1);
+        if size > *room {
+            break;
+        }
+        *room -= size;
+        listed.push(entry);
+    }
+    listed
+}
+
+/// At most `max` characters of `text`.
+pub(super) fn cut(text: String, max: usize) -> String {
+    text.chars().take(max).collect()
 }
 
 impl From<ReportJson> for RetentionReport {

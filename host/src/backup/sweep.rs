@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::naming::{MANIFEST_SUFFIX, parse_key};
+use super::prune::{cut, list_within};
 use crate::error::BackupError;
 use crate::s3::{self, MultipartUpload, OpenUpload};
 
@@ -55,24 +56,89 @@ pub fn leftovers(
     }
 }
 
-/// What the sweep removed, in the backup's result.
+/// What the sweep removed, in the backup's result. Like the retention
+/// report, its JSON holds counts and lists only what fits
+/// [`SWEEP_BUDGET`] bytes: a sweep of thousands of leftovers must not push
+/// the result past the 4 KiB of a termination message.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(into = "SweepJson", from = "SweepJson")]
 pub struct SweepReport {
     /// Keys of the multipart uploads aborted.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aborted_uploads: Vec<String>,
     /// Objects without a manifest deleted.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted_objects: Vec<String>,
     /// Set when the sweep failed; the backup goes on regardless.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Aborted uploads not in `aborted_uploads`: a report read back from
+    /// JSON whose list was cut.
+    pub unlisted_aborted: usize,
+    /// Deleted objects not in `deleted_objects`, likewise.
+    pub unlisted_deleted: usize,
 }
 
 impl SweepReport {
     pub fn is_empty(&self) -> bool {
         self == &Self::default()
+    }
+}
+
+/// The most bytes a sweep report takes in JSON, whatever it removed.
+pub const SWEEP_BUDGET: usize = 512;
+/// The most characters of its error: 6 bytes each when escaped, so the
+/// error alone stays inside the budget (the log has it whole).
+const MAX_ERROR: usize = 64;
+
+/// The JSON form: counts, and as many keys as fit the budget.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SweepJson {
+    #[serde(default, skip_serializing_if = "is_zero")]
+    aborted_count: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    aborted_uploads: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    deleted_count: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    deleted_objects: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
+}
+
+impl From<SweepReport> for SweepJson {
+    fn from(report: SweepReport) -> Self {
+        let mut json = SweepJson {
+            aborted_count: report.aborted_uploads.len() + report.unlisted_aborted,
+            deleted_count: report.deleted_objects.len() + report.unlisted_deleted,
+            aborted_uploads: Vec::new(),
+            deleted_objects: Vec::new(),
+            error: report.error.map(|error| cut(error, MAX_ERROR)),
+        };
+        let empty = serde_json::to_string(&json).map_or(SWEEP_BUDGET, |text| text.len());
+        let brackets = r#","abortedUploads":[],"deletedObjects":[]"#.len();
+        let mut room = SWEEP_BUDGET.saturating_sub(empty + brackets);
+        json.aborted_uploads = list_within(report.aborted_uploads, &mut room);
+        json.deleted_objects = list_within(report.deleted_objects, &mut room);
+        json
+    }
+}
+
+impl From<SweepJson> for SweepReport {
+    fn from(json: SweepJson) -> Self {
+        SweepReport {
+            unlisted_aborted: json
+                .aborted_count
+                .saturating_sub(json.aborted_uploads.len()),
+            unlisted_deleted: json
+                .deleted_count
+                .saturating_sub(json.deleted_objects.len()),
+            aborted_uploads: json.aborted_uploads,
+            deleted_objects: json.deleted_objects,
+            error: json.error,
+        }
     }
 }
 

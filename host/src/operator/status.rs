@@ -390,6 +390,7 @@ fn conditions(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backup::SweepReport;
     use chrono::TimeZone;
 
     fn at(hour: u32) -> DateTime<Utc> {
@@ -530,6 +531,7 @@ mod tests {
             manifest_key,
             source_node,
             retention,
+            swept,
             kind,
             ..
         } = &mut result
@@ -542,6 +544,13 @@ mod tests {
                 "n".repeat(63)
             );
             *kind = BackupKind::PreUpgrade;
+            // A sweep of thousands of leftovers, failed at the end.
+            *swept = SweepReport {
+                aborted_uploads: (1..=1000).map(key).collect(),
+                deleted_objects: (1001..=2000).map(key).collect(),
+                error: error.clone(),
+                ..Default::default()
+            };
             *retention = Some(RetentionReport {
                 deleted: entries(1..=3000),
                 refused: entries(3001..=3100),
