@@ -1104,6 +1104,23 @@ mod tests {
         );
     }
 
+    /// Restore `r1` of cluster `bao` in `prod`, of the latest backup.
+    fn restore_r1(force: bool) -> OpenBaoRestore {
+        let mut restore = OpenBaoRestore::new(
+            "r1",
+            crate::api::OpenBaoRestoreSpec {
+                cluster: "bao".into(),
+                key: "latest".into(),
+                jwt_auth_role: Some("restore".into()),
+                force,
+                ..Default::default()
+            },
+        );
+        restore.metadata.namespace = Some("prod".into());
+        restore.metadata.uid = Some("uid-r1".into());
+        restore
+    }
+
     #[test]
     fn a_restore_job_reads_the_cluster_target_with_its_plugins() {
         let mut backup = jwt_backup();
@@ -1115,19 +1132,7 @@ mod tests {
             ..Default::default()
         }];
         let cluster = cluster(backup);
-        let mut restore = OpenBaoRestore::new(
-            "r1",
-            crate::api::OpenBaoRestoreSpec {
-                cluster: "bao".into(),
-                key: "latest".into(),
-                jwt_auth_role: Some("restore".into()),
-                force: true,
-                ..Default::default()
-            },
-        );
-        restore.metadata.namespace = Some("prod".into());
-        restore.metadata.uid = Some("uid-r1".into());
-        let job = restore_job(&restore, &cluster, &settings());
+        let job = restore_job(&restore_r1(true), &cluster, &settings());
         assert_eq!(job.metadata.name.as_deref(), Some("r1-restore"));
         let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!(
@@ -1169,17 +1174,7 @@ mod tests {
             key: "key".into(),
         });
         let cluster = cluster(backup.clone());
-        let mut restore = OpenBaoRestore::new(
-            "r1",
-            crate::api::OpenBaoRestoreSpec {
-                cluster: "bao".into(),
-                key: "latest".into(),
-                jwt_auth_role: Some("restore".into()),
-                ..Default::default()
-            },
-        );
-        restore.metadata.namespace = Some("prod".into());
-        let restore = restore_job(&restore, &cluster, &settings());
+        let restore = restore_job(&restore_r1(false), &cluster, &settings());
         for pod in [
             pod(&cronjob(&cluster, &backup, &settings())),
             restore.spec.unwrap().template.spec.unwrap(),
