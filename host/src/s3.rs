@@ -233,7 +233,8 @@ impl MultipartUpload {
         else {
             return Ok(());
         };
-        match object_size(&self.client, &self.bucket, &self.key).await {
+        let stored = head_object(&self.client, &self.bucket, &self.key).await;
+        match stored.map(|head| head.map(|head| head.size)) {
             Ok(None) => Err(error),
             Ok(Some(stored)) if stored == size => {
                 tracing::warn!(%error, key = %self.key, "CompleteMultipartUpload answered with an error, but the object is complete");
@@ -307,14 +308,28 @@ pub async fn put_object(
     Ok(())
 }
 
-/// An object's size, or None when there is no such key (HeadObject).
-pub async fn object_size(
+/// What HeadObject says of an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectHead {
+    pub size: u64,
+    /// When the storage stored it, by the storage's clock.
+    pub modified: Option<DateTime<Utc>>,
+}
+
+/// An object's size and Last-Modified time, or None when there is no such
+/// key (HeadObject).
+pub async fn head_object(
     client: &Client,
     bucket: &str,
     key: &str,
-) -> Result<Option<u64>, BackupError> {
+) -> Result<Option<ObjectHead>, BackupError> {
     match client.head_object().bucket(bucket).key(key).send().await {
-        Ok(out) => Ok(Some(out.content_length().unwrap_or(0).max(0) as u64)),
+        Ok(out) => Ok(Some(ObjectHead {
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            modified: out
+                .last_modified()
+                .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+        })),
         Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
         Err(e) => Err(storage_error("HeadObject", bucket, e)),
     }

@@ -277,20 +277,10 @@ async fn stored_at(
     bucket: &str,
     key: &str,
 ) -> Result<i64, BackupError> {
-    let head = client
-        .head_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| {
-            BackupError::Storage(format!(
-                "HeadObject s3://{bucket}/{key} failed: {}",
-                aws_sdk_s3::error::DisplayErrorContext(&e)
-            ))
-        })?;
-    head.last_modified()
-        .map(|time| time.secs())
+    s3::head_object(client, bucket, key)
+        .await?
+        .and_then(|head| head.modified)
+        .map(|time| time.timestamp())
         .ok_or_else(|| BackupError::Storage(format!("s3://{bucket}/{key}: no Last-Modified time")))
 }
 
