@@ -163,6 +163,8 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, BackupError> {
     tracing::info!(bucket = %target.bucket, %key, part_size = target.part_size, concurrency = target.concurrency, "streaming snapshot");
 
     let client = s3::client(target).await?;
+    // Before this run's upload exists, so the sweep can never take it for a
+    // leftover (whatever --sweep-after says).
     let swept = sweep::sweep(&client, &target.bucket, &prefix, config.sweep_after).await;
     let metadata = naming::object_metadata(
         &config.cluster,
