@@ -1,0 +1,231 @@
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+mod cli;
+mod plugin_command;
+
+use cli::{Cli, Command, LogFormat};
+use contract::result::BackupResult;
+use executor::{Error, backup, restore};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    read_renamed_variables();
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Backup(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime starts")
+            .block_on(backup_command(*args)),
+        Command::List(args) => runtime().block_on(async {
+            let json = args.json;
+            let listed = match args.into_config() {
+                Ok((target, prefix)) => restore::list(&target, &prefix).await,
+                Err(message) => Err(Error::Config(message)),
+            };
+            match listed {
+                Ok(listed) => {
+                    print_list(&listed, json);
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("list failed: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }),
+        Command::Restore(args) => runtime().block_on(async {
+            let result_file = args.read.result_file.clone();
+            let outcome = match args.into_config() {
+                Ok((read, target)) => restore::restore(&read, &target).await,
+                Err(message) => Err(Error::Config(message)),
+            };
+            report("restore", outcome, result_file)
+        }),
+        Command::Verify(args) => runtime().block_on(async {
+            let result_file = args.result_file.clone();
+            let outcome = match args.into_config() {
+                Ok(read) => restore::verify(&read).await,
+                Err(message) => Err(Error::Config(message)),
+            };
+            report("verify", outcome, result_file)
+        }),
+        Command::Decode(args) => runtime().block_on(async {
+            let result_file = args.read.result_file.clone();
+            let outcome = match args.into_config() {
+                Ok((read, output)) => restore::decode(&read, &output).await,
+                Err(message) => Err(Error::Config(message)),
+            };
+            report("decode", outcome, result_file)
+        }),
+        Command::Operator(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime starts")
+            .block_on(async {
+                match operator::run(args.into_settings()).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(message) => {
+                        tracing::error!("{message}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }),
+        Command::Plugin(command) => match plugin_command::run(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("plugin: {message}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Crd => {
+            print!("{}", operator::api::crd_yaml());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+async fn backup_command(args: cli::BackupArgs) -> ExitCode {
+    let kind = args.kind;
+    let result_file = args.result_file.clone();
+    let started_at = chrono::Utc::now();
+    let outcome = match args.into_config() {
+        Ok(config) => backup::run(&config).await,
+        Err(message) => Err(Error::Config(message)),
+    };
+    let (result, code) = match outcome {
+        Ok(result) => (result, ExitCode::SUCCESS),
+        Err(error) => {
+            let reason = failure_reason("backup", &error);
+            let result = BackupResult::Failed {
+                cause: error.cause().into(),
+                reason,
+                kind,
+                started_at,
+                completed_at: chrono::Utc::now(),
+            };
+            (result, ExitCode::FAILURE)
+        }
+    };
+    let line = serde_json::to_string(&result).expect("result serializes");
+    write_result(&line, result_file, code)
+}
+
+fn print_list(listed: &[restore::Listed], json: bool) {
+    if json {
+        for backup in listed {
+            println!("{}", serde_json::to_string(backup).expect("serializes"));
+        }
+        return;
+    }
+    println!(
+        "{:<24}  {:<11}  {:>10}  {:<16}  {:<18}  KEY",
+        "STARTED", "KIND", "SIZE", "SHA256", "TRANSFORMS"
+    );
+    for backup in listed {
+        let started = backup
+            .started_at
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_default();
+        let sha = backup
+            .sha256
+            .as_deref()
+            .map(|s| &s[..16.min(s.len())])
+            .unwrap_or("?");
+        let transforms = if backup.transforms.is_empty() {
+            "-".to_string()
+        } else {
+            backup.transforms.join(", ")
+        };
+        println!(
+            "{started:<24}  {:<11}  {:>10}  {sha:<16}  {transforms:<18}  {}{}",
+            backup.kind,
+            contract::units::human_bytes(backup.size as f64),
+            backup.key,
+            backup
+                .error
+                .as_ref()
+                .map(|e| format!("  ({e})"))
+                .unwrap_or_default(),
+        );
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts")
+}
+
+/// Prints a read-back command's JSON result (and writes it to the result
+/// file); a failure also gets one `<command> failed: <reason>` line.
+fn report(
+    command: &str,
+    outcome: Result<restore::ReadBackResult, Error>,
+    result_file: Option<std::path::PathBuf>,
+) -> ExitCode {
+    let (line, code) = match outcome {
+        Ok(result) => (
+            serde_json::to_string(&result).expect("result serializes"),
+            ExitCode::SUCCESS,
+        ),
+        Err(error) => {
+            let reason = failure_reason(command, &error);
+            let failed = serde_json::json!({
+                "status": "failed", "cause": error.cause(), "reason": reason,
+                "completedAt": chrono::Utc::now(),
+            });
+            (failed.to_string(), ExitCode::FAILURE)
+        }
+    };
+    write_result(&line, result_file, code)
+}
+
+/// The reason for the JSON result, cut to fit a termination message
+/// (Kubernetes keeps at most 4 KiB), and printed as the one line
+/// `<command> failed: <reason>` for people and `kubectl logs`.
+fn failure_reason(command: &str, error: &Error) -> String {
+    let reason: String = error.to_string().chars().take(1024).collect();
+    eprintln!("{command} failed: {reason}");
+    reason
+}
+
+/// The one JSON line on stdout, and in `--result-file` when given.
+fn write_result(line: &str, result_file: Option<std::path::PathBuf>, code: ExitCode) -> ExitCode {
+    println!("{line}");
+    if let Some(path) = result_file
+        && let Err(e) = std::fs::File::create(&path).and_then(|mut f| f.write_all(line.as_bytes()))
+    {
+        eprintln!("cannot write --result-file {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    code
+}
+
+/// A variable set under its old name counts under the new one, unless the
+/// new one is set too.
+fn read_renamed_variables() {
+    for (old, new) in contract::executor::env::RENAMED {
+        if let (Some(value), None) = (std::env::var_os(old), std::env::var_os(new)) {
+            // SAFETY: no other thread runs yet, so none reads the
+            // environment while it changes.
+            unsafe { std::env::set_var(new, value) };
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("LOG_LEVEL").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

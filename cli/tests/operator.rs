@@ -1,0 +1,1660 @@
+//! The operator against a real kube-apiserver (1.20, built by
+//! scripts/setup) and etcd, running with the chart's RBAC, with the test
+//! playing the kubelet: it runs each backup Job's container command as a
+//! process (the real `backup` binary, against real OpenBao and Garage, with
+//! the Job's env, its Secrets and a real projected ServiceAccount token from
+//! the API server, which OpenBao's JWT auth verifies), then writes the pod's termination message and the
+//! Job's status as a kubelet and the Job controller would.
+//!
+//! Kubernetes 1.20 has no batch/v1 CronJob (and no controller-manager), so
+//! here the operator reports `CronJobUnavailable` and the test creates Jobs
+//! from the CronJob's template as `kubectl create job --from=cronjob/...`
+//! does; the CronJob itself is covered by the scripted reconcile tests.
+//! For upgrades the test also plays the StatefulSet controller: it reports
+//! the StatefulSet's revision and makes its pods; policy/v1
+//! PodDisruptionBudgets (1.21+) are covered by the scripted tests too.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use contract::executor::paths::JWT_FILE as DEFAULT_JWT_FILE;
+use contract::plugin_spec::PluginSpec;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, KeyToPath, PersistentVolumeClaimVolumeSource, Pod, Secret, Service, ServiceAccount,
+    Volume,
+};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, ListParams, PostParams};
+use kube::{Client, ResourceExt};
+use operator::api::{
+    OpenBaoCluster, OpenBaoRestore, OpenBaoRestoreStatus, RestorePhase, UpgradePhase,
+};
+use operator::desired::{self, OperatorSettings};
+use serde_json::json;
+use support::{Bucket, Source, sha256_hex};
+use testkit::jwt::JwtIssuer;
+use testkit::kube::KubeApiServer;
+use testkit::openbao::JwtAuth;
+use testkit::tls::TestCa;
+use testkit::{ClusterSpec, Fault};
+
+const CHART: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../deploy/helm/openbao-backup-operator"
+);
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+const OPERATOR_NS: &str = "openbao-backup";
+const AUDIENCE: &str = "openbao-internal";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_on_a_real_api_server() {
+    let issuer = JwtIssuer::generate();
+    let kube = KubeApiServer::start(&issuer).unwrap_or_else(|e| panic!("{e}"));
+    install(&kube);
+    let admin = client(&kube.admin_kubeconfig()).await;
+    let operator_kubeconfig = kube.kubeconfig(
+        "operator",
+        &create_token(&kube, OPERATOR_NS, "openbao-backup-operator", None),
+    );
+
+    documented_examples_are_accepted(&kube);
+    bad_manifests_are_rejected_naming_the_field(&kube);
+
+    let mut operator_a = Operator::start(&operator_kubeconfig, "operator-a");
+    documented_clusters_are_reconciled(&admin).await;
+    a_spec_only_the_controller_can_check_gets_a_condition(&kube, &admin).await;
+    objects_the_cluster_does_not_own_are_left_alone(&kube, &admin).await;
+
+    // A cluster whose backups go to Garage, logging in with JWT.
+    let bucket = Bucket::new("operator").await;
+    let openbao = start_openbao(&issuer).await;
+    let cluster = backup_cluster(&kube, &admin, &bucket).await;
+
+    let job = run_backup_job(&kube, &admin, &cluster, "manual-backup-1", &openbao.url()).await;
+    let backup = wait_for("the first backup in status", || async {
+        let status = get_cluster(&admin).await.status?.backup?;
+        status.last_backup_name.is_some().then_some(status)
+    })
+    .await;
+    let key = backup.last_backup_name.clone().unwrap();
+    assert!(key.starts_with("clusters/backups/it/"), "{key}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&bucket.read(&format!("{key}.manifest.json")).await).unwrap();
+    assert_eq!(
+        manifest["signature"]["alg"], "HMAC-SHA256",
+        "signed with the cluster's manifest key"
+    );
+    assert_eq!(
+        bucket.digest(&key).await,
+        (
+            backup.last_backup_size.unwrap(),
+            backup.last_backup_sha256.clone().unwrap()
+        )
+    );
+    assert_eq!(backup.consecutive_failures, 0);
+    assert_eq!(backup.recorded_jobs, vec![job.uid().unwrap()]);
+    assert!(backup.last_backup_duration.unwrap().ends_with('s'));
+    let healthy = condition(&get_cluster(&admin).await, "BackupHealthy");
+    assert_eq!(
+        (healthy.status.as_str(), healthy.reason.as_str()),
+        ("True", "BackupSucceeded")
+    );
+    let event = wait_for_event(&admin, "BackupSucceeded").await;
+    assert!(
+        event
+            .note
+            .unwrap()
+            .starts_with(&format!("manual backup {key}"))
+    );
+    let metrics = operator_a.metrics().await;
+    assert!(
+        metrics.contains(r#"openbao_backup_backups_total{namespace="backups",cluster="it",kind="manual",result="success"} 1"#),
+        "{metrics}"
+    );
+
+    // A failing backup: OpenBao refuses the snapshot.
+    openbao.set_fault(Fault::Status(503));
+    run_backup_job(&kube, &admin, &cluster, "manual-backup-2", &openbao.url()).await;
+    let failed = wait_for("the failure in status", || async {
+        let status = get_cluster(&admin).await.status?.backup?;
+        (status.consecutive_failures == 1).then_some(status)
+    })
+    .await;
+    assert_eq!(
+        failed.last_backup_name.as_deref(),
+        Some(key.as_str()),
+        "the last good backup stays"
+    );
+    assert!(failed.last_failure_reason.unwrap().contains("503"));
+    let event = wait_for_event(&admin, "BackupFailed").await;
+    assert!(event.note.unwrap().contains("503"));
+
+    openbao.set_fault(Fault::None);
+    retention_deleting_more_than_a_termination_message_holds(&kube, &admin, &bucket, &openbao)
+        .await;
+    let key = plugins_from_config_maps(&kube, &admin, &bucket, &openbao).await;
+    restore_through_the_operator(&kube, &admin, &openbao, &key).await;
+    // The last backup is the pre-upgrade one now.
+    let key = upgrade_through_the_operator(&kube, &admin, &openbao).await;
+
+    // A second replica waits while the first leads; when the first stops,
+    // the second takes over and, reading the status back, counts nothing
+    // twice: the cluster is not written at all.
+    let mut operator_b = Operator::start(&operator_kubeconfig, "operator-b");
+    operator_b.wait_for_log("waiting for leadership");
+    assert_eq!(lease_holder(&admin).await.as_deref(), Some("operator-a"));
+    let before = get_cluster(&admin).await;
+    let policies: Api<NetworkPolicy> = Api::namespaced(admin.clone(), "backups");
+    let policy_before = policies.get("it-backup").await.unwrap();
+    let statefulsets: Api<StatefulSet> = Api::namespaced(admin.clone(), "backups");
+    let statefulset_before = statefulsets.get("it").await.unwrap();
+    operator_a.terminate();
+    wait_for("operator-b to lead", || async {
+        (lease_holder(&admin).await.as_deref() == Some("operator-b")).then_some(())
+    })
+    .await;
+    operator_b.wait_for_log("\"leading\"");
+    wait_for("operator-b to reconcile the cluster", || async {
+        let text = operator_b.metrics().await;
+        text.contains(r#"last_success_timestamp_seconds{namespace="backups",cluster="it"}"#)
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = get_cluster(&admin).await;
+    assert_eq!(
+        after.resource_version(),
+        before.resource_version(),
+        "a restart writes nothing"
+    );
+    assert_eq!(after.status, before.status);
+    let policy_after = policies.get("it-backup").await.unwrap();
+    assert_eq!(
+        policy_after.resource_version(),
+        policy_before.resource_version(),
+        "re-applying an unchanged NetworkPolicy writes nothing"
+    );
+    let statefulset_after = statefulsets.get("it").await.unwrap();
+    assert_eq!(
+        statefulset_after.resource_version(),
+        statefulset_before.resource_version(),
+        "re-applying an unchanged StatefulSet writes nothing:\n{}\n{}",
+        serde_json::to_string(&statefulset_before).unwrap(),
+        serde_json::to_string(&statefulset_after).unwrap()
+    );
+
+    // Removing spec.backup (and the pre-upgrade snapshots that need it)
+    // removes what the operator made for it.
+    let removed = kube.kubectl(
+        &[
+            "-n",
+            "backups",
+            "patch",
+            "openbaocluster",
+            "it",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/spec/backup"},{"op":"remove","path":"/spec/upgrade"}]"#,
+        ],
+        None,
+    );
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), "backups");
+    wait_for("the backup objects to go", || async {
+        let gone = accounts
+            .get_opt("it-backup-serviceaccount")
+            .await
+            .unwrap()
+            .is_none()
+            && accounts
+                .get_opt("it-restore-serviceaccount")
+                .await
+                .unwrap()
+                .is_none()
+            && policies.get_opt("it-backup").await.unwrap().is_none();
+        gone.then_some(())
+    })
+    .await;
+    let status = get_cluster(&admin).await.status.unwrap();
+    assert!(
+        status
+            .conditions
+            .iter()
+            .all(|c| !c.type_.starts_with("Backup")),
+        "{:?}",
+        status.conditions
+    );
+    assert_eq!(
+        status.backup.unwrap().last_backup_name.as_deref(),
+        Some(key.as_str()),
+        "history stays"
+    );
+
+    operator_b.terminate();
+    let logs = operator_a.logs() + &operator_b.logs();
+    assert!(
+        !logs.contains(&bucket.garage.secret_access_key),
+        "no secret in the operator's logs"
+    );
+    kube.stop();
+}
+
+/// The CRD, the namespaces, and the operator's identity with the chart's
+/// RBAC rules (the rules files the chart's templates include).
+fn install(kube: &KubeApiServer) {
+    // 1.20 predates CEL: `create` stores the CRD without the
+    // x-kubernetes-validations fields (server-side apply would refuse them).
+    let crd = format!("{CHART}/crds/openbao.org.yaml");
+    kubectl_ok(kube, &["create", "--validate=false", "-f", &crd], None);
+    let rules = |file: &str| std::fs::read_to_string(format!("{CHART}/files/{file}")).unwrap();
+    let indent = |text: String| text.lines().map(|l| format!("  {l}\n")).collect::<String>();
+    let rbac = format!(
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {{name: {OPERATOR_NS}}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: openbao}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: backups}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: openbao-backup-operator, namespace: {OPERATOR_NS}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: openbao-backup-operator}}
+rules:
+{cluster_rules}---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: openbao-backup-operator}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: openbao-backup-operator}}
+subjects: [{{kind: ServiceAccount, name: openbao-backup-operator, namespace: {OPERATOR_NS}}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: openbao-backup-operator-leader-election, namespace: {OPERATOR_NS}}}
+rules:
+{lease_rules}---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: openbao-backup-operator-leader-election, namespace: {OPERATOR_NS}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: openbao-backup-operator-leader-election}}
+subjects: [{{kind: ServiceAccount, name: openbao-backup-operator, namespace: {OPERATOR_NS}}}]
+"#,
+        cluster_rules = indent(rules("cluster-rules.yaml")),
+        lease_rules = indent(rules("leader-election-rules.yaml")),
+    );
+    kubectl_ok(kube, &["apply", "--server-side", "-f", "-"], Some(&rbac));
+    wait_until(|| {
+        kube.kubectl(&["get", "openbaoclusters"], None)
+            .status
+            .success()
+    });
+}
+
+fn documented_examples_are_accepted(kube: &KubeApiServer) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(EXAMPLES)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    for file in files {
+        kubectl_ok(
+            kube,
+            &["apply", "--server-side", "-f", file.to_str().unwrap()],
+            None,
+        );
+    }
+}
+
+fn bad_manifests_are_rejected_naming_the_field(kube: &KubeApiServer) {
+    let cases = [
+        (
+            "target: {bucket: openbao-backups, partSize: 1048576}",
+            "spec.backup.target.partSize",
+        ),
+        (
+            "target: {bucket: openbao-backups, concurrency: 0}",
+            "spec.backup.target.concurrency",
+        ),
+        (
+            "target: {bucket: openbao-backups, concurrency: 65}",
+            "spec.backup.target.concurrency",
+        ),
+        ("target: {region: us-east-1}", "spec.backup.target.bucket"),
+        (
+            "target: {bucket: openbao-backups}\n    retention: {maxCount: -1}",
+            "spec.backup.retention.maxCount",
+        ),
+        // Overflowed the controller's parser (a panic in every reconcile).
+        (
+            "target: {bucket: openbao-backups}\n    retention: {maxAge: 18446744073709551615s1s}",
+            "spec.backup.retention.maxAge",
+        ),
+        (
+            "target: {bucket: openbao-backups}\n    retention: {maxAge: 7d}",
+            "spec.backup.retention.maxAge",
+        ),
+    ];
+    for (target, field) in cases {
+        let manifest = format!(
+            "apiVersion: openbao.org/v1alpha1\nkind: OpenBaoCluster\nmetadata: {{name: bad, namespace: backups}}\nspec:\n  backup:\n    schedule: \"0 3 * * *\"\n    executorImage: openbao/backup-executor:v0.1.0\n    jwtAuthRole: backup\n    {target}\n"
+        );
+        let output = kube.kubectl(&["apply", "--server-side", "-f", "-"], Some(&manifest));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains(field),
+            "{target}: {stderr}"
+        );
+    }
+}
+
+async fn documented_clusters_are_reconciled(admin: &Client) {
+    for (namespace, name, jwt) in [
+        ("default", "backup-cluster", true),
+        ("default", "token-cluster", false),
+        ("default", "sealed-cluster", true),
+        ("openbao", "selfinit-cluster", true),
+    ] {
+        let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), namespace);
+        let cluster = wait_for(&format!("{name} to be reconciled"), || async {
+            let cluster = clusters.get(name).await.ok()?;
+            cluster
+                .status
+                .as_ref()?
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "BackupConfigured")
+                .then_some(cluster)
+        })
+        .await;
+        let configured = condition(&cluster, "BackupConfigured");
+        // Valid, but this 1.20 server has no batch/v1 CronJob.
+        assert_eq!(
+            (configured.status.as_str(), configured.reason.as_str()),
+            ("False", "CronJobUnavailable"),
+            "{name}"
+        );
+        let policy = Api::<NetworkPolicy>::namespaced(admin.clone(), namespace)
+            .get(&format!("{name}-backup"))
+            .await
+            .unwrap();
+        assert_eq!(policy.owner_references()[0].uid, cluster.uid().unwrap());
+        let account = Api::<ServiceAccount>::namespaced(admin.clone(), namespace)
+            .get_opt(&format!("{name}-backup-serviceaccount"))
+            .await
+            .unwrap();
+        assert_eq!(
+            account.is_some(),
+            jwt,
+            "{name}: a ServiceAccount only for JWT auth"
+        );
+        let workload = condition(&cluster, "WorkloadConfigured");
+        assert_eq!(workload.status, "True", "{name}: {}", workload.message);
+        let statefulset = Api::<StatefulSet>::namespaced(admin.clone(), namespace)
+            .get(name)
+            .await
+            .unwrap();
+        assert_eq!(
+            statefulset.owner_references()[0].uid,
+            cluster.uid().unwrap()
+        );
+    }
+}
+
+async fn a_spec_only_the_controller_can_check_gets_a_condition(
+    kube: &KubeApiServer,
+    admin: &Client,
+) {
+    // Both auth methods: CEL rejects this at admission on >= 1.27; 1.20
+    // stores it and the controller says what is wrong.
+    let manifest = "apiVersion: openbao.org/v1alpha1\nkind: OpenBaoCluster\nmetadata: {name: both-auth, namespace: backups}\nspec:\n  backup:\n    schedule: \"0 3 * * 8\"\n    executorImage: openbao/backup-executor:v0.1.0\n    jwtAuthRole: backup\n    tokenSecretRef: {name: backup-token}\n    target: {bucket: openbao-backups}\n";
+    kubectl_ok(kube, &["apply", "--server-side", "-f", "-"], Some(manifest));
+    let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), "backups");
+    let cluster = wait_for("the invalid cluster's condition", || async {
+        let cluster = clusters.get("both-auth").await.ok()?;
+        (!cluster.status.as_ref()?.conditions.is_empty()).then_some(cluster)
+    })
+    .await;
+    // Without CEL, the controller also says the workload needs a version.
+    let workload = condition(&cluster, "WorkloadConfigured");
+    assert_eq!(
+        (workload.status.as_str(), workload.reason.as_str()),
+        ("False", "InvalidSpec")
+    );
+    assert!(
+        workload.message.starts_with("spec.version:"),
+        "{}",
+        workload.message
+    );
+    let configured = condition(&cluster, "BackupConfigured");
+    assert_eq!(configured.reason, "InvalidSpec");
+    assert!(
+        configured.message.contains("spec.backup.schedule")
+            && configured.message.contains("exactly one of jwtAuthRole"),
+        "{}",
+        configured.message
+    );
+    assert!(
+        Api::<NetworkPolicy>::namespaced(admin.clone(), "backups")
+            .get_opt("both-auth-backup")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// A Service that exists before the cluster whose generated name it has:
+/// the operator does not take it over, and says so.
+async fn objects_the_cluster_does_not_own_are_left_alone(kube: &KubeApiServer, admin: &Client) {
+    let service = "apiVersion: v1\nkind: Service\nmetadata: {name: squat, namespace: backups}\nspec:\n  ports: [{port: 443, protocol: TCP}]\n";
+    kubectl_ok(kube, &["apply", "--server-side", "-f", "-"], Some(service));
+    let manifest = "apiVersion: openbao.org/v1alpha1\nkind: OpenBaoCluster\nmetadata: {name: squat, namespace: backups}\nspec: {version: 2.4.1}\n";
+    kubectl_ok(kube, &["apply", "--server-side", "-f", "-"], Some(manifest));
+    let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), "backups");
+    let cluster = wait_for("the squatted cluster's condition", || async {
+        let cluster = clusters.get("squat").await.ok()?;
+        (!cluster.status.as_ref()?.conditions.is_empty()).then_some(cluster)
+    })
+    .await;
+    let workload = condition(&cluster, "WorkloadConfigured");
+    assert_eq!(
+        (workload.status.as_str(), workload.reason.as_str()),
+        ("False", "NotOwned")
+    );
+    assert!(
+        workload
+            .message
+            .starts_with("Service squat exists and this OpenBaoCluster does not own it"),
+        "{}",
+        workload.message
+    );
+    let service = Api::<Service>::namespaced(admin.clone(), "backups")
+        .get("squat")
+        .await
+        .unwrap();
+    assert!(service.owner_references().is_empty(), "not adopted");
+    assert_eq!(service.spec.unwrap().ports.unwrap()[0].port, 443);
+    assert!(
+        Api::<StatefulSet>::namespaced(admin.clone(), "backups")
+            .get_opt("squat")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Real OpenBao trusting the API server's ServiceAccount issuer, with the
+/// documented roles bound to the backup and the restore ServiceAccounts by
+/// JSON pointers.
+async fn start_openbao(issuer: &JwtIssuer) -> Source {
+    let role = |policy: &str| {
+        json!({
+            "role_type": "jwt",
+            "user_claim": "sub",
+            "bound_audiences": [AUDIENCE],
+            "bound_claims": {
+                "/kubernetes.io/namespace": "backups",
+                "/kubernetes.io/serviceaccount/name": format!("it-{policy}-serviceaccount"),
+            },
+            "token_policies": [policy],
+            "token_ttl": "5m",
+        })
+    };
+    let mut spec = ClusterSpec::single();
+    // Restores log in as their own ServiceAccount, with a role that may
+    // restore; the backup ServiceAccount cannot.
+    spec.jwt = Some(JwtAuth {
+        keys: vec![issuer.public_key_pem()],
+        roles: vec![
+            ("backup".into(), role("backup")),
+            ("restore".into(), role("restore")),
+        ],
+    });
+    Source::with(spec, 3).await
+}
+
+async fn backup_cluster(kube: &KubeApiServer, admin: &Client, bucket: &Bucket) -> OpenBaoCluster {
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "s3-credentials", "namespace": "backups"},
+        "stringData": {"accessKeyId": bucket.garage.access_key_id, "secretAccessKey": bucket.garage.secret_access_key},
+    });
+    kubectl_ok(
+        kube,
+        &["apply", "--server-side", "-f", "-"],
+        Some(&secret.to_string()),
+    );
+    // The cluster's TLS Secret: backup pods trust its CA.
+    let tls = TestCa::generate();
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": "it-tls", "namespace": "backups"},
+        "stringData": {"tls.crt": tls.server_cert_pem, "tls.key": tls.server_key_pem, "ca.crt": tls.ca_pem},
+    });
+    kubectl_ok(
+        kube,
+        &["apply", "--server-side", "-f", "-"],
+        Some(&secret.to_string()),
+    );
+    // The key backups sign their manifests with and restores check them by.
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "it-manifest-key", "namespace": "backups"},
+        "data": {"key": ByteString(testkit::random::<32>().to_vec())},
+    });
+    kubectl_ok(
+        kube,
+        &["apply", "--server-side", "-f", "-"],
+        Some(&secret.to_string()),
+    );
+    let cluster = json!({
+        "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoCluster",
+        "metadata": {"name": "it", "namespace": "backups"},
+        "spec": {"replicas": 1, "version": "2.4.1", "upgrade": {"preUpgradeSnapshot": true}, "backup": {
+            "schedule": "0 3 * * *",
+            "executorImage": "openbao/backup-executor:v0.1.0",
+            "jwtAuthRole": "backup",
+            "manifestKeySecretRef": {"name": "it-manifest-key", "key": "key"},
+            "target": {"endpoint": bucket.garage.endpoint, "bucket": bucket.name, "region": testkit::garage::REGION,
+                       "pathPrefix": "clusters", "credentialsSecretRef": {"name": "s3-credentials"}},
+        }},
+    });
+    kubectl_ok(
+        kube,
+        &["apply", "--server-side", "-f", "-"],
+        Some(&cluster.to_string()),
+    );
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), "backups");
+    wait_for("the backup ServiceAccount", || async {
+        accounts.get_opt("it-backup-serviceaccount").await.unwrap()
+    })
+    .await;
+    get_cluster(admin).await
+}
+
+/// Retention deletes 60 old backups, more than 4 KiB of keys and reasons:
+/// the backup still counts as a success (the kubelet keeps only the last
+/// 4 KiB of the result), and status and an event say what was deleted.
+async fn retention_deleting_more_than_a_termination_message_holds(
+    kube: &KubeApiServer,
+    admin: &Client,
+    bucket: &Bucket,
+    openbao: &Source,
+) {
+    for i in 0..60 {
+        let key = format!("clusters/backups/it/20200101T0000{i:02}.000Z-scheduled-{i:06x}.snap");
+        for key in [format!("{key}.manifest.json"), key] {
+            bucket
+                .client
+                .put_object()
+                .bucket(&bucket.name)
+                .key(key)
+                .body(b"old".to_vec().into())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    patch_cluster(kube, r#"{"spec":{"backup":{"retention":{"maxCount":2}}}}"#);
+    let cluster = wait_for("retention in the spec", || async {
+        let cluster = get_cluster(admin).await;
+        cluster.spec.backup.as_ref()?.retention.as_ref()?;
+        Some(cluster)
+    })
+    .await;
+    let job = run_backup_job(
+        kube,
+        admin,
+        &cluster,
+        "manual-backup-retention",
+        &openbao.url(),
+    )
+    .await;
+    let backup = wait_for("the backup with retention in status", || async {
+        let status = get_cluster(admin).await.status?.backup?;
+        status.recorded_jobs.contains(&job.uid()?).then_some(status)
+    })
+    .await;
+    assert_eq!(
+        backup.consecutive_failures, 0,
+        "{:?}",
+        backup.last_failure_reason
+    );
+    let retention = backup.last_retention.unwrap();
+    assert_eq!(retention.backup_name, backup.last_backup_name.unwrap());
+    assert_eq!(retention.deleted_count, 60);
+    assert!(!retention.deleted.is_empty() && retention.deleted.len() <= 5);
+    assert!(retention.deleted[0].starts_with("clusters/backups/it/20200101T0000"));
+    let event = wait_for_event(admin, "RetentionApplied").await;
+    assert!(
+        event.note.unwrap().contains("deleted 60 backup(s)"),
+        "the event counts them"
+    );
+    let left = bucket.keys().await;
+    assert!(!left.iter().any(|k| k.contains("/20200101T")), "{left:?}");
+    patch_cluster(kube, r#"{"spec":{"backup":{"retention":null}}}"#);
+}
+
+/// Transforms from ConfigMaps, the age identity from a Secret: a backup
+/// Job streams through zstd then age, and the standard tools undo it.
+async fn plugins_from_config_maps(
+    kube: &KubeApiServer,
+    admin: &Client,
+    bucket: &Bucket,
+    openbao: &Source,
+) -> String {
+    let dir = std::env::temp_dir().join(format!("openbao-backup-it-age-{}", std::process::id()));
+    let (recipient, identity) = support::age_keypair(&dir);
+    let maps: Api<ConfigMap> = Api::namespaced(admin.clone(), "backups");
+    let mut digests = HashMap::new();
+    for name in ["zstd", "age"] {
+        let bytes = std::fs::read(support::plugin_path(name)).unwrap();
+        digests.insert(name, sha256_hex(&bytes));
+        let map: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": format!("{name}-plugin")},
+        }))
+        .unwrap();
+        let map = ConfigMap {
+            binary_data: Some([(format!("{name}.wasm"), ByteString(bytes))].into()),
+            ..map
+        };
+        maps.create(&PostParams::default(), &map).await.unwrap();
+    }
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "backup-age", "namespace": "backups"},
+        "stringData": {"key.txt": std::fs::read_to_string(&identity).unwrap()},
+    });
+    kubectl_ok(kube, &["apply", "-f", "-"], Some(&secret.to_string()));
+    let transforms = json!({"spec": {"backup": {"transforms": [
+        {"configMapRef": {"name": "zstd-plugin", "key": "zstd.wasm"}, "sha256": digests["zstd"],
+         "config": {"level": 3}},
+        {"configMapRef": {"name": "age-plugin", "key": "age.wasm"}, "config": {"recipients": [recipient]},
+         "secretConfig": [{"name": "identities", "secretKeyRef": {"name": "backup-age", "key": "key.txt"}}]},
+    ]}}});
+    patch_cluster(kube, &transforms.to_string());
+    // age is not pinned: anyone who may edit its ConfigMap could swap it.
+    let configured = wait_for("a warning about the unpinned plugin", || async {
+        let configured = condition(&get_cluster(admin).await, "BackupConfigured");
+        configured
+            .message
+            .contains("warning:")
+            .then_some(configured)
+    })
+    .await;
+    assert!(
+        configured.message.contains(
+            "warning: spec.backup.transforms[1].sha256 is not set: whoever can edit ConfigMap age-plugin"
+        ) && !configured.message.contains("transforms[0]"),
+        "{}",
+        configured.message
+    );
+    let event = wait_for_event(admin, "SpecWarning").await;
+    assert!(event.note.unwrap().contains("transforms[1].sha256"));
+    let before = get_cluster(admin).await.status.unwrap().backup.unwrap();
+    let cluster = get_cluster(admin).await;
+    assert_eq!(cluster.spec.backup.as_ref().unwrap().transforms.len(), 2);
+    // What this backup holds; the restore below brings it back.
+    openbao
+        .cluster
+        .put_secret("app", json!({"v": "in the backup"}))
+        .await;
+    run_backup_job(
+        kube,
+        admin,
+        &cluster,
+        "manual-backup-plugins",
+        &openbao.url(),
+    )
+    .await;
+    let backup = wait_for("the transformed backup in status", || async {
+        let status = get_cluster(admin).await.status?.backup?;
+        (status.last_backup_name != before.last_backup_name).then_some(status)
+    })
+    .await;
+    assert_eq!(backup.consecutive_failures, 0);
+    let key = backup.last_backup_name.unwrap();
+    let stored = bucket.read(&key).await;
+    assert_eq!(
+        Some(sha256_hex(&stored)),
+        backup.last_backup_sha256,
+        "status names the stored object"
+    );
+    let plain = support::run_with_stdin(
+        Command::new("sh").args([
+            "-c",
+            &format!("age -d -i {} | zstd -d -c", identity.display()),
+        ]),
+        stored,
+    );
+    let served = openbao.served().last().cloned().unwrap();
+    assert_eq!(
+        sha256_hex(&plain),
+        served.sha256,
+        "age -d | zstd -d gives the snapshot back"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&bucket.read(&format!("{key}.manifest.json")).await).unwrap();
+    let chain: Vec<(&str, &str)> = manifest["transforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["sha256"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        chain,
+        [
+            ("zstd", digests["zstd"].as_str()),
+            ("age", digests["age"].as_str())
+        ]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    key
+}
+
+/// An OpenBaoRestore of the newest backup (zstd then age): the operator
+/// runs it once as a Job with the cluster's plugins and its JWT identity,
+/// and OpenBao serves the data of the backup again.
+async fn restore_through_the_operator(
+    kube: &KubeApiServer,
+    admin: &Client,
+    openbao: &Source,
+    key: &str,
+) {
+    let taken = openbao.served().last().cloned().unwrap();
+    openbao
+        .cluster
+        .put_secret("app", json!({"v": "changed"}))
+        .await;
+    let done = run_restore(kube, admin, openbao, "restore-1", "latest").await;
+    assert_eq!(done.phase, RestorePhase::Succeeded, "{:?}", done.message);
+    assert_eq!(done.restored_key.as_deref(), Some(key));
+    assert_eq!(done.restored_sha256.as_deref(), Some(taken.sha256.as_str()));
+    assert_eq!(
+        openbao.cluster.secret("app").await,
+        Some(json!({"v": "in the backup"})),
+        "OpenBao serves the backup's data"
+    );
+    assert_eq!(openbao.restore_requests(), 1);
+    let event = wait_for_event_about(admin, "RestoreSucceeded", "restore-1").await;
+    assert!(event.note.unwrap().contains(key));
+
+    // Never twice: the finished restore keeps its Job and its status.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let restores: Api<OpenBaoRestore> = Api::namespaced(admin.clone(), "backups");
+    assert_eq!(
+        restores.get("restore-1").await.unwrap().status.unwrap(),
+        done
+    );
+    assert_eq!(openbao.restore_requests(), 1);
+
+    // A restore of a key that is not a backup fails, and says why.
+    let failed = run_restore(
+        kube,
+        admin,
+        openbao,
+        "restore-2",
+        "clusters/backups/it/nope.snap",
+    )
+    .await;
+    assert_eq!(failed.phase, RestorePhase::Failed);
+    let message = failed.message.unwrap();
+    assert!(message.contains("not a complete backup"), "{message}");
+    assert_eq!(failed.conditions[0].reason, "RestoreFailed");
+    wait_for_event_about(admin, "RestoreFailed", "restore-2").await;
+    assert_eq!(openbao.restore_requests(), 1, "OpenBao was not asked");
+}
+
+/// The workload is owned by the cluster; a new version waits for its
+/// pre-upgrade backup Job (run here as the kubelet, through the cluster's
+/// plugins), then the pod is replaced. The test plays the StatefulSet
+/// controller: it reports the StatefulSet's revision and makes its pods.
+async fn upgrade_through_the_operator(
+    kube: &KubeApiServer,
+    admin: &Client,
+    openbao: &Source,
+) -> String {
+    let cluster = get_cluster(admin).await;
+    let uid = cluster.uid().unwrap();
+    let statefulsets: Api<StatefulSet> = Api::namespaced(admin.clone(), "backups");
+    let owned = |meta: &ObjectMeta| {
+        let owner = &meta.owner_references.as_ref().unwrap()[0];
+        owner.uid == uid && owner.controller == Some(true)
+    };
+    let sts = wait_for("the StatefulSet", || async {
+        statefulsets.get_opt("it").await.unwrap()
+    })
+    .await;
+    assert!(owned(&sts.metadata));
+    let image = |sts: &StatefulSet| {
+        sts.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .image
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(image(&sts), "openbao/openbao:2.4.1");
+    let services: Api<Service> = Api::namespaced(admin.clone(), "backups");
+    for name in ["it", "it-internal"] {
+        assert!(owned(&services.get(name).await.unwrap().metadata), "{name}");
+    }
+    let config = Api::<ConfigMap>::namespaced(admin.clone(), "backups")
+        .get("it-config")
+        .await
+        .unwrap();
+    assert!(owned(&config.metadata));
+    assert!(
+        config.data.unwrap()["config.json"].contains("https://it-0.it-internal.backups.svc:8200")
+    );
+    let account = Api::<ServiceAccount>::namespaced(admin.clone(), "backups")
+        .get("it")
+        .await
+        .unwrap();
+    assert!(owned(&account.metadata));
+    let role = Api::<Role>::namespaced(admin.clone(), "backups")
+        .get("it-service-registration")
+        .await
+        .unwrap();
+    assert!(
+        owned(&role.metadata),
+        "granted by the operator's own rights"
+    );
+    let binding = Api::<RoleBinding>::namespaced(admin.clone(), "backups")
+        .get("it-service-registration")
+        .await
+        .unwrap();
+    assert!(owned(&binding.metadata));
+    let status = wait_for("the workload in status", || async {
+        let status = get_cluster(admin).await.status?;
+        (status.version.as_deref() == Some("2.4.1")).then_some(status)
+    })
+    .await;
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "WorkloadConfigured" && c.status == "True")
+    );
+    play_statefulset_controller(admin, "it-a").await;
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "backups");
+    make_openbao_pod(&pods, &sts, "it-a").await;
+
+    // A new version: the pre-upgrade backup Job comes first, and the
+    // StatefulSet keeps 2.4.1 while it has not succeeded.
+    patch_cluster(kube, r#"{"spec":{"version":"2.4.2"}}"#);
+    let jobs: Api<Job> = Api::namespaced(admin.clone(), "backups");
+    let job = wait_for("the pre-upgrade Job", || async {
+        let list = jobs.list(&ListParams::default()).await.unwrap();
+        list.items
+            .into_iter()
+            .find(|j| j.name_any().starts_with("it-pre-upgrade-"))
+    })
+    .await;
+    let upgrade = wait_for("the upgrade in status", || async {
+        get_cluster(admin).await.status?.upgrade
+    })
+    .await;
+    assert_eq!(upgrade.phase, UpgradePhase::BackingUp);
+    assert_eq!(
+        upgrade.pre_upgrade_job.as_deref(),
+        Some(job.name_any().as_str())
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        image(&statefulsets.get("it").await.unwrap()),
+        "openbao/openbao:2.4.1",
+        "the gate holds"
+    );
+    assert_eq!(
+        condition(&get_cluster(admin).await, "Upgraded").reason,
+        "PreUpgradeBackup"
+    );
+
+    run_job(kube, admin, &job, &openbao.url()).await;
+    let upgrade = wait_for("the rollout", || async {
+        let upgrade = get_cluster(admin).await.status?.upgrade?;
+        (upgrade.phase == UpgradePhase::RollingOut).then_some(upgrade)
+    })
+    .await;
+    let key = upgrade.pre_upgrade_backup_key.unwrap();
+    assert!(key.contains("-pre-upgrade-"), "{key}");
+    let sts = statefulsets.get("it").await.unwrap();
+    assert_eq!(image(&sts), "openbao/openbao:2.4.2");
+
+    // The new template: the operator replaces the pod, and the new one
+    // (made by the "controller") completes the upgrade.
+    play_statefulset_controller(admin, "it-b").await;
+    wait_for("the old pod to be replaced", || async {
+        pods.get_opt("it-0").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    make_openbao_pod(&pods, &sts, "it-b").await;
+    let status = wait_for("the upgrade to complete", || async {
+        let status = get_cluster(admin).await.status?;
+        (status.upgrade.as_ref()?.phase == UpgradePhase::Completed).then_some(status)
+    })
+    .await;
+    assert_eq!(status.version.as_deref(), Some("2.4.2"));
+    assert_eq!(
+        status.upgrade.unwrap().pre_upgrade_backup_key.as_deref(),
+        Some(key.as_str())
+    );
+    wait_for_event(admin, "UpgradeCompleted").await;
+    key
+}
+
+/// What the StatefulSet controller reports once it has seen the template.
+async fn play_statefulset_controller(admin: &Client, revision: &str) {
+    let statefulsets: Api<StatefulSet> = Api::namespaced(admin.clone(), "backups");
+    let mut sts = serde_json::to_value(statefulsets.get("it").await.unwrap()).unwrap();
+    sts["status"] = json!({"replicas": 1, "observedGeneration": sts["metadata"]["generation"],
+                           "updateRevision": revision, "currentRevision": revision});
+    statefulsets
+        .replace_status(
+            "it",
+            &PostParams::default(),
+            &serde_json::from_value(sts).unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
+/// Pod `it-0` from the StatefulSet's template, ready, labelled active as
+/// OpenBao's service registration would.
+async fn make_openbao_pod(pods: &Api<Pod>, sts: &StatefulSet, revision: &str) {
+    let template = sts.spec.clone().unwrap().template;
+    let mut spec = template.spec.unwrap();
+    // The controller's volume for the claim template.
+    spec.volumes.get_or_insert_with(Vec::new).push(Volume {
+        name: "data".into(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: "data-it-0".into(),
+            read_only: None,
+        }),
+        ..Default::default()
+    });
+    let mut meta = template.metadata.unwrap();
+    meta.name = Some("it-0".into());
+    let labels = meta.labels.get_or_insert_with(Default::default);
+    labels.insert("controller-revision-hash".into(), revision.into());
+    labels.insert("openbao-active".into(), "true".into());
+    let pod = pods
+        .create(
+            &PostParams::default(),
+            &Pod {
+                metadata: meta,
+                spec: Some(spec),
+                status: None,
+            },
+        )
+        .await
+        .unwrap();
+    let mut ready = serde_json::to_value(&pod).unwrap();
+    ready["status"] =
+        json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
+    pods.replace_status(
+        "it-0",
+        &PostParams::default(),
+        &serde_json::from_value(ready).unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
+/// Applies an OpenBaoRestore of `key` for the cluster `it`, waits for the
+/// operator's one Job (the restore Running meanwhile), runs it as the
+/// kubelet, and returns the final status.
+async fn run_restore(
+    kube: &KubeApiServer,
+    admin: &Client,
+    openbao: &Source,
+    name: &str,
+    key: &str,
+) -> OpenBaoRestoreStatus {
+    let restore = json!({
+        "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoRestore",
+        "metadata": {"name": name, "namespace": "backups"},
+        "spec": {"cluster": "it", "key": key, "jwtAuthRole": "restore"},
+    });
+    kubectl_ok(
+        kube,
+        &["apply", "--server-side", "-f", "-"],
+        Some(&restore.to_string()),
+    );
+    let restores: Api<OpenBaoRestore> = Api::namespaced(admin.clone(), "backups");
+    let jobs: Api<Job> = Api::namespaced(admin.clone(), "backups");
+    let job_name = format!("{name}-restore");
+    let job = wait_for(&format!("the Job of {name}"), || async {
+        jobs.get_opt(&job_name).await.unwrap()
+    })
+    .await;
+    let running = restores.get(name).await.unwrap().status.unwrap();
+    assert_eq!(running.phase, RestorePhase::Running);
+    assert_eq!(running.job_name.as_deref(), Some(job_name.as_str()));
+
+    run_job(kube, admin, &job, &openbao.url()).await;
+    wait_for(&format!("{name} to finish"), || async {
+        let status = restores.get(name).await.ok()?.status?;
+        status.phase.is_final().then_some(status)
+    })
+    .await
+}
+
+async fn get_cluster(admin: &Client) -> OpenBaoCluster {
+    Api::<OpenBaoCluster>::namespaced(admin.clone(), "backups")
+        .get("it")
+        .await
+        .unwrap()
+}
+
+/// Creates a Job from the cluster's CronJob template (as `kubectl create
+/// job --from=cronjob/...`), runs its container as the kubelet would, and
+/// records the pod's termination message and the Job's end.
+async fn run_backup_job(
+    kube: &KubeApiServer,
+    admin: &Client,
+    cluster: &OpenBaoCluster,
+    name: &str,
+    openbao: &str,
+) -> Job {
+    let settings = OperatorSettings {
+        jwt_audience: AUDIENCE.into(),
+        executor_images: desired::executor_images(desired::DEFAULT_EXECUTOR_IMAGES),
+    };
+    let cronjob = desired::cronjob(cluster, cluster.spec.backup.as_ref().unwrap(), &settings);
+    let template = cronjob.spec.unwrap().job_template;
+    let mut meta = template.metadata.unwrap_or_default();
+    meta.name = Some(name.into());
+    meta.annotations = Some(
+        [(
+            "cronjob.kubernetes.io/instantiate".to_string(),
+            "manual".to_string(),
+        )]
+        .into(),
+    );
+    let jobs: Api<Job> = Api::namespaced(admin.clone(), "backups");
+    let job = jobs
+        .create(
+            &PostParams::default(),
+            &Job {
+                metadata: meta,
+                spec: template.spec,
+                status: None,
+            },
+        )
+        .await
+        .unwrap();
+    run_job(kube, admin, &job, openbao).await;
+    job
+}
+
+/// Plays the kubelet and the Job controller for `job`: runs its container
+/// as a process, then records the pod's termination and the Job's end.
+async fn run_job(kube: &KubeApiServer, admin: &Client, job: &Job, openbao: &str) {
+    let name = job.name_any();
+    let name = name.as_str();
+    let jobs: Api<Job> = Api::namespaced(admin.clone(), "backups");
+    let pod_template = job.spec.as_ref().unwrap().template.clone();
+    let pod_spec = pod_template.spec.clone().unwrap();
+    let container = pod_spec.containers[0].clone();
+
+    // Volumes as files, where the container expects them.
+    let root = std::env::temp_dir().join(format!(
+        "openbao-backup-kubelet-{name}-{}",
+        std::process::id()
+    ));
+    let mut mounts: Vec<(String, PathBuf)> = Vec::new();
+    for volume in pod_spec.volumes.iter().flatten() {
+        let dir = root.join(&volume.name);
+        std::fs::create_dir_all(&dir).unwrap();
+        if let Some(source) = &volume.secret {
+            let secret = Api::<Secret>::namespaced(admin.clone(), "backups")
+                .get(source.secret_name.as_ref().unwrap())
+                .await
+                .unwrap();
+            let data = secret.data.unwrap_or_default();
+            write_volume(&dir, data.into_iter().map(|(k, v)| (k, v.0)), &source.items);
+        }
+        if let Some(source) = &volume.config_map {
+            let map = Api::<ConfigMap>::namespaced(admin.clone(), "backups")
+                .get(&source.name)
+                .await
+                .unwrap();
+            let binary = map.binary_data.unwrap_or_default().into_iter();
+            let text = map.data.unwrap_or_default().into_iter();
+            write_volume(
+                &dir,
+                binary
+                    .map(|(k, v)| (k, v.0))
+                    .chain(text.map(|(k, v)| (k, v.into_bytes()))),
+                &source.items,
+            );
+        }
+        if let Some(projected) = &volume.projected {
+            for source in projected.sources.iter().flatten() {
+                let token = source.service_account_token.as_ref().unwrap();
+                let jwt = create_token(
+                    kube,
+                    "backups",
+                    pod_spec.service_account_name.as_deref().unwrap(),
+                    token.audience.as_deref(),
+                );
+                std::fs::write(dir.join(&token.path), jwt).unwrap();
+            }
+        }
+        let mount = container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.name == volume.name)
+            .unwrap();
+        mounts.push((mount.mount_path.clone(), dir));
+    }
+    let local = |path: &str| -> String {
+        if path == "/dev/termination-log" {
+            return root.join("termination-log").display().to_string();
+        }
+        for (mount, dir) in &mounts {
+            if let Some(rest) = path.strip_prefix(mount.as_str()) {
+                return format!("{}{rest}", dir.display());
+            }
+        }
+        path.to_string()
+    };
+    let mut env: Vec<(String, String)> = container
+        .env
+        .iter()
+        .flatten()
+        .map(|e| {
+            (
+                e.name.clone(),
+                local(e.value.as_deref().unwrap_or_default()),
+            )
+        })
+        .collect();
+    // No cluster DNS here: the pods' addresses lead to the test's OpenBao.
+    env.push(("OPENBAO_ADDR".into(), openbao.into()));
+    env.push(("OPENBAO_JWT_FILE".into(), local(DEFAULT_JWT_FILE)));
+    // Plugin specs name files in the container too.
+    let mut args = container.args.clone().unwrap_or_default();
+    for i in 1..args.len() {
+        if matches!(
+            args[i - 1].as_str(),
+            "--transform" | "--retention-plugin" | "--plugin"
+        ) {
+            let mut spec: PluginSpec = args[i].parse().unwrap();
+            spec.file = local(spec.file.to_str().unwrap()).into();
+            for path in spec.secret_files.values_mut() {
+                *path = local(path.to_str().unwrap()).into();
+            }
+            args[i] = spec.to_string();
+        }
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_openbao-backup"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .envs(env)
+        .output()
+        .unwrap();
+    let message = kubelet_termination_message(&root.join("termination-log"));
+    let exit_code = output.status.code().unwrap_or(1);
+    std::fs::remove_dir_all(&root).unwrap();
+
+    // The pod's record, as the kubelet leaves it.
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "backups");
+    let mut pod = Pod {
+        metadata: pod_template.metadata.clone().unwrap_or_default(),
+        spec: Some(pod_spec.clone()),
+        status: None,
+    };
+    pod.metadata.name = Some(format!("{name}-pod"));
+    let pod = pods.create(&PostParams::default(), &pod).await.unwrap();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut pod_status = serde_json::to_value(&pod).unwrap();
+    pod_status["status"] = json!({"phase": if exit_code == 0 { "Succeeded" } else { "Failed" }, "containerStatuses": [{
+        "name": container.name, "image": container.image, "imageID": "", "ready": false, "restartCount": 0,
+        "state": {"terminated": {"exitCode": exit_code, "finishedAt": now, "message": message}},
+    }]});
+    pods.replace_status(
+        &pod.name_any(),
+        &PostParams::default(),
+        &serde_json::from_value(pod_status).unwrap(),
+    )
+    .await
+    .unwrap();
+
+    // The Job's end, as the Job controller records it.
+    let condition = if exit_code == 0 { "Complete" } else { "Failed" };
+    let mut job_status = serde_json::to_value(job).unwrap();
+    job_status["status"] = json!({
+        "startTime": now, "conditions": [{"type": condition, "status": "True", "lastTransitionTime": now, "lastProbeTime": now}],
+    });
+    if exit_code == 0 {
+        job_status["status"]["completionTime"] = json!(now);
+        job_status["status"]["succeeded"] = json!(1);
+    } else {
+        job_status["status"]["failed"] = json!(1);
+    }
+    jobs.replace_status(
+        name,
+        &PostParams::default(),
+        &serde_json::from_value(job_status).unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
+/// What the kubelet keeps of a termination-log file: its last 4096 bytes
+/// (`tail.ReadAtMost(path, MaxContainerTerminationMessageLength)`).
+fn kubelet_termination_message(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let kept = &bytes[bytes.len().saturating_sub(4096)..];
+    String::from_utf8_lossy(kept).into_owned()
+}
+
+/// A Secret's or ConfigMap's keys as files: the listed items at their
+/// paths, or every key under its own name.
+fn write_volume(
+    dir: &Path,
+    data: impl Iterator<Item = (String, Vec<u8>)>,
+    items: &Option<Vec<KeyToPath>>,
+) {
+    let data: HashMap<String, Vec<u8>> = data.collect();
+    match items {
+        Some(items) => {
+            for item in items {
+                std::fs::write(dir.join(&item.path), &data[&item.key]).unwrap();
+            }
+        }
+        None => {
+            for (key, value) in data {
+                std::fs::write(dir.join(key), value).unwrap();
+            }
+        }
+    }
+}
+
+/// `kubectl patch` of the cluster `it` with a JSON merge patch.
+fn patch_cluster(kube: &KubeApiServer, patch: &str) {
+    kubectl_ok(
+        kube,
+        &[
+            "-n",
+            "backups",
+            "patch",
+            "openbaocluster",
+            "it",
+            "--type=merge",
+            "-p",
+            patch,
+        ],
+        None,
+    );
+}
+
+fn create_token(
+    kube: &KubeApiServer,
+    namespace: &str,
+    account: &str,
+    audience: Option<&str>,
+) -> String {
+    let mut args = vec!["-n", namespace, "create", "token", account, "--duration=2h"];
+    let audience_arg;
+    if let Some(audience) = audience {
+        audience_arg = format!("--audience={audience}");
+        args.push(&audience_arg);
+    }
+    let output = kubectl_ok(kube, &args, None);
+    String::from_utf8(output).unwrap().trim().to_string()
+}
+
+async fn lease_holder(admin: &Client) -> Option<String> {
+    let lease = Api::<Lease>::namespaced(admin.clone(), OPERATOR_NS)
+        .get_opt("openbao-backup-operator")
+        .await
+        .ok()??;
+    lease.spec?.holder_identity
+}
+
+/// An event about the cluster `it`.
+async fn wait_for_event(admin: &Client, reason: &str) -> Event {
+    wait_for_event_about(admin, reason, "it").await
+}
+
+async fn wait_for_event_about(admin: &Client, reason: &str, object: &str) -> Event {
+    let events: Api<Event> = Api::namespaced(admin.clone(), "backups");
+    wait_for(&format!("a {reason} event"), || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items.into_iter().find(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(object)
+        })
+    })
+    .await
+}
+
+fn condition(
+    cluster: &OpenBaoCluster,
+    kind: &str,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    let conditions = cluster
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    conditions
+        .into_iter()
+        .find(|c| c.type_ == kind)
+        .unwrap_or_else(|| panic!("no {kind} condition on {}", cluster.name_any()))
+}
+
+async fn client(kubeconfig: &Path) -> Client {
+    let config = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
+        .await
+        .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+fn kubectl_ok(kube: &KubeApiServer, args: &[&str], stdin: Option<&str>) -> Vec<u8> {
+    let output = kube.kubectl(args, stdin);
+    assert!(
+        output.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn wait_until(mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The operator binary as a replica would run it in its Deployment.
+struct Operator {
+    child: Child,
+    log: PathBuf,
+    metrics_port: u16,
+}
+
+impl Operator {
+    fn start(kubeconfig: &Path, name: &str) -> Self {
+        let metrics_port = testkit::free_port();
+        let log = kubeconfig.with_file_name(format!("{name}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_openbao-backup"))
+            .arg("operator")
+            .env("KUBECONFIG", kubeconfig)
+            .env("POD_NAME", name)
+            .env("POD_NAMESPACE", OPERATOR_NS)
+            .env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+            .env("LOG_FORMAT", "json")
+            .env("LOG_LEVEL", "info,operator=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            log,
+            metrics_port,
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_for_log(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.logs().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} in the operator's log:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    async fn metrics(&self) -> String {
+        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
+        match reqwest::get(&url).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// SIGTERM, as Kubernetes stops a pod; waits for the exit.
+    fn terminate(&mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "the operator exits cleanly on SIGTERM: {status}\n{}",
+            self.logs()
+        );
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The scale run, by hand: `scripts/test --test operator scale -- --ignored
+/// --nocapture`. 500 OpenBaoClusters; prints the time to steady state, the
+/// operator's memory, and the API requests it makes once steady.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by hand"]
+async fn scale_500_clusters() {
+    use futures_util::StreamExt;
+    const CLUSTERS: usize = 500;
+    const NAMESPACES: usize = 10;
+    let issuer = JwtIssuer::generate();
+    let kube = KubeApiServer::start(&issuer).unwrap_or_else(|e| panic!("{e}"));
+    install(&kube);
+    let admin = client(&kube.admin_kubeconfig()).await;
+    let namespaces: String = (0..NAMESPACES)
+        .map(|n| format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: scale-{n}}}\n---\n"))
+        .collect();
+    kubectl_ok(&kube, &["apply", "-f", "-"], Some(&namespaces));
+    let created = Instant::now();
+    futures_util::stream::iter(0..CLUSTERS)
+        .map(|i| {
+            let admin = admin.clone();
+            async move {
+                let namespace = format!("scale-{}", i % NAMESPACES);
+                let cluster: OpenBaoCluster = serde_json::from_value(json!({
+                    "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoCluster",
+                    "metadata": {"name": format!("bao-{i}"), "namespace": namespace},
+                    "spec": {"version": "2.4.1", "backup": {
+                        "schedule": format!("{} 3 * * *", i % 60),
+                        "executorImage": "openbao/backup-executor:v0.1.0",
+                        "jwtAuthRole": "backup",
+                        "target": {"bucket": "openbao-backups", "credentialsSecretRef": {"name": "s3-credentials"}},
+                    }},
+                }))
+                .unwrap();
+                Api::<OpenBaoCluster>::namespaced(admin, &namespace)
+                    .create(&PostParams::default(), &cluster)
+                    .await
+                    .unwrap();
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    println!(
+        "created {CLUSTERS} OpenBaoClusters in {:.1} s",
+        created.elapsed().as_secs_f64()
+    );
+
+    let kubeconfig = kube.kubeconfig(
+        "operator",
+        &create_token(&kube, OPERATOR_NS, "openbao-backup-operator", None),
+    );
+    let all: Api<OpenBaoCluster> = Api::all(admin.clone());
+    let configured = |list: &[OpenBaoCluster]| {
+        list.iter()
+            .filter(|c| c.status.as_ref().is_some_and(|s| !s.conditions.is_empty()))
+            .count()
+    };
+    let mut operator = Operator::start(&kubeconfig, "scale");
+    let started = Instant::now();
+    loop {
+        let list = all.list(&ListParams::default()).await.unwrap().items;
+        if configured(&list) == CLUSTERS {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "not steady after 10 minutes: {} of {CLUSTERS} reconciled",
+            configured(&list)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let steady_after = started.elapsed();
+    let memory = process_memory(operator.child.id());
+    println!(
+        "steady state (every cluster reconciled and its status written) after {:.1} s",
+        steady_after.as_secs_f64()
+    );
+    println!("operator memory at steady state: {memory}");
+
+    // Once steady: nothing to do, so no writes.
+    let versions = |list: Vec<OpenBaoCluster>| -> Vec<String> {
+        list.into_iter()
+            .map(|c| c.resource_version().unwrap())
+            .collect()
+    };
+    let before = versions(all.list(&ListParams::default()).await.unwrap().items);
+    let requests_before = write_requests(&admin).await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let requests_after = write_requests(&admin).await;
+    let after = versions(all.list(&ListParams::default()).await.unwrap().items);
+    let changed = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+    println!(
+        "in 60 s of steady state: {changed} clusters changed, API write requests: {}",
+        requests_after - requests_before
+    );
+    println!(
+        "operator memory after 60 s steady: {}",
+        process_memory(operator.child.id())
+    );
+    assert_eq!(changed, 0);
+
+    // A restart with 500 clusters in place: time until the new replica has
+    // reconciled them all (server-side applies that change nothing), and
+    // what it writes.
+    operator.terminate();
+    let requests_before = write_requests(&admin).await;
+    let restarted = Operator::start(&kubeconfig, "scale-2");
+    let started = Instant::now();
+    restarted.wait_for_log("\"leading\"");
+    // The no-op applies of the 500 reconciles show as PATCH requests.
+    let mut last = 0;
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "still writing after 5 minutes"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = write_requests(&admin).await - requests_before;
+        if now == last && now > 0 {
+            break;
+        }
+        last = now;
+    }
+    let after = versions(all.list(&ListParams::default()).await.unwrap().items);
+    let changed = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+    println!(
+        "restart: reconciled again within {:.1} s; {last} write requests (no-op applies), {changed} clusters changed; memory {}",
+        started.elapsed().as_secs_f64() - 2.0,
+        process_memory(restarted.child.id())
+    );
+    assert_eq!(changed, 0);
+    kube.stop();
+}
+
+/// Write requests (POST, PUT, PATCH, server-side APPLY, DELETE) the API
+/// server has served,
+/// from its own metrics (Leases excluded: the leader renews every 2 s).
+async fn write_requests(admin: &Client) -> u64 {
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = admin.request_text(request).await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+        .filter(|l| {
+            ["POST", "PUT", "PATCH", "APPLY", "DELETE"]
+                .iter()
+                .any(|verb| l.contains(&format!("verb=\"{verb}\"")))
+        })
+        .filter(|l| !l.contains("resource=\"leases\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+fn process_memory(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l[name.len()..].trim().to_string())
+            .unwrap_or_default()
+    };
+    format!("RSS {}, peak {}", field("VmRSS:"), field("VmHWM:"))
+}

@@ -1,0 +1,94 @@
+//! How the operator drives the executor: the subcommands and flags it
+//! passes, the environment variables it sets (each one also read by the
+//! command line, through clap's `env`), and where it mounts files in the
+//! executor's pod. Both sides use these constants, so a name cannot drift.
+
+/// The subcommands a Job runs.
+pub mod command {
+    pub const BACKUP: &str = "backup";
+    pub const RESTORE: &str = "restore";
+}
+
+/// Flags (without the leading `--`) that the operator passes as arguments.
+pub mod flag {
+    pub const TRANSFORM: &str = "transform";
+    pub const RETENTION_PLUGIN: &str = "retention-plugin";
+    /// A plugin a restore may need to undo the backup's transforms.
+    pub const PLUGIN: &str = "plugin";
+}
+
+/// Environment variables; each sets the flag of the same meaning.
+pub mod env {
+    pub const LOG_FORMAT: &str = "LOG_FORMAT";
+    pub const RESULT_FILE: &str = "RESULT_FILE";
+
+    pub const OPENBAO_ADDR: &str = "OPENBAO_ADDR";
+    pub const OPENBAO_CACERT: &str = "OPENBAO_CACERT";
+    pub const OPENBAO_CLUSTER: &str = "OPENBAO_CLUSTER";
+    pub const OPENBAO_NAMESPACE: &str = "OPENBAO_NAMESPACE";
+    pub const OPENBAO_JWT_ROLE: &str = "OPENBAO_JWT_ROLE";
+    pub const OPENBAO_JWT_FILE: &str = "OPENBAO_JWT_FILE";
+    pub const OPENBAO_JWT_MOUNT: &str = "OPENBAO_JWT_MOUNT";
+    pub const OPENBAO_JWT_AUDIENCE: &str = "OPENBAO_JWT_AUDIENCE";
+    pub const OPENBAO_TOKEN_FILE: &str = "OPENBAO_TOKEN_FILE";
+    pub const OPENBAO_REQUEST_TIMEOUT: &str = "OPENBAO_REQUEST_TIMEOUT";
+    pub const OPENBAO_STALL_TIMEOUT: &str = "OPENBAO_STALL_TIMEOUT";
+
+    pub const S3_ENDPOINT: &str = "S3_ENDPOINT";
+    pub const S3_BUCKET: &str = "S3_BUCKET";
+    pub const S3_REGION: &str = "S3_REGION";
+    pub const S3_PATH_PREFIX: &str = "S3_PATH_PREFIX";
+    pub const S3_PART_SIZE: &str = "S3_PART_SIZE";
+    pub const S3_CONCURRENCY: &str = "S3_CONCURRENCY";
+    pub const S3_CREDENTIALS_DIR: &str = "S3_CREDENTIALS_DIR";
+    pub const S3_VIRTUAL_HOSTED_STYLE: &str = "S3_VIRTUAL_HOSTED_STYLE";
+    pub const S3_MAX_ATTEMPTS: &str = "S3_MAX_ATTEMPTS";
+    pub const AWS_CA_BUNDLE: &str = "AWS_CA_BUNDLE";
+
+    pub const BACKUP_KIND: &str = "BACKUP_KIND";
+    pub const BACKUP_PROGRESS_INTERVAL: &str = "BACKUP_PROGRESS_INTERVAL";
+    pub const BACKUP_SWEEP_AFTER: &str = "BACKUP_SWEEP_AFTER";
+    pub const MANIFEST_KEY_FILE: &str = "MANIFEST_KEY_FILE";
+    pub const RETENTION_MAX_COUNT: &str = "RETENTION_MAX_COUNT";
+    pub const RETENTION_MAX_AGE: &str = "RETENTION_MAX_AGE";
+    pub const RETENTION_KEEP_KEYS: &str = "RETENTION_KEEP_KEYS";
+    pub const RETENTION_PLUGIN: &str = "RETENTION_PLUGIN";
+
+    pub const BACKUP_KEY: &str = "BACKUP_KEY";
+    pub const RESTORE_FORCE: &str = "RESTORE_FORCE";
+    pub const RESTORE_ALLOW_OTHER_CLUSTER: &str = "RESTORE_ALLOW_OTHER_CLUSTER";
+
+    pub const PLUGIN_MEMORY_LIMIT: &str = "PLUGIN_MEMORY_LIMIT";
+    pub const PLUGIN_CALL_TIMEOUT: &str = "PLUGIN_CALL_TIMEOUT";
+    pub const PLUGIN_MAX_OUTPUT: &str = "PLUGIN_MAX_OUTPUT";
+
+    /// Old names still read, as (old, new): a Job written by an older
+    /// operator keeps working.
+    pub const RENAMED: [(&str, &str); 1] = [("BACKUP_RESULT_FILE", RESULT_FILE)];
+}
+
+/// Multipart upload: S3's bounds and the defaults both sides use.
+pub mod upload {
+    /// S3's part size bounds (the last part may be smaller).
+    pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+    pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+    pub const MAX_PARTS: u64 = 10_000;
+    /// The most parts the executor uploads at once.
+    pub const MAX_CONCURRENCY: u16 = 64;
+    pub const DEFAULT_PART_SIZE: u64 = 10 * 1024 * 1024;
+    pub const DEFAULT_CONCURRENCY: u16 = 3;
+}
+
+/// Where the operator mounts files in the executor's pod.
+pub mod paths {
+    /// The projected ServiceAccount token (also the CLI's default).
+    pub const JWT_FILE: &str = "/var/run/secrets/openbao-backup/jwt/token";
+    pub const TOKEN_DIR: &str = "/var/run/secrets/openbao-backup/token";
+    pub const S3_CREDENTIALS_DIR: &str = "/var/run/secrets/openbao-backup/s3";
+    pub const OPENBAO_CA_DIR: &str = "/var/run/secrets/openbao-backup/openbao-ca";
+    pub const MANIFEST_KEY_DIR: &str = "/var/run/secrets/openbao-backup/manifest-key";
+    pub const PLUGIN_DIR: &str = "/var/run/openbao-backup/plugins";
+    pub const PLUGIN_SECRET_DIR: &str = "/var/run/secrets/openbao-backup/plugins";
+    /// The result file: the kubelet reports it as the termination message.
+    pub const TERMINATION_LOG: &str = "/dev/termination-log";
+}

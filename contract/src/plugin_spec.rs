@@ -1,0 +1,98 @@
+//! How a command names a plugin: a `.wasm` file, or a JSON object with the
+//! file, its pinned digest, its configuration and settings read from files
+//! (mounted Secrets). The operator writes the JSON form into backup Jobs
+//! (`to_string`).
+//!
+//! ```text
+//! --transform plugins/zstd.wasm
+//! --transform '{"file": "age.wasm", "sha256": "…", "config": {"recipients": ["age1…"]}}'
+//! --transform '{"file": "age.wasm", "secretFiles": {"identities": "/secrets/key.txt"}}'
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PluginSpec {
+    pub file: PathBuf,
+    /// Refuse the plugin unless its bytes have this SHA-256 (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The plugin's configuration; recorded in manifests, so nothing secret.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub config: Map<String, Value>,
+    /// Configuration settings read from files, each the whole (trimmed)
+    /// text of its file; given to the plugin, never recorded or logged.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_files: BTreeMap<String, PathBuf>,
+}
+
+impl std::fmt::Display for PluginSpec {
+    /// The JSON form, which `from_str` reads back.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&serde_json::to_string(self).expect("a spec serializes"))
+    }
+}
+
+impl FromStr for PluginSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.starts_with('{') {
+            serde_json::from_str(text).map_err(|e| {
+                format!(
+                    "{e}: expected a .wasm file or {{\"file\": \"plugin.wasm\", \"sha256\": \"…\", \"config\": {{…}}, \"secretFiles\": {{\"setting\": \"/path\"}}}}"
+                )
+            })
+        } else if text.is_empty() {
+            Err("empty: expected a .wasm file or a JSON object".into())
+        } else {
+            Ok(Self {
+                file: text.into(),
+                sha256: None,
+                config: Map::new(),
+                secret_files: BTreeMap::new(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_or_a_json_object() {
+        let plain: PluginSpec = "plugins/zstd.wasm".parse().unwrap();
+        assert_eq!(plain.file, PathBuf::from("plugins/zstd.wasm"));
+        assert!(plain.config.is_empty() && plain.sha256.is_none());
+
+        let full: PluginSpec =
+            r#"{"file": "age.wasm", "sha256": "ab", "config": {"recipients": ["age1x"]},
+                                   "secretFiles": {"identities": "/s/key"}}"#
+                .parse()
+                .unwrap();
+        assert_eq!(full.file, PathBuf::from("age.wasm"));
+        assert_eq!(full.sha256.as_deref(), Some("ab"));
+        assert_eq!(full.config["recipients"][0], "age1x");
+        assert_eq!(full.secret_files["identities"], PathBuf::from("/s/key"));
+        assert_eq!(full.to_string().parse::<PluginSpec>().unwrap(), full);
+        assert_eq!(plain.to_string(), r#"{"file":"plugins/zstd.wasm"}"#);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let err = r#"{"file": "a.wasm", "confg": {}}"#.parse::<PluginSpec>().unwrap_err();
+        assert!(err.contains("unknown field `confg`"), "{err}");
+        assert!(err.contains("expected a .wasm file or"), "{err}");
+        assert!(" ".parse::<PluginSpec>().unwrap_err().contains("empty"));
+        let err = r#"{"sha256": "ab"}"#.parse::<PluginSpec>().unwrap_err();
+        assert!(err.contains("missing field `file`"), "{err}");
+    }
+}

@@ -1,0 +1,368 @@
+//! The `backup` command: active node -> login -> snapshot stream (the
+//! archive checked and hashed on the way) -> transform plugins -> S3
+//! multipart upload -> manifest -> retention -> JSON result.
+//!
+//! Nothing touches the bucket before OpenBao has started streaming, and any
+//! failure after the upload started aborts it, so a failed backup leaves
+//! neither object nor manifest nor parts. What a killed backup could not
+//! clean up, the next one sweeps (`sweep`).
+
+mod parts;
+mod prune;
+mod sweep;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::Utc;
+use futures_util::{Stream, StreamExt};
+
+pub use prune::{KeepLast, RetentionSetting};
+
+use crate::archive::{ArchiveCheck, Checked};
+use crate::bucket::stream::{CHAIN_PIECE, feed_chain};
+use crate::error::Error;
+use crate::openbao::{Auth, OpenBaoClient, OpenBaoConfig};
+use crate::s3::{self, MultipartUpload, TargetConfig};
+use aws_sdk_s3::types::CompletedPart;
+use contract::layout;
+use contract::layout::TOOL_VERSION;
+use contract::manifest::{
+    ContentDigest, MANIFEST_FORMAT_VERSION, Manifest, RaftInfo, UploadLayout,
+};
+use contract::plugin_spec::PluginSpec;
+use contract::result::{BackupKind, BackupResult, RetentionReport};
+use contract::signing::ManifestKey;
+use contract::units::human_bytes;
+use parts::PartUploads;
+use plugin_host::chain::{Chain, Side};
+use plugin_host::plugin::{Direction, Kind, Limits, PluginHost};
+use plugin_host::spec::ConfiguredPlugin;
+
+#[derive(Debug, Clone)]
+pub struct BackupConfig {
+    pub openbao: OpenBaoConfig,
+    pub auth: Auth,
+    pub target: TargetConfig,
+    pub cluster: String,
+    pub namespace: String,
+    pub kind: BackupKind,
+    pub result_file: Option<PathBuf>,
+    pub progress_interval: Duration,
+    /// Transform plugins applied to the snapshot, in order.
+    pub transforms: Vec<PluginSpec>,
+    /// What to delete after a successful backup; None keeps everything.
+    pub retention: Option<RetentionSetting>,
+    pub plugin_limits: Limits,
+    /// Leftovers of interrupted backups older than this are removed.
+    pub sweep_after: Duration,
+    /// Sign the manifest with the key in this file.
+    pub manifest_key_file: Option<PathBuf>,
+}
+
+pub async fn run(config: &BackupConfig) -> Result<BackupResult, Error> {
+    let started_at = Utc::now();
+    let clock = Instant::now();
+    let target = &config.target;
+    // Plugins that cannot run fail the backup before OpenBao is asked.
+    let host = PluginHost::new(config.plugin_limits);
+    let transforms = config
+        .transforms
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            ConfiguredPlugin::load(spec, &host, Kind::Transform)
+                .map_err(|e| Error::Config(format!("--transform {}: {e}", i + 1)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let chain = Chain::new(&transforms, Direction::Encode)?;
+    let retention = config
+        .retention
+        .as_ref()
+        .map(|r| r.load(&host))
+        .transpose()?;
+    let signing_key = config
+        .manifest_key_file
+        .as_deref()
+        .map(ManifestKey::from_file)
+        .transpose()
+        .map_err(Error::Config)?;
+
+    let openbao = OpenBaoClient::new(config.openbao.clone())?;
+    let node = openbao.find_active().await?;
+    let token = openbao.login(&node, &config.auth).await?;
+    let snapshot = openbao.snapshot(&node, &token).await?;
+
+    let prefix = layout::cluster_prefix(&target.path_prefix, &config.namespace, &config.cluster);
+    let key = layout::object_key(&prefix, started_at, config.kind, random_suffix());
+    let manifest_key = layout::manifest_key(&key);
+    let source_node = node.to_string();
+    tracing::info!(bucket = %target.bucket, %key, part_size = target.part_size, concurrency = target.concurrency, "streaming snapshot");
+
+    let client = s3::client(target).await?;
+    // Before this run's upload exists, so the sweep can never take it for a
+    // leftover (whatever --sweep-after says).
+    let swept = sweep::sweep(&client, &target.bucket, &prefix, config.sweep_after).await;
+    let metadata = layout::object_metadata(
+        &config.cluster,
+        &config.namespace,
+        config.kind,
+        started_at,
+        &source_node,
+    );
+    let upload = MultipartUpload::create(&client, target, &key, metadata).await?;
+
+    let streamed =
+        match upload_snapshot(snapshot, chain, &upload, target, config.progress_interval).await {
+            Ok(streamed) => streamed,
+            Err(e) => {
+                if let Err(abort) = upload.abort().await {
+                    tracing::error!(error = %abort, %key, "could not abort the multipart upload");
+                }
+                return Err(e);
+            }
+        };
+
+    let completed_at = Utc::now();
+    let mut manifest = Manifest {
+        format_version: MANIFEST_FORMAT_VERSION,
+        key: key.clone(),
+        cluster: config.cluster.clone(),
+        namespace: config.namespace.clone(),
+        kind: config.kind,
+        started_at,
+        completed_at,
+        source_node: source_node.clone(),
+        tool_version: TOOL_VERSION.into(),
+        snapshot: streamed.snapshot.clone(),
+        object: streamed.object.clone(),
+        transforms: transforms.iter().map(ConfiguredPlugin::record).collect(),
+        raft: streamed.raft.clone(),
+        upload: UploadLayout {
+            part_size: target.part_size,
+            parts: streamed.parts.len() as u32,
+        },
+        signature: None,
+    };
+    if let Some(signing_key) = &signing_key {
+        let unsigned = serde_json::to_value(&manifest).expect("manifest serializes");
+        manifest.signature = Some(signing_key.sign(&unsigned));
+    }
+    let body = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
+    if let Err(e) = s3::put_object(
+        &client,
+        &target.bucket,
+        &manifest_key,
+        body,
+        "application/json",
+    )
+    .await
+    {
+        // Without its manifest a backup cannot be verified: remove it.
+        if let Err(delete) = s3::delete_object(&client, &target.bucket, &key).await {
+            tracing::error!(error = %delete, %key, "could not delete the object after the manifest failed");
+        }
+        return Err(e);
+    }
+
+    let elapsed = clock.elapsed();
+    let retention = match &retention {
+        None => None,
+        Some(policy) => Some(
+            match prune::prune(&client, &target.bucket, &prefix, &key, policy, Utc::now()).await {
+                Ok(report) => report,
+                Err(error) => {
+                    tracing::warn!(%error, "retention failed; the new backup stands");
+                    RetentionReport {
+                        error: Some(error.to_string()),
+                        ..Default::default()
+                    }
+                }
+            },
+        ),
+    };
+    Ok(BackupResult::Succeeded {
+        key,
+        manifest_key,
+        bucket: target.bucket.clone(),
+        size: streamed.object.size,
+        sha256: streamed.object.sha256,
+        kind: config.kind,
+        source_node,
+        started_at,
+        completed_at,
+        duration_seconds: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        throughput_bytes_per_second: (streamed.snapshot.size as f64
+            / elapsed.as_secs_f64().max(1e-3)) as u64,
+        snapshot: streamed.snapshot,
+        parts: streamed.parts.len() as u32,
+        peak_memory_bytes: crate::memory::peak_rss_bytes(),
+        retention,
+        swept,
+    })
+}
+
+/// Streams the snapshot into the upload and completes it, unless a signal
+/// (a deleted Job, Ctrl-C) comes first.
+async fn upload_snapshot(
+    snapshot: impl Stream<Item = Result<Bytes, Error>>,
+    chain: Chain,
+    upload: &MultipartUpload,
+    target: &TargetConfig,
+    progress_interval: Duration,
+) -> Result<Streamed, Error> {
+    let streamed = tokio::select! {
+        streamed = stream_into(snapshot, chain, upload, target, progress_interval) => streamed?,
+        signal = shutdown_signal() => return Err(Error::Cancelled(signal)),
+    };
+    upload
+        .complete(&streamed.parts, streamed.object.size)
+        .await?;
+    Ok(streamed)
+}
+
+/// What went up, and what the archive check found in it.
+struct Streamed {
+    snapshot: ContentDigest,
+    object: ContentDigest,
+    raft: RaftInfo,
+    parts: Vec<CompletedPart>,
+}
+
+/// Moves the snapshot through the archive check (on its own thread) and
+/// the transform chain into the upload. Without transforms the snapshot's
+/// chunks go straight into the parts; with them, the chain runs on its
+/// thread between channels holding a piece or two. Memory is the part
+/// being filled and the `concurrency` parts in flight: when every slot is
+/// busy, reading stops, and OpenBao waits through TCP, whatever the
+/// snapshot's size.
+async fn stream_into(
+    snapshot: impl Stream<Item = Result<Bytes, Error>>,
+    chain: Chain,
+    upload: &MultipartUpload,
+    target: &TargetConfig,
+    progress_interval: Duration,
+) -> Result<Streamed, Error> {
+    let mut parts = PartUploads::new(upload.clone(), target);
+    let mut progress = Progress::new(progress_interval);
+    let mut size = 0u64;
+    let mut write = async |chunk: Bytes| {
+        size += chunk.len() as u64;
+        parts.write(chunk).await?;
+        progress.report(size, parts.uploaded());
+        Ok::<_, Error>(())
+    };
+    let (checked, object) = if chain.is_empty() {
+        let checked = checked(async |archive| {
+            let mut snapshot = std::pin::pin!(snapshot);
+            let mut size = 0u64;
+            while let Some(chunk) = snapshot.next().await {
+                let chunk = chunk?;
+                size += chunk.len() as u64;
+                // A clone of `Bytes` shares the buffer: no copy.
+                archive.feed(chunk.clone()).await?;
+                write(chunk).await?;
+            }
+            Ok(size)
+        })
+        .await?;
+        (checked, None)
+    } else {
+        let (input, mut output, chain) = chain.spawn(Some(Side::Output));
+        let feed = checked(async |archive| {
+            feed_chain(snapshot, CHAIN_PIECE, input, async |piece| {
+                archive.feed(piece.clone()).await
+            })
+            .await
+        });
+        let uploading = async {
+            // The output closes at the end of the stream and on failure alike.
+            while let Some(chunk) = output.recv().await {
+                write(chunk?).await?;
+            }
+            chain
+                .finished()
+                .await
+                .map_err(|e| Error::InvalidSnapshot(e.to_string()))
+        };
+        tokio::try_join!(feed, uploading)?
+    };
+    let parts = parts.finish().await?;
+    let snapshot = ContentDigest {
+        size: checked.size,
+        sha256: checked.sha256,
+    };
+    let object = object.unwrap_or_else(|| snapshot.clone());
+    tracing::info!(
+        bytes = snapshot.size,
+        stored_bytes = object.size,
+        parts = parts.len(),
+        "snapshot streamed"
+    );
+    Ok(Streamed {
+        snapshot,
+        object,
+        raft: checked.raft,
+        parts,
+    })
+}
+
+/// Runs the archive check over what `pass` streams (it shows the check
+/// every byte and returns how many there were), and returns the verdict.
+async fn checked(
+    pass: impl AsyncFnOnce(&mut ArchiveCheck) -> Result<u64, Error>,
+) -> Result<Checked, Error> {
+    let mut archive = ArchiveCheck::start();
+    if pass(&mut archive).await? == 0 {
+        return Err(Error::OpenBao("the snapshot stream was empty".into()));
+    }
+    archive.finish().await
+}
+
+struct Progress {
+    interval: Duration,
+    started: Instant,
+    last: Instant,
+}
+
+impl Progress {
+    fn new(interval: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            interval,
+            started: now,
+            last: now,
+        }
+    }
+
+    fn report(&mut self, bytes: u64, parts_uploaded: usize) {
+        if self.last.elapsed() < self.interval {
+            return;
+        }
+        self.last = Instant::now();
+        let rate = bytes as f64 / self.started.elapsed().as_secs_f64();
+        tracing::info!(
+            bytes,
+            parts_uploaded,
+            "streamed {} at {}/s",
+            human_bytes(bytes as f64),
+            human_bytes(rate)
+        );
+    }
+}
+
+async fn shutdown_signal() -> &'static str {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}
+
+fn random_suffix() -> [u8; 3] {
+    let mut bytes = [0u8; 3];
+    getrandom::fill(&mut bytes).expect("the OS provides randomness");
+    bytes
+}

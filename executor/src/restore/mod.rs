@@ -1,0 +1,579 @@
+//! Reading backups back: `list`, `restore` (into OpenBao), `verify`
+//! (download and check, nothing else) and `decode` (the raw snapshot into a
+//! file, for `bao operator raft snapshot restore` without a cluster or an
+//! operator).
+//!
+//! All three read the manifest, undo the recorded transforms with the
+//! plugins given (matched by digest), and check every digest on the way
+//! (`verified`). Nothing reaches OpenBao, or a finished output file, unless
+//! every check passed.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::bucket::catalog;
+pub use crate::bucket::catalog::BackupRef;
+use crate::bucket::stream::{self as verified, Unverified, Verified};
+
+use crate::error::Error;
+use crate::openbao::{Auth, OpenBaoClient, OpenBaoConfig};
+use crate::s3::{self, TargetConfig};
+use contract::manifest::{ContentDigest, Manifest, RaftInfo};
+use contract::plugin_spec::PluginSpec;
+use contract::signing::ManifestKey;
+use plugin_host::chain::Chain;
+use plugin_host::plugin::{Direction, Kind, Limits, PluginHost};
+use plugin_host::spec::ConfiguredPlugin;
+
+/// Where a backup is read from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// In the bucket: a key, or the newest backup under the cluster prefix.
+    Bucket {
+        target: TargetConfig,
+        cluster_prefix: String,
+        backup: BackupRef,
+    },
+    /// A downloaded object and its manifest.
+    File { object: PathBuf, manifest: PathBuf },
+}
+
+/// A backup to read, and the plugins that undo its transforms.
+#[derive(Debug, Clone)]
+pub struct ReadBack {
+    pub source: Source,
+    /// Plugins by file (matched to the manifest's chain by digest), with the
+    /// settings decoding needs (an age identity in `secretFiles`).
+    pub plugins: Vec<PluginSpec>,
+    pub plugin_limits: Limits,
+    /// Refuse a manifest not signed with the key in this file.
+    pub manifest_key_file: Option<PathBuf>,
+}
+
+/// What `restore`, `verify` and `decode` print.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadBackResult {
+    /// `restored`, `verified` or `decoded`.
+    pub status: &'static str,
+    pub key: String,
+    pub snapshot: ContentDigest,
+    pub object: ContentDigest,
+    pub raft: RaftInfo,
+    /// The transforms undone, as `name version`, in the order applied.
+    pub transforms: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forced: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub duration_seconds: f64,
+}
+
+/// A backup opened for reading: manifest read, plugins loaded, the decode
+/// chain started; the object not yet requested.
+struct Opened {
+    key: String,
+    manifest: Manifest,
+    chain: Chain,
+    /// Where the object is read from.
+    reader: Reader,
+}
+
+/// The object's source, ready to read: the bucket's client (made once per
+/// read-back), or the file.
+enum Reader {
+    Bucket {
+        client: aws_sdk_s3::Client,
+        bucket: String,
+    },
+    File(PathBuf),
+}
+
+type ObjectStream = BoxStream<'static, Result<Bytes, Error>>;
+
+impl ReadBack {
+    async fn open(&self) -> Result<Opened, Error> {
+        let signing = self
+            .manifest_key_file
+            .as_deref()
+            .map(ManifestKey::from_file)
+            .transpose()
+            .map_err(Error::Config)?;
+        let signing = signing.as_ref();
+        let (key, manifest, reader) = match &self.source {
+            Source::Bucket {
+                target,
+                cluster_prefix,
+                backup,
+            } => {
+                let client = s3::client(target).await?;
+                let key = catalog::resolve(&client, &target.bucket, cluster_prefix, backup).await?;
+                let manifest = catalog::manifest(&client, &target.bucket, &key, signing).await?;
+                let reader = Reader::Bucket {
+                    client,
+                    bucket: target.bucket.clone(),
+                };
+                (key, manifest, reader)
+            }
+            Source::File { object, manifest } => {
+                let bytes = std::fs::read(manifest).map_err(|e| {
+                    Error::Config(format!("--manifest {}: {e}", manifest.display()))
+                })?;
+                let what = object.display().to_string();
+                let manifest = catalog::parse_manifest(&bytes, &what, signing)?;
+                (what, manifest, Reader::File(object.clone()))
+            }
+        };
+        match (signing, &manifest.signature) {
+            (Some(signing), _) => {
+                tracing::info!(%key, key_id = signing.id(), "the manifest's signature verified");
+            }
+            (None, Some(signature)) => {
+                tracing::warn!(%key, key_id = %signature.key_id, "the manifest is signed, but its signature was not checked: give --manifest-key-file (MANIFEST_KEY_FILE)");
+            }
+            (None, None) => {}
+        }
+        let chain = decode_chain(&manifest, &self.plugins, self.plugin_limits)?;
+        Ok(Opened {
+            key,
+            manifest,
+            chain,
+            reader,
+        })
+    }
+
+    /// Reads the opened backup through every check, handing the snapshot
+    /// to `consume` (which must fail if the stream does).
+    async fn read<T, F, Fut>(
+        &self,
+        opened: Opened,
+        consume: F,
+    ) -> Result<(String, Manifest, Verified, T), Error>
+    where
+        F: FnOnce(BoxStream<'static, Result<Bytes, Error>>) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let Opened {
+            key,
+            manifest,
+            chain,
+            reader,
+        } = opened;
+        let object = reader.object(&key).await?;
+        let (snapshot, verdict) = verified::snapshot(object, chain, manifest.clone());
+        let consumed = consume(snapshot.boxed()).await;
+        let verdict = verdict
+            .await
+            .map_err(|e| Error::InvalidSnapshot(format!("the check failed: {e}")))?;
+        match (verdict, consumed) {
+            (Ok(verified), Ok(consumed)) => Ok((key, manifest, verified, consumed)),
+            // A failed check first: the consumer's own error (a broken
+            // upload) is only its consequence.
+            (Err(Unverified::Failed(check)), _) => Err(check),
+            // The consumer stopped first (OpenBao refused at once): its
+            // error says why.
+            (_, Err(consumer)) => Err(consumer),
+            (Err(Unverified::ConsumerStopped), Ok(_)) => Err(Error::InvalidSnapshot(
+                "the snapshot was not read to its end".into(),
+            )),
+        }
+    }
+}
+
+impl Reader {
+    async fn object(&self, key: &str) -> Result<ObjectStream, Error> {
+        match self {
+            Self::Bucket { client, bucket } => {
+                let stream = s3::object_stream(client, bucket, key)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::Storage(format!(
+                            "s3://{bucket}/{key}: no such object, though its manifest exists"
+                        ))
+                    })?;
+                Ok(stream.boxed())
+            }
+            Self::File(object) => {
+                let file = tokio::fs::File::open(object)
+                    .await
+                    .map_err(|e| Error::Config(format!("{}: {e}", object.display())))?;
+                let path = object.display().to_string();
+                Ok(futures_util::stream::unfold(Some(file), move |file| {
+                    let path = path.clone();
+                    async move {
+                        let mut file = file?;
+                        let mut buf = bytes::BytesMut::with_capacity(256 * 1024);
+                        match file.read_buf(&mut buf).await {
+                            Ok(0) => None,
+                            Ok(_) => Some((Ok(buf.freeze()), Some(file))),
+                            Err(e) => {
+                                Some((Err(Error::Storage(format!("reading {path}: {e}"))), None))
+                            }
+                        }
+                    }
+                })
+                .boxed())
+            }
+        }
+    }
+}
+
+/// One backup in `list`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listed {
+    pub key: String,
+    pub kind: String,
+    pub started_at: Option<DateTime<Utc>>,
+    /// The stored object.
+    pub size: u64,
+    pub sha256: Option<String>,
+    pub snapshot_sha256: Option<String>,
+    pub transforms: Vec<String>,
+    /// Whether the manifest carries a signature (not checked here).
+    pub signed: bool,
+    /// Why the manifest could not be read, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The cluster's complete backups, newest first, with their manifests.
+pub async fn list(target: &TargetConfig, cluster_prefix: &str) -> Result<Vec<Listed>, Error> {
+    let client = s3::client(target).await?;
+    let objects = s3::list_objects(&client, &target.bucket, cluster_prefix).await?;
+    let mut listed = Vec::new();
+    for backup in catalog::complete_backups(cluster_prefix, &objects) {
+        let mut entry = Listed {
+            key: backup.key.clone(),
+            kind: backup.kind,
+            started_at: DateTime::from_timestamp(backup.time, 0),
+            size: backup.size,
+            sha256: None,
+            snapshot_sha256: None,
+            transforms: Vec::new(),
+            signed: false,
+            error: None,
+        };
+        match catalog::manifest(&client, &target.bucket, &backup.key, None).await {
+            Ok(manifest) => {
+                entry.started_at = Some(manifest.started_at);
+                entry.sha256 = Some(manifest.object.sha256);
+                entry.snapshot_sha256 = Some(manifest.snapshot.sha256);
+                entry.signed = manifest.signature.is_some();
+                entry.transforms = manifest
+                    .transforms
+                    .iter()
+                    .map(|t| format!("{} {}", t.name, t.version))
+                    .collect();
+            }
+            Err(e) => entry.error = Some(e.to_string()),
+        }
+        listed.push(entry);
+    }
+    Ok(listed)
+}
+
+/// The manifest's transforms, undone in reverse, with the given plugins
+/// matched by digest: only the very plugin that encoded may decode.
+fn decode_chain(manifest: &Manifest, given: &[PluginSpec], limits: Limits) -> Result<Chain, Error> {
+    let mut by_digest = HashMap::new();
+    for spec in given {
+        let bytes = std::fs::read(&spec.file)
+            .map_err(|e| Error::Config(format!("--plugin {}: {e}", spec.file.display())))?;
+        by_digest.insert(hex::encode(Sha256::digest(&bytes)), spec);
+    }
+    let host = PluginHost::new(limits);
+    let mut plugins = Vec::new();
+    for (i, record) in manifest.transforms.iter().enumerate() {
+        let spec = by_digest.get(&record.sha256).ok_or_else(|| {
+            Error::Config(format!(
+                "the backup went through transform {} `{}` {} (sha256 {}): give that plugin with --plugin, with the settings decoding needs",
+                i + 1,
+                record.name,
+                record.version,
+                record.sha256
+            ))
+        })?;
+        // The recorded configuration, plus what is given here (secrets).
+        let mut config = record.config.clone();
+        config.extend(spec.config.clone());
+        let spec = PluginSpec {
+            file: spec.file.clone(),
+            sha256: Some(record.sha256.clone()),
+            config,
+            secret_files: spec.secret_files.clone(),
+        };
+        plugins.push(
+            ConfiguredPlugin::load(&spec, &host, Kind::Transform)
+                .map_err(|e| Error::Config(format!("--plugin {e}")))?,
+        );
+    }
+    Ok(Chain::new(&plugins, Direction::Decode)?)
+}
+
+fn result(
+    status: &'static str,
+    key: String,
+    manifest: &Manifest,
+    verified: Verified,
+    started_at: DateTime<Utc>,
+    clock: Instant,
+) -> ReadBackResult {
+    ReadBackResult {
+        status,
+        key,
+        snapshot: verified.snapshot,
+        object: verified.object,
+        raft: verified.raft,
+        transforms: manifest
+            .transforms
+            .iter()
+            .map(|t| format!("{} {}", t.name, t.version))
+            .collect(),
+        node: None,
+        forced: None,
+        output: None,
+        started_at,
+        duration_seconds: (clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+    }
+}
+
+/// `verify`: the whole backup downloaded and checked; nothing written.
+pub async fn verify(read: &ReadBack) -> Result<ReadBackResult, Error> {
+    let (started_at, clock) = (Utc::now(), Instant::now());
+    let opened = read.open().await?;
+    let (key, manifest, verified, ()) = read
+        .read(opened, |mut snapshot| async move {
+            while let Some(piece) = snapshot.next().await {
+                piece?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(result(
+        "verified", key, &manifest, verified, started_at, clock,
+    ))
+}
+
+/// `decode`: the raw snapshot into `output` (a file, or `-` for stdout). A
+/// file appears under its name only once every check passed.
+pub async fn decode(read: &ReadBack, output: &std::path::Path) -> Result<ReadBackResult, Error> {
+    let (started_at, clock) = (Utc::now(), Instant::now());
+    let to_stdout = output.as_os_str() == "-";
+    let partial = PathBuf::from(format!("{}.partial", output.display()));
+    let opened = read.open().await?;
+    let written = read
+        .read(opened, |snapshot| {
+            write_out(snapshot, to_stdout, partial.clone())
+        })
+        .await;
+    match written {
+        Ok((key, manifest, verified, ())) => {
+            if !to_stdout {
+                std::fs::rename(&partial, output)
+                    .map_err(|e| Error::Config(format!("--output {}: {e}", output.display())))?;
+            }
+            let mut done = result("decoded", key, &manifest, verified, started_at, clock);
+            done.output = Some(output.display().to_string());
+            Ok(done)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e)
+        }
+    }
+}
+
+async fn write_out(
+    mut snapshot: BoxStream<'static, Result<Bytes, Error>>,
+    to_stdout: bool,
+    partial: PathBuf,
+) -> Result<(), Error> {
+    let failed = |e: std::io::Error| Error::Config(format!("--output: {e}"));
+    let mut out: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>> = if to_stdout {
+        Box::pin(tokio::io::stdout())
+    } else {
+        let file = tokio::fs::File::create(&partial).await.map_err(failed)?;
+        Box::pin(tokio::io::BufWriter::new(file))
+    };
+    while let Some(piece) = snapshot.next().await {
+        out.write_all(&piece?).await.map_err(failed)?;
+    }
+    out.flush().await.map_err(failed)
+}
+
+/// The restore's target: which nodes, how to log in, whether to force, and
+/// which cluster it is (checked against the backup's manifest).
+#[derive(Debug, Clone)]
+pub struct RestoreTarget {
+    pub openbao: OpenBaoConfig,
+    pub auth: Auth,
+    pub force: bool,
+    pub namespace: String,
+    pub cluster: String,
+    /// Restore a backup of another cluster (a new cluster replacing a lost one).
+    pub allow_other_cluster: bool,
+}
+
+/// `restore`: the backup into the active node. The manifest (against the
+/// target too) and the plugins are checked before OpenBao is asked
+/// anything; the snapshot's last bytes reach OpenBao only once every check
+/// passed.
+pub async fn restore(read: &ReadBack, target: &RestoreTarget) -> Result<ReadBackResult, Error> {
+    let (started_at, clock) = (Utc::now(), Instant::now());
+    let openbao = OpenBaoClient::new(target.openbao.clone())?;
+    let opened = read.open().await?;
+    let prefix = match &read.source {
+        Source::Bucket { cluster_prefix, .. } => cluster_prefix.as_str(),
+        Source::File { .. } => "",
+    };
+    check_target(&opened.key, &opened.manifest, prefix, target)?;
+    let node = openbao.find_active().await?;
+    let token = openbao.login(&node, &target.auth).await?;
+    let before = openbao.before_restore(&node).await?;
+    let raft = &opened.manifest.raft;
+    tracing::info!(%node, force = target.force, key = %opened.key, raft_index = raft.index, raft_term = raft.term,
+        "restoring: the cluster goes back to the backup's Raft index and term");
+    let (key, manifest, verified, ()) = read
+        .read(opened, |snapshot| {
+            openbao.restore(&node, &token, snapshot, target.force)
+        })
+        .await?;
+    openbao.wait_applied(&node, &before).await?;
+    let mut done = result("restored", key, &manifest, verified, started_at, clock);
+    done.node = Some(node.to_string());
+    done.forced = Some(target.force);
+    Ok(done)
+}
+
+/// Whether the backup is the target cluster's: the manifest's namespace and
+/// cluster, and the key under the cluster's prefix (`--path-prefix`,
+/// namespace, cluster). Another cluster's backup would replace this
+/// cluster's data with another's: refused unless allowed explicitly.
+fn check_target(
+    key: &str,
+    manifest: &Manifest,
+    prefix: &str,
+    target: &RestoreTarget,
+) -> Result<(), Error> {
+    let mut differences = Vec::new();
+    if (manifest.namespace.as_str(), manifest.cluster.as_str())
+        != (target.namespace.as_str(), target.cluster.as_str())
+    {
+        differences.push(format!(
+            "it is a backup of cluster {}/{}, not {}/{} (--namespace, --cluster)",
+            manifest.namespace, manifest.cluster, target.namespace, target.cluster
+        ));
+    }
+    if !key.starts_with(prefix) {
+        differences.push(format!(
+            "its key is not under the cluster's prefix {prefix} (--path-prefix)"
+        ));
+    }
+    if differences.is_empty() {
+        return Ok(());
+    }
+    let differences = differences.join("; ");
+    if target.allow_other_cluster {
+        tracing::warn!(%key, %differences, "restoring another cluster's backup (--allow-other-cluster)");
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "refusing to restore {key}: {differences}. It would replace this cluster's data with another's; give --allow-other-cluster (RESTORE_ALLOW_OTHER_CLUSTER) if that is meant"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(namespace: &str, cluster: &str) -> Manifest {
+        let digest = serde_json::json!({"size": 1, "sha256": "0".repeat(64)});
+        serde_json::from_value(serde_json::json!({
+            "formatVersion": 1, "key": "", "cluster": cluster, "namespace": namespace,
+            "kind": "scheduled", "startedAt": "2026-11-24T03:00:00Z",
+            "completedAt": "2026-11-24T03:00:01Z", "sourceNode": "", "toolVersion": "",
+            "snapshot": digest, "object": digest,
+            "raft": {"index": 1, "term": 1, "stateSize": 1},
+            "upload": {"partSize": 1, "parts": 1}
+        }))
+        .unwrap()
+    }
+
+    fn target(allow_other_cluster: bool) -> RestoreTarget {
+        RestoreTarget {
+            openbao: OpenBaoConfig {
+                addrs: Vec::new(),
+                ca_cert: None,
+                request_timeout: std::time::Duration::from_secs(1),
+                stall_timeout: std::time::Duration::from_secs(1),
+            },
+            auth: Auth::Token {
+                file: PathBuf::new(),
+            },
+            force: false,
+            namespace: "openbao".into(),
+            cluster: "prod".into(),
+            allow_other_cluster,
+        }
+    }
+
+    #[test]
+    fn only_the_clusters_own_backups_restore_unless_allowed() {
+        let prefix = "backups/openbao/prod/";
+        let own = "backups/openbao/prod/x.snap";
+        assert!(check_target(own, &manifest("openbao", "prod"), prefix, &target(false)).is_ok());
+
+        let other = "backups/openbao/staging/x.snap";
+        let err = check_target(
+            other,
+            &manifest("openbao", "staging"),
+            prefix,
+            &target(false),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("a backup of cluster openbao/staging, not openbao/prod")
+                && err.contains("not under the cluster's prefix backups/openbao/prod/")
+                && err.contains("--allow-other-cluster (RESTORE_ALLOW_OTHER_CLUSTER)"),
+            "{err}"
+        );
+        // Another namespace, or a manifest that does not match its place.
+        let err = check_target(own, &manifest("dev", "prod"), prefix, &target(false))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cluster dev/prod, not openbao/prod"), "{err}");
+        let err = check_target(
+            "old/openbao/prod/x.snap",
+            &manifest("openbao", "prod"),
+            prefix,
+            &target(false),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("(--path-prefix)"), "{err}");
+
+        assert!(
+            check_target(
+                other,
+                &manifest("openbao", "staging"),
+                prefix,
+                &target(true)
+            )
+            .is_ok()
+        );
+    }
+}

@@ -1,0 +1,638 @@
+//! The `OpenBaoCluster` and `OpenBaoRestore` APIs (`openbao.org/v1alpha1`).
+//! These types are the source of the CRDs in the Helm chart's `crds/`
+//! (`openbao-backup crd` prints them; a test keeps the file in sync).
+//!
+//! Everything the API server can check is in the schema (types, ranges,
+//! patterns, CEL rules); what it cannot (cron syntax, durations) is checked
+//! by the controller in `operator::validate`, which also repeats the CEL
+//! rules for API servers without CEL (`operator::cel_rules` evaluates the rules and
+//! holds the two to the same verdicts).
+
+use std::collections::BTreeMap;
+
+use contract::executor::upload::{
+    DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, MAX_CONCURRENCY, MAX_PART_SIZE, MIN_PART_SIZE,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+mod restore;
+pub use restore::{OpenBaoRestore, OpenBaoRestoreSpec, OpenBaoRestoreStatus, RestorePhase};
+
+/// Where the generated CRD is checked in, relative to the repository root.
+pub const CRD_FILE: &str = "deploy/helm/openbao-backup-operator/crds/openbao.org.yaml";
+pub const DEFAULT_REPLICAS: u32 = 3;
+/// `spec.seal.static.keyId` when not given.
+pub const DEFAULT_SEAL_KEY_ID: &str = "k1";
+
+/// The desired state of an OpenBao cluster.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "openbao.org",
+    version = "v1alpha1",
+    kind = "OpenBaoCluster",
+    doc = "An OpenBao cluster with integrated Raft storage, and how to back it up.",
+    plural = "openbaoclusters",
+    shortname = "baocluster",
+    namespaced,
+    status = "OpenBaoClusterStatus",
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.version"}"#,
+    printcolumn = r#"{"name":"Upgrade","type":"string","jsonPath":".status.upgrade.phase"}"#,
+    printcolumn = r#"{"name":"Last Backup","type":"date","jsonPath":".status.backup.lastBackupTime"}"#,
+    printcolumn = r#"{"name":"Next Backup","type":"date","jsonPath":".status.backup.nextScheduledBackup"}"#,
+    printcolumn = r#"{"name":"Failures","type":"integer","jsonPath":".status.backup.consecutiveFailures"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.version) || has(self.image)",
+     "message": "set spec.version (OpenBao's version, e.g. 2.4.1) or spec.image"}
+]))]
+pub struct OpenBaoClusterSpec {
+    /// OpenBao nodes (StatefulSet pods `<name>-0`, `<name>-1`, ...); default 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 9))]
+    pub replicas: Option<u32>,
+    /// OpenBao's version, e.g. `2.4.1`: runs the image
+    /// `openbao/openbao:<version>` unless `image` names another. Changing
+    /// it (or `image`) is an upgrade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub version: Option<String>,
+    /// The OpenBao image, when not `openbao/openbao:<version>` (a mirror, a
+    /// digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub image: Option<String>,
+    /// Each node's Raft volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+    /// The listener's certificate; OpenBao always serves TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+    /// Auto-unseal the operator sets up itself: a static key from a
+    /// Secret. Instead of a `seal` in `config`, not with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<SealSpec>,
+    /// More OpenBao server configuration in its JSON form (`seal`,
+    /// `telemetry`, `log_level`, ...), merged into what the operator
+    /// renders; the keys the operator owns (`storage`, `listener`,
+    /// `api_addr`, `cluster_addr`, `service_registration`, `initialize`,
+    /// `disable_mlock`) are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub config: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Scheduled, manual and pre-upgrade backups of this cluster's Raft data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeSpec>,
+    /// OpenBao's declarative self-initialization: requests run once, when a
+    /// new cluster first starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_init: Option<SelfInitSpec>,
+}
+
+impl OpenBaoClusterSpec {
+    pub fn replicas(&self) -> u32 {
+        self.replicas.unwrap_or(DEFAULT_REPLICAS)
+    }
+
+    /// The TLS Secret: `spec.tls.secretName`, or `<cluster>-tls`.
+    pub fn tls_secret(&self, cluster: &str) -> String {
+        self.tls
+            .as_ref()
+            .map_or_else(|| format!("{cluster}-tls"), |t| t.secret_name.clone())
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Size of each node's volume (default `10Gi`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"))]
+    pub size: Option<String>,
+    /// StorageClass of the volumes; the cluster's default when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// A `kubernetes.io/tls` Secret of this namespace with `tls.crt`,
+    /// `tls.key` and `ca.crt` (what cert-manager writes), valid for
+    /// `<cluster>-<i>.<cluster>-internal.<namespace>.svc` and
+    /// `<cluster>.<namespace>.svc`. Default `<cluster>-tls`.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+}
+
+/// How OpenBao unseals itself.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SealSpec {
+    /// OpenBao's `static` seal: a 32-byte AES key, mounted read-only from
+    /// a Secret. Keep the key: without it the data (and every backup of
+    /// it) cannot be unsealed.
+    #[serde(rename = "static")]
+    pub static_key: StaticSealSpec,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StaticSealSpec {
+    /// The Secret key holding exactly 32 random bytes
+    /// (`head -c 32 /dev/urandom`).
+    pub secret_key_ref: SecretKeyRef,
+    /// The key's id (OpenBao's `current_key_id`), recorded with what the
+    /// key encrypts; default `k1`. Keep it once the cluster is initialized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub key_id: Option<String>,
+}
+
+impl StaticSealSpec {
+    pub fn key_id(&self) -> &str {
+        self.key_id.as_deref().unwrap_or(DEFAULT_SEAL_KEY_ID)
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.jwtAuthRole) != has(self.tokenSecretRef)",
+     "message": "set exactly one of jwtAuthRole (JWT auth with the backup ServiceAccount's token) and tokenSecretRef (a static token)"}
+]))]
+pub struct BackupSpec {
+    /// Cron schedule in UTC, five fields ("0 3 * * *") or a macro ("@daily").
+    #[schemars(length(min = 1))]
+    pub schedule: String,
+    /// Image of the backup executor (this project's `openbao-backup`).
+    #[schemars(length(min = 1))]
+    pub executor_image: String,
+    /// OpenBao JWT auth role for the backup ServiceAccount
+    /// `<cluster>-backup-serviceaccount`; the role needs `read` on
+    /// sys/storage/raft/snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub jwt_auth_role: Option<String>,
+    /// Secret in this namespace whose `token` key holds an OpenBao token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret_ref: Option<LocalRef>,
+    pub target: BackupTarget,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionSpec>,
+    /// Transform plugins applied to the snapshot in order (compression,
+    /// encryption); a restore undoes them in reverse.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transforms: Vec<PluginRef>,
+    /// A retention plugin that decides which backups to delete, instead of
+    /// `retention`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_plugin: Option<PluginRef>,
+    /// A Secret key holding at least 32 random bytes: backups sign their
+    /// manifests with it, and restores of this cluster refuse a manifest it
+    /// did not sign (one written by anyone else who can write the bucket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_key_secret_ref: Option<SecretKeyRef>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupTarget {
+    /// S3 endpoint URL; AWS when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub endpoint: Option<String>,
+    #[schemars(length(min = 3, max = 63))]
+    pub bucket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Key prefix; backups go under `<pathPrefix>/<namespace>/<cluster>/`.
+    /// At most 256 characters, so that a backup's result (which names its
+    /// keys) fits the Job's 4 KiB termination message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub path_prefix: Option<String>,
+    /// Secret in this namespace with `accessKeyId`, `secretAccessKey` and
+    /// optionally `sessionToken` and `caCert`. Without it the executor uses
+    /// the pod's ambient identity (IRSA, EKS Pod Identity...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<LocalRef>,
+    /// Multipart part size in bytes (default 10 MiB). The largest backup is
+    /// 10,000 parts; memory is about (concurrency + 1) x partSize.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_PART_SIZE, max = MAX_PART_SIZE))]
+    pub part_size: Option<u64>,
+    /// Parts uploaded at once (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = MAX_CONCURRENCY))]
+    pub concurrency: Option<u16>,
+}
+
+impl BackupTarget {
+    pub fn part_size(&self) -> u64 {
+        self.part_size.unwrap_or(DEFAULT_PART_SIZE)
+    }
+
+    pub fn concurrency(&self) -> u16 {
+        self.concurrency.unwrap_or(DEFAULT_CONCURRENCY)
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionSpec {
+    /// Keep at most this many scheduled and manual backups (0: no limit).
+    /// Pre-upgrade snapshots are not counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_count: Option<u32>,
+    /// Delete backups older than this: hours, minutes and seconds such as
+    /// "168h" or "36h30m", from 1h to 876000h (100 years).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), regex(pattern = "^([0-9]{1,10}[hms]){1,3}$"))]
+    pub max_age: Option<String>,
+}
+
+/// A WebAssembly plugin delivered in a ConfigMap of this namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginRef {
+    pub config_map_ref: ConfigMapKeyRef,
+    /// Hex SHA-256 of the plugin; a plugin with another digest is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^[0-9a-f]{64}$"))]
+    pub sha256: Option<String>,
+    /// The plugin's configuration (any JSON object, as the plugin defines
+    /// it); recorded in each backup's manifest, so nothing secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub config: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Settings read from Secrets of this namespace (an age identity, say),
+    /// passed to the plugin and never recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_config: Vec<SecretConfig>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretConfig {
+    /// The plugin setting to fill.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    pub secret_key_ref: SecretKeyRef,
+}
+
+/// A Secret or other object in the resource's own namespace, by name.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct LocalRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct ConfigMapKeyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct SecretKeyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// A key of the Secret's `data`.
+    #[schemars(length(min = 1, max = 253), regex(pattern = "^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeSpec {
+    /// Take a backup (kind `pre-upgrade`) before a version change rolls out;
+    /// needs `spec.backup`.
+    #[serde(default)]
+    pub pre_upgrade_snapshot: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SelfInitSpec {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<SelfInitRequest>,
+}
+
+/// One API request of OpenBao's self-initialization.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SelfInitRequest {
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = "^[A-Za-z_][A-Za-z0-9_-]*$")
+    )]
+    pub name: String,
+    pub operation: SelfInitOperation,
+    /// API path, e.g. `sys/auth/jwt` or `auth/jwt/role/backup`.
+    #[schemars(length(min = 1))]
+    pub path: String,
+    /// For `sys/auth/*`: the auth method to enable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_method: Option<SelfInitAuthMethod>,
+    /// For `sys/mounts/*`: the secrets engine to enable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_engine: Option<SelfInitSecretEngine>,
+    /// For `sys/policies/acl/*`: the policy text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<SelfInitPolicy>,
+    /// The request body for any other path; stored in the resource, so
+    /// nothing secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub data: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_failure: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SelfInitOperation {
+    Create,
+    Read,
+    #[default]
+    Update,
+    Patch,
+    Delete,
+    List,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SelfInitAuthMethod {
+    #[serde(rename = "type")]
+    #[schemars(length(min = 1))]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SelfInitSecretEngine {
+    #[serde(rename = "type")]
+    #[schemars(length(min = 1))]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct SelfInitPolicy {
+    /// HCL or JSON policy rules.
+    #[schemars(length(min = 1))]
+    pub policy: String,
+}
+
+/// The CRDs as YAML, what `openbao-backup crd` prints.
+#[cfg(test)]
+/// Every object of `kind` in examples/, as users write them.
+pub(crate) fn documented_examples(kind: &str) -> Vec<serde_json::Value> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut found = Vec::new();
+    for file in std::fs::read_dir(dir).unwrap() {
+        let path = file.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for doc in serde_yaml::Deserializer::from_str(&text) {
+                let value = serde_json::to_value(
+                    <serde_yaml::Value as serde::Deserialize>::deserialize(doc).unwrap(),
+                )
+                .unwrap();
+                if value["kind"] == kind {
+                    found.push(value);
+                }
+            }
+        }
+    }
+    found
+}
+
+pub fn crd_yaml() -> String {
+    use kube::CustomResourceExt;
+    let cluster = serde_yaml::to_string(&OpenBaoCluster::crd()).expect("the CRD serializes");
+    let restore = serde_yaml::to_string(&OpenBaoRestore::crd()).expect("the CRD serializes");
+    format!(
+        "# Generated by `openbao-backup crd` from operator/src/api/; do not edit.\n{cluster}---\n{restore}"
+    )
+}
+
+fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenBaoClusterStatus {
+    /// The OpenBao version the StatefulSet runs (once rolled out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The last upgrade (a change of `spec.version` or `spec.image`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupStatus>,
+    /// `WorkloadConfigured`, `Upgraded`, `BackupConfigured` and
+    /// `BackupHealthy`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeStatus {
+    pub phase: UpgradePhase,
+    pub from_version: String,
+    pub to_version: String,
+    /// The Job taking the pre-upgrade backup (`preUpgradeSnapshot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_upgrade_job: Option<String>,
+    /// Object key of the last pre-upgrade backup: this upgrade's once
+    /// taken, until then the previous upgrade's. Retention never deletes
+    /// it (the backup Jobs get it in `RETENTION_KEEP_KEYS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_upgrade_backup_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum UpgradePhase {
+    /// Held back while a restore of the cluster runs.
+    #[default]
+    Waiting,
+    /// The pre-upgrade backup Job runs; the StatefulSet is unchanged.
+    BackingUp,
+    /// The StatefulSet runs the new version; pods are replaced one at a
+    /// time, standbys first, the active node last.
+    RollingOut,
+    Completed,
+    /// The pre-upgrade backup failed: the upgrade did not start.
+    Failed,
+}
+
+impl UpgradePhase {
+    /// Restores wait while these last.
+    pub fn in_progress(self) -> bool {
+        matches!(self, Self::BackingUp | Self::RollingOut)
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup_time: Option<Time>,
+    /// Object key of the last successful backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup_sha256: Option<String>,
+    /// e.g. "12.3s".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup_duration: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_scheduled_backup: Option<Time>,
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_reason: Option<String>,
+    /// What retention did after the last successful backup that ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_retention: Option<RetentionStatus>,
+    /// UIDs of the finished backup Jobs already folded into this status, so
+    /// that no Job is counted twice, across operator restarts too. Only Jobs
+    /// that still exist are listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recorded_jobs: Vec<String>,
+}
+
+/// What retention did after a backup: how many backups it deleted and how
+/// many deletions the host refused (with the first few of each), or why
+/// it failed (the new backup stands regardless).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionStatus {
+    /// The backup after which retention ran.
+    pub backup_name: String,
+    pub deleted_count: u64,
+    /// Object keys of the first deleted backups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refused_count: u64,
+    /// The first refused deletions: `<key>: <why it was kept>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::CustomResourceExt;
+
+    #[test]
+    fn documented_examples_parse_without_losing_a_field() {
+        let examples = super::documented_examples("OpenBaoCluster");
+        assert!(examples.len() >= 3);
+        for written in examples {
+            let parsed: OpenBaoCluster = serde_json::from_value(written.clone()).unwrap();
+            let round_trip = serde_json::to_value(&parsed).unwrap();
+            assert_subset(&written["spec"], &round_trip["spec"], "spec");
+        }
+    }
+
+    fn assert_subset(written: &serde_json::Value, kept: &serde_json::Value, path: &str) {
+        match written {
+            serde_json::Value::Object(fields) => {
+                for (name, value) in fields {
+                    assert_subset(value, &kept[name], &format!("{path}.{name}"));
+                }
+            }
+            other => assert_eq!(other, kept, "{path} was dropped or changed"),
+        }
+    }
+
+    #[test]
+    fn checked_in_crd_matches_the_types() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(CRD_FILE);
+        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            checked_in == crd_yaml(),
+            "{CRD_FILE} is out of date: run `cargo run -q -p openbao-backup -- crd > {CRD_FILE}`"
+        );
+    }
+
+    #[test]
+    fn crd_is_structural_with_printer_columns() {
+        let crd = serde_json::to_value(OpenBaoCluster::crd()).unwrap();
+        let version = &crd["spec"]["versions"][0];
+        assert_eq!(version["subresources"]["status"], serde_json::json!({}));
+        let columns: Vec<&str> = version["additionalPrinterColumns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                "Version",
+                "Upgrade",
+                "Last Backup",
+                "Next Backup",
+                "Failures",
+                "Age"
+            ]
+        );
+        let backup =
+            &version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["backup"];
+        assert!(
+            backup["x-kubernetes-validations"][0]["rule"]
+                .as_str()
+                .unwrap()
+                .contains("jwtAuthRole")
+        );
+        let part_size = &backup["properties"]["target"]["properties"]["partSize"];
+        assert_eq!(part_size["minimum"].as_f64(), Some(5_242_880.0));
+    }
+}

@@ -1,0 +1,202 @@
+//! The operator: runs each `OpenBaoCluster` as a StatefulSet of OpenBao
+//! (upgrades after a pre-upgrade backup), turns `spec.backup` into
+//! CronJobs and Jobs running the `backup` command, and their results into
+//! `status.backup`; runs each `OpenBaoRestore` once, as a Job running
+//! `restore`.
+//! Pure parts (validation, desired objects, status, Job reading, leader
+//! decisions) are separate from the reconcile and from this wiring.
+
+pub mod api;
+#[cfg(test)]
+mod cel_rules;
+pub mod desired;
+pub mod jobs;
+pub mod leader;
+pub mod metrics;
+pub mod openbao_config;
+pub mod reconcile;
+pub mod restore;
+pub mod rollout;
+pub mod schedule;
+pub mod status;
+pub mod upgrade;
+pub mod validate;
+pub mod workload;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::Api;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+
+use crate::api::{OpenBaoCluster, OpenBaoRestore};
+use crate::desired::{
+    COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, OperatorSettings,
+};
+use crate::leader::LeaseSettings;
+use crate::metrics::Metrics;
+use crate::reconcile::Context;
+
+/// How the operator process runs: its command line, parsed.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// Where /metrics, /healthz and /readyz are served.
+    pub metrics_addr: std::net::SocketAddr,
+    /// Elect a leader through a Lease, so that several replicas can run.
+    pub leader_election: bool,
+    pub lease_namespace: String,
+    pub lease_name: String,
+    /// This replica's identity in the Lease (its pod name).
+    pub pod_name: Option<String>,
+    /// What the reconcilers need to know.
+    pub operator: OperatorSettings,
+}
+
+pub async fn run(args: RunSettings) -> Result<(), String> {
+    let client = Client::try_default()
+        .await
+        .map_err(|e| format!("cannot reach the Kubernetes API: {e}"))?;
+    let metrics = Arc::new(Metrics::default());
+    let server = tokio::spawn(metrics::serve(args.metrics_addr, metrics.clone()));
+
+    let clusters = Api::<OpenBaoCluster>::all(client.clone());
+    clusters.list(&Default::default()).await.map_err(|e| {
+        format!(
+            "cannot list OpenBaoClusters ({e}): is the CRD installed (kubectl apply -f {})?",
+            crate::api::CRD_FILE
+        )
+    })?;
+
+    let identity = args
+        .pod_name
+        .clone()
+        .unwrap_or_else(|| format!("openbao-backup-{}", std::process::id()));
+    let lease = args.leader_election.then(|| LeaseSettings {
+        namespace: args.lease_namespace.clone(),
+        name: args.lease_name.clone(),
+        identity: identity.clone(),
+        duration: Duration::from_secs(15),
+        retry: Duration::from_secs(2),
+    });
+    if let Some(lease) = &lease {
+        leader::acquire(&client, lease)
+            .await
+            .map_err(|e| format!("leader election failed: {e}"))?;
+        let (client, lease) = (client.clone(), lease.clone());
+        tokio::spawn(async move {
+            leader::keep(&client, &lease).await;
+            // Another replica may lead now: stop before two reconcile.
+            std::process::exit(1);
+        });
+    }
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        settings: args.operator.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: MANAGER.into(),
+                instance: Some(identity),
+            },
+        ),
+        metrics,
+    });
+    let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}"));
+    let openbao_pods = watcher::Config::default().labels(&format!(
+        "{MANAGED_BY_LABEL}={MANAGER},{COMPONENT_LABEL}=server"
+    ));
+    // Creating a cluster's objects sends a burst of watch events; one
+    // reconcile after the burst does for all of them.
+    let mut controller = Controller::new(clusters, watcher::Config::default())
+        .with_config(controller::Config::default().debounce(Duration::from_secs(1)))
+        .owns(Api::<StatefulSet>::all(client.clone()), managed.clone())
+        .owns(Api::<Service>::all(client.clone()), managed.clone())
+        .owns(Api::<ConfigMap>::all(client.clone()), managed.clone())
+        .owns(Api::<ServiceAccount>::all(client.clone()), managed.clone())
+        .owns(Api::<NetworkPolicy>::all(client.clone()), managed.clone());
+    if serves(&client, "batch/v1", "cronjobs").await {
+        controller = controller.owns(Api::<CronJob>::all(client.clone()), managed.clone());
+    } else {
+        tracing::warn!("this API server does not serve batch/v1 CronJob: no scheduled backups");
+    }
+    if serves(&client, "policy/v1", "poddisruptionbudgets").await {
+        controller = controller.owns(
+            Api::<PodDisruptionBudget>::all(client.clone()),
+            managed.clone(),
+        );
+    }
+    // Jobs belong to the CronJob (or to whoever created them by hand), and
+    // pods to the StatefulSet (rollouts follow their readiness); the
+    // instance label leads back to the cluster, and a restore's spec.
+    let clusters = controller
+        .watches(Api::<Job>::all(client.clone()), managed.clone(), |job: Job| {
+            let cluster = job.labels().get(INSTANCE_LABEL)?;
+            Some(ObjectRef::new(cluster).within(&job.namespace()?))
+        })
+        .watches(Api::<Pod>::all(client.clone()), openbao_pods, |pod: Pod| {
+            let cluster = pod.labels().get(INSTANCE_LABEL)?;
+            Some(ObjectRef::new(cluster).within(&pod.namespace()?))
+        })
+        // A restore that ends or is deleted may leave the cluster's backups
+        // held: the cluster's reconcile releases a hold no restore owns.
+        .watches(
+            Api::<OpenBaoRestore>::all(client.clone()),
+            watcher::Config::default(),
+            |restore: OpenBaoRestore| {
+                Some(ObjectRef::new(&restore.spec.cluster).within(&restore.namespace()?))
+            },
+        )
+        .shutdown_on_signal()
+        .run(
+            |cluster, ctx| reconcile::contained(reconcile::reconcile(cluster, ctx)),
+            reconcile::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|result| async move {
+            if let Ok((cluster, _)) = result {
+                tracing::debug!(cluster = %cluster.name, namespace = ?cluster.namespace, "reconciled");
+            }
+        });
+    let restores = Controller::new(
+        Api::<OpenBaoRestore>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<Job>::all(client.clone()), managed)
+    .shutdown_on_signal()
+    .run(
+        |restore, ctx| reconcile::contained(restore::reconcile(restore, ctx)),
+        restore::error_policy,
+        ctx,
+    )
+    .for_each(|result| async move {
+        if let Ok((restore, _)) = result {
+            tracing::debug!(restore = %restore.name, namespace = ?restore.namespace, "reconciled");
+        }
+    });
+    futures_util::future::join(clusters, restores).await;
+
+    if let Some(lease) = &lease {
+        leader::release(&client, lease).await;
+    }
+    server.abort();
+    tracing::info!("operator stopped");
+    Ok(())
+}
+
+async fn serves(client: &Client, group_version: &str, resource: &str) -> bool {
+    match client.list_api_group_resources(group_version).await {
+        Ok(list) => list.resources.iter().any(|r| r.name == resource),
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,227 @@
+//! Prometheus metrics of the operator, and the small HTTP server that
+//! serves them with the health probes.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::status::JobOutcome;
+use contract::result::BackupResult;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterLabels {
+    namespace: String,
+    cluster: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackupLabels {
+    namespace: String,
+    cluster: String,
+    kind: String,
+    result: String,
+}
+
+type Timestamp = Gauge<f64, AtomicU64>;
+
+pub struct Metrics {
+    registry: Registry,
+    backups: Family<BackupLabels, Counter>,
+    duration: Family<ClusterLabels, Histogram, fn() -> Histogram>,
+    bytes: Family<ClusterLabels, Counter>,
+    last_success: Family<ClusterLabels, Timestamp>,
+    reconcile_errors: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("openbao_backup");
+        let backups = Family::default();
+        let duration: Family<ClusterLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| {
+                Histogram::new([
+                    10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
+                ])
+            });
+        let bytes = Family::default();
+        let last_success = Family::default();
+        let reconcile_errors = Counter::default();
+        registry.register(
+            "backups",
+            "Finished backup Jobs, by kind and result",
+            backups.clone(),
+        );
+        registry.register(
+            "duration_seconds",
+            "Duration of successful backups",
+            duration.clone(),
+        );
+        registry.register(
+            "uploaded_bytes",
+            "Snapshot bytes stored by successful backups",
+            bytes.clone(),
+        );
+        registry.register(
+            "last_success_timestamp_seconds",
+            "Completion time of the last successful backup (Unix seconds)",
+            last_success.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed and were retried",
+            reconcile_errors.clone(),
+        );
+        Self {
+            registry,
+            backups,
+            duration,
+            bytes,
+            last_success,
+            reconcile_errors,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn record(&self, namespace: &str, cluster: &str, outcome: &JobOutcome) {
+        let result = if outcome.succeeded() {
+            "success"
+        } else {
+            "failure"
+        };
+        self.backups
+            .get_or_create(&BackupLabels {
+                namespace: namespace.into(),
+                cluster: cluster.into(),
+                kind: outcome.kind.as_str().into(),
+                result: result.into(),
+            })
+            .inc();
+        if let Some(BackupResult::Succeeded {
+            size,
+            duration_seconds,
+            ..
+        }) = &outcome.result
+        {
+            let labels = cluster_labels(namespace, cluster);
+            self.duration
+                .get_or_create(&labels)
+                .observe(*duration_seconds);
+            self.bytes.get_or_create(&labels).inc_by(*size);
+        }
+    }
+
+    /// From the status, so the figure survives operator restarts.
+    pub fn set_last_success(&self, namespace: &str, cluster: &str, unix_seconds: f64) {
+        self.last_success
+            .get_or_create(&cluster_labels(namespace, cluster))
+            .set(unix_seconds);
+    }
+
+    pub fn forget_cluster(&self, namespace: &str, cluster: &str) {
+        self.last_success
+            .remove(&cluster_labels(namespace, cluster));
+    }
+
+    pub fn reconcile_failed(&self) {
+        self.reconcile_errors.inc();
+    }
+
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+fn cluster_labels(namespace: &str, cluster: &str) -> ClusterLabels {
+    ClusterLabels {
+        namespace: namespace.into(),
+        cluster: cluster.into(),
+    }
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` until the process ends.
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: Request<_>| {
+                let response = respond(request.uri().path(), &metrics);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "metrics connection ended");
+            }
+        });
+    }
+}
+
+fn respond(path: &str, metrics: &Metrics) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match path {
+        "/metrics" => (
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.encode(),
+        ),
+        "/healthz" | "/readyz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found\n".to_string(),
+        ),
+    };
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)))
+        .expect("a valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contract::result::BackupKind;
+
+    #[test]
+    fn outcomes_show_up_by_cluster_kind_and_result() {
+        let metrics = Metrics::default();
+        let failed = JobOutcome {
+            job_name: "j".into(),
+            job_uid: "u".into(),
+            kind: BackupKind::Manual,
+            finished_at: chrono::Utc::now(),
+            result: None,
+            job_failure: Some("DeadlineExceeded".into()),
+        };
+        metrics.record("prod", "bao", &failed);
+        metrics.set_last_success("prod", "bao", 1_790_000_000.0);
+        let text = metrics.encode();
+        assert!(text.contains(
+            r#"openbao_backup_backups_total{namespace="prod",cluster="bao",kind="manual",result="failure"} 1"#
+        ), "{text}");
+        assert!(text.contains(
+            r#"openbao_backup_last_success_timestamp_seconds{namespace="prod",cluster="bao"} 1790000000"#
+        ), "{text}");
+        assert_eq!(respond("/healthz", &metrics).status(), StatusCode::OK);
+        assert_eq!(respond("/nope", &metrics).status(), StatusCode::NOT_FOUND);
+    }
+}

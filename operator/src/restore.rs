@@ -1,0 +1,500 @@
+//! One reconcile of one `OpenBaoRestore`: run it once, as a Job, when its
+//! cluster has no backup, restore or upgrade running, hold the cluster's
+//! scheduled backups meanwhile, and record how it ended. `next` decides
+//! (pure); `reconcile` reads and writes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+
+use crate::api::{OpenBaoCluster, OpenBaoRestore, OpenBaoRestoreStatus, RestorePhase};
+use crate::desired;
+use crate::jobs;
+use crate::reconcile::{self, Context, Error};
+use crate::status::time;
+use crate::validate;
+
+const COMPLETE: &str = "Complete";
+
+/// What the restore's Job shows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobState {
+    Missing,
+    Running,
+    /// The executor's JSON result.
+    Succeeded(Option<serde_json::Value>),
+    Failed(String),
+}
+
+/// What to do and what to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Next {
+    pub status: OpenBaoRestoreStatus,
+    /// Create the Job now.
+    pub start: bool,
+    /// Suspend (true) or release (false) the cluster's scheduled backups.
+    pub hold_backups: Option<bool>,
+    pub event: Option<(EventType, &'static str, String)>,
+}
+
+/// Decides the next step. `busy` names what keeps the cluster from being
+/// restored now (its running backup Jobs and other restores). A restore
+/// runs at most once: once it has a Job, it never gets another, and a
+/// final phase never changes.
+pub fn next(
+    restore: &OpenBaoRestore,
+    cluster: Option<&OpenBaoCluster>,
+    job: &JobState,
+    busy: &[String],
+    executor_images: &[String],
+    now: DateTime<Utc>,
+) -> Next {
+    let mut status = restore.status.clone().unwrap_or_default();
+    let unchanged = |status: OpenBaoRestoreStatus| Next {
+        status,
+        start: false,
+        hold_backups: None,
+        event: None,
+    };
+    if status.phase.is_final() {
+        return unchanged(status);
+    }
+    let job_name = desired::restore_job_name(&restore.name_any());
+    let finish = |mut status: OpenBaoRestoreStatus, ok: bool, message: String| {
+        status.phase = if ok {
+            RestorePhase::Succeeded
+        } else {
+            RestorePhase::Failed
+        };
+        status.completion_time = Some(time(now));
+        status.conditions = vec![Condition {
+            type_: COMPLETE.into(),
+            status: if ok { "True" } else { "False" }.into(),
+            reason: if ok {
+                "RestoreSucceeded"
+            } else {
+                "RestoreFailed"
+            }
+            .into(),
+            message: message.clone(),
+            observed_generation: restore.meta().generation,
+            last_transition_time: time(now),
+        }];
+        status.message = Some(message.clone());
+        let (kind, reason) = if ok {
+            (EventType::Normal, "RestoreSucceeded")
+        } else {
+            (EventType::Warning, "RestoreFailed")
+        };
+        Next {
+            status,
+            start: false,
+            hold_backups: Some(false),
+            event: Some((kind, reason, message)),
+        }
+    };
+    match job {
+        JobState::Succeeded(result) => {
+            let result = result.clone().unwrap_or_default();
+            status.restored_key = result["key"].as_str().map(str::to_string);
+            status.restored_size = result["snapshot"]["size"].as_u64();
+            status.restored_sha256 = result["snapshot"]["sha256"].as_str().map(str::to_string);
+            let message = format!(
+                "restored {} ({} bytes) into {}",
+                status.restored_key.as_deref().unwrap_or("the backup"),
+                status.restored_size.unwrap_or_default(),
+                result["node"].as_str().unwrap_or("the active node")
+            );
+            finish(status, true, message)
+        }
+        JobState::Failed(reason) => finish(status, false, reason.clone()),
+        JobState::Running => {
+            status.phase = RestorePhase::Running;
+            status.job_name = Some(job_name.clone());
+            status.message = Some(format!("Job {job_name} is restoring"));
+            Next {
+                status,
+                start: false,
+                hold_backups: Some(true),
+                event: None,
+            }
+        }
+        JobState::Missing if status.job_name.is_some() => finish(
+            status,
+            false,
+            format!(
+                "the restore Job {job_name} disappeared before it finished; a restore runs once: create a new OpenBaoRestore"
+            ),
+        ),
+        JobState::Missing => {
+            let Some(cluster) = cluster else {
+                status.message = Some(format!(
+                    "waiting for OpenBaoCluster {} in this namespace",
+                    restore.spec.cluster
+                ));
+                return unchanged(status);
+            };
+            if let Err(problems) = validate::restore(&restore.spec, cluster, executor_images) {
+                return finish(status, false, problems.join("; "));
+            }
+            if !busy.is_empty() {
+                status.message = Some(format!("waiting for {} to finish", busy.join(", ")));
+                return Next {
+                    status,
+                    start: false,
+                    hold_backups: Some(true),
+                    event: None,
+                };
+            }
+            status.phase = RestorePhase::Running;
+            status.job_name = Some(job_name.clone());
+            status.start_time = Some(time(now));
+            status.message = Some(format!("Job {job_name} is restoring"));
+            Next {
+                status,
+                start: true,
+                hold_backups: Some(true),
+                event: Some((
+                    EventType::Normal,
+                    "RestoreStarted",
+                    format!("restoring {} with Job {job_name}", restore.spec.key),
+                )),
+            }
+        }
+    }
+}
+
+pub async fn reconcile(restore: Arc<OpenBaoRestore>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = restore.name_any();
+    let namespace = restore
+        .namespace()
+        .ok_or_else(|| Error::NoNamespace(name.clone()))?;
+    if restore.status.as_ref().is_some_and(|s| s.phase.is_final()) {
+        return Ok(Action::await_change());
+    }
+    let client = &ctx.client;
+    let cluster = Api::<OpenBaoCluster>::namespaced(client.clone(), &namespace)
+        .get_opt(&restore.spec.cluster)
+        .await?;
+    let jobs_api = Api::<Job>::namespaced(client.clone(), &namespace);
+    let job_name = desired::restore_job_name(&name);
+    let job = match jobs_api.get_opt(&job_name).await? {
+        None => JobState::Missing,
+        Some(job) => match jobs::finished(&job) {
+            None => JobState::Running,
+            Some(finished) => {
+                let pods = reconcile::job_pods(client, &job).await?;
+                let result = jobs::termination_message(&pods, "restore")
+                    .and_then(|m| serde_json::from_str::<serde_json::Value>(&m).ok());
+                match (&finished.failure, &result) {
+                    (None, Some(r)) if r["status"] == "restored" => JobState::Succeeded(result),
+                    _ => JobState::Failed(
+                        result
+                            .as_ref()
+                            .and_then(|r| r["reason"].as_str().map(str::to_string))
+                            .or(finished.failure)
+                            .unwrap_or_else(|| "the restore Job failed without a result".into()),
+                    ),
+                }
+            }
+        },
+    };
+    let busy = match (&job, &cluster) {
+        (JobState::Missing, Some(cluster)) => {
+            let mut busy: Vec<String> =
+                reconcile::backup_jobs(client, &namespace, &cluster.name_any())
+                    .await?
+                    .iter()
+                    .filter(|job| jobs::finished(job).is_none())
+                    .map(|job| format!("backup Job {}", job.name_any()))
+                    .collect();
+            if let Some(upgrade) = cluster.status.as_ref().and_then(|s| s.upgrade.as_ref())
+                && upgrade.phase.in_progress()
+            {
+                busy.push(format!(
+                    "the upgrade of {} to {}",
+                    cluster.name_any(),
+                    upgrade.to_version
+                ));
+            }
+            busy.extend(
+                reconcile::restores_of(client, cluster)
+                    .await?
+                    .iter()
+                    .filter(|other| other.name_any() != name)
+                    .filter(|other| {
+                        other
+                            .status
+                            .as_ref()
+                            .is_some_and(|s| s.phase == RestorePhase::Running)
+                    })
+                    .map(|other| format!("restore {}", other.name_any())),
+            );
+            busy
+        }
+        _ => Vec::new(),
+    };
+
+    let next = next(
+        &restore,
+        cluster.as_ref(),
+        &job,
+        &busy,
+        &ctx.settings.executor_images,
+        Utc::now(),
+    );
+    if let (Some(hold), Some(cluster)) = (next.hold_backups, &cluster) {
+        reconcile::hold_backups(&ctx.client, cluster, hold).await?;
+    }
+    if next.start {
+        let cluster = cluster
+            .as_ref()
+            .expect("a restore starts only with its cluster");
+        let job = desired::restore_job(&restore, cluster, &ctx.settings);
+        match jobs_api.create(&PostParams::default(), &job).await {
+            Ok(_) => {}
+            // Created by an earlier pass whose status write was lost.
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if restore.status.clone().unwrap_or_default() != next.status {
+        Api::<OpenBaoRestore>::namespaced(client.clone(), &namespace)
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({ "status": next.status })),
+            )
+            .await?;
+    }
+    if let Some((type_, reason, note)) = next.event {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Restore".into(),
+            secondary: None,
+        };
+        if let Err(error) = ctx.recorder.publish(&event, &restore.object_ref(&())).await {
+            tracing::warn!(restore = %name, %error, "could not publish an event");
+        }
+    }
+    Ok(match next.status.phase {
+        RestorePhase::Pending => Action::requeue(Duration::from_secs(15)),
+        _ => Action::await_change(),
+    })
+}
+
+pub fn error_policy(restore: Arc<OpenBaoRestore>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_failed();
+    tracing::warn!(restore = %restore.name_any(), namespace = ?restore.namespace(), %error, "restore reconcile failed");
+    Action::requeue(Duration::from_secs(15))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{BackupSpec, LocalRef, OpenBaoClusterSpec, OpenBaoRestoreSpec};
+
+    fn cluster() -> OpenBaoCluster {
+        let mut cluster = OpenBaoCluster::new(
+            "bao",
+            OpenBaoClusterSpec {
+                backup: Some(BackupSpec {
+                    schedule: "0 3 * * *".into(),
+                    executor_image: "executor:1".into(),
+                    jwt_auth_role: Some("backup".into()),
+                    target: crate::api::BackupTarget {
+                        bucket: "backups".into(),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        );
+        cluster.metadata.namespace = Some("prod".into());
+        cluster
+    }
+
+    fn restore(status: Option<OpenBaoRestoreStatus>) -> OpenBaoRestore {
+        let mut restore = OpenBaoRestore::new(
+            "r1",
+            OpenBaoRestoreSpec {
+                cluster: "bao".into(),
+                key: "latest".into(),
+                jwt_auth_role: Some("restore".into()),
+                ..Default::default()
+            },
+        );
+        restore.metadata.namespace = Some("prod".into());
+        restore.metadata.uid = Some("uid-r1".into());
+        restore.status = status;
+        restore
+    }
+
+    fn images() -> Vec<String> {
+        vec!["executor".into()]
+    }
+
+    fn at(hour: u32) -> DateTime<Utc> {
+        chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 24, hour, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn a_restore_waits_for_its_cluster_and_for_running_backups() {
+        let none = next(
+            &restore(None),
+            None,
+            &JobState::Missing,
+            &[],
+            &images(),
+            at(1),
+        );
+        assert!(!none.start);
+        assert_eq!(none.status.phase, RestorePhase::Pending);
+        assert!(
+            none.status
+                .message
+                .unwrap()
+                .contains("waiting for OpenBaoCluster bao")
+        );
+
+        let busy = next(
+            &restore(None),
+            Some(&cluster()),
+            &JobState::Missing,
+            &["backup Job bao-backup-29001".into()],
+            &images(),
+            at(1),
+        );
+        assert!(!busy.start);
+        assert_eq!(
+            busy.hold_backups,
+            Some(true),
+            "no new backup starts meanwhile"
+        );
+        assert!(busy.status.message.unwrap().contains("bao-backup-29001"));
+    }
+
+    #[test]
+    fn a_restore_starts_once_and_records_how_it_ended() {
+        let start = next(
+            &restore(None),
+            Some(&cluster()),
+            &JobState::Missing,
+            &[],
+            &images(),
+            at(1),
+        );
+        assert!(start.start);
+        assert_eq!(start.hold_backups, Some(true));
+        assert_eq!(start.status.phase, RestorePhase::Running);
+        assert_eq!(start.status.job_name.as_deref(), Some("r1-restore"));
+        assert!(start.status.start_time.is_some());
+
+        let running = next(
+            &restore(Some(start.status.clone())),
+            Some(&cluster()),
+            &JobState::Running,
+            &[],
+            &images(),
+            at(2),
+        );
+        assert!(!running.start);
+        assert_eq!(
+            running.status, start.status,
+            "nothing to write while it runs"
+        );
+
+        let result = serde_json::json!({"status": "restored", "key": "prod/bao/x.snap",
+            "snapshot": {"size": 4096, "sha256": "ab"}, "node": "https://bao-0:8200/"});
+        let done = next(
+            &restore(Some(start.status.clone())),
+            Some(&cluster()),
+            &JobState::Succeeded(Some(result)),
+            &[],
+            &images(),
+            at(3),
+        );
+        assert_eq!(done.status.phase, RestorePhase::Succeeded);
+        assert_eq!(done.status.restored_key.as_deref(), Some("prod/bao/x.snap"));
+        assert_eq!(done.status.restored_size, Some(4096));
+        assert_eq!(done.hold_backups, Some(false), "backups resume");
+        assert_eq!(done.status.conditions[0].status, "True");
+        assert_eq!(done.event.as_ref().unwrap().1, "RestoreSucceeded");
+
+        // Final: nothing ever changes again, whatever the Job does.
+        let again = next(
+            &restore(Some(done.status.clone())),
+            Some(&cluster()),
+            &JobState::Missing,
+            &[],
+            &images(),
+            at(4),
+        );
+        assert!(!again.start && again.event.is_none() && again.hold_backups.is_none());
+        assert_eq!(again.status, done.status);
+    }
+
+    #[test]
+    fn a_lost_job_or_a_bad_spec_fails_the_restore_for_good() {
+        let started = next(
+            &restore(None),
+            Some(&cluster()),
+            &JobState::Missing,
+            &[],
+            &images(),
+            at(1),
+        );
+        let lost = next(
+            &restore(Some(started.status)),
+            Some(&cluster()),
+            &JobState::Missing,
+            &[],
+            &images(),
+            at(2),
+        );
+        assert!(!lost.start, "never a second Job");
+        assert_eq!(lost.status.phase, RestorePhase::Failed);
+        assert!(lost.status.message.unwrap().contains("disappeared"));
+
+        let mut bad = restore(None);
+        bad.spec.token_secret_ref = Some(LocalRef { name: "t".into() });
+        let refused = next(
+            &bad,
+            Some(&cluster()),
+            &JobState::Missing,
+            &[],
+            &images(),
+            at(1),
+        );
+        assert_eq!(refused.status.phase, RestorePhase::Failed);
+        assert!(
+            refused
+                .status
+                .message
+                .unwrap()
+                .contains("exactly one of jwtAuthRole")
+        );
+
+        let failed = next(
+            &restore(None),
+            Some(&cluster()),
+            &JobState::Failed("invalid snapshot: the decoded snapshot has".into()),
+            &[],
+            &images(),
+            at(2),
+        );
+        assert_eq!(failed.status.phase, RestorePhase::Failed);
+        assert_eq!(failed.status.conditions[0].reason, "RestoreFailed");
+        assert_eq!(failed.event.unwrap().0, EventType::Warning);
+    }
+}

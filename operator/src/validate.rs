@@ -1,0 +1,611 @@
+//! What the API server cannot check about a spec: cron syntax,
+//! durations, name formats, and the rules older API servers (no CEL) skip.
+//! Pure: every problem found is returned, each naming its field and the fix,
+//! for the `WorkloadConfigured` and `BackupConfigured` conditions.
+
+use std::time::Duration;
+
+use cron::Schedule;
+
+use kube::ResourceExt;
+
+use crate::api::{
+    BackupSpec, BackupTarget, OpenBaoCluster, OpenBaoClusterSpec, OpenBaoRestoreSpec, PluginRef,
+};
+use crate::{openbao_config, schedule};
+use contract::executor::upload::{MAX_CONCURRENCY, MAX_PART_SIZE, MIN_PART_SIZE};
+
+/// A `spec.backup` that passed validation, with its parsed parts.
+#[derive(Debug, Clone)]
+pub struct ValidBackup {
+    pub schedule: Schedule,
+    pub max_age: Option<Duration>,
+}
+
+/// `executor_images` is the operator's allow-list ([`image_allowed`]).
+pub fn validate(
+    spec: &OpenBaoClusterSpec,
+    executor_images: &[String],
+) -> Result<Option<ValidBackup>, Vec<String>> {
+    let mut problems = Vec::new();
+    let pre_upgrade = spec
+        .upgrade
+        .as_ref()
+        .is_some_and(|u| u.pre_upgrade_snapshot);
+    let Some(backup) = &spec.backup else {
+        if pre_upgrade {
+            problems.push(
+                "spec.upgrade.preUpgradeSnapshot needs a backup target: add spec.backup or set preUpgradeSnapshot to false"
+                    .to_string(),
+            );
+            return Err(problems);
+        }
+        return Ok(None);
+    };
+    let valid = validate_backup(backup, &mut problems);
+    check_image(
+        &backup.executor_image,
+        "spec.backup.executorImage",
+        executor_images,
+        &mut problems,
+    );
+    if problems.is_empty() {
+        Ok(valid)
+    } else {
+        Err(problems)
+    }
+}
+
+/// What the API server cannot check about the workload (or, before CEL,
+/// skips): a release to run, the extra configuration and self-init.
+pub fn workload(cluster: &str, spec: &OpenBaoClusterSpec) -> Vec<String> {
+    let mut problems = Vec::new();
+    if spec.version.is_none() && spec.image.is_none() {
+        problems
+            .push("spec.version: give OpenBao's version (e.g. 2.4.1), or spec.image".to_string());
+    }
+    // `<cluster>-pre-upgrade-<10 hex>` names a Job, and Job names end up
+    // in 63-character label values.
+    if cluster.len() > MAX_CLUSTER_NAME {
+        problems.push(format!(
+            "metadata.name: at most {MAX_CLUSTER_NAME} characters (the names of the cluster's pods and Jobs derive from it)"
+        ));
+    }
+    openbao_config::check(spec, &mut problems);
+    problems
+}
+
+/// What the workload's spec probably gets wrong but is still applied
+/// (each names its field and the fix), for the `WorkloadConfigured`
+/// condition's message and a `SpecWarning` event.
+pub fn workload_warnings(spec: &OpenBaoClusterSpec) -> Vec<String> {
+    openbao_config::warnings(spec)
+}
+
+/// What `spec.backup` probably gets wrong but is still applied, for the
+/// `BackupConfigured` condition's message and a `SpecWarning` event: a
+/// plugin without a `sha256` pin runs whatever its ConfigMap holds, so
+/// whoever may edit the ConfigMap decides what reads every snapshot.
+pub fn backup_warnings(spec: &OpenBaoClusterSpec) -> Vec<String> {
+    let Some(backup) = &spec.backup else {
+        return Vec::new();
+    };
+    let transforms = backup
+        .transforms
+        .iter()
+        .enumerate()
+        .map(|(i, plugin)| (format!("spec.backup.transforms[{i}]"), plugin));
+    let retention = backup
+        .retention_plugin
+        .iter()
+        .map(|plugin| ("spec.backup.retentionPlugin".to_string(), plugin));
+    transforms
+        .chain(retention)
+        .filter(|(_, plugin)| plugin.sha256.is_none())
+        .map(|(field, plugin)| {
+            format!(
+                "{field}.sha256 is not set: whoever can edit ConfigMap {} can swap the plugin; pin it with the plugin's sha256sum",
+                plugin.config_map_ref.name
+            )
+        })
+        .collect()
+}
+
+const MAX_CLUSTER_NAME: usize = 36;
+
+/// What an OpenBaoRestore needs from itself and its cluster; every problem
+/// names its field.
+pub fn restore(
+    restore: &OpenBaoRestoreSpec,
+    cluster: &OpenBaoCluster,
+    executor_images: &[String],
+) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    let backup = cluster.spec.backup.as_ref();
+    if restore.key.trim().is_empty() {
+        problems.push("spec.key is empty: give a backup's object key, or `latest`".into());
+    }
+    match (&restore.jwt_auth_role, &restore.token_secret_ref) {
+        (Some(_), Some(_)) | (None, None) => problems.push(
+            "spec: set exactly one of jwtAuthRole (JWT auth with the cluster's restore ServiceAccount) and tokenSecretRef (a Secret holding a token)"
+                .into(),
+        ),
+        (Some(_), None) if backup.and_then(|b| b.jwt_auth_role.as_ref()).is_none() => problems.push(
+            "spec.jwtAuthRole: the cluster has no restore ServiceAccount (its spec.backup does not use jwtAuthRole); use tokenSecretRef"
+                .into(),
+        ),
+        (None, Some(secret)) => check_name(&secret.name, "spec.tokenSecretRef.name", &mut problems),
+        _ => {}
+    }
+    if restore.source.is_none() && backup.is_none() {
+        problems.push(format!(
+            "spec.source: OpenBaoCluster {} has no spec.backup.target to read from; give spec.source",
+            cluster.name_any()
+        ));
+    }
+    if let Some(source) = &restore.source {
+        check_target(source, "spec.source", &mut problems);
+    }
+    let image = restore
+        .executor_image
+        .as_deref()
+        .or(backup.map(|b| b.executor_image.as_str()));
+    match image {
+        Some(image) if !image.trim().is_empty() => {
+            check_image(image, "spec.executorImage", executor_images, &mut problems)
+        }
+        _ => problems.push(
+            "spec.executorImage: give the executor image (the cluster's spec.backup has none)"
+                .into(),
+        ),
+    }
+    for (i, plugin) in restore.plugins.iter().flatten().enumerate() {
+        check_plugin(plugin, &format!("spec.plugins[{i}]"), &mut problems);
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+fn validate_backup(backup: &BackupSpec, problems: &mut Vec<String>) -> Option<ValidBackup> {
+    let schedule = schedule::parse(&backup.schedule)
+        .map_err(|e| problems.push(format!("spec.backup.schedule: {e}")))
+        .ok();
+    if backup.executor_image.trim().is_empty() {
+        problems.push("spec.backup.executorImage is empty: give the backup executor image".into());
+    }
+    match (&backup.jwt_auth_role, &backup.token_secret_ref) {
+        (Some(_), Some(_)) | (None, None) => problems.push(
+            "spec.backup: set exactly one of jwtAuthRole (JWT auth with the backup ServiceAccount) and tokenSecretRef (a Secret holding a token)"
+                .into(),
+        ),
+        (Some(role), None) if role.trim().is_empty() => {
+            problems.push("spec.backup.jwtAuthRole is empty: give the OpenBao JWT role name".into())
+        }
+        (None, Some(secret)) => check_name(&secret.name, "spec.backup.tokenSecretRef.name", problems),
+        _ => {}
+    }
+
+    check_target(&backup.target, "spec.backup.target", problems);
+
+    let max_age = backup
+        .retention
+        .as_ref()
+        .and_then(|r| r.max_age.as_deref())
+        .and_then(|age| {
+            contract::units::parse_duration(age)
+                .and_then(|limit| {
+                    if limit < MIN_MAX_AGE {
+                        Err(format!("`{age}` is under 1h; give at least \"1h\""))
+                    } else {
+                        Ok(limit)
+                    }
+                })
+                .map_err(|e| problems.push(format!("spec.backup.retention.maxAge: {e}")))
+                .ok()
+        });
+
+    for (i, plugin) in backup.transforms.iter().enumerate() {
+        check_plugin(plugin, &format!("spec.backup.transforms[{i}]"), problems);
+    }
+    if let Some(plugin) = &backup.retention_plugin {
+        check_plugin(plugin, "spec.backup.retentionPlugin", problems);
+        if backup.retention.is_some() {
+            problems.push(
+                "spec.backup: retention and retentionPlugin both set; the plugin decides alone, so remove retention".into(),
+            );
+        }
+    }
+    Some(ValidBackup {
+        schedule: schedule?,
+        max_age,
+    })
+}
+
+/// Whether the operator may run `image`: it is in the repository of an
+/// entry of `allowed` (any tag or digest of it), under an entry ending in
+/// `/` (a registry or an organization), or an entry is `*`.
+pub fn image_allowed(image: &str, allowed: &[String]) -> bool {
+    allowed.iter().any(|entry| {
+        entry == "*"
+            || (entry.ends_with('/') && image.starts_with(entry.as_str()))
+            || image.strip_prefix(entry.as_str()).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with(':') || rest.starts_with('@')
+            })
+    })
+}
+
+fn check_image(image: &str, field: &str, allowed: &[String], problems: &mut Vec<String>) {
+    if !image.trim().is_empty() && !image_allowed(image, allowed) {
+        problems.push(format!(
+            "{field} `{image}` is not an image this operator runs (it allows {}): use one of those, or have the operator's administrator add it to EXECUTOR_IMAGES",
+            allowed.join(", ")
+        ));
+    }
+}
+
+/// The storage target's fields (`field` is where it sits in the spec).
+fn check_target(target: &BackupTarget, field: &str, problems: &mut Vec<String>) {
+    if let Some(endpoint) = &target.endpoint
+        && !(endpoint.starts_with("https://") || endpoint.starts_with("http://"))
+    {
+        problems.push(format!(
+            "{field}.endpoint `{endpoint}` must start with https:// (or http://)"
+        ));
+    }
+    if target.bucket.trim().is_empty() {
+        problems.push(format!("{field}.bucket is empty"));
+    }
+    if let Some(secret) = &target.credentials_secret_ref {
+        check_name(
+            &secret.name,
+            &format!("{field}.credentialsSecretRef.name"),
+            problems,
+        );
+    }
+    let part_size = target.part_size();
+    if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part_size) {
+        problems.push(format!(
+            "{field}.partSize is {part_size}; S3 parts are 5 MiB ({MIN_PART_SIZE}) to 5 GiB"
+        ));
+    }
+    if !(1..=MAX_CONCURRENCY).contains(&target.concurrency()) {
+        problems.push(format!(
+            "{field}.concurrency is {}; use 1 to {MAX_CONCURRENCY}",
+            target.concurrency()
+        ));
+    }
+}
+
+fn check_plugin(plugin: &PluginRef, field: &str, problems: &mut Vec<String>) {
+    check_name(
+        &plugin.config_map_ref.name,
+        &format!("{field}.configMapRef.name"),
+        problems,
+    );
+    let key = &plugin.config_map_ref.key;
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+    {
+        problems.push(format!(
+            "{field}.configMapRef.key `{key}` is not a ConfigMap key (letters, digits, `-`, `_`, `.`)"
+        ));
+    }
+    if let Some(digest) = &plugin.sha256
+        && !(digest.len() == 64
+            && digest
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)))
+    {
+        problems.push(format!(
+            "{field}.sha256 must be 64 lowercase hex digits (sha256sum of the plugin)"
+        ));
+    }
+    for (i, secret) in plugin.secret_config.iter().enumerate() {
+        check_name(
+            &secret.secret_key_ref.name,
+            &format!("{field}.secretConfig[{i}].secretKeyRef.name"),
+            problems,
+        );
+        let in_config = plugin
+            .config
+            .as_ref()
+            .is_some_and(|c| c.contains_key(&secret.name));
+        let repeated = plugin.secret_config[..i]
+            .iter()
+            .any(|s| s.name == secret.name);
+        if in_config || repeated {
+            problems.push(format!(
+                "{field}.secretConfig[{i}].name `{}` is set twice (in config or secretConfig); keep one",
+                secret.name
+            ));
+        }
+    }
+}
+
+/// Object names (Secrets, ConfigMaps) are RFC 1123 subdomains, in the
+/// resource's own namespace.
+fn check_name(name: &str, field: &str, problems: &mut Vec<String>) {
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if !valid {
+        problems.push(format!(
+            "{field} `{name}` is not a Kubernetes object name (lowercase letters, digits, `-`, `.`); references are by name, in the same namespace"
+        ));
+    }
+}
+
+/// The shortest `maxAge`: a shorter one would delete the backup a run
+/// has just taken before the next run.
+pub const MIN_MAX_AGE: Duration = Duration::from_secs(3600);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{
+        BackupTarget, ConfigMapKeyRef, LocalRef, RetentionSpec, SecretConfig, SecretKeyRef,
+        UpgradeSpec,
+    };
+
+    fn images() -> Vec<String> {
+        vec!["openbao/backup-executor".into()]
+    }
+
+    fn backup() -> BackupSpec {
+        BackupSpec {
+            schedule: "0 3 * * *".into(),
+            executor_image: "openbao/backup-executor:v0.1.0".into(),
+            jwt_auth_role: Some("backup".into()),
+            target: BackupTarget {
+                bucket: "openbao-backups".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn problems(backup: BackupSpec) -> String {
+        let spec = OpenBaoClusterSpec {
+            backup: Some(backup),
+            ..Default::default()
+        };
+        validate(&spec, &images()).unwrap_err().join("\n")
+    }
+
+    #[test]
+    fn a_minimal_backup_is_valid() {
+        let spec = OpenBaoClusterSpec {
+            backup: Some(backup()),
+            ..Default::default()
+        };
+        assert!(validate(&spec, &images()).unwrap().is_some());
+        assert!(
+            validate(&OpenBaoClusterSpec::default(), &images())
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn every_problem_names_its_field() {
+        let all = problems(BackupSpec {
+            schedule: "0 3 * *".into(),
+            executor_image: " ".into(),
+            token_secret_ref: Some(LocalRef {
+                name: "Backup_Token".into(),
+            }),
+            target: BackupTarget {
+                endpoint: Some("s3.example.com".into()),
+                bucket: "b".into(),
+                part_size: Some(1024),
+                concurrency: Some(0),
+                ..Default::default()
+            },
+            retention: Some(RetentionSpec {
+                max_count: Some(7),
+                max_age: Some("7d".into()),
+            }),
+            ..backup()
+        });
+        for field in [
+            "spec.backup.schedule",
+            "spec.backup.executorImage",
+            "spec.backup: set exactly one of jwtAuthRole",
+            "spec.backup.target.endpoint",
+            "spec.backup.target.partSize",
+            "spec.backup.target.concurrency",
+            "spec.backup.retention.maxAge",
+        ] {
+            assert!(all.contains(field), "no problem names {field}:\n{all}");
+        }
+    }
+
+    #[test]
+    fn max_age_is_at_least_an_hour_and_at_most_a_century() {
+        let max_age = |age: &str| {
+            let spec = OpenBaoClusterSpec {
+                backup: Some(BackupSpec {
+                    retention: Some(RetentionSpec {
+                        max_count: None,
+                        max_age: Some(age.into()),
+                    }),
+                    ..backup()
+                }),
+                ..Default::default()
+            };
+            validate(&spec, &images()).map(|valid| valid.unwrap().max_age)
+        };
+        assert_eq!(max_age("1h"), Ok(Some(Duration::from_secs(3600))));
+        assert_eq!(
+            max_age("59m").unwrap_err(),
+            ["spec.backup.retention.maxAge: `59m` is under 1h; give at least \"1h\""]
+        );
+        let huge = max_age("18446744073709551615s1s").unwrap_err();
+        assert!(
+            huge[0].starts_with("spec.backup.retention.maxAge: ") && huge[0].contains("100 years"),
+            "{huge:?}"
+        );
+    }
+
+    #[test]
+    fn only_allowed_executor_images_run() {
+        let allowed: Vec<String> = vec![
+            "openbao/backup-executor".into(),
+            "registry.example.com/platform/".into(),
+        ];
+        for image in [
+            "openbao/backup-executor",
+            "openbao/backup-executor:v0.1.0",
+            "openbao/backup-executor@sha256:abc",
+            "registry.example.com/platform/executor:1",
+        ] {
+            assert!(image_allowed(image, &allowed), "{image}");
+        }
+        for image in [
+            "openbao/backup-executor-evil:v1",
+            "evil/backup-executor:v1",
+            "registry.example.com/platformer/x:1",
+        ] {
+            assert!(!image_allowed(image, &allowed), "{image}");
+        }
+        assert!(image_allowed("anything:1", &["*".into()]));
+
+        let refused = problems(BackupSpec {
+            executor_image: "evil/backup-executor:v1".into(),
+            ..backup()
+        });
+        assert_eq!(
+            refused,
+            "spec.backup.executorImage `evil/backup-executor:v1` is not an image this operator runs (it allows openbao/backup-executor): use one of those, or have the operator's administrator add it to EXECUTOR_IMAGES"
+        );
+    }
+
+    #[test]
+    fn exactly_one_auth_method() {
+        let neither = problems(BackupSpec {
+            jwt_auth_role: None,
+            ..backup()
+        });
+        assert!(neither.contains("exactly one"), "{neither}");
+        let bad_name = problems(BackupSpec {
+            jwt_auth_role: None,
+            token_secret_ref: Some(LocalRef {
+                name: "other-ns/token".into(),
+            }),
+            ..backup()
+        });
+        assert!(
+            bad_name.contains("spec.backup.tokenSecretRef.name"),
+            "{bad_name}"
+        );
+    }
+
+    #[test]
+    fn plugin_references() {
+        let plugin = PluginRef {
+            config_map_ref: ConfigMapKeyRef {
+                name: "zstd".into(),
+                key: "plugin wasm".into(),
+            },
+            sha256: Some("ABC".into()),
+            config: Some(
+                serde_json::json!({"identity": "in the open"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+            secret_config: vec![SecretConfig {
+                name: "identity".into(),
+                secret_key_ref: SecretKeyRef {
+                    name: "".into(),
+                    key: "identity".into(),
+                },
+            }],
+        };
+        let all = problems(BackupSpec {
+            transforms: vec![plugin.clone()],
+            retention_plugin: Some(plugin),
+            ..backup()
+        });
+        assert!(
+            all.contains("spec.backup.transforms[0].configMapRef.key"),
+            "{all}"
+        );
+        assert!(all.contains("spec.backup.transforms[0].sha256"), "{all}");
+        assert!(
+            all.contains("spec.backup.retentionPlugin.secretConfig[0].secretKeyRef.name"),
+            "{all}"
+        );
+        assert!(
+            all.contains("spec.backup.transforms[0].secretConfig[0].name `identity` is set twice"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn unpinned_plugins_are_warned_about() {
+        let plugin = |sha256: Option<&str>| PluginRef {
+            config_map_ref: ConfigMapKeyRef {
+                name: "zstd-plugin".into(),
+                key: "zstd.wasm".into(),
+            },
+            sha256: sha256.map(str::to_string),
+            ..Default::default()
+        };
+        let spec = OpenBaoClusterSpec {
+            backup: Some(BackupSpec {
+                transforms: vec![plugin(Some(&"a".repeat(64))), plugin(None)],
+                retention_plugin: Some(plugin(None)),
+                ..backup()
+            }),
+            ..Default::default()
+        };
+        assert!(validate(&spec, &images()).is_ok(), "valid, with warnings");
+        let warnings = backup_warnings(&spec);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("spec.backup.transforms[1].sha256 is not set: whoever can edit ConfigMap zstd-plugin"),
+            "{warnings:?}"
+        );
+        assert!(warnings[1].starts_with("spec.backup.retentionPlugin.sha256"));
+        assert!(backup_warnings(&OpenBaoClusterSpec::default()).is_empty());
+    }
+
+    #[test]
+    fn pre_upgrade_snapshot_needs_a_target() {
+        let spec = OpenBaoClusterSpec {
+            upgrade: Some(UpgradeSpec {
+                pre_upgrade_snapshot: true,
+            }),
+            ..Default::default()
+        };
+        assert!(validate(&spec, &images()).unwrap_err()[0].contains("needs a backup target"));
+    }
+
+    #[test]
+    fn the_workload_needs_a_release_and_a_short_name() {
+        let problems = workload(&"b".repeat(37), &OpenBaoClusterSpec::default());
+        assert!(problems[0].starts_with("spec.version:"), "{problems:?}");
+        assert!(
+            problems[1].starts_with("metadata.name: at most 36"),
+            "{problems:?}"
+        );
+        let spec = OpenBaoClusterSpec {
+            image: Some("openbao/openbao:2.4.1".into()),
+            ..Default::default()
+        };
+        assert!(workload("bao", &spec).is_empty());
+    }
+}
