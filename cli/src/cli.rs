@@ -141,8 +141,8 @@ pub struct PluginLimitArgs {
 }
 
 impl PluginLimitArgs {
-    pub fn limits(&self) -> plugin_host::plugin::Limits {
-        plugin_host::plugin::Limits {
+    pub fn limits(&self) -> plugin_host::Limits {
+        plugin_host::Limits {
             memory_bytes: self.memory as usize,
             call_timeout: self.call_timeout,
             max_output_bytes: self.max_output as usize,

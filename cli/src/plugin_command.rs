@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{PluginCommand, PluginLoadArgs};
-use plugin_host::plugin::{Direction, Kind, Plugin, PluginHost, RetentionBackup};
+use plugin_host::{Direction, Kind, Plugin, PluginHost, RetentionBackup};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

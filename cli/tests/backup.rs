@@ -796,7 +796,7 @@ async fn tls_with_custom_ca_bundles_for_openbao_and_s3() {
 }
 
 fn plugin_path(name: &str) -> String {
-    support::plugin_path(name).display().to_string()
+    testkit::plugins::plugin_path(name).display().to_string()
 }
 
 /// Backups under the cluster's prefix, oldest first (keys sort by time).
@@ -906,8 +906,8 @@ async fn a_backup_through_zstd_then_age_is_undone_by_the_age_and_zstd_clis() {
     let bucket = Bucket::new("zstd-age").await;
     let openbao = Source::start(12).await;
     let dir = std::env::temp_dir().join(format!("openbao-backup-zstd-age-{}", std::process::id()));
-    let (recipient, identity) = support::age_keypair(&dir);
-    let age = support::plugin_path("age");
+    let (recipient, identity) = testkit::plugins::age_keypair(&dir);
+    let age = testkit::plugins::plugin_path("age");
     let age_sha256 = sha256_hex(&std::fs::read(&age).unwrap());
     let mut args = bucket.args(&openbao.url());
     transform(
@@ -933,7 +933,7 @@ async fn a_backup_through_zstd_then_age_is_undone_by_the_age_and_zstd_clis() {
     assert_eq!(run.result["snapshot"]["sha256"], served.sha256);
     assert_eq!(run.result["snapshot"]["size"], served.size);
 
-    let plain = support::run_with_stdin(
+    let plain = testkit::plugins::run_with_stdin(
         std::process::Command::new("sh").args([
             "-c",
             &format!("age -d -i {} | zstd -d -c", identity.display()),

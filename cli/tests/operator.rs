@@ -667,11 +667,11 @@ async fn plugins_from_config_maps(
     openbao: &Source,
 ) -> String {
     let dir = std::env::temp_dir().join(format!("openbao-backup-it-age-{}", std::process::id()));
-    let (recipient, identity) = support::age_keypair(&dir);
+    let (recipient, identity) = testkit::plugins::age_keypair(&dir);
     let maps: Api<ConfigMap> = Api::namespaced(admin.clone(), "backups");
     let mut digests = HashMap::new();
     for name in ["zstd", "age"] {
-        let bytes = std::fs::read(support::plugin_path(name)).unwrap();
+        let bytes = std::fs::read(testkit::plugins::plugin_path(name)).unwrap();
         digests.insert(name, sha256_hex(&bytes));
         let map: ConfigMap = serde_json::from_value(json!({
             "metadata": {"name": format!("{name}-plugin")},
@@ -742,7 +742,7 @@ async fn plugins_from_config_maps(
         backup.last_backup_sha256,
         "status names the stored object"
     );
-    let plain = support::run_with_stdin(
+    let plain = testkit::plugins::run_with_stdin(
         Command::new("sh").args([
             "-c",
             &format!("age -d -i {} | zstd -d -c", identity.display()),

@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
-use support::{
-    Bucket, MIB, Run, Source, TOKEN, age_keypair, plugin_path, run_cli, set, sha256_hex, unset,
-};
+use support::{Bucket, MIB, Run, Source, TOKEN, run_cli, set, sha256_hex, unset};
+use testkit::plugins::{age_keypair, plugin_path};
 use testkit::s3proxy::S3Proxy;
 use testkit::{Cluster, ClusterSpec, OpenBaoProxy};
 

@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::plugin::{Direction, PluginError, Transformer};
+use crate::component::{Direction, Transformer};
+use crate::errors::PluginError;
 use crate::spec::ConfiguredPlugin;
 use contract::manifest::ContentDigest;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat};
 
-use crate::plugin::RetentionBackup;
+use crate::component::RetentionBackup;
 
 /// How far two clocks may disagree (seconds) before the host stops trusting
 /// this one to delete anything.

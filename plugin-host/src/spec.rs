@@ -6,7 +6,8 @@ use contract::plugin_spec::PluginSpec;
 use contract::secret::Secret;
 use serde_json::{Map, Value};
 
-use crate::plugin::{Kind, Plugin, PluginHost};
+use crate::component::{Kind, Plugin};
+use crate::runtime::PluginHost;
 
 /// A loaded, checked plugin with the configuration it runs with.
 #[derive(Clone)]

@@ -10,6 +10,7 @@ pub mod jwt;
 pub mod kube;
 pub mod openbao;
 pub mod openbao_proxy;
+pub mod plugins;
 pub mod retention_cases;
 pub mod s3proxy;
 pub mod snapshot;

@@ -37,8 +37,8 @@ use contract::signing::ManifestKey;
 use contract::units::human_bytes;
 use parts::PartUploads;
 use plugin_host::chain::{Chain, Side};
-use plugin_host::plugin::{Direction, Kind, Limits, PluginHost};
 use plugin_host::spec::ConfiguredPlugin;
+use plugin_host::{Direction, Kind, Limits, PluginHost};
 
 #[derive(Debug, Clone)]
 pub struct BackupConfig {

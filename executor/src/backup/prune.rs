@@ -11,9 +11,9 @@ use chrono::{DateTime, Utc};
 use crate::error::Error;
 use crate::s3;
 use contract::plugin_spec::PluginSpec;
-use plugin_host::plugin::{Kind, PluginHost};
 use plugin_host::retention::{self, Deletion, Guard};
 use plugin_host::spec::ConfiguredPlugin;
+use plugin_host::{Kind, PluginHost};
 
 use crate::bucket::catalog::complete_backups;
 use contract::layout::manifest_key;

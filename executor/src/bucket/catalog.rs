@@ -3,7 +3,7 @@
 
 use contract::layout::{MANIFEST_SUFFIX, manifest_key, parse_key};
 use contract::manifest::{MANIFEST_FORMAT_VERSION, Manifest};
-use plugin_host::plugin::RetentionBackup;
+use plugin_host::RetentionBackup;
 
 use crate::error::Error;
 use crate::s3;

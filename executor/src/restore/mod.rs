@@ -31,8 +31,8 @@ use contract::manifest::{ContentDigest, Manifest, RaftInfo};
 use contract::plugin_spec::PluginSpec;
 use contract::signing::ManifestKey;
 use plugin_host::chain::Chain;
-use plugin_host::plugin::{Direction, Kind, Limits, PluginHost};
 use plugin_host::spec::ConfiguredPlugin;
+use plugin_host::{Direction, Kind, Limits, PluginHost};
 
 /// Where a backup is read from.
 #[derive(Debug, Clone)]

@@ -3,18 +3,16 @@
 //! about themselves, their answers, and the sandbox stopping every kind of
 //! misbehaviour with its own reason while the process carries on.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-mod support;
 
 use contract::plugin_spec::PluginSpec;
 use contract::units::parse_duration;
 use plugin_host::chain::Chain;
-use plugin_host::plugin::{Direction, Kind, Limits, PluginError, PluginHost, RetentionBackup};
 use plugin_host::retention::keep_last;
 use plugin_host::spec::ConfiguredPlugin;
-use support::{age_keypair, plugin_path, run_with_stdin};
+use plugin_host::{Direction, Kind, Limits, PluginError, PluginHost, RetentionBackup};
+use testkit::plugins::{age_keypair, plugin_path, run_with_stdin};
 
 fn component(name: &str) -> Vec<u8> {
     std::fs::read(plugin_path(name)).unwrap()
@@ -267,73 +265,6 @@ fn a_pinned_digest_refuses_tampered_bytes() {
     assert_eq!(error.cause(), "digest-mismatch");
 }
 
-#[test]
-fn the_plugin_command_runs_retention_and_transforms() {
-    let binary = env!("CARGO_BIN_EXE_openbao-backup");
-    let inspect = Command::new(binary)
-        .args(["plugin", "inspect"])
-        .arg(plugin_path("gfs"))
-        .output()
-        .unwrap();
-    assert!(
-        inspect.status.success(),
-        "{}",
-        String::from_utf8_lossy(&inspect.stderr)
-    );
-    let info: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
-    assert_eq!(
-        (info["name"].as_str(), info["kind"].as_str()),
-        (Some("gfs"), Some("retention"))
-    );
-
-    let list = r#"[
-        {"key": "b/1", "time": "2026-11-22T03:00:00Z", "size": 10},
-        {"key": "b/3", "time": "2026-11-24T03:00:00Z", "size": 10},
-        {"key": "b/2", "time": "2026-11-23T03:00:00Z", "size": 10, "kind": "manual"}
-    ]"#;
-    let output = run_with_stdin(
-        Command::new(binary)
-            .args(["plugin", "run"])
-            .arg(plugin_path("keep-last"))
-            .args([
-                "--config",
-                r#"{"maxCount": 1}"#,
-                "--now",
-                "2026-11-24T04:00:00Z",
-            ]),
-        list.as_bytes().to_vec(),
-    );
-    let decided: serde_json::Value = serde_json::from_slice(&output).unwrap();
-    assert_eq!(decided[0]["key"], "b/2");
-    assert_eq!(decided[1]["key"], "b/1");
-    assert_eq!(decided[1]["reason"], "beyond the newest 1 (maxCount)");
-
-    let input: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
-    let output = run_with_stdin(
-        Command::new(binary)
-            .args(["plugin", "run"])
-            .arg(plugin_path("misbehave"))
-            .args(["--config", r#"{"do": "echo"}"#, "--chunk-size", "4KiB"]),
-        input.clone(),
-    );
-    assert_eq!(output, input);
-
-    let failed = Command::new(binary)
-        .args(["plugin", "run"])
-        .arg(plugin_path("misbehave"))
-        .args([
-            "--config",
-            r#"{"do": "loop"}"#,
-            "--plugin-call-timeout",
-            "200ms",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    // No input, no push: finish alone runs fine.
-    assert!(failed.status.success());
-}
-
 fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     assert_eq!(from.len(), to.len());
     let mut out = haystack.to_vec();
@@ -362,7 +293,7 @@ fn snapshot(state_size: u64, seed: u64) -> Vec<u8> {
 }
 
 fn through(
-    plugin: &plugin_host::plugin::Plugin,
+    plugin: &plugin_host::Plugin,
     config: &str,
     direction: Direction,
     input: &[u8],
