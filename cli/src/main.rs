@@ -6,7 +6,7 @@ mod cli;
 mod plugin_command;
 
 use cli::{Cli, Command, LogFormat};
-use contract::result::BackupResult;
+use contract::result::{BackupResult, MAX_REASON, ReadBackResult};
 use executor::{Error, backup, restore};
 use tracing_subscriber::EnvFilter;
 
@@ -43,7 +43,11 @@ fn main() -> ExitCode {
                 Ok((read, target)) => restore::restore(&read, &target).await,
                 Err(message) => Err(Error::Config(message)),
             };
-            report("restore", outcome, result_file)
+            report(
+                "restore",
+                outcome.map(ReadBackResult::Restored),
+                result_file,
+            )
         }),
         Command::Verify(args) => runtime().block_on(async {
             let result_file = args.result_file.clone();
@@ -51,7 +55,7 @@ fn main() -> ExitCode {
                 Ok(read) => restore::verify(&read).await,
                 Err(message) => Err(Error::Config(message)),
             };
-            report("verify", outcome, result_file)
+            report("verify", outcome.map(ReadBackResult::Verified), result_file)
         }),
         Command::Decode(args) => runtime().block_on(async {
             let result_file = args.read.result_file.clone();
@@ -59,7 +63,7 @@ fn main() -> ExitCode {
                 Ok((read, output)) => restore::decode(&read, &output).await,
                 Err(message) => Err(Error::Config(message)),
             };
-            report("decode", outcome, result_file)
+            report("decode", outcome.map(ReadBackResult::Decoded), result_file)
         }),
         Command::Operator(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -165,23 +169,21 @@ fn runtime() -> tokio::runtime::Runtime {
 /// file); a failure also gets one `<command> failed: <reason>` line.
 fn report(
     command: &str,
-    outcome: Result<restore::ReadBackResult, Error>,
+    outcome: Result<ReadBackResult, Error>,
     result_file: Option<std::path::PathBuf>,
 ) -> ExitCode {
-    let (line, code) = match outcome {
-        Ok(result) => (
-            serde_json::to_string(&result).expect("result serializes"),
-            ExitCode::SUCCESS,
-        ),
+    let (result, code) = match outcome {
+        Ok(result) => (result, ExitCode::SUCCESS),
         Err(error) => {
-            let reason = failure_reason(command, &error);
-            let failed = serde_json::json!({
-                "status": "failed", "cause": error.cause(), "reason": reason,
-                "completedAt": chrono::Utc::now(),
-            });
-            (failed.to_string(), ExitCode::FAILURE)
+            let failed = ReadBackResult::Failed {
+                cause: error.cause().into(),
+                reason: failure_reason(command, &error),
+                completed_at: chrono::Utc::now(),
+            };
+            (failed, ExitCode::FAILURE)
         }
     };
+    let line = serde_json::to_string(&result).expect("result serializes");
     write_result(&line, result_file, code)
 }
 
@@ -189,7 +191,7 @@ fn report(
 /// (Kubernetes keeps at most 4 KiB), and printed as the one line
 /// `<command> failed: <reason>` for people and `kubectl logs`.
 fn failure_reason(command: &str, error: &Error) -> String {
-    let reason: String = error.to_string().chars().take(1024).collect();
+    let reason: String = error.to_string().chars().take(MAX_REASON).collect();
     eprintln!("{command} failed: {reason}");
     reason
 }

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::ContentDigest;
+use crate::manifest::{ContentDigest, RaftInfo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -270,5 +270,70 @@ impl From<SweepJson> for SweepReport {
             deleted_objects: json.deleted_objects,
             error: json.error,
         }
+    }
+}
+
+/// The one JSON line `restore`, `verify` and `decode` print (and write to
+/// the result file). Every field is bounded: the key by the CRD's limits
+/// on its parts, the reason cut to [`MAX_REASON`] characters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "camelCase")]
+pub enum ReadBackResult {
+    Restored(ReadBackReport),
+    Verified(ReadBackReport),
+    Decoded(ReadBackReport),
+    #[serde(rename_all = "camelCase")]
+    Failed {
+        cause: String,
+        reason: String,
+        completed_at: DateTime<Utc>,
+    },
+}
+
+/// The most characters of a failure's reason in a result.
+pub const MAX_REASON: usize = 1024;
+
+/// A backup read back and checked end to end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadBackReport {
+    pub key: String,
+    pub snapshot: ContentDigest,
+    pub object: ContentDigest,
+    pub raft: RaftInfo,
+    /// The transforms undone, as `name version`, in the order applied.
+    pub transforms: Vec<String>,
+    /// The node restored into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Whether the restore was forced past OpenBao's seal check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forced: Option<bool>,
+    /// The file decoded into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub duration_seconds: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_back_result_says_its_status_first_and_reads_back() {
+        let line = r#"{"status":"restored","key":"ns/bao/k.snap","snapshot":{"size":7,"sha256":"ab"},"object":{"size":9,"sha256":"cd"},"raft":{"index":42,"term":3,"stateSize":5},"transforms":["zstd 0.1.0"],"node":"https://bao-0:8200/","forced":false,"startedAt":"2026-11-30T01:00:00Z","durationSeconds":1.5}"#;
+        let result: ReadBackResult = serde_json::from_str(line).unwrap();
+        let ReadBackResult::Restored(report) = &result else {
+            panic!("{result:?}")
+        };
+        assert_eq!((report.raft.index, report.snapshot.size), (42, 7));
+        assert_eq!(serde_json::to_string(&result).unwrap(), line);
+
+        let failed: ReadBackResult = serde_json::from_str(
+            r#"{"cause":"config","completedAt":"2026-11-30T01:00:00Z","reason":"no backup","status":"failed"}"#,
+        )
+        .unwrap();
+        assert!(matches!(failed, ReadBackResult::Failed { reason, .. } if reason == "no backup"));
     }
 }

@@ -27,8 +27,9 @@ use crate::bucket::stream::{self as verified, Unverified, Verified};
 use crate::error::Error;
 use crate::openbao::{Auth, OpenBaoClient, OpenBaoConfig};
 use crate::s3::{self, TargetConfig};
-use contract::manifest::{ContentDigest, Manifest, RaftInfo};
+use contract::manifest::Manifest;
 use contract::plugin_spec::PluginSpec;
+use contract::result::ReadBackReport;
 use contract::signing::ManifestKey;
 use plugin_host::chain::Chain;
 use plugin_host::spec::ConfiguredPlugin;
@@ -57,28 +58,6 @@ pub struct ReadBack {
     pub plugin_limits: Limits,
     /// Refuse a manifest not signed with the key in this file.
     pub manifest_key_file: Option<PathBuf>,
-}
-
-/// What `restore`, `verify` and `decode` print.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReadBackResult {
-    /// `restored`, `verified` or `decoded`.
-    pub status: &'static str,
-    pub key: String,
-    pub snapshot: ContentDigest,
-    pub object: ContentDigest,
-    pub raft: RaftInfo,
-    /// The transforms undone, as `name version`, in the order applied.
-    pub transforms: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub node: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub forced: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub output: Option<String>,
-    pub started_at: DateTime<Utc>,
-    pub duration_seconds: f64,
 }
 
 /// A backup opened for reading: manifest read, plugins loaded, the decode
@@ -324,15 +303,13 @@ fn decode_chain(manifest: &Manifest, given: &[PluginSpec], limits: Limits) -> Re
 }
 
 fn result(
-    status: &'static str,
     key: String,
     manifest: &Manifest,
     verified: Verified,
     started_at: DateTime<Utc>,
     clock: Instant,
-) -> ReadBackResult {
-    ReadBackResult {
-        status,
+) -> ReadBackReport {
+    ReadBackReport {
         key,
         snapshot: verified.snapshot,
         object: verified.object,
@@ -351,7 +328,7 @@ fn result(
 }
 
 /// `verify`: the whole backup downloaded and checked; nothing written.
-pub async fn verify(read: &ReadBack) -> Result<ReadBackResult, Error> {
+pub async fn verify(read: &ReadBack) -> Result<ReadBackReport, Error> {
     let (started_at, clock) = (Utc::now(), Instant::now());
     let opened = read.open().await?;
     let (key, manifest, verified, ()) = read
@@ -362,14 +339,12 @@ pub async fn verify(read: &ReadBack) -> Result<ReadBackResult, Error> {
             Ok(())
         })
         .await?;
-    Ok(result(
-        "verified", key, &manifest, verified, started_at, clock,
-    ))
+    Ok(result(key, &manifest, verified, started_at, clock))
 }
 
 /// `decode`: the raw snapshot into `output` (a file, or `-` for stdout). A
 /// file appears under its name only once every check passed.
-pub async fn decode(read: &ReadBack, output: &std::path::Path) -> Result<ReadBackResult, Error> {
+pub async fn decode(read: &ReadBack, output: &std::path::Path) -> Result<ReadBackReport, Error> {
     let (started_at, clock) = (Utc::now(), Instant::now());
     let to_stdout = output.as_os_str() == "-";
     let partial = PathBuf::from(format!("{}.partial", output.display()));
@@ -385,7 +360,7 @@ pub async fn decode(read: &ReadBack, output: &std::path::Path) -> Result<ReadBac
                 std::fs::rename(&partial, output)
                     .map_err(|e| Error::Config(format!("--output {}: {e}", output.display())))?;
             }
-            let mut done = result("decoded", key, &manifest, verified, started_at, clock);
+            let mut done = result(key, &manifest, verified, started_at, clock);
             done.output = Some(output.display().to_string());
             Ok(done)
         }
@@ -431,7 +406,7 @@ pub struct RestoreTarget {
 /// target too) and the plugins are checked before OpenBao is asked
 /// anything; the snapshot's last bytes reach OpenBao only once every check
 /// passed.
-pub async fn restore(read: &ReadBack, target: &RestoreTarget) -> Result<ReadBackResult, Error> {
+pub async fn restore(read: &ReadBack, target: &RestoreTarget) -> Result<ReadBackReport, Error> {
     let (started_at, clock) = (Utc::now(), Instant::now());
     let openbao = OpenBaoClient::new(target.openbao.clone())?;
     let opened = read.open().await?;
@@ -452,7 +427,7 @@ pub async fn restore(read: &ReadBack, target: &RestoreTarget) -> Result<ReadBack
         })
         .await?;
     openbao.wait_applied(&node, &before).await?;
-    let mut done = result("restored", key, &manifest, verified, started_at, clock);
+    let mut done = result(key, &manifest, verified, started_at, clock);
     done.node = Some(node.to_string());
     done.forced = Some(target.force);
     Ok(done)
