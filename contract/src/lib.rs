@@ -11,4 +11,5 @@ pub mod plugin_spec;
 pub mod result;
 pub mod secret;
 pub mod signing;
+pub mod snapshot;
 pub mod units;

@@ -5,22 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::result::BackupKind;
 use crate::signing::Signature;
-
-/// The size and SHA-256 of a byte stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContentDigest {
-    pub size: u64,
-    pub sha256: String,
-}
-
-/// What the archive says about the Raft state it holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RaftInfo {
-    pub index: u64,
-    pub term: u64,
-    pub state_size: u64,
-}
+use crate::snapshot::{ContentDigest, RaftInfo};
 
 pub const MANIFEST_FORMAT_VERSION: u32 = 1;
 

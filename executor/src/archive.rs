@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use contract::manifest::RaftInfo;
+use contract::snapshot::RaftInfo;
 
 use crate::error::Error;
 

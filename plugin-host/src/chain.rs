@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::component::{Direction, Transformer};
 use crate::errors::PluginError;
 use crate::spec::ConfiguredPlugin;
-use contract::manifest::ContentDigest;
+use contract::snapshot::ContentDigest;
 
 /// Bytes of fresh entropy handed to each transformer.
 pub const ENTROPY_BYTES: usize = 64;

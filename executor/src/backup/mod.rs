@@ -28,12 +28,11 @@ use crate::s3::{self, MultipartUpload, TargetConfig};
 use aws_sdk_s3::types::CompletedPart;
 use contract::layout;
 use contract::layout::TOOL_VERSION;
-use contract::manifest::{
-    ContentDigest, MANIFEST_FORMAT_VERSION, Manifest, RaftInfo, UploadLayout,
-};
+use contract::manifest::{MANIFEST_FORMAT_VERSION, Manifest, UploadLayout};
 use contract::plugin_spec::PluginSpec;
 use contract::result::{BackupKind, BackupResult, RetentionReport};
 use contract::signing::ManifestKey;
+use contract::snapshot::{ContentDigest, RaftInfo};
 use contract::units::human_bytes;
 use parts::PartUploads;
 use plugin_host::chain::{Chain, Side};

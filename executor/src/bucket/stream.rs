@@ -16,7 +16,8 @@ use tokio::task::JoinHandle;
 
 use crate::archive::ArchiveCheck;
 use crate::error::Error;
-use contract::manifest::{ContentDigest, Manifest, RaftInfo};
+use contract::manifest::Manifest;
+use contract::snapshot::{ContentDigest, RaftInfo};
 use plugin_host::chain::{Chain, ChainInput, Side};
 
 /// Bytes per push into the transform chain: large enough that a call's
