@@ -674,19 +674,16 @@ async fn writes_the_result_file_and_reads_credentials_from_the_environment() {
     let mut args = bucket.args(&openbao.url());
     unset(&mut args, "--credentials-dir");
     let result_file = bucket.dir.join("termination-log");
-    args.extend([
-        "--result-file".into(),
-        result_file.to_str().unwrap().into(),
-        "--kind".into(),
-        "pre-upgrade".into(),
-    ]);
+    args.extend(["--kind".into(), "pre-upgrade".into()]);
     let garage = bucket.garage;
+    // The operator's way: the result file from the environment.
     let run = run_cli(
         &args,
         &[
             ("AWS_ACCESS_KEY_ID", &garage.access_key_id),
             ("AWS_SECRET_ACCESS_KEY", &garage.secret_access_key),
             ("LOG_FORMAT", "json"),
+            ("RESULT_FILE", result_file.to_str().unwrap()),
         ],
     )
     .await;
@@ -717,13 +714,13 @@ async fn configuration_errors_name_the_flag_and_write_a_failed_result() {
     let bucket = Bucket::new("config").await;
     let result_file = bucket.dir.join("result.json");
     let mut args = bucket.args("http://127.0.0.1:9");
-    args.extend([
-        "--jwt-role".into(),
-        "backup".into(),
-        "--result-file".into(),
-        result_file.to_str().unwrap().into(),
-    ]);
-    let run = run_cli(&args, &[]).await;
+    args.extend(["--jwt-role".into(), "backup".into()]);
+    // The variable's old name, which Jobs of an older operator set.
+    let run = run_cli(
+        &args,
+        &[("BACKUP_RESULT_FILE", result_file.to_str().unwrap())],
+    )
+    .await;
     assert!(!run.ok());
     assert!(
         run.reason()
