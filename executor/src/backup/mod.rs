@@ -11,6 +11,7 @@ mod parts;
 mod prune;
 mod sweep;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use futures_util::{Stream, StreamExt};
 
+use prune::RetentionPolicy;
 pub use prune::{KeepLast, RetentionSetting};
 
 use crate::archive::{ArchiveCheck, Checked};
@@ -28,7 +30,7 @@ use crate::s3::{self, MultipartUpload, TargetConfig};
 use aws_sdk_s3::types::CompletedPart;
 use contract::layout;
 use contract::layout::TOOL_VERSION;
-use contract::manifest::{MANIFEST_FORMAT_VERSION, Manifest, UploadLayout};
+use contract::manifest::{MANIFEST_FORMAT_VERSION, Manifest, TransformRecord, UploadLayout};
 use contract::plugin_spec::PluginSpec;
 use contract::result::{BackupKind, BackupResult, RetentionReport};
 use contract::signing::ManifestKey;
@@ -64,29 +66,7 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, Error> {
     let started_at = Utc::now();
     let clock = Instant::now();
     let target = &config.target;
-    // Plugins that cannot run fail the backup before OpenBao is asked.
-    let host = PluginHost::new(config.plugin_limits);
-    let transforms = config
-        .transforms
-        .iter()
-        .enumerate()
-        .map(|(i, spec)| {
-            ConfiguredPlugin::load(spec, &host, Kind::Transform)
-                .map_err(|e| Error::Config(format!("--transform {}: {e}", i + 1)))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let chain = Chain::new(&transforms, Direction::Encode)?;
-    let retention = config
-        .retention
-        .as_ref()
-        .map(|r| r.load(&host))
-        .transpose()?;
-    let signing_key = config
-        .manifest_key_file
-        .as_deref()
-        .map(ManifestKey::from_file)
-        .transpose()
-        .map_err(Error::Config)?;
+    let prepared = Prepared::load(config)?;
 
     let openbao = OpenBaoClient::new(config.openbao.clone())?;
     let node = openbao.find_active().await?;
@@ -95,7 +75,6 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, Error> {
 
     let prefix = layout::cluster_prefix(&target.path_prefix, &config.namespace, &config.cluster);
     let key = layout::object_key(&prefix, started_at, config.kind, random_suffix());
-    let manifest_key = layout::manifest_key(&key);
     let source_node = node.to_string();
     tracing::info!(bucket = %target.bucket, %key, part_size = target.part_size, concurrency = target.concurrency, "streaming snapshot");
 
@@ -110,21 +89,19 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, Error> {
         started_at,
         &source_node,
     );
-    let upload = MultipartUpload::create(&client, target, &key, metadata).await?;
-
-    let streamed =
-        match upload_snapshot(snapshot, chain, &upload, target, config.progress_interval).await {
-            Ok(streamed) => streamed,
-            Err(e) => {
-                if let Err(abort) = upload.abort().await {
-                    tracing::error!(error = %abort, %key, "could not abort the multipart upload");
-                }
-                return Err(e);
-            }
-        };
+    let streamed = upload_snapshot(
+        &client,
+        target,
+        &key,
+        metadata,
+        snapshot,
+        prepared.chain,
+        config.progress_interval,
+    )
+    .await?;
 
     let completed_at = Utc::now();
-    let mut manifest = Manifest {
+    let manifest = Manifest {
         format_version: MANIFEST_FORMAT_VERSION,
         key: key.clone(),
         cluster: config.cluster.clone(),
@@ -136,7 +113,7 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, Error> {
         tool_version: TOOL_VERSION.into(),
         snapshot: streamed.snapshot.clone(),
         object: streamed.object.clone(),
-        transforms: transforms.iter().map(ConfiguredPlugin::record).collect(),
+        transforms: prepared.transforms,
         raft: streamed.raft.clone(),
         upload: UploadLayout {
             part_size: target.part_size,
@@ -144,42 +121,12 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, Error> {
         },
         signature: None,
     };
-    if let Some(signing_key) = &signing_key {
-        let unsigned = serde_json::to_value(&manifest).expect("manifest serializes");
-        manifest.signature = Some(signing_key.sign(&unsigned));
-    }
-    let body = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
-    if let Err(e) = s3::put_object(
-        &client,
-        &target.bucket,
-        &manifest_key,
-        body,
-        "application/json",
-    )
-    .await
-    {
-        // Without its manifest a backup cannot be verified: remove it.
-        if let Err(delete) = s3::delete_object(&client, &target.bucket, &key).await {
-            tracing::error!(error = %delete, %key, "could not delete the object after the manifest failed");
-        }
-        return Err(e);
-    }
+    let manifest_key = write_manifest(&client, target, manifest, prepared.signing_key).await?;
 
     let elapsed = clock.elapsed();
-    let retention = match &retention {
+    let retention = match &prepared.retention {
         None => None,
-        Some(policy) => Some(
-            match prune::prune(&client, &target.bucket, &prefix, &key, policy, Utc::now()).await {
-                Ok(report) => report,
-                Err(error) => {
-                    tracing::warn!(%error, "retention failed; the new backup stands");
-                    RetentionReport {
-                        error: Some(error.to_string()),
-                        ..Default::default()
-                    }
-                }
-            },
-        ),
+        Some(policy) => Some(retain(&client, target, &prefix, &key, policy).await),
     };
     Ok(BackupResult::Succeeded {
         key,
@@ -202,23 +149,130 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, Error> {
     })
 }
 
-/// Streams the snapshot into the upload and completes it, unless a signal
-/// (a deleted Job, Ctrl-C) comes first.
+/// What a backup needs besides OpenBao and the bucket, loaded first:
+/// plugins or a key that cannot be used fail the backup before OpenBao is
+/// asked anything.
+struct Prepared {
+    chain: Chain,
+    /// The transforms as the manifest records them.
+    transforms: Vec<TransformRecord>,
+    retention: Option<RetentionPolicy>,
+    signing_key: Option<ManifestKey>,
+}
+
+impl Prepared {
+    fn load(config: &BackupConfig) -> Result<Self, Error> {
+        let host = PluginHost::new(config.plugin_limits);
+        let transforms = config
+            .transforms
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                ConfiguredPlugin::load(spec, &host, Kind::Transform)
+                    .map_err(|e| Error::Config(format!("--transform {}: {e}", i + 1)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            chain: Chain::new(&transforms, Direction::Encode)?,
+            transforms: transforms.iter().map(ConfiguredPlugin::record).collect(),
+            retention: config
+                .retention
+                .as_ref()
+                .map(|r| r.load(&host))
+                .transpose()?,
+            signing_key: config
+                .manifest_key_file
+                .as_deref()
+                .map(ManifestKey::from_file)
+                .transpose()
+                .map_err(Error::Config)?,
+        })
+    }
+}
+
+/// Signs (with a key) and stores the manifest, which makes the backup
+/// complete; returns its key. Without its manifest a backup cannot be
+/// verified, so a failure removes the object.
+async fn write_manifest(
+    client: &aws_sdk_s3::Client,
+    target: &TargetConfig,
+    mut manifest: Manifest,
+    signing_key: Option<ManifestKey>,
+) -> Result<String, Error> {
+    if let Some(signing_key) = &signing_key {
+        let unsigned = serde_json::to_value(&manifest).expect("manifest serializes");
+        manifest.signature = Some(signing_key.sign(&unsigned));
+    }
+    let manifest_key = layout::manifest_key(&manifest.key);
+    let body = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
+    if let Err(e) = s3::put_object(
+        client,
+        &target.bucket,
+        &manifest_key,
+        body,
+        "application/json",
+    )
+    .await
+    {
+        if let Err(delete) = s3::delete_object(client, &target.bucket, &manifest.key).await {
+            tracing::error!(error = %delete, key = %manifest.key, "could not delete the object after the manifest failed");
+        }
+        return Err(e);
+    }
+    Ok(manifest_key)
+}
+
+/// Runs retention after a backup; a failure is reported, and the new
+/// backup stands regardless.
+async fn retain(
+    client: &aws_sdk_s3::Client,
+    target: &TargetConfig,
+    prefix: &str,
+    key: &str,
+    policy: &RetentionPolicy,
+) -> RetentionReport {
+    match prune::prune(client, &target.bucket, prefix, key, policy, Utc::now()).await {
+        Ok(report) => report,
+        Err(error) => {
+            tracing::warn!(%error, "retention failed; the new backup stands");
+            RetentionReport {
+                error: Some(error.to_string()),
+                ..Default::default()
+            }
+        }
+    }
+}
+
+/// Streams the snapshot into a new multipart upload and completes it,
+/// unless a signal (a deleted Job, Ctrl-C) comes first. On any failure the
+/// upload is aborted: nothing is left behind.
 async fn upload_snapshot(
+    client: &aws_sdk_s3::Client,
+    target: &TargetConfig,
+    key: &str,
+    metadata: HashMap<String, String>,
     snapshot: impl Stream<Item = Result<Bytes, Error>>,
     chain: Chain,
-    upload: &MultipartUpload,
-    target: &TargetConfig,
     progress_interval: Duration,
 ) -> Result<Streamed, Error> {
-    let streamed = tokio::select! {
-        streamed = stream_into(snapshot, chain, upload, target, progress_interval) => streamed?,
-        signal = shutdown_signal() => return Err(Error::Cancelled(signal)),
-    };
-    upload
-        .complete(&streamed.parts, streamed.object.size)
-        .await?;
-    Ok(streamed)
+    let upload = MultipartUpload::create(client, target, key, metadata).await?;
+    let streamed = async {
+        let streamed = tokio::select! {
+            streamed = stream_into(snapshot, chain, &upload, target, progress_interval) => streamed?,
+            signal = shutdown_signal() => return Err(Error::Cancelled(signal)),
+        };
+        upload
+            .complete(&streamed.parts, streamed.object.size)
+            .await?;
+        Ok(streamed)
+    }
+    .await;
+    if streamed.is_err()
+        && let Err(abort) = upload.abort().await
+    {
+        tracing::error!(error = %abort, %key, "could not abort the multipart upload");
+    }
+    streamed
 }
 
 /// What went up, and what the archive check found in it.
