@@ -13,15 +13,18 @@ pub mod desired;
 pub mod jobs;
 pub mod leader;
 pub mod metrics;
+pub mod names;
+pub mod objects;
 pub mod openbao_config;
 pub mod reconcile;
+pub mod release;
 pub mod restore;
 pub mod rollout;
 pub mod schedule;
+pub mod settings;
 pub mod status;
 pub mod upgrade;
 pub mod validate;
-pub mod workload;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,12 +43,11 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
 use crate::api::{OpenBaoCluster, OpenBaoRestore};
-use crate::desired::{
-    COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, OperatorSettings,
-};
 use crate::leader::LeaseSettings;
 use crate::metrics::Metrics;
+use crate::names::{COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER};
 use crate::reconcile::Context;
+use crate::settings::OperatorSettings;
 
 /// How the operator process runs: its command line, parsed.
 #[derive(Debug, Clone)]

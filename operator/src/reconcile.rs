@@ -23,14 +23,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{BackupSpec, OpenBaoCluster, OpenBaoRestore, RestorePhase};
-use crate::desired::{self, MANAGER, OperatorSettings};
+use crate::desired::{backup, companions, statefulset};
 use crate::metrics::Metrics;
+use crate::names::{self, MANAGER};
+use crate::release::Release;
 use crate::rollout::{self, Step};
+use crate::settings::OperatorSettings;
 use crate::status::{
     BACKUP_CONFIGURED, Backups, Configured, JobOutcome, WORKLOAD_CONFIGURED, Workload,
 };
 use crate::upgrade::{self, Backup, Plan};
-use crate::workload::{self, Release};
 use crate::{jobs, schedule, status, validate};
 use contract::result::BackupResult;
 
@@ -298,7 +300,7 @@ async fn plan_workload(
     let running = statefulset.as_ref().and_then(Release::running);
     let (rollout, updated) = match &statefulset {
         Some(statefulset) => {
-            let selector = selector(&workload::selector_labels(&name));
+            let selector = selector(&names::selector_labels(&name));
             let pods = Api::<Pod>::namespaced(ctx.client.clone(), &namespace)
                 .list(&ListParams::default().labels(&selector))
                 .await?
@@ -415,29 +417,29 @@ async fn apply_workload(
     ctx: &Context,
 ) -> Result<(), Error> {
     let client = &ctx.client;
-    apply(client, &workload::service_account(cluster)).await?;
-    apply(client, &workload::role(cluster)).await?;
-    apply(client, &workload::role_binding(cluster)).await?;
-    apply(client, &workload::config_map(cluster)).await?;
-    apply(client, &workload::internal_service(cluster)).await?;
-    apply(client, &workload::client_service(cluster)).await?;
-    match apply(client, &workload::pod_disruption_budget(cluster)).await {
+    apply(client, &companions::service_account(cluster)).await?;
+    apply(client, &companions::role(cluster)).await?;
+    apply(client, &companions::role_binding(cluster)).await?;
+    apply(client, &companions::config_map(cluster)).await?;
+    apply(client, &companions::internal_service(cluster)).await?;
+    apply(client, &companions::client_service(cluster)).await?;
+    match apply(client, &companions::pod_disruption_budget(cluster)).await {
         // policy/v1 came with Kubernetes 1.21.
         Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => {
             tracing::debug!(cluster = %cluster.name_any(), "no policy/v1 PodDisruptionBudget on this API server");
         }
         other => other?,
     }
-    let storage = live.and_then(workload::live_storage);
-    let statefulset = workload::statefulset(cluster, &plan.deploy, storage);
-    apply_body(client, &statefulset, &workload::apply_body(&statefulset)).await?;
+    let storage = live.and_then(statefulset::live_storage);
+    let statefulset = statefulset::statefulset(cluster, &plan.deploy, storage);
+    apply_body(client, &statefulset, &statefulset::apply_body(&statefulset)).await?;
     let namespace = cluster.namespace().unwrap_or_default();
 
     if plan.start_backup
         && let (Some(backup), Some(upgrade)) = (&cluster.spec.backup, &plan.upgrade)
         && let Some(job_name) = &upgrade.pre_upgrade_job
     {
-        let job = desired::pre_upgrade_job(cluster, backup, &ctx.settings, job_name);
+        let job = backup::pre_upgrade_job(cluster, backup, &ctx.settings, job_name);
         match Api::<Job>::namespaced(client.clone(), &namespace)
             .create(&PostParams::default(), &job)
             .await
@@ -488,14 +490,14 @@ async fn apply_backup_objects(
     backup: &BackupSpec,
     ctx: &Context,
 ) -> Result<Configured, Error> {
-    for account in desired::service_account_names(&cluster.name_any()) {
-        match desired::service_account(cluster, backup, &account) {
+    for account in names::service_account_names(&cluster.name_any()) {
+        match backup::service_account(cluster, backup, &account) {
             Some(account) => apply(&ctx.client, &account).await?,
             None => delete_owned::<ServiceAccount>(cluster, &ctx.client, &account).await?,
         }
     }
-    apply(&ctx.client, &desired::network_policy(cluster, backup)).await?;
-    let cronjob = desired::cronjob(cluster, backup, &ctx.settings);
+    apply(&ctx.client, &backup::network_policy(cluster, backup)).await?;
+    let cronjob = backup::cronjob(cluster, backup, &ctx.settings);
     match apply_body(&ctx.client, &cronjob, &cronjob).await {
         Ok(cronjob) => {
             release_orphaned_hold(cluster, &cronjob, &ctx.client).await?;
@@ -548,7 +550,7 @@ pub(super) async fn hold_backups(
     };
     let patch = Patch::Merge(serde_json::json!({"spec": {"suspend": hold}}));
     match api
-        .patch(&desired::cronjob_name(&cluster.name_any()), &params, &patch)
+        .patch(&names::cronjob_name(&cluster.name_any()), &params, &patch)
         .await
     {
         Ok(_) => Ok(()),
@@ -559,9 +561,9 @@ pub(super) async fn hold_backups(
 
 async fn delete_backup_objects(cluster: &OpenBaoCluster, ctx: &Context) -> Result<(), Error> {
     let name = cluster.name_any();
-    delete_owned::<CronJob>(cluster, &ctx.client, &desired::cronjob_name(&name)).await?;
-    delete_owned::<NetworkPolicy>(cluster, &ctx.client, &desired::cronjob_name(&name)).await?;
-    for account in desired::service_account_names(&name) {
+    delete_owned::<CronJob>(cluster, &ctx.client, &names::cronjob_name(&name)).await?;
+    delete_owned::<NetworkPolicy>(cluster, &ctx.client, &names::cronjob_name(&name)).await?;
+    for account in names::service_account_names(&name) {
         delete_owned::<ServiceAccount>(cluster, &ctx.client, &account).await?;
     }
     Ok(())
@@ -653,7 +655,7 @@ pub(super) async fn backup_jobs(
     namespace: &str,
     cluster: &str,
 ) -> kube::Result<Vec<Job>> {
-    let selector = selector(&desired::backup_labels(cluster));
+    let selector = selector(&names::backup_labels(cluster));
     let list = Api::<Job>::namespaced(client.clone(), namespace)
         .list(&ListParams::default().labels(&selector))
         .await?;

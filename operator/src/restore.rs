@@ -15,8 +15,9 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 
 use crate::api::{OpenBaoCluster, OpenBaoRestore, OpenBaoRestoreStatus, RestorePhase};
-use crate::desired;
+use crate::desired::restore_job::restore_job;
 use crate::jobs;
+use crate::names;
 use crate::reconcile::{self, Context, Error};
 use crate::status::time;
 use crate::validate;
@@ -66,7 +67,7 @@ pub fn next(
     if status.phase.is_final() {
         return unchanged(status);
     }
-    let job_name = desired::restore_job_name(&restore.name_any());
+    let job_name = names::restore_job_name(&restore.name_any());
     let finish = |mut status: OpenBaoRestoreStatus, ok: bool, message: String| {
         status.phase = if ok {
             RestorePhase::Succeeded
@@ -184,7 +185,7 @@ pub async fn reconcile(restore: Arc<OpenBaoRestore>, ctx: Arc<Context>) -> Resul
         .get_opt(&restore.spec.cluster)
         .await?;
     let jobs_api = Api::<Job>::namespaced(client.clone(), &namespace);
-    let job_name = desired::restore_job_name(&name);
+    let job_name = names::restore_job_name(&name);
     let job = match jobs_api.get_opt(&job_name).await? {
         None => JobState::Missing,
         Some(job) => match jobs::finished(&job) {
@@ -257,7 +258,7 @@ pub async fn reconcile(restore: Arc<OpenBaoRestore>, ctx: Arc<Context>) -> Resul
         let cluster = cluster
             .as_ref()
             .expect("a restore starts only with its cluster");
-        let job = desired::restore_job(&restore, cluster, &ctx.settings);
+        let job = restore_job(&restore, cluster, &ctx.settings);
         match jobs_api.create(&PostParams::default(), &job).await {
             Ok(_) => {}
             // Created by an earlier pass whose status write was lost.

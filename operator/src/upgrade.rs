@@ -11,9 +11,9 @@ use kube::runtime::events::EventType;
 use sha2::{Digest, Sha256};
 
 use crate::api::{UpgradePhase, UpgradeStatus};
+use crate::release::Release;
 use crate::rollout::Step;
 use crate::status::{Cond, time};
-use crate::workload::Release;
 
 /// Set (to any new value) to try a failed pre-upgrade backup again.
 pub const RETRY_ANNOTATION: &str = "openbao.org/retry-upgrade";

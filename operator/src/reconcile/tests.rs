@@ -163,7 +163,9 @@ async fn run(cluster: Value, steps: Vec<Step>) -> Result<Action, Error> {
     let ctx = Arc::new(Context {
         client: client.clone(),
         settings: OperatorSettings {
-            executor_images: desired::executor_images(desired::DEFAULT_EXECUTOR_IMAGES),
+            executor_images: crate::settings::executor_images(
+                crate::settings::DEFAULT_EXECUTOR_IMAGES,
+            ),
             jwt_audience: "openbao-internal".into(),
         },
         recorder: Recorder::new(client, MANAGER.into()),
@@ -707,7 +709,7 @@ fn live_statefulset(version: &str, generation: i64, revision: &str) -> Value {
         version: version.into(),
         image: format!("openbao/openbao:{version}"),
     };
-    let mut sts = serde_json::to_value(workload::statefulset(&cluster, &release, None)).unwrap();
+    let mut sts = serde_json::to_value(statefulset::statefulset(&cluster, &release, None)).unwrap();
     sts["metadata"]["generation"] = json!(generation);
     sts["status"] =
         json!({"replicas": 3, "observedGeneration": generation, "updateRevision": revision});
