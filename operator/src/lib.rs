@@ -9,8 +9,12 @@
 pub mod api;
 #[cfg(test)]
 mod cel_rules;
+pub mod context;
 pub mod desired;
+#[cfg(test)]
+mod fake_api;
 pub mod jobs;
+pub mod kube_io;
 pub mod leader;
 pub mod metrics;
 pub mod names;
@@ -43,10 +47,10 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
 use crate::api::{OpenBaoCluster, OpenBaoRestore};
+use crate::context::{Context, contained};
 use crate::leader::LeaseSettings;
 use crate::metrics::Metrics;
 use crate::names::{COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER};
-use crate::reconcile::Context;
 use crate::settings::OperatorSettings;
 
 /// How the operator process runs: its command line, parsed.
@@ -161,7 +165,7 @@ pub async fn run(args: RunSettings) -> Result<(), String> {
         )
         .shutdown_on_signal()
         .run(
-            |cluster, ctx| reconcile::contained(reconcile::reconcile(cluster, ctx)),
+            |cluster, ctx| contained(reconcile::reconcile(cluster, ctx)),
             reconcile::error_policy,
             ctx.clone(),
         )
@@ -177,7 +181,7 @@ pub async fn run(args: RunSettings) -> Result<(), String> {
     .owns(Api::<Job>::all(client.clone()), managed)
     .shutdown_on_signal()
     .run(
-        |restore, ctx| reconcile::contained(restore::reconcile(restore, ctx)),
+        |restore, ctx| contained(restore::reconcile(restore, ctx)),
         restore::error_policy,
         ctx,
     )
