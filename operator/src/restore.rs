@@ -59,76 +59,24 @@ pub fn next(
     now: DateTime<Utc>,
 ) -> Next {
     let mut status = restore.status.clone().unwrap_or_default();
-    let unchanged = |status: OpenBaoRestoreStatus| Next {
-        status,
-        start: false,
-        hold_backups: None,
-        event: None,
-    };
     if status.phase.is_final() {
-        return unchanged(status);
+        return Next::record(status, None);
     }
     let job_name = names::restore_job_name(&restore.name_any());
-    let finish = |mut status: OpenBaoRestoreStatus, ok: bool, message: String| {
-        status.phase = if ok {
-            RestorePhase::Succeeded
-        } else {
-            RestorePhase::Failed
-        };
-        status.completion_time = Some(time(now));
-        status.conditions = vec![Condition {
-            type_: COMPLETE.into(),
-            status: if ok { "True" } else { "False" }.into(),
-            reason: if ok {
-                "RestoreSucceeded"
-            } else {
-                "RestoreFailed"
-            }
-            .into(),
-            message: message.clone(),
-            observed_generation: restore.meta().generation,
-            last_transition_time: time(now),
-        }];
-        status.message = Some(message.clone());
-        let (kind, reason) = if ok {
-            (EventType::Normal, "RestoreSucceeded")
-        } else {
-            (EventType::Warning, "RestoreFailed")
-        };
-        Next {
-            status,
-            start: false,
-            hold_backups: Some(false),
-            event: Some((kind, reason, message)),
-        }
-    };
+    let end = |status, ok, message| ended(restore, status, ok, message, now);
     match job {
         JobState::Succeeded(result) => {
-            let result = result.clone().unwrap_or_default();
-            status.restored_key = result["key"].as_str().map(str::to_string);
-            status.restored_size = result["snapshot"]["size"].as_u64();
-            status.restored_sha256 = result["snapshot"]["sha256"].as_str().map(str::to_string);
-            let message = format!(
-                "restored {} ({} bytes) into {}",
-                status.restored_key.as_deref().unwrap_or("the backup"),
-                status.restored_size.unwrap_or_default(),
-                result["node"].as_str().unwrap_or("the active node")
-            );
-            finish(status, true, message)
+            let message = record_result(&mut status, result.clone().unwrap_or_default());
+            end(status, true, message)
         }
-        JobState::Failed(reason) => finish(status, false, reason.clone()),
+        JobState::Failed(reason) => end(status, false, reason.clone()),
         JobState::Running => {
             status.phase = RestorePhase::Running;
             status.job_name = Some(job_name.clone());
             status.message = Some(format!("Job {job_name} is restoring"));
-            Next {
-                status,
-                start: false,
-                hold_backups: Some(true),
-                event: None,
-            }
+            Next::record(status, Some(true))
         }
-        JobState::Missing if status.job_name.is_some() => finish(
+        JobState::Missing if status.job_name.is_some() => end(
             status,
             false,
             format!(
@@ -141,35 +89,102 @@ pub fn next(
                     "waiting for OpenBaoCluster {} in this namespace",
                     restore.spec.cluster
                 ));
-                return unchanged(status);
+                return Next::record(status, None);
             };
             if let Err(problems) = validate::restore(&restore.spec, cluster, executor_images) {
-                return finish(status, false, problems.join("; "));
+                return end(status, false, problems.join("; "));
             }
             if !busy.is_empty() {
                 status.message = Some(format!("waiting for {} to finish", busy.join(", ")));
-                return Next {
-                    status,
-                    start: false,
-                    hold_backups: Some(true),
-                    event: None,
-                };
+                return Next::record(status, Some(true));
             }
-            status.phase = RestorePhase::Running;
-            status.job_name = Some(job_name.clone());
-            status.start_time = Some(time(now));
-            status.message = Some(format!("Job {job_name} is restoring"));
-            Next {
-                status,
-                start: true,
-                hold_backups: Some(true),
-                event: Some((
-                    EventType::Normal,
-                    "RestoreStarted",
-                    format!("restoring {} with Job {job_name}", restore.spec.key),
-                )),
-            }
+            start(restore, status, &job_name, now)
         }
+    }
+}
+
+impl Next {
+    /// Record `status`, hold or release backups, and do nothing else.
+    fn record(status: OpenBaoRestoreStatus, hold_backups: Option<bool>) -> Self {
+        Next {
+            status,
+            start: false,
+            hold_backups,
+            event: None,
+        }
+    }
+}
+
+/// What the executor restored, from its result; returns the message.
+fn record_result(status: &mut OpenBaoRestoreStatus, result: serde_json::Value) -> String {
+    status.restored_key = result["key"].as_str().map(str::to_string);
+    status.restored_size = result["snapshot"]["size"].as_u64();
+    status.restored_sha256 = result["snapshot"]["sha256"].as_str().map(str::to_string);
+    format!(
+        "restored {} ({} bytes) into {}",
+        status.restored_key.as_deref().unwrap_or("the backup"),
+        status.restored_size.unwrap_or_default(),
+        result["node"].as_str().unwrap_or("the active node")
+    )
+}
+
+/// Starts the Job, holding the cluster's scheduled backups meanwhile.
+fn start(
+    restore: &OpenBaoRestore,
+    mut status: OpenBaoRestoreStatus,
+    job_name: &str,
+    now: DateTime<Utc>,
+) -> Next {
+    status.phase = RestorePhase::Running;
+    status.job_name = Some(job_name.into());
+    status.start_time = Some(time(now));
+    status.message = Some(format!("Job {job_name} is restoring"));
+    Next {
+        status,
+        start: true,
+        hold_backups: Some(true),
+        event: Some((
+            EventType::Normal,
+            "RestoreStarted",
+            format!("restoring {} with Job {job_name}", restore.spec.key),
+        )),
+    }
+}
+
+/// A final phase: the `Complete` condition, an event, and the cluster's
+/// backups released.
+fn ended(
+    restore: &OpenBaoRestore,
+    mut status: OpenBaoRestoreStatus,
+    ok: bool,
+    message: String,
+    now: DateTime<Utc>,
+) -> Next {
+    let (phase, type_, reason) = if ok {
+        (
+            RestorePhase::Succeeded,
+            EventType::Normal,
+            "RestoreSucceeded",
+        )
+    } else {
+        (RestorePhase::Failed, EventType::Warning, "RestoreFailed")
+    };
+    status.phase = phase;
+    status.completion_time = Some(time(now));
+    status.conditions = vec![Condition {
+        type_: COMPLETE.into(),
+        status: if ok { "True" } else { "False" }.into(),
+        reason: reason.into(),
+        message: message.clone(),
+        observed_generation: restore.meta().generation,
+        last_transition_time: time(now),
+    }];
+    status.message = Some(message.clone());
+    Next {
+        status,
+        start: false,
+        hold_backups: Some(false),
+        event: Some((type_, reason, message)),
     }
 }
 
