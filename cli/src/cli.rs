@@ -22,7 +22,7 @@ use executor::openbao::{Auth, OpenBaoConfig};
 use executor::restore::{BackupRef, ReadBack, RestoreTarget, Source};
 use executor::s3::TargetConfig;
 use operator::RunSettings;
-use operator::desired::{DEFAULT_EXECUTOR_IMAGES, OperatorSettings, executor_images};
+use operator::settings::{DEFAULT_EXECUTOR_IMAGES, OperatorSettings, executor_images};
 use plugin_host::retention;
 
 #[derive(Debug, Parser)]

@@ -40,7 +40,8 @@ use kube::{Client, ResourceExt};
 use operator::api::{
     OpenBaoCluster, OpenBaoRestore, OpenBaoRestoreStatus, RestorePhase, UpgradePhase,
 };
-use operator::desired::{self, OperatorSettings};
+use operator::desired::backup;
+use operator::settings::{self, OperatorSettings};
 use serde_json::json;
 use support::{Bucket, Source, sha256_hex};
 use testkit::jwt::JwtIssuer;
@@ -1087,9 +1088,9 @@ async fn run_backup_job(
 ) -> Job {
     let settings = OperatorSettings {
         jwt_audience: AUDIENCE.into(),
-        executor_images: desired::executor_images(desired::DEFAULT_EXECUTOR_IMAGES),
+        executor_images: settings::executor_images(settings::DEFAULT_EXECUTOR_IMAGES),
     };
-    let cronjob = desired::cronjob(cluster, cluster.spec.backup.as_ref().unwrap(), &settings);
+    let cronjob = backup::cronjob(cluster, cluster.spec.backup.as_ref().unwrap(), &settings);
     let template = cronjob.spec.unwrap().job_template;
     let mut meta = template.metadata.unwrap_or_default();
     meta.name = Some(name.into());

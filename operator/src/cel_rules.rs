@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::{OpenBaoCluster, crd_yaml, documented_examples};
-use crate::{desired, validate};
+use crate::{names, validate};
 
 /// One rule of a CRD, where it sits: the schema's properties from the root
 /// down to it.
@@ -356,6 +356,6 @@ fn shipped_rules_decide_what_the_controller_decides() {
 fn the_restore_rule_names_the_service_account_restores_log_in_as() {
     let rules = shipped_rules();
     let rule = rules.iter().find(|r| r.id() == RESTORE_AUTH).unwrap();
-    let account = desired::restore_service_account_name("<cluster>");
+    let account = names::restore_service_account_name("<cluster>");
     assert!(rule.message.contains(&account), "{}", rule.message);
 }

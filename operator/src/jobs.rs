@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use crate::desired::KIND_ANNOTATION;
+use crate::names::KIND_ANNOTATION;
 use crate::status::{JobOutcome, parse_result};
 use contract::result::{BackupKind, BackupResult};
 

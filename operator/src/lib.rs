@@ -9,19 +9,26 @@
 pub mod api;
 #[cfg(test)]
 mod cel_rules;
+pub mod context;
 pub mod desired;
+#[cfg(test)]
+mod fake_api;
 pub mod jobs;
+pub mod kube_io;
 pub mod leader;
 pub mod metrics;
+pub mod names;
+pub mod objects;
 pub mod openbao_config;
 pub mod reconcile;
+pub mod release;
 pub mod restore;
 pub mod rollout;
 pub mod schedule;
+pub mod settings;
 pub mod status;
 pub mod upgrade;
 pub mod validate;
-pub mod workload;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,12 +47,11 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
 use crate::api::{OpenBaoCluster, OpenBaoRestore};
-use crate::desired::{
-    COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, OperatorSettings,
-};
+use crate::context::{Context, contained};
 use crate::leader::LeaseSettings;
 use crate::metrics::Metrics;
-use crate::reconcile::Context;
+use crate::names::{COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER};
+use crate::settings::OperatorSettings;
 
 /// How the operator process runs: its command line, parsed.
 #[derive(Debug, Clone)]
@@ -81,25 +87,7 @@ pub async fn run(args: RunSettings) -> Result<(), String> {
         .pod_name
         .clone()
         .unwrap_or_else(|| format!("openbao-backup-{}", std::process::id()));
-    let lease = args.leader_election.then(|| LeaseSettings {
-        namespace: args.lease_namespace.clone(),
-        name: args.lease_name.clone(),
-        identity: identity.clone(),
-        duration: Duration::from_secs(15),
-        retry: Duration::from_secs(2),
-    });
-    if let Some(lease) = &lease {
-        leader::acquire(&client, lease)
-            .await
-            .map_err(|e| format!("leader election failed: {e}"))?;
-        let (client, lease) = (client.clone(), lease.clone());
-        tokio::spawn(async move {
-            leader::keep(&client, &lease).await;
-            // Another replica may lead now: stop before two reconcile.
-            std::process::exit(1);
-        });
-    }
-
+    let lease = lead(&client, &args, &identity).await?;
     let ctx = Arc::new(Context {
         client: client.clone(),
         settings: args.operator.clone(),
@@ -112,7 +100,59 @@ pub async fn run(args: RunSettings) -> Result<(), String> {
         ),
         metrics,
     });
-    let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}"));
+    futures_util::future::join(
+        cluster_controller(&client, clusters, ctx.clone()).await,
+        restore_controller(&client, ctx),
+    )
+    .await;
+
+    if let Some(lease) = &lease {
+        leader::release(&client, lease).await;
+    }
+    server.abort();
+    tracing::info!("operator stopped");
+    Ok(())
+}
+
+/// With leader election: waits to lead, and exits once it may not.
+async fn lead(
+    client: &Client,
+    args: &RunSettings,
+    identity: &str,
+) -> Result<Option<LeaseSettings>, String> {
+    let lease = args.leader_election.then(|| LeaseSettings {
+        namespace: args.lease_namespace.clone(),
+        name: args.lease_name.clone(),
+        identity: identity.into(),
+        duration: Duration::from_secs(15),
+        retry: Duration::from_secs(2),
+    });
+    if let Some(lease) = &lease {
+        leader::acquire(client, lease)
+            .await
+            .map_err(|e| format!("leader election failed: {e}"))?;
+        let (client, lease) = (client.clone(), lease.clone());
+        tokio::spawn(async move {
+            leader::keep(&client, &lease).await;
+            // Another replica may lead now: stop before two reconcile.
+            std::process::exit(1);
+        });
+    }
+    Ok(lease)
+}
+
+fn managed() -> watcher::Config {
+    watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}"))
+}
+
+/// The OpenBaoClusters' controller: woken by the objects they own, their
+/// Jobs and pods, and their restores.
+async fn cluster_controller(
+    client: &Client,
+    clusters: Api<OpenBaoCluster>,
+    ctx: Arc<Context>,
+) -> impl Future<Output = ()> {
+    let managed = managed();
     let openbao_pods = watcher::Config::default().labels(&format!(
         "{MANAGED_BY_LABEL}={MANAGER},{COMPONENT_LABEL}=server"
     ));
@@ -125,12 +165,12 @@ pub async fn run(args: RunSettings) -> Result<(), String> {
         .owns(Api::<ConfigMap>::all(client.clone()), managed.clone())
         .owns(Api::<ServiceAccount>::all(client.clone()), managed.clone())
         .owns(Api::<NetworkPolicy>::all(client.clone()), managed.clone());
-    if serves(&client, "batch/v1", "cronjobs").await {
+    if serves(client, "batch/v1", "cronjobs").await {
         controller = controller.owns(Api::<CronJob>::all(client.clone()), managed.clone());
     } else {
         tracing::warn!("this API server does not serve batch/v1 CronJob: no scheduled backups");
     }
-    if serves(&client, "policy/v1", "poddisruptionbudgets").await {
+    if serves(client, "policy/v1", "poddisruptionbudgets").await {
         controller = controller.owns(
             Api::<PodDisruptionBudget>::all(client.clone()),
             managed.clone(),
@@ -139,7 +179,7 @@ pub async fn run(args: RunSettings) -> Result<(), String> {
     // Jobs belong to the CronJob (or to whoever created them by hand), and
     // pods to the StatefulSet (rollouts follow their readiness); the
     // instance label leads back to the cluster, and a restore's spec.
-    let clusters = controller
+    controller
         .watches(Api::<Job>::all(client.clone()), managed.clone(), |job: Job| {
             let cluster = job.labels().get(INSTANCE_LABEL)?;
             Some(ObjectRef::new(cluster).within(&job.namespace()?))
@@ -159,7 +199,7 @@ pub async fn run(args: RunSettings) -> Result<(), String> {
         )
         .shutdown_on_signal()
         .run(
-            |cluster, ctx| reconcile::contained(reconcile::reconcile(cluster, ctx)),
+            |cluster, ctx| contained(reconcile::reconcile(cluster, ctx)),
             reconcile::error_policy,
             ctx.clone(),
         )
@@ -167,15 +207,19 @@ pub async fn run(args: RunSettings) -> Result<(), String> {
             if let Ok((cluster, _)) = result {
                 tracing::debug!(cluster = %cluster.name, namespace = ?cluster.namespace, "reconciled");
             }
-        });
-    let restores = Controller::new(
+        })
+}
+
+/// The OpenBaoRestores' controller: woken by their Jobs.
+fn restore_controller(client: &Client, ctx: Arc<Context>) -> impl Future<Output = ()> {
+    Controller::new(
         Api::<OpenBaoRestore>::all(client.clone()),
         watcher::Config::default(),
     )
-    .owns(Api::<Job>::all(client.clone()), managed)
+    .owns(Api::<Job>::all(client.clone()), managed())
     .shutdown_on_signal()
     .run(
-        |restore, ctx| reconcile::contained(restore::reconcile(restore, ctx)),
+        |restore, ctx| contained(restore::reconcile(restore, ctx)),
         restore::error_policy,
         ctx,
     )
@@ -183,15 +227,7 @@ pub async fn run(args: RunSettings) -> Result<(), String> {
         if let Ok((restore, _)) = result {
             tracing::debug!(restore = %restore.name, namespace = ?restore.namespace, "reconciled");
         }
-    });
-    futures_util::future::join(clusters, restores).await;
-
-    if let Some(lease) = &lease {
-        leader::release(&client, lease).await;
-    }
-    server.abort();
-    tracing::info!("operator stopped");
-    Ok(())
+    })
 }
 
 async fn serves(client: &Client, group_version: &str, resource: &str) -> bool {

@@ -27,6 +27,11 @@ struct ClusterLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabels {
+    step: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BackupLabels {
     namespace: String,
     cluster: String,
@@ -42,7 +47,7 @@ pub struct Metrics {
     duration: Family<ClusterLabels, Histogram, fn() -> Histogram>,
     bytes: Family<ClusterLabels, Counter>,
     last_success: Family<ClusterLabels, Timestamp>,
-    reconcile_errors: Counter,
+    reconcile_errors: Family<StepLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -57,7 +62,7 @@ impl Default for Metrics {
             });
         let bytes = Family::default();
         let last_success = Family::default();
-        let reconcile_errors = Counter::default();
+        let reconcile_errors = Family::default();
         registry.register(
             "backups",
             "Finished backup Jobs, by kind and result",
@@ -80,7 +85,7 @@ impl Default for Metrics {
         );
         registry.register(
             "reconcile_errors",
-            "Reconciles that failed and were retried",
+            "Reconciles that failed and were retried, by the step that failed",
             reconcile_errors.clone(),
         );
         Self {
@@ -135,8 +140,11 @@ impl Metrics {
             .remove(&cluster_labels(namespace, cluster));
     }
 
-    pub fn reconcile_failed(&self) {
-        self.reconcile_errors.inc();
+    /// A failed reconcile, by its failed step (`context::Error::step`).
+    pub fn reconcile_failed(&self, step: &str) {
+        self.reconcile_errors
+            .get_or_create(&StepLabels { step: step.into() })
+            .inc();
     }
 
     pub fn encode(&self) -> String {
@@ -214,7 +222,12 @@ mod tests {
         };
         metrics.record("prod", "bao", &failed);
         metrics.set_last_success("prod", "bao", 1_790_000_000.0);
+        metrics.reconcile_failed("apply StatefulSet");
         let text = metrics.encode();
+        assert!(
+            text.contains(r#"openbao_backup_reconcile_errors_total{step="apply StatefulSet"} 1"#),
+            "{text}"
+        );
         assert!(text.contains(
             r#"openbao_backup_backups_total{namespace="prod",cluster="bao",kind="manual",result="failure"} 1"#
         ), "{text}");

@@ -7,8 +7,10 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::api::{OpenBaoClusterSpec, SelfInitRequest};
-use crate::workload::{OPENBAO_CLUSTER_PORT, OPENBAO_PORT, peer_addr};
+use kube::ResourceExt;
+
+use crate::api::{OpenBaoCluster, OpenBaoClusterSpec, SelfInitRequest};
+use crate::names::{OPENBAO_CLUSTER_PORT, OPENBAO_PORT, peer_addr};
 
 pub const CONFIG_DIR: &str = "/openbao/config";
 pub const CONFIG_FILE: &str = "config.json";
@@ -31,6 +33,14 @@ pub const OWNED_KEYS: [&str; 7] = [
 
 /// The name of the one `initialize` block holding `spec.selfInit.requests`.
 const SELF_INIT_BLOCK: &str = "selfInit";
+
+/// A cluster's configuration file, as the ConfigMap holds it (and the pod
+/// template's digest covers it).
+pub fn text(cluster: &OpenBaoCluster) -> String {
+    let namespace = cluster.namespace().unwrap_or_default();
+    let config = render(&cluster.name_any(), &namespace, &cluster.spec);
+    serde_json::to_string_pretty(&config).expect("JSON serializes")
+}
 
 /// The configuration file for `cluster` in `namespace`. Each node's own
 /// addresses and Raft node id come from its environment (`BAO_API_ADDR`,
@@ -291,7 +301,7 @@ mod tests {
         );
         assert_eq!(
             role["bound_claims"]["/kubernetes.io/serviceaccount/name"],
-            crate::desired::service_account_name("selfinit-cluster")
+            crate::names::service_account_name("selfinit-cluster")
         );
         assert_eq!(
             config["seal"],

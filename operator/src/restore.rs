@@ -9,15 +9,17 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::{Resource, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 
 use crate::api::{OpenBaoCluster, OpenBaoRestore, OpenBaoRestoreStatus, RestorePhase};
-use crate::desired;
+use crate::context::{At, Context, Error};
+use crate::desired::restore_job::restore_job;
 use crate::jobs;
-use crate::reconcile::{self, Context, Error};
+use crate::kube_io;
+use crate::names;
 use crate::status::time;
 use crate::validate;
 
@@ -57,76 +59,24 @@ pub fn next(
     now: DateTime<Utc>,
 ) -> Next {
     let mut status = restore.status.clone().unwrap_or_default();
-    let unchanged = |status: OpenBaoRestoreStatus| Next {
-        status,
-        start: false,
-        hold_backups: None,
-        event: None,
-    };
     if status.phase.is_final() {
-        return unchanged(status);
+        return Next::record(status, None);
     }
-    let job_name = desired::restore_job_name(&restore.name_any());
-    let finish = |mut status: OpenBaoRestoreStatus, ok: bool, message: String| {
-        status.phase = if ok {
-            RestorePhase::Succeeded
-        } else {
-            RestorePhase::Failed
-        };
-        status.completion_time = Some(time(now));
-        status.conditions = vec![Condition {
-            type_: COMPLETE.into(),
-            status: if ok { "True" } else { "False" }.into(),
-            reason: if ok {
-                "RestoreSucceeded"
-            } else {
-                "RestoreFailed"
-            }
-            .into(),
-            message: message.clone(),
-            observed_generation: restore.meta().generation,
-            last_transition_time: time(now),
-        }];
-        status.message = Some(message.clone());
-        let (kind, reason) = if ok {
-            (EventType::Normal, "RestoreSucceeded")
-        } else {
-            (EventType::Warning, "RestoreFailed")
-        };
-        Next {
-            status,
-            start: false,
-            hold_backups: Some(false),
-            event: Some((kind, reason, message)),
-        }
-    };
+    let job_name = names::restore_job_name(&restore.name_any());
+    let end = |status, ok, message| ended(restore, status, ok, message, now);
     match job {
         JobState::Succeeded(result) => {
-            let result = result.clone().unwrap_or_default();
-            status.restored_key = result["key"].as_str().map(str::to_string);
-            status.restored_size = result["snapshot"]["size"].as_u64();
-            status.restored_sha256 = result["snapshot"]["sha256"].as_str().map(str::to_string);
-            let message = format!(
-                "restored {} ({} bytes) into {}",
-                status.restored_key.as_deref().unwrap_or("the backup"),
-                status.restored_size.unwrap_or_default(),
-                result["node"].as_str().unwrap_or("the active node")
-            );
-            finish(status, true, message)
+            let message = record_result(&mut status, result.clone().unwrap_or_default());
+            end(status, true, message)
         }
-        JobState::Failed(reason) => finish(status, false, reason.clone()),
+        JobState::Failed(reason) => end(status, false, reason.clone()),
         JobState::Running => {
             status.phase = RestorePhase::Running;
             status.job_name = Some(job_name.clone());
             status.message = Some(format!("Job {job_name} is restoring"));
-            Next {
-                status,
-                start: false,
-                hold_backups: Some(true),
-                event: None,
-            }
+            Next::record(status, Some(true))
         }
-        JobState::Missing if status.job_name.is_some() => finish(
+        JobState::Missing if status.job_name.is_some() => end(
             status,
             false,
             format!(
@@ -139,35 +89,102 @@ pub fn next(
                     "waiting for OpenBaoCluster {} in this namespace",
                     restore.spec.cluster
                 ));
-                return unchanged(status);
+                return Next::record(status, None);
             };
             if let Err(problems) = validate::restore(&restore.spec, cluster, executor_images) {
-                return finish(status, false, problems.join("; "));
+                return end(status, false, problems.join("; "));
             }
             if !busy.is_empty() {
                 status.message = Some(format!("waiting for {} to finish", busy.join(", ")));
-                return Next {
-                    status,
-                    start: false,
-                    hold_backups: Some(true),
-                    event: None,
-                };
+                return Next::record(status, Some(true));
             }
-            status.phase = RestorePhase::Running;
-            status.job_name = Some(job_name.clone());
-            status.start_time = Some(time(now));
-            status.message = Some(format!("Job {job_name} is restoring"));
-            Next {
-                status,
-                start: true,
-                hold_backups: Some(true),
-                event: Some((
-                    EventType::Normal,
-                    "RestoreStarted",
-                    format!("restoring {} with Job {job_name}", restore.spec.key),
-                )),
-            }
+            start(restore, status, &job_name, now)
         }
+    }
+}
+
+impl Next {
+    /// Record `status`, hold or release backups, and do nothing else.
+    fn record(status: OpenBaoRestoreStatus, hold_backups: Option<bool>) -> Self {
+        Next {
+            status,
+            start: false,
+            hold_backups,
+            event: None,
+        }
+    }
+}
+
+/// What the executor restored, from its result; returns the message.
+fn record_result(status: &mut OpenBaoRestoreStatus, result: serde_json::Value) -> String {
+    status.restored_key = result["key"].as_str().map(str::to_string);
+    status.restored_size = result["snapshot"]["size"].as_u64();
+    status.restored_sha256 = result["snapshot"]["sha256"].as_str().map(str::to_string);
+    format!(
+        "restored {} ({} bytes) into {}",
+        status.restored_key.as_deref().unwrap_or("the backup"),
+        status.restored_size.unwrap_or_default(),
+        result["node"].as_str().unwrap_or("the active node")
+    )
+}
+
+/// Starts the Job, holding the cluster's scheduled backups meanwhile.
+fn start(
+    restore: &OpenBaoRestore,
+    mut status: OpenBaoRestoreStatus,
+    job_name: &str,
+    now: DateTime<Utc>,
+) -> Next {
+    status.phase = RestorePhase::Running;
+    status.job_name = Some(job_name.into());
+    status.start_time = Some(time(now));
+    status.message = Some(format!("Job {job_name} is restoring"));
+    Next {
+        status,
+        start: true,
+        hold_backups: Some(true),
+        event: Some((
+            EventType::Normal,
+            "RestoreStarted",
+            format!("restoring {} with Job {job_name}", restore.spec.key),
+        )),
+    }
+}
+
+/// A final phase: the `Complete` condition, an event, and the cluster's
+/// backups released.
+fn ended(
+    restore: &OpenBaoRestore,
+    mut status: OpenBaoRestoreStatus,
+    ok: bool,
+    message: String,
+    now: DateTime<Utc>,
+) -> Next {
+    let (phase, type_, reason) = if ok {
+        (
+            RestorePhase::Succeeded,
+            EventType::Normal,
+            "RestoreSucceeded",
+        )
+    } else {
+        (RestorePhase::Failed, EventType::Warning, "RestoreFailed")
+    };
+    status.phase = phase;
+    status.completion_time = Some(time(now));
+    status.conditions = vec![Condition {
+        type_: COMPLETE.into(),
+        status: if ok { "True" } else { "False" }.into(),
+        reason: reason.into(),
+        message: message.clone(),
+        observed_generation: restore.meta().generation,
+        last_transition_time: time(now),
+    }];
+    status.message = Some(message.clone());
+    Next {
+        status,
+        start: false,
+        hold_backups: Some(false),
+        event: Some((type_, reason, message)),
     }
 }
 
@@ -175,73 +192,18 @@ pub async fn reconcile(restore: Arc<OpenBaoRestore>, ctx: Arc<Context>) -> Resul
     let name = restore.name_any();
     let namespace = restore
         .namespace()
-        .ok_or_else(|| Error::NoNamespace(name.clone()))?;
+        .ok_or_else(|| Error::NoNamespace(format!("OpenBaoRestore {name}")))?;
     if restore.status.as_ref().is_some_and(|s| s.phase.is_final()) {
         return Ok(Action::await_change());
     }
     let client = &ctx.client;
-    let cluster = Api::<OpenBaoCluster>::namespaced(client.clone(), &namespace)
-        .get_opt(&restore.spec.cluster)
-        .await?;
-    let jobs_api = Api::<Job>::namespaced(client.clone(), &namespace);
-    let job_name = desired::restore_job_name(&name);
-    let job = match jobs_api.get_opt(&job_name).await? {
-        None => JobState::Missing,
-        Some(job) => match jobs::finished(&job) {
-            None => JobState::Running,
-            Some(finished) => {
-                let pods = reconcile::job_pods(client, &job).await?;
-                let result = jobs::termination_message(&pods, "restore")
-                    .and_then(|m| serde_json::from_str::<serde_json::Value>(&m).ok());
-                match (&finished.failure, &result) {
-                    (None, Some(r)) if r["status"] == "restored" => JobState::Succeeded(result),
-                    _ => JobState::Failed(
-                        result
-                            .as_ref()
-                            .and_then(|r| r["reason"].as_str().map(str::to_string))
-                            .or(finished.failure)
-                            .unwrap_or_else(|| "the restore Job failed without a result".into()),
-                    ),
-                }
-            }
-        },
-    };
+    let cluster: Option<OpenBaoCluster> =
+        kube_io::get(client, &namespace, &restore.spec.cluster).await?;
+    let job = job_state(client, &namespace, &name).await?;
     let busy = match (&job, &cluster) {
-        (JobState::Missing, Some(cluster)) => {
-            let mut busy: Vec<String> =
-                reconcile::backup_jobs(client, &namespace, &cluster.name_any())
-                    .await?
-                    .iter()
-                    .filter(|job| jobs::finished(job).is_none())
-                    .map(|job| format!("backup Job {}", job.name_any()))
-                    .collect();
-            if let Some(upgrade) = cluster.status.as_ref().and_then(|s| s.upgrade.as_ref())
-                && upgrade.phase.in_progress()
-            {
-                busy.push(format!(
-                    "the upgrade of {} to {}",
-                    cluster.name_any(),
-                    upgrade.to_version
-                ));
-            }
-            busy.extend(
-                reconcile::restores_of(client, cluster)
-                    .await?
-                    .iter()
-                    .filter(|other| other.name_any() != name)
-                    .filter(|other| {
-                        other
-                            .status
-                            .as_ref()
-                            .is_some_and(|s| s.phase == RestorePhase::Running)
-                    })
-                    .map(|other| format!("restore {}", other.name_any())),
-            );
-            busy
-        }
+        (JobState::Missing, Some(cluster)) => busy(client, cluster, &name).await?,
         _ => Vec::new(),
     };
-
     let next = next(
         &restore,
         cluster.as_ref(),
@@ -251,19 +213,13 @@ pub async fn reconcile(restore: Arc<OpenBaoRestore>, ctx: Arc<Context>) -> Resul
         Utc::now(),
     );
     if let (Some(hold), Some(cluster)) = (next.hold_backups, &cluster) {
-        reconcile::hold_backups(&ctx.client, cluster, hold).await?;
+        kube_io::hold_backups(client, cluster, hold).await?;
     }
     if next.start {
         let cluster = cluster
             .as_ref()
             .expect("a restore starts only with its cluster");
-        let job = desired::restore_job(&restore, cluster, &ctx.settings);
-        match jobs_api.create(&PostParams::default(), &job).await {
-            Ok(_) => {}
-            // Created by an earlier pass whose status write was lost.
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
+        kube_io::create_once(client, &restore_job(&restore, cluster, &ctx.settings)).await?;
     }
     if restore.status.clone().unwrap_or_default() != next.status {
         Api::<OpenBaoRestore>::namespaced(client.clone(), &namespace)
@@ -272,7 +228,8 @@ pub async fn reconcile(restore: Arc<OpenBaoRestore>, ctx: Arc<Context>) -> Resul
                 &PatchParams::default(),
                 &Patch::Merge(serde_json::json!({ "status": next.status })),
             )
-            .await?;
+            .await
+            .at("write OpenBaoRestore status", &name)?;
     }
     if let Some((type_, reason, note)) = next.event {
         let event = Event {
@@ -282,9 +239,7 @@ pub async fn reconcile(restore: Arc<OpenBaoRestore>, ctx: Arc<Context>) -> Resul
             action: "Restore".into(),
             secondary: None,
         };
-        if let Err(error) = ctx.recorder.publish(&event, &restore.object_ref(&())).await {
-            tracing::warn!(restore = %name, %error, "could not publish an event");
-        }
+        kube_io::publish(&ctx.recorder, restore.as_ref(), event).await;
     }
     Ok(match next.status.phase {
         RestorePhase::Pending => Action::requeue(Duration::from_secs(15)),
@@ -292,8 +247,72 @@ pub async fn reconcile(restore: Arc<OpenBaoRestore>, ctx: Arc<Context>) -> Resul
     })
 }
 
+/// What the restore's Job shows: a finished one's result from its pod.
+async fn job_state(client: &Client, namespace: &str, restore: &str) -> Result<JobState, Error> {
+    let job: Option<Job> =
+        kube_io::get(client, namespace, &names::restore_job_name(restore)).await?;
+    let Some(job) = job else {
+        return Ok(JobState::Missing);
+    };
+    let Some(finished) = jobs::finished(&job) else {
+        return Ok(JobState::Running);
+    };
+    let pods = kube_io::job_pods(client, &job).await?;
+    let result = jobs::termination_message(&pods, "restore")
+        .and_then(|m| serde_json::from_str::<serde_json::Value>(&m).ok());
+    Ok(match (&finished.failure, &result) {
+        (None, Some(r)) if r["status"] == "restored" => JobState::Succeeded(result),
+        _ => JobState::Failed(
+            result
+                .as_ref()
+                .and_then(|r| r["reason"].as_str().map(str::to_string))
+                .or(finished.failure)
+                .unwrap_or_else(|| "the restore Job failed without a result".into()),
+        ),
+    })
+}
+
+/// What keeps the cluster from being restored now: its running backup
+/// Jobs, an upgrade in progress, and its other running restores.
+async fn busy(
+    client: &Client,
+    cluster: &OpenBaoCluster,
+    restore: &str,
+) -> Result<Vec<String>, Error> {
+    let namespace = cluster.namespace().unwrap_or_default();
+    let mut busy: Vec<String> = kube_io::backup_jobs(client, &namespace, &cluster.name_any())
+        .await?
+        .iter()
+        .filter(|job| jobs::finished(job).is_none())
+        .map(|job| format!("backup Job {}", job.name_any()))
+        .collect();
+    if let Some(upgrade) = cluster.status.as_ref().and_then(|s| s.upgrade.as_ref())
+        && upgrade.phase.in_progress()
+    {
+        busy.push(format!(
+            "the upgrade of {} to {}",
+            cluster.name_any(),
+            upgrade.to_version
+        ));
+    }
+    busy.extend(
+        kube_io::restores_of(client, cluster)
+            .await?
+            .iter()
+            .filter(|other| other.name_any() != restore)
+            .filter(|other| {
+                other
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.phase == RestorePhase::Running)
+            })
+            .map(|other| format!("restore {}", other.name_any())),
+    );
+    Ok(busy)
+}
+
 pub fn error_policy(restore: Arc<OpenBaoRestore>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_failed();
+    ctx.metrics.reconcile_failed(error.step());
     tracing::warn!(restore = %restore.name_any(), namespace = ?restore.namespace(), %error, "restore reconcile failed");
     Action::requeue(Duration::from_secs(15))
 }
@@ -496,5 +515,121 @@ mod tests {
         assert_eq!(failed.status.phase, RestorePhase::Failed);
         assert_eq!(failed.status.conditions[0].reason, "RestoreFailed");
         assert_eq!(failed.event.unwrap().0, EventType::Warning);
+    }
+
+    mod scripted {
+        //! `reconcile` against the scripted API server.
+
+        use serde_json::{Value, json};
+
+        use super::*;
+        use crate::fake_api::*;
+
+        const CLUSTER: &str = "/apis/openbao.org/v1alpha1/namespaces/prod/openbaoclusters/bao";
+        const JOB: &str = "/apis/batch/v1/namespaces/prod/jobs/r1-restore";
+        const STATUS: &str = "/apis/openbao.org/v1alpha1/namespaces/prod/openbaorestores/r1/status";
+
+        fn cluster() -> Value {
+            json!({
+                "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoCluster",
+                "metadata": {"name": "bao", "namespace": "prod", "uid": "cluster-uid"},
+                "spec": {"version": "2.4.1", "backup": {
+                    "schedule": "0 3 * * *",
+                    "executorImage": "openbao/backup-executor:v0.1.0",
+                    "jwtAuthRole": "backup",
+                    "target": {"bucket": "openbao-backups"},
+                }},
+            })
+        }
+
+        fn r1() -> OpenBaoRestore {
+            serde_json::from_value(json!({
+                "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoRestore",
+                "metadata": {"name": "r1", "namespace": "prod", "uid": "uid-r1"},
+                "spec": {"cluster": "bao", "key": "latest", "jwtAuthRole": "restore"},
+            }))
+            .unwrap()
+        }
+
+        fn backup_job(name: &str) -> Value {
+            json!({"apiVersion": "batch/v1", "kind": "Job",
+                   "metadata": {"name": name, "namespace": "prod", "uid": "job-uid"},
+                   "status": {}})
+        }
+
+        /// The restore as the API server keeps it after a status patch.
+        fn patched(patch: Value) -> (u16, Value) {
+            let mut restore = serde_json::to_value(r1()).unwrap();
+            restore["status"] = patch["status"].clone();
+            (200, restore)
+        }
+
+        async fn run(steps: Vec<Step>) -> Action {
+            let (ctx, server) = serve(steps);
+            let action =
+                tokio::time::timeout(Duration::from_secs(10), reconcile(Arc::new(r1()), ctx))
+                    .await
+                    .expect("the reconcile finishes")
+                    .unwrap();
+            finish(server).await;
+            action
+        }
+
+        /// A cluster with nothing running: the restore holds the
+        /// scheduled backups, starts its Job once and says so.
+        #[tokio::test]
+        async fn a_restore_holds_backups_and_starts_its_job() {
+            run(vec![
+                step("GET", CLUSTER, |_| (200, cluster())),
+                step("GET", JOB, |_| not_found()),
+                step("GET", JOBS, |_| list(vec![])),
+                step("GET", RESTORES, |_| {
+                    list(vec![serde_json::to_value(r1()).unwrap()])
+                }),
+                step("PATCH", CRONJOB, |body| {
+                    assert_eq!(body, json!({"spec": {"suspend": true}}));
+                    (200, body)
+                }),
+                step("POST", JOBS, |body| {
+                    assert_eq!(body["metadata"]["name"], "r1-restore");
+                    assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "uid-r1");
+                    let pod = &body["spec"]["template"]["spec"];
+                    assert_eq!(pod["serviceAccountName"], "bao-restore-serviceaccount");
+                    assert_eq!(pod["containers"][0]["args"][0], "restore");
+                    (201, body)
+                }),
+                step("PATCH", STATUS, |body| {
+                    assert_eq!(body["status"]["phase"], "Running");
+                    assert_eq!(body["status"]["jobName"], "r1-restore");
+                    patched(body)
+                }),
+                event("RestoreStarted"),
+            ])
+            .await;
+        }
+
+        /// A running backup Job: the restore holds the scheduled backups
+        /// and waits, Pending, without a Job.
+        #[tokio::test]
+        async fn a_restore_waits_for_a_running_backup() {
+            let action = run(vec![
+                step("GET", CLUSTER, |_| (200, cluster())),
+                step("GET", JOB, |_| not_found()),
+                step("GET", JOBS, |_| list(vec![backup_job("bao-backup-29001")])),
+                step("GET", RESTORES, |_| list(vec![])),
+                accept("PATCH", CRONJOB),
+                step("PATCH", STATUS, |body| {
+                    assert_eq!(body["status"]["phase"], "Pending");
+                    let message = body["status"]["message"].as_str().unwrap();
+                    assert!(message.contains("backup Job bao-backup-29001"), "{message}");
+                    patched(body)
+                }),
+            ])
+            .await;
+            assert_eq!(
+                format!("{action:?}"),
+                format!("{:?}", Action::requeue(Duration::from_secs(15)))
+            );
+        }
     }
 }

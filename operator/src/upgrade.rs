@@ -11,9 +11,9 @@ use kube::runtime::events::EventType;
 use sha2::{Digest, Sha256};
 
 use crate::api::{UpgradePhase, UpgradeStatus};
+use crate::release::Release;
 use crate::rollout::Step;
 use crate::status::{Cond, time};
-use crate::workload::Release;
 
 /// Set (to any new value) to try a failed pre-upgrade backup again.
 pub const RETRY_ANNOTATION: &str = "openbao.org/retry-upgrade";
@@ -58,6 +58,39 @@ pub struct Observed<'a> {
     pub version: Option<&'a str>,
 }
 
+/// Where an upgrade or a rollout stands: the `Upgraded` condition's
+/// reason, and whether the reconcile waits for it to move on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    UpToDate,
+    RollingOut,
+    PreUpgradeBackup,
+    WaitingForRestore,
+    PreUpgradeBackupFailed,
+}
+
+impl Progress {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Progress::UpToDate => "UpToDate",
+            Progress::RollingOut => "RollingOut",
+            Progress::PreUpgradeBackup => "PreUpgradeBackup",
+            Progress::WaitingForRestore => "WaitingForRestore",
+            Progress::PreUpgradeBackupFailed => "PreUpgradeBackupFailed",
+        }
+    }
+
+    /// Pods, Jobs and restores move these on, and wake the reconcile as
+    /// they change. A failed pre-upgrade backup waits for the user, not a
+    /// timer.
+    pub fn waits(self) -> bool {
+        matches!(
+            self,
+            Progress::RollingOut | Progress::PreUpgradeBackup | Progress::WaitingForRestore
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     /// The release to put in the StatefulSet.
@@ -68,82 +101,155 @@ pub struct Plan {
     pub upgrade: Option<UpgradeStatus>,
     /// `status.version`: what every pod runs once rolled out.
     pub version: Option<String>,
-    pub condition: Cond,
+    pub progress: Progress,
+    /// The `Upgraded` condition's message.
+    pub message: String,
     pub event: Option<(EventType, &'static str, String)>,
 }
 
+impl Plan {
+    /// The `Upgraded` condition.
+    pub fn condition(&self) -> Cond {
+        let status = if self.progress == Progress::UpToDate {
+            "True"
+        } else {
+            "False"
+        };
+        Cond::new(
+            UPGRADED,
+            status,
+            self.progress.reason(),
+            self.message.clone(),
+        )
+    }
+}
+
 pub fn plan(seen: &Observed<'_>, now: DateTime<Utc>) -> Plan {
-    let wanted = seen.wanted;
-    let mut plan = Plan {
-        deploy: wanted.clone(),
+    let plan = Plan {
+        deploy: seen.wanted.clone(),
         start_backup: false,
         replace: None,
         upgrade: seen.previous.cloned(),
         version: seen.version.map(str::to_string),
-        condition: Cond::new(UPGRADED, "True", "UpToDate", String::new()),
+        progress: Progress::UpToDate,
+        message: String::new(),
         event: None,
     };
-    let Some(running) = seen.running.filter(|r| r.image != wanted.image) else {
-        // Nothing to upgrade: roll out the StatefulSet's template, if needed.
-        let (done, of) = seen.updated;
-        let upgrading = plan.upgrade.as_ref().is_some_and(|u| u.phase.in_progress());
-        let step = match seen.rollout {
-            // A replaced pod not yet recreated.
-            Step::Done if upgrading && done < of => {
-                Step::Wait("waiting for the StatefulSet controller to recreate pods".into())
-            }
-            step => step.clone(),
-        };
-        let progress = match step {
-            Step::Done => {
-                plan.version = Some(wanted.version.clone());
-                plan.condition.message = format!("every pod runs {}", wanted.version);
-                if let Some(upgrade) = plan.upgrade.as_mut().filter(|u| u.phase.in_progress()) {
-                    upgrade.phase = UpgradePhase::Completed;
-                    upgrade.completion_time = Some(time(now));
-                    upgrade.message = Some(format!("every pod runs {}", wanted.version));
-                    plan.event = Some((
-                        EventType::Normal,
-                        "UpgradeCompleted",
-                        format!(
-                            "upgraded from {} to {}",
-                            upgrade.from_version, upgrade.to_version
-                        ),
-                    ));
-                }
-                return plan;
-            }
-            Step::Replace { pod, uid } => {
-                let progress = format!("replacing pod {pod}");
-                plan.replace = Some((pod, uid));
-                progress
-            }
-            Step::Wait(why) => why,
-        };
-        let message = format!("{done} of {of} pods updated; {progress}");
-        plan.condition = Cond::new(UPGRADED, "False", "RollingOut", message.clone());
-        if let Some(upgrade) = plan.upgrade.as_mut().filter(|u| u.phase.in_progress()) {
-            upgrade.phase = UpgradePhase::RollingOut;
-            upgrade.message = Some(message);
-        }
-        return plan;
-    };
+    match seen.running.filter(|r| r.image != seen.wanted.image) {
+        Some(running) => upgrade(plan, seen, running, now),
+        None => roll_out(plan, seen, now),
+    }
+}
 
-    // An upgrade from `running` to `wanted`. Until it may start, the
-    // StatefulSet keeps what it runs.
+/// Nothing to upgrade: roll out the StatefulSet's template, if needed.
+fn roll_out(mut plan: Plan, seen: &Observed<'_>, now: DateTime<Utc>) -> Plan {
+    let (done, of) = seen.updated;
+    let upgrading = plan.upgrade.as_ref().is_some_and(|u| u.phase.in_progress());
+    let step = match seen.rollout {
+        // A replaced pod not yet recreated.
+        Step::Done if upgrading && done < of => {
+            Step::Wait("waiting for the StatefulSet controller to recreate pods".into())
+        }
+        step => step.clone(),
+    };
+    let progress = match step {
+        Step::Done => return rolled_out(plan, seen.wanted, now),
+        Step::Replace { pod, uid } => {
+            let progress = format!("replacing pod {pod}");
+            plan.replace = Some((pod, uid));
+            progress
+        }
+        Step::Wait(why) => why,
+    };
+    let message = format!("{done} of {of} pods updated; {progress}");
+    plan.progress = Progress::RollingOut;
+    plan.message = message.clone();
+    if let Some(upgrade) = plan.upgrade.as_mut().filter(|u| u.phase.in_progress()) {
+        upgrade.phase = UpgradePhase::RollingOut;
+        upgrade.message = Some(message);
+    }
+    plan
+}
+
+/// Every pod runs `wanted`: an upgrade in progress is complete.
+fn rolled_out(mut plan: Plan, wanted: &Release, now: DateTime<Utc>) -> Plan {
+    plan.version = Some(wanted.version.clone());
+    plan.message = format!("every pod runs {}", wanted.version);
+    if let Some(upgrade) = plan.upgrade.as_mut().filter(|u| u.phase.in_progress()) {
+        upgrade.phase = UpgradePhase::Completed;
+        upgrade.completion_time = Some(time(now));
+        upgrade.message = Some(format!("every pod runs {}", wanted.version));
+        plan.event = Some((
+            EventType::Normal,
+            "UpgradeCompleted",
+            format!(
+                "upgraded from {} to {}",
+                upgrade.from_version, upgrade.to_version
+            ),
+        ));
+    }
+    plan
+}
+
+/// An upgrade from `running` to `wanted`. Until it may start, the
+/// StatefulSet keeps what it runs.
+fn upgrade(mut plan: Plan, seen: &Observed<'_>, running: &Release, now: DateTime<Utc>) -> Plan {
     plan.deploy = running.clone();
-    let previous = seen
-        .previous
-        .filter(|u| u.to_version == wanted.version && !matches!(u.phase, UpgradePhase::Completed))
+    let previous = this_attempt(seen);
+    let mut upgrade = attempt(seen, previous, running, now);
+    let (progress, message) = if let Some(restore) = seen.restoring {
+        (
+            Progress::WaitingForRestore,
+            format!("waits for OpenBaoRestore {restore} to finish"),
+        )
+    } else if !seen.snapshot {
+        plan.deploy = seen.wanted.clone();
+        upgrade.phase = UpgradePhase::RollingOut;
+        plan.event = Some(started(seen, &upgrade));
+        (
+            Progress::RollingOut,
+            format!("rolling out {}", seen.wanted.version),
+        )
+    } else {
+        after_backup(&mut plan, &mut upgrade, seen, previous, running)
+    };
+    if upgrade.phase == UpgradePhase::Failed {
+        upgrade.completion_time = previous
+            .and_then(|p| p.completion_time.clone())
+            .or_else(|| Some(time(now)));
+    }
+    upgrade.message = Some(message.clone());
+    plan.progress = progress;
+    plan.message = message;
+    plan.upgrade = Some(upgrade);
+    plan
+}
+
+/// The last status of this attempt: the same target, not completed, and
+/// the same pre-upgrade Job (if it had one).
+fn this_attempt<'a>(seen: &Observed<'a>) -> Option<&'a UpgradeStatus> {
+    seen.previous
+        .filter(|u| {
+            u.to_version == seen.wanted.version && !matches!(u.phase, UpgradePhase::Completed)
+        })
         .filter(|u| {
             u.pre_upgrade_job
                 .as_deref()
                 .is_none_or(|j| j == seen.backup_job)
-        });
-    let mut upgrade = UpgradeStatus {
+        })
+}
+
+/// `status.upgrade` of this attempt, waiting.
+fn attempt(
+    seen: &Observed<'_>,
+    previous: Option<&UpgradeStatus>,
+    running: &Release,
+    now: DateTime<Utc>,
+) -> UpgradeStatus {
+    UpgradeStatus {
         phase: UpgradePhase::Waiting,
         from_version: running.version.clone(),
-        to_version: wanted.version.clone(),
+        to_version: seen.wanted.version.clone(),
         pre_upgrade_job: seen.snapshot.then(|| seen.backup_job.to_string()),
         // The last upgrade's backup stays named (and kept by retention)
         // until this attempt's backup replaces it.
@@ -155,82 +261,74 @@ pub fn plan(seen: &Observed<'_>, now: DateTime<Utc>) -> Plan {
                 .unwrap_or_else(|| time(now)),
         ),
         completion_time: None,
-    };
-    let started = |upgrade: &UpgradeStatus| {
-        (
-            EventType::Normal,
-            "UpgradeStarted",
-            format!(
-                "upgrading from {} to {}{}",
-                upgrade.from_version,
-                upgrade.to_version,
-                upgrade
-                    .pre_upgrade_backup_key
-                    .as_ref()
-                    .filter(|_| seen.snapshot)
-                    .map(|key| format!(" after the pre-upgrade backup {key}"))
-                    .unwrap_or_else(|| " (no pre-upgrade snapshot asked for)".into())
-            ),
-        )
-    };
-    let (reason, message) = if let Some(restore) = seen.restoring {
-        (
-            "WaitingForRestore",
-            format!("waits for OpenBaoRestore {restore} to finish"),
-        )
-    } else if !seen.snapshot {
-        plan.deploy = wanted.clone();
-        upgrade.phase = UpgradePhase::RollingOut;
-        plan.event = Some(started(&upgrade));
-        ("RollingOut", format!("rolling out {}", wanted.version))
-    } else {
-        match seen.backup {
-            Backup::Missing | Backup::Running => {
-                plan.start_backup = *seen.backup == Backup::Missing;
-                upgrade.phase = UpgradePhase::BackingUp;
-                (
-                    "PreUpgradeBackup",
-                    format!(
-                        "Job {} takes the pre-upgrade backup; the StatefulSet keeps {} until it succeeds",
-                        seen.backup_job, running.version
-                    ),
-                )
-            }
-            Backup::Succeeded { key } => {
-                plan.deploy = wanted.clone();
-                upgrade.phase = UpgradePhase::RollingOut;
-                upgrade.pre_upgrade_backup_key = Some(key.clone());
-                plan.event = Some(started(&upgrade));
-                (
-                    "RollingOut",
-                    format!(
-                        "pre-upgrade backup {key} taken; rolling out {}",
-                        wanted.version
-                    ),
-                )
-            }
-            Backup::Failed { reason } => {
-                upgrade.phase = UpgradePhase::Failed;
-                let message = format!(
-                    "the pre-upgrade backup failed, so the upgrade to {} did not start: {reason}. Fix the cause, then set the annotation {RETRY_ANNOTATION} to a new value (or change spec.version) to try again",
-                    wanted.version
-                );
-                if previous.is_none_or(|p| p.phase != UpgradePhase::Failed) {
-                    plan.event = Some((EventType::Warning, "UpgradeBlocked", message.clone()));
-                }
-                ("PreUpgradeBackupFailed", message)
-            }
-        }
-    };
-    if upgrade.phase == UpgradePhase::Failed {
-        upgrade.completion_time = previous
-            .and_then(|p| p.completion_time.clone())
-            .or_else(|| Some(time(now)));
     }
-    upgrade.message = Some(message.clone());
-    plan.condition = Cond::new(UPGRADED, "False", reason, message);
-    plan.upgrade = Some(upgrade);
-    plan
+}
+
+/// With a pre-upgrade snapshot: start its Job, wait for it, then roll
+/// out; a failed one blocks the upgrade until a new attempt.
+fn after_backup(
+    plan: &mut Plan,
+    upgrade: &mut UpgradeStatus,
+    seen: &Observed<'_>,
+    previous: Option<&UpgradeStatus>,
+    running: &Release,
+) -> (Progress, String) {
+    let wanted = seen.wanted;
+    match seen.backup {
+        Backup::Missing | Backup::Running => {
+            plan.start_backup = *seen.backup == Backup::Missing;
+            upgrade.phase = UpgradePhase::BackingUp;
+            (
+                Progress::PreUpgradeBackup,
+                format!(
+                    "Job {} takes the pre-upgrade backup; the StatefulSet keeps {} until it succeeds",
+                    seen.backup_job, running.version
+                ),
+            )
+        }
+        Backup::Succeeded { key } => {
+            plan.deploy = wanted.clone();
+            upgrade.phase = UpgradePhase::RollingOut;
+            upgrade.pre_upgrade_backup_key = Some(key.clone());
+            plan.event = Some(started(seen, upgrade));
+            (
+                Progress::RollingOut,
+                format!(
+                    "pre-upgrade backup {key} taken; rolling out {}",
+                    wanted.version
+                ),
+            )
+        }
+        Backup::Failed { reason } => {
+            upgrade.phase = UpgradePhase::Failed;
+            let message = format!(
+                "the pre-upgrade backup failed, so the upgrade to {} did not start: {reason}. Fix the cause, then set the annotation {RETRY_ANNOTATION} to a new value (or change spec.version) to try again",
+                wanted.version
+            );
+            if previous.is_none_or(|p| p.phase != UpgradePhase::Failed) {
+                plan.event = Some((EventType::Warning, "UpgradeBlocked", message.clone()));
+            }
+            (Progress::PreUpgradeBackupFailed, message)
+        }
+    }
+}
+
+fn started(seen: &Observed<'_>, upgrade: &UpgradeStatus) -> (EventType, &'static str, String) {
+    (
+        EventType::Normal,
+        "UpgradeStarted",
+        format!(
+            "upgrading from {} to {}{}",
+            upgrade.from_version,
+            upgrade.to_version,
+            upgrade
+                .pre_upgrade_backup_key
+                .as_ref()
+                .filter(|_| seen.snapshot)
+                .map(|key| format!(" after the pre-upgrade backup {key}"))
+                .unwrap_or_else(|| " (no pre-upgrade snapshot asked for)".into())
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -308,7 +406,7 @@ mod tests {
             upgrade.pre_upgrade_job.as_deref(),
             Some("bao-pre-upgrade-1")
         );
-        assert_eq!(plan.condition.reason, "PreUpgradeBackup");
+        assert_eq!(plan.progress, Progress::PreUpgradeBackup);
 
         case.previous = plan.upgrade;
         case.backup = Backup::Running;
@@ -340,24 +438,21 @@ mod tests {
         };
         let rolling = case.plan();
         assert_eq!(rolling.replace, Some(("bao-1".into(), "u1".into())));
-        assert_eq!(
-            rolling.condition.message,
-            "1 of 3 pods updated; replacing pod bao-1"
-        );
+        assert_eq!(rolling.message, "1 of 3 pods updated; replacing pod bao-1");
         assert_eq!(rolling.version.as_deref(), Some("2.4.1"));
 
         case.previous = rolling.upgrade;
         case.rollout = Step::Done;
         case.updated = (3, 3);
         let done = case.plan();
-        let upgrade = done.upgrade.unwrap();
+        let upgrade = done.upgrade.clone().unwrap();
         assert_eq!(upgrade.phase, UpgradePhase::Completed);
         assert_eq!(
             upgrade.pre_upgrade_backup_key.as_deref(),
             Some("k/pre-upgrade.snap")
         );
         assert_eq!(done.version.as_deref(), Some("2.4.2"));
-        assert_eq!(done.condition.status, "True");
+        assert_eq!(done.condition().status, "True");
         assert_eq!(done.event.unwrap().2, "upgraded from 2.4.1 to 2.4.2");
     }
 
@@ -416,11 +511,7 @@ mod tests {
         case.updated = (1, 3);
         let plan = case.plan();
         assert_eq!(plan.upgrade.unwrap().phase, UpgradePhase::RollingOut);
-        assert!(
-            plan.condition.message.contains("recreate pods"),
-            "{}",
-            plan.condition.message
-        );
+        assert!(plan.message.contains("recreate pods"), "{}", plan.message);
     }
 
     #[test]
@@ -435,9 +526,9 @@ mod tests {
         let upgrade = plan.upgrade.clone().unwrap();
         assert_eq!(upgrade.phase, UpgradePhase::Failed);
         assert!(!upgrade.phase.in_progress(), "restores may run");
-        assert_eq!(plan.condition.reason, "PreUpgradeBackupFailed");
-        assert!(plan.condition.message.contains("storage: access denied"));
-        assert!(plan.condition.message.contains(RETRY_ANNOTATION));
+        assert_eq!(plan.progress, Progress::PreUpgradeBackupFailed);
+        assert!(plan.message.contains("storage: access denied"));
+        assert!(plan.message.contains(RETRY_ANNOTATION));
         assert_eq!(plan.event.as_ref().unwrap().1, "UpgradeBlocked");
         // Said once.
         case.previous = plan.upgrade;
@@ -465,7 +556,7 @@ mod tests {
         assert!(!plan.start_backup);
         assert_eq!(plan.deploy, release("2.4.1"));
         assert_eq!(plan.upgrade.unwrap().phase, UpgradePhase::Waiting);
-        assert_eq!(plan.condition.reason, "WaitingForRestore");
+        assert_eq!(plan.progress, Progress::WaitingForRestore);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 use std::path::Path;
 
 use operator::api::OpenBaoCluster;
-use operator::{desired, openbao_config};
+use operator::{names, openbao_config};
 use serde_json::{Value, json};
 use testkit::jwt::JwtIssuer;
 use testkit::openbao::Node;
@@ -39,7 +39,7 @@ async fn the_self_init_example_lets_the_backup_account_take_a_snapshot() {
     let bao = start(config, &issuer).await;
 
     let token =
-        issuer.service_account_token(NAMESPACE, &desired::service_account_name(CLUSTER), AUDIENCE);
+        issuer.service_account_token(NAMESPACE, &names::service_account_name(CLUSTER), AUDIENCE);
     let (status, body) = login(&bao, "backup", &token).await;
     assert_eq!(status, 200, "{body}\n{}", bao.log());
     let client_token = body["auth"]["client_token"].as_str().unwrap();

@@ -4,31 +4,12 @@
 
 use std::sync::Arc;
 
-use http::{Request, Response};
-use kube::client::Body;
 use serde_json::{Value, json};
 
 use super::*;
-
-type Respond = Box<dyn FnOnce(Value) -> (u16, Value) + Send>;
-
-struct Step {
-    method: &'static str,
-    path: String,
-    respond: Respond,
-}
-
-fn step(
-    method: &'static str,
-    path: &str,
-    respond: impl FnOnce(Value) -> (u16, Value) + Send + 'static,
-) -> Step {
-    Step {
-        method,
-        path: path.into(),
-        respond: Box::new(respond),
-    }
-}
+use crate::fake_api::*;
+use crate::release::Release;
+use crate::{context::contained, desired::statefulset, upgrade};
 
 /// The three server-side applies of a valid JWT cluster, accepted.
 fn applies() -> Vec<Step> {
@@ -72,111 +53,21 @@ fn workload_applies(statefulset: impl FnOnce(Value) -> (u16, Value) + Send + 'st
     ]
 }
 
-/// A write the API server accepts as sent.
-fn accept(method: &'static str, path: &str) -> Step {
-    step(method, path, |body| (200, body))
-}
-
-fn not_found() -> (u16, Value) {
-    (
-        404,
-        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-               "reason": "NotFound", "message": "not found", "code": 404}),
-    )
-}
-
-fn list(items: Vec<Value>) -> (u16, Value) {
-    (
-        200,
-        json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "7"}, "items": items}),
-    )
-}
-
 const SA: &str = "/api/v1/namespaces/prod/serviceaccounts/bao-backup-serviceaccount";
 const RESTORE_SA: &str = "/api/v1/namespaces/prod/serviceaccounts/bao-restore-serviceaccount";
 const POLICY: &str = "/apis/networking.k8s.io/v1/namespaces/prod/networkpolicies/bao-backup";
-const CRONJOB: &str = "/apis/batch/v1/namespaces/prod/cronjobs/bao-backup";
-const JOBS: &str = "/apis/batch/v1/namespaces/prod/jobs";
 const STS: &str = "/apis/apps/v1/namespaces/prod/statefulsets/bao";
-const RESTORES: &str = "/apis/openbao.org/v1alpha1/namespaces/prod/openbaorestores";
-const PODS: &str = "/api/v1/namespaces/prod/pods";
 const STATUS: &str = "/apis/openbao.org/v1alpha1/namespaces/prod/openbaoclusters/bao/status";
-const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/prod/events";
 
 /// Runs one reconcile against the script; returns its Action (or error)
 /// once every step was taken and no other request came.
 async fn run(cluster: Value, steps: Vec<Step>) -> Result<Action, Error> {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let server = tokio::spawn(async move {
-        for expected in steps {
-            let (mut request, mut reply) = handle.next_request().await.unwrap_or_else(|| {
-                panic!(
-                    "expected {} {}, the reconcile ended",
-                    expected.method, expected.path
-                )
-            });
-            // Before each apply the operator reads the object to check it
-            // owns it; unless scripted, the read finds nothing.
-            while expected.method == "PATCH"
-                && request.method() == "GET"
-                && request.uri().path() == expected.path
-            {
-                reply.send_response(
-                    Response::builder()
-                        .status(404)
-                        .body(Body::from(serde_json::to_vec(&not_found().1).unwrap()))
-                        .unwrap(),
-                );
-                (request, reply) = handle.next_request().await.expect("the apply follows");
-            }
-            let (method, uri) = (request.method().to_string(), request.uri().clone());
-            assert_eq!(
-                (method.as_str(), uri.path()),
-                (expected.method, expected.path.as_str()),
-                "request {uri}"
-            );
-            if expected.path == JOBS && expected.method == "GET" {
-                let query = uri.query().unwrap_or_default();
-                assert!(
-                    query.contains("labelSelector=app.kubernetes.io%2Fcomponent%3Dbackup"),
-                    "{query}"
-                );
-                assert!(
-                    query.contains("app.kubernetes.io%2Finstance%3Dbao"),
-                    "{query}"
-                );
-            }
-            let bytes = request.into_body().collect_bytes().await.unwrap();
-            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let (status, answer) = (expected.respond)(body);
-            let response = Response::builder()
-                .status(status)
-                .body(Body::from(serde_json::to_vec(&answer).unwrap()))
-                .unwrap();
-            reply.send_response(response);
-        }
-        if let Some((request, _)) = handle.next_request().await {
-            panic!("unexpected request {} {}", request.method(), request.uri());
-        }
-    });
-    let client = Client::new(service, "default");
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        settings: OperatorSettings {
-            executor_images: desired::executor_images(desired::DEFAULT_EXECUTOR_IMAGES),
-            jwt_audience: "openbao-internal".into(),
-        },
-        recorder: Recorder::new(client, MANAGER.into()),
-        metrics: Arc::new(Metrics::default()),
-    });
+    let (ctx, server) = serve(steps);
     let cluster: OpenBaoCluster = serde_json::from_value(cluster).unwrap();
     let result = tokio::time::timeout(Duration::from_secs(10), reconcile(Arc::new(cluster), ctx))
         .await
         .expect("the reconcile finishes");
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .expect("the script ends")
-        .expect("every request was as expected");
+    finish(server).await;
     result
 }
 
@@ -504,10 +395,15 @@ async fn a_stale_copy_never_counts_a_job_twice() {
     )
     .await
     .unwrap_err();
+    assert!(error.api_code() == Some(409), "{error}");
+    // The failure names its step, which labels the failure metric.
     assert!(
-        matches!(error, Error::Kube(kube::Error::Api(ref e)) if e.code == 409),
+        error
+            .to_string()
+            .starts_with("write OpenBaoCluster status bao: Kubernetes API: "),
         "{error}"
     );
+    assert_eq!(error.step(), "write OpenBaoCluster status");
 }
 
 #[tokio::test]
@@ -707,7 +603,7 @@ fn live_statefulset(version: &str, generation: i64, revision: &str) -> Value {
         version: version.into(),
         image: format!("openbao/openbao:{version}"),
     };
-    let mut sts = serde_json::to_value(workload::statefulset(&cluster, &release, None)).unwrap();
+    let mut sts = serde_json::to_value(statefulset::statefulset(&cluster, &release, None)).unwrap();
     sts["metadata"]["generation"] = json!(generation);
     sts["status"] =
         json!({"replicas": 3, "observedGeneration": generation, "updateRevision": revision});
@@ -774,13 +670,6 @@ fn keep_status(
         check(&body);
         *into.lock().unwrap() = body["status"].clone();
         (200, body)
-    })
-}
-
-fn event(reason: &'static str) -> Step {
-    step("POST", EVENTS, move |body| {
-        assert_eq!(body["reason"], reason, "{body}");
-        (201, body)
     })
 }
 

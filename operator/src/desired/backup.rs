@@ -1,0 +1,226 @@
+//! The objects of a cluster's `spec.backup`: the backup and restore
+//! ServiceAccounts (JWT auth), the CronJob whose Jobs run the `backup`
+//! command, the NetworkPolicy of backup and restore pods, and the
+//! pre-upgrade backup Job the operator creates itself.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobTemplateSpec};
+use k8s_openapi::api::core::v1::{PodSpec, ServiceAccount};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+
+use super::executor_pod::{Executor, executor_job_spec, executor_pod, result_env};
+use crate::api::{BackupSpec, OpenBaoCluster, PluginRef};
+use crate::names::{
+    COMPONENT_LABEL, KIND_ANNOTATION, OPENBAO_PORT, backup_labels, cronjob_name, selector_labels,
+    service_account_name,
+};
+use crate::objects::{env_var, label_selector, owned_meta};
+use crate::settings::OperatorSettings;
+use contract::executor::{command, env, flag};
+use contract::result::BackupKind;
+
+fn meta(cluster: &OpenBaoCluster, name: String) -> ObjectMeta {
+    owned_meta(cluster, name, backup_labels(&cluster.name_any()))
+}
+
+/// The ServiceAccount `name` (one of `service_account_names`) whose
+/// projected token logs in with JWT auth; None with token auth.
+pub fn service_account(
+    cluster: &OpenBaoCluster,
+    backup: &BackupSpec,
+    name: &str,
+) -> Option<ServiceAccount> {
+    backup.jwt_auth_role.as_ref()?;
+    Some(ServiceAccount {
+        metadata: meta(cluster, name.into()),
+        automount_service_account_token: Some(false),
+        ..Default::default()
+    })
+}
+
+pub fn cronjob(
+    cluster: &OpenBaoCluster,
+    backup: &BackupSpec,
+    settings: &OperatorSettings,
+) -> CronJob {
+    let name = cluster.name_any();
+    let pod = backup_pod(cluster, backup, settings, BackupKind::Scheduled);
+    CronJob {
+        metadata: meta(cluster, cronjob_name(&name)),
+        spec: Some(CronJobSpec {
+            schedule: backup.schedule.clone(),
+            concurrency_policy: Some("Forbid".into()),
+            starting_deadline_seconds: Some(300),
+            successful_jobs_history_limit: Some(3),
+            failed_jobs_history_limit: Some(3),
+            job_template: JobTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(backup_labels(&name)),
+                    ..Default::default()
+                }),
+                spec: Some(executor_job_spec(backup_labels(&name), pod)),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The pre-upgrade backup: the CronJob's backup, once, of kind
+/// `pre-upgrade`, owned by the cluster.
+pub fn pre_upgrade_job(
+    cluster: &OpenBaoCluster,
+    backup: &BackupSpec,
+    settings: &OperatorSettings,
+    name: &str,
+) -> Job {
+    let pod = backup_pod(cluster, backup, settings, BackupKind::PreUpgrade);
+    let mut metadata = meta(cluster, name.into());
+    metadata.annotations = Some(BTreeMap::from([(
+        KIND_ANNOTATION.into(),
+        BackupKind::PreUpgrade.as_str().into(),
+    )]));
+    Job {
+        metadata,
+        spec: Some(executor_job_spec(backup_labels(&cluster.name_any()), pod)),
+        status: None,
+    }
+}
+
+/// The backup command with the cluster's target, retention and plugins.
+fn backup_pod(
+    cluster: &OpenBaoCluster,
+    backup: &BackupSpec,
+    settings: &OperatorSettings,
+    kind: BackupKind,
+) -> PodSpec {
+    let mut env = vec![
+        env_var(env::BACKUP_KIND, kind.as_str().into()),
+        result_env(),
+    ];
+    if let Some(retention) = &backup.retention {
+        // maxCount 0 means no limit.
+        if let Some(count) = retention.max_count.filter(|n| *n > 0) {
+            env.push(env_var(env::RETENTION_MAX_COUNT, count.to_string()));
+        }
+        if let Some(age) = &retention.max_age {
+            env.push(env_var(env::RETENTION_MAX_AGE, age.clone()));
+        }
+    }
+    // The backup the last upgrade could be rolled back to is kept, whatever
+    // the policy, until the next upgrade's backup replaces it.
+    if let Some(key) = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.upgrade.as_ref())
+        .and_then(|u| u.pre_upgrade_backup_key.clone())
+    {
+        env.push(env_var(env::RETENTION_KEEP_KEYS, key));
+    }
+    let mut plugins: Vec<(&str, &PluginRef, String)> = backup
+        .transforms
+        .iter()
+        .enumerate()
+        .map(|(i, plugin)| (flag::TRANSFORM, plugin, format!("transform-{i}")))
+        .collect();
+    if let Some(plugin) = &backup.retention_plugin {
+        plugins.push((flag::RETENTION_PLUGIN, plugin, "retention-plugin".into()));
+    }
+    executor_pod(
+        cluster,
+        settings,
+        Executor {
+            command: command::BACKUP,
+            service_account: service_account_name(&cluster.name_any()),
+            image: &backup.executor_image,
+            target: &backup.target,
+            jwt_auth_role: backup.jwt_auth_role.as_deref(),
+            token_secret_ref: backup.token_secret_ref.as_ref(),
+            plugins,
+            env,
+        },
+    )
+}
+
+/// Backup pods may reach DNS, the cluster's OpenBao pods and the storage
+/// endpoint's port, and accept no connections.
+pub fn network_policy(cluster: &OpenBaoCluster, backup: &BackupSpec) -> NetworkPolicy {
+    let name = cluster.name_any();
+    let port = |protocol: &str, port: i32| NetworkPolicyPort {
+        protocol: Some(protocol.into()),
+        port: Some(IntOrString::Int(port)),
+        ..Default::default()
+    };
+    let dns = NetworkPolicyEgressRule {
+        to: Some(vec![NetworkPolicyPeer {
+            namespace_selector: Some(LabelSelector::default()),
+            ..Default::default()
+        }]),
+        ports: Some(vec![port("UDP", 53), port("TCP", 53)]),
+    };
+    let openbao = NetworkPolicyEgressRule {
+        to: Some(vec![NetworkPolicyPeer {
+            pod_selector: Some(label_selector(selector_labels(&name))),
+            ..Default::default()
+        }]),
+        ports: Some(vec![port("TCP", OPENBAO_PORT)]),
+    };
+    // The endpoint's addresses are not known in advance (DNS, load
+    // balancers): restrict by port, to any destination.
+    let storage = NetworkPolicyEgressRule {
+        to: None,
+        ports: Some(vec![port("TCP", endpoint_port(backup))]),
+    };
+    NetworkPolicy {
+        metadata: meta(cluster, cronjob_name(&name)),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(executor_pods(&name)),
+            // Ingress listed with no rules: nothing may connect. (An empty
+            // rule list would not survive storage, and re-applying it would
+            // change the object every time.)
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            egress: Some(vec![dns, openbao, storage]),
+            ingress: None,
+        }),
+    }
+}
+
+/// Backup and restore pods alike.
+fn executor_pods(cluster: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(
+            backup_labels(cluster)
+                .into_iter()
+                .filter(|(key, _)| key != COMPONENT_LABEL)
+                .collect(),
+        ),
+        match_expressions: Some(vec![LabelSelectorRequirement {
+            key: COMPONENT_LABEL.into(),
+            operator: "In".into(),
+            values: Some(vec!["backup".into(), "restore".into()]),
+        }]),
+    }
+}
+
+/// The storage endpoint's port: explicit, or 443 for https (and AWS), 80
+/// for http.
+pub(super) fn endpoint_port(backup: &BackupSpec) -> i32 {
+    let Some(endpoint) = &backup.target.endpoint else {
+        return 443;
+    };
+    let (scheme, rest) = endpoint.split_once("://").unwrap_or(("https", endpoint));
+    let authority = rest.split('/').next().unwrap_or_default();
+    match authority.rsplit_once(':').and_then(|(_, p)| p.parse().ok()) {
+        Some(port) => port,
+        None if scheme == "http" => 80,
+        None => 443,
+    }
+}

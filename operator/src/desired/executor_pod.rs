@@ -1,0 +1,348 @@
+//! The executor's pod, shared by backup and restore Jobs: the cluster's
+//! addresses, the storage target, OpenBao auth (a projected token for a
+//! ServiceAccount, or a token Secret), the plugins as files, and memory
+//! sized by what the upload holds in flight.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::JobSpec;
+use k8s_openapi::api::core::v1::{
+    ConfigMapVolumeSource, Container, EnvVar, KeyToPath, PodSpec, PodTemplateSpec,
+    ProjectedVolumeSource, ResourceRequirements, ServiceAccountTokenProjection, Volume,
+    VolumeMount, VolumeProjection,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::ResourceExt;
+
+use crate::api::{BackupTarget, LocalRef, OpenBaoCluster, PluginRef};
+use crate::names::openbao_addrs;
+use crate::objects::{env_var, hardened, mount, pod_security, secret_key_volume, secret_volume};
+use crate::settings::OperatorSettings;
+use contract::executor::paths::{
+    JWT_FILE, MANIFEST_KEY_DIR, OPENBAO_CA_DIR, PLUGIN_DIR, PLUGIN_SECRET_DIR,
+    S3_CREDENTIALS_DIR as S3_CREDENTIALS_DIR_PATH, TERMINATION_LOG, TOKEN_DIR,
+};
+use contract::executor::{env, flag};
+use contract::plugin_spec::PluginSpec;
+
+/// Memory each plugin instance of a backup Job may use.
+const PLUGIN_MEMORY_MIB: u64 = 128;
+/// The executor image runs as this unprivileged user.
+const RUN_AS: i64 = 65532;
+
+/// What differs between a backup pod and a restore pod.
+pub(super) struct Executor<'a> {
+    pub command: &'static str,
+    /// The ServiceAccount that logs in with JWT auth.
+    pub service_account: String,
+    pub image: &'a str,
+    pub target: &'a BackupTarget,
+    pub jwt_auth_role: Option<&'a str>,
+    pub token_secret_ref: Option<&'a LocalRef>,
+    /// Each plugin's flag, reference and volume name.
+    pub plugins: Vec<(&'a str, &'a PluginRef, String)>,
+    /// The command's own settings.
+    pub env: Vec<EnvVar>,
+}
+
+/// The environment, volumes and mounts of the executor's container, in
+/// the order they are added.
+#[derive(Default)]
+struct Files {
+    env: Vec<EnvVar>,
+    volumes: Vec<Volume>,
+    mounts: Vec<VolumeMount>,
+}
+
+impl Files {
+    fn add(&mut self, env: Option<EnvVar>, volume: Volume, mount: VolumeMount) {
+        self.env.extend(env);
+        self.volumes.push(volume);
+        self.mounts.push(mount);
+    }
+}
+
+/// One attempt per Job: the executor retries what is transient, and a
+/// failure is reported, not hidden.
+pub(super) fn executor_job_spec(labels: BTreeMap<String, String>, pod: PodSpec) -> JobSpec {
+    JobSpec {
+        backoff_limit: Some(0),
+        active_deadline_seconds: Some(6 * 3600),
+        template: PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: Some(labels),
+                ..Default::default()
+            }),
+            spec: Some(pod),
+        },
+        ..Default::default()
+    }
+}
+
+/// The result goes to the termination log, where the operator reads it.
+pub(super) fn result_env() -> EnvVar {
+    env_var(env::RESULT_FILE, TERMINATION_LOG.into())
+}
+
+/// A hardened executor pod running `executor.command`.
+pub(super) fn executor_pod(
+    cluster: &OpenBaoCluster,
+    settings: &OperatorSettings,
+    executor: Executor<'_>,
+) -> PodSpec {
+    let target = executor.target;
+    let mut files = Files {
+        env: target_env(cluster, target),
+        ..Default::default()
+    };
+    files.env.extend(executor.env.iter().cloned());
+    keys(cluster, target, &mut files);
+    let service_account = auth(&executor, settings, &mut files);
+    let args = plugin_args(&executor, &mut files);
+    let transforms = executor
+        .plugins
+        .iter()
+        .filter(|(name, _, _)| *name != flag::RETENTION_PLUGIN)
+        .count();
+    let container = Container {
+        name: executor.command.into(),
+        image: Some(executor.image.into()),
+        args: Some(args),
+        env: Some(files.env),
+        volume_mounts: Some(files.mounts),
+        resources: Some(resources(
+            target.part_size(),
+            target.concurrency(),
+            transforms,
+        )),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        security_context: Some(hardened()),
+        ..Default::default()
+    };
+    PodSpec {
+        restart_policy: Some("Never".into()),
+        service_account_name: service_account,
+        automount_service_account_token: Some(false),
+        security_context: Some(pod_security(RUN_AS, RUN_AS, None)),
+        containers: vec![container],
+        volumes: Some(files.volumes),
+        ..Default::default()
+    }
+}
+
+/// Where OpenBao and the storage target are.
+fn target_env(cluster: &OpenBaoCluster, target: &BackupTarget) -> Vec<EnvVar> {
+    let name = cluster.name_any();
+    let namespace = cluster.namespace().unwrap_or_default();
+    let mut env = vec![
+        env_var(
+            env::OPENBAO_ADDR,
+            openbao_addrs(&name, &namespace, cluster.spec.replicas()),
+        ),
+        env_var(env::OPENBAO_CLUSTER, name.clone()),
+        env_var(env::OPENBAO_NAMESPACE, namespace.clone()),
+        env_var(env::LOG_FORMAT, "json".into()),
+        env_var(env::S3_BUCKET, target.bucket.clone()),
+        env_var(env::S3_PART_SIZE, target.part_size().to_string()),
+        env_var(env::S3_CONCURRENCY, target.concurrency().to_string()),
+    ];
+    let optional = [
+        (env::S3_ENDPOINT, &target.endpoint),
+        (env::S3_REGION, &target.region),
+        (env::S3_PATH_PREFIX, &target.path_prefix),
+    ];
+    env.extend(
+        optional
+            .into_iter()
+            .filter_map(|(k, v)| v.clone().map(|v| env_var(k, v))),
+    );
+    env
+}
+
+/// OpenBao's CA (from the cluster's TLS Secret), the manifest key and the
+/// storage credentials, as files.
+fn keys(cluster: &OpenBaoCluster, target: &BackupTarget, files: &mut Files) {
+    files.add(
+        Some(env_var(
+            env::OPENBAO_CACERT,
+            format!("{OPENBAO_CA_DIR}/ca.crt"),
+        )),
+        secret_key_volume(
+            "openbao-ca",
+            &cluster.spec.tls_secret(&cluster.name_any()),
+            "ca.crt",
+            "ca.crt",
+        ),
+        mount("openbao-ca", OPENBAO_CA_DIR),
+    );
+    // Backups sign their manifests and restores check them with the
+    // cluster's key, wherever the restore reads from.
+    let manifest_key = cluster
+        .spec
+        .backup
+        .as_ref()
+        .and_then(|b| b.manifest_key_secret_ref.as_ref());
+    if let Some(key) = manifest_key {
+        files.add(
+            Some(env_var(
+                env::MANIFEST_KEY_FILE,
+                format!("{MANIFEST_KEY_DIR}/key"),
+            )),
+            secret_key_volume("manifest-key", &key.name, &key.key, "key"),
+            mount("manifest-key", MANIFEST_KEY_DIR),
+        );
+    }
+    if let Some(secret) = &target.credentials_secret_ref {
+        files.add(
+            Some(env_var(
+                env::S3_CREDENTIALS_DIR,
+                S3_CREDENTIALS_DIR_PATH.into(),
+            )),
+            secret_volume("s3-credentials", &secret.name),
+            mount("s3-credentials", S3_CREDENTIALS_DIR_PATH),
+        );
+    }
+}
+
+/// OpenBao auth: a projected token of the executor's ServiceAccount (JWT
+/// auth; the ServiceAccount is returned) or a token Secret.
+fn auth(executor: &Executor<'_>, settings: &OperatorSettings, files: &mut Files) -> Option<String> {
+    match (executor.jwt_auth_role, executor.token_secret_ref) {
+        (Some(role), _) => {
+            files.env.push(env_var(env::OPENBAO_JWT_ROLE, role.into()));
+            files.add(
+                Some(env_var(
+                    env::OPENBAO_JWT_AUDIENCE,
+                    settings.jwt_audience.clone(),
+                )),
+                projected_token(&settings.jwt_audience),
+                mount("openbao-jwt", jwt_dir()),
+            );
+            Some(executor.service_account.clone())
+        }
+        (None, Some(secret)) => {
+            files.add(
+                Some(env_var(
+                    env::OPENBAO_TOKEN_FILE,
+                    format!("{TOKEN_DIR}/token"),
+                )),
+                secret_key_volume("openbao-token", &secret.name, "token", "token"),
+                mount("openbao-token", TOKEN_DIR),
+            );
+            None
+        }
+        (None, None) => None,
+    }
+}
+
+fn jwt_dir() -> &'static str {
+    JWT_FILE
+        .rsplit_once('/')
+        .map(|(dir, _)| dir)
+        .expect("a path")
+}
+
+/// A short-lived ServiceAccount token for `audience`.
+fn projected_token(audience: &str) -> Volume {
+    Volume {
+        name: "openbao-jwt".into(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(vec![VolumeProjection {
+                service_account_token: Some(ServiceAccountTokenProjection {
+                    audience: Some(audience.into()),
+                    expiration_seconds: Some(600),
+                    path: "token".into(),
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The command and a `--<flag> <spec>` pair per plugin, whose files go
+/// into `files`.
+fn plugin_args(executor: &Executor<'_>, files: &mut Files) -> Vec<String> {
+    let mut args = vec![executor.command.to_string()];
+    for (name, plugin, volume) in &executor.plugins {
+        let spec = plugin_spec(plugin, volume, &mut files.volumes, &mut files.mounts);
+        args.extend([format!("--{name}"), spec.to_string()]);
+    }
+    if !executor.plugins.is_empty() {
+        files.env.push(env_var(
+            env::PLUGIN_MEMORY_LIMIT,
+            format!("{PLUGIN_MEMORY_MIB}MiB"),
+        ));
+    }
+    args
+}
+
+/// A plugin from a ConfigMap as the executor's spec, with the volumes that
+/// put its file and secret settings where the spec says.
+fn plugin_spec(
+    plugin: &PluginRef,
+    volume: &str,
+    volumes: &mut Vec<Volume>,
+    mounts: &mut Vec<VolumeMount>,
+) -> PluginSpec {
+    let dir = format!("{PLUGIN_DIR}/{volume}");
+    volumes.push(Volume {
+        name: volume.into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: plugin.config_map_ref.name.clone(),
+            items: Some(vec![KeyToPath {
+                key: plugin.config_map_ref.key.clone(),
+                path: "plugin.wasm".into(),
+                mode: None,
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    mounts.push(mount(volume, &dir));
+    let mut secret_files = BTreeMap::new();
+    for (j, setting) in plugin.secret_config.iter().enumerate() {
+        let name = format!("{volume}-secret-{j}");
+        let secret_dir = format!("{PLUGIN_SECRET_DIR}/{name}");
+        volumes.push(secret_key_volume(
+            &name,
+            &setting.secret_key_ref.name,
+            &setting.secret_key_ref.key,
+            "value",
+        ));
+        mounts.push(mount(&name, &secret_dir));
+        secret_files.insert(setting.name.clone(), format!("{secret_dir}/value").into());
+    }
+    PluginSpec {
+        file: format!("{dir}/plugin.wasm").into(),
+        sha256: plugin.sha256.clone(),
+        config: plugin.config.clone().unwrap_or_default(),
+        secret_files,
+    }
+}
+
+/// Memory: the parts in flight and being filled, a margin, and each
+/// transform plugin's instance (capped by PLUGIN_MEMORY_LIMIT; it rarely
+/// needs a quarter of it). The limit is half again the request: the
+/// measured peak is about the parts plus 20-25 MiB, and TLS buffers and
+/// allocator slack on a real node need room above it (tested in
+/// tests/backup.rs). Snapshots whose parts grow (over 5,000 parts) need
+/// more: see README "Memory and speed".
+pub fn resources(part_size: u64, concurrency: u16, transforms: usize) -> ResourceRequirements {
+    const MIB: u64 = 1024 * 1024;
+    let buffers = (u64::from(concurrency) + 1) * part_size + 32 * MIB;
+    let plugins = transforms as u64 * PLUGIN_MEMORY_MIB * MIB;
+    let request = buffers + plugins / 4;
+    let limit = buffers + buffers / 2 + plugins;
+    let mib = |bytes: u64| Quantity(format!("{}Mi", bytes.div_ceil(MIB)));
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".into(), Quantity("100m".into())),
+            ("memory".into(), mib(request)),
+        ])),
+        limits: Some(BTreeMap::from([("memory".into(), mib(limit))])),
+        ..Default::default()
+    }
+}

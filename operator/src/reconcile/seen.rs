@@ -1,0 +1,80 @@
+//! What a cluster's reconcile starts from: the spec, checked beyond what
+//! the API server could, and the backup Jobs with the outcomes of those
+//! that finished since the status last counted them.
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::ResourceExt;
+
+use crate::api::{OpenBaoCluster, OpenBaoClusterStatus};
+use crate::context::{Context, Error};
+use crate::status::JobOutcome;
+use crate::validate::ValidBackup;
+use crate::{jobs, kube_io, validate};
+
+/// The spec, checked beyond what the API server could.
+pub(super) struct Checked {
+    pub workload_problems: Vec<String>,
+    pub workload_warnings: Vec<String>,
+    pub backup: Result<Option<ValidBackup>, Vec<String>>,
+    pub backup_warnings: Vec<String>,
+}
+
+impl Checked {
+    pub fn of(cluster: &OpenBaoCluster, ctx: &Context) -> Self {
+        Self {
+            workload_problems: validate::workload(&cluster.name_any(), &cluster.spec),
+            workload_warnings: validate::workload_warnings(&cluster.spec),
+            backup: validate::validate(&cluster.spec, &ctx.settings.executor_images),
+            backup_warnings: validate::backup_warnings(&cluster.spec),
+        }
+    }
+}
+
+/// The cluster's backup Jobs, and the outcomes of those that finished
+/// since the status last counted them.
+pub(super) struct Finished {
+    pub jobs: Vec<Job>,
+    pub outcomes: Vec<JobOutcome>,
+    /// Every finished Job's uid, sorted: the status's `recordedJobs`.
+    pub recorded: Vec<String>,
+}
+
+/// Reads the cluster's backup Jobs, and the result of each that finished
+/// and is not yet in the status.
+pub(super) async fn finished_jobs(
+    cluster: &OpenBaoCluster,
+    previous: &OpenBaoClusterStatus,
+    ctx: &Context,
+) -> Result<Finished, Error> {
+    let namespace = cluster.namespace().unwrap_or_default();
+    let already: &[String] = previous.backup.as_ref().map_or(&[], |b| &b.recorded_jobs);
+    let jobs = kube_io::backup_jobs(&ctx.client, &namespace, &cluster.name_any()).await?;
+    let mut recorded = Vec::new();
+    let mut outcomes = Vec::new();
+    for job in &jobs {
+        let Some(finished) = jobs::finished(job) else {
+            continue;
+        };
+        let uid = job.uid().unwrap_or_default();
+        if !already.contains(&uid) {
+            outcomes.push(job_outcome(&ctx.client, job, finished).await?);
+        }
+        recorded.push(uid);
+    }
+    recorded.sort();
+    Ok(Finished {
+        jobs,
+        outcomes,
+        recorded,
+    })
+}
+
+/// A finished backup Job's outcome, from its pod's termination message.
+pub(super) async fn job_outcome(
+    client: &kube::Client,
+    job: &Job,
+    finished: jobs::Finished,
+) -> Result<JobOutcome, Error> {
+    let pods = kube_io::job_pods(client, job).await?;
+    Ok(jobs::outcome(job, finished, &pods))
+}
