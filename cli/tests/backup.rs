@@ -183,9 +183,7 @@ async fn streams_more_than_a_gibibyte_in_bounded_memory() {
 
 /// The memory limit the operator gives a backup Job without transforms.
 fn job_memory_limit(part_size: u64, concurrency: u64) -> u64 {
-    let resources = operator::desired::resources(part_size, concurrency as u16, 0);
-    let limit = &resources.limits.unwrap()["memory"].0;
-    limit.strip_suffix("Mi").unwrap().parse::<u64>().unwrap() * MIB
+    contract::executor::memory::job_memory(part_size, concurrency as u16, 0).limit
 }
 
 /// A real 3-node Raft cluster, a sealed node and one never initialized,

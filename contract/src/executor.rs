@@ -79,6 +79,36 @@ pub mod upload {
     pub const DEFAULT_CONCURRENCY: u16 = 3;
 }
 
+/// The memory an executor Job is given.
+pub mod memory {
+    const MIB: u64 = 1024 * 1024;
+    /// Memory each plugin instance of a Job may use (`PLUGIN_MEMORY_LIMIT`).
+    pub const PLUGIN_MIB: u64 = 128;
+
+    /// A Job's memory request and limit, in bytes.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct JobMemory {
+        pub request: u64,
+        pub limit: u64,
+    }
+
+    /// The parts in flight and being filled, a margin, and each transform
+    /// plugin's instance (capped at [`PLUGIN_MIB`]; it rarely needs a
+    /// quarter of it). The limit is half again the request: the measured
+    /// peak is about the parts plus 20-25 MiB, and TLS buffers and
+    /// allocator slack on a real node need room above it (held to a
+    /// measured peak in cli/tests/backup.rs). Snapshots whose parts grow
+    /// (over 5,000 parts) need more: see README "Memory and speed".
+    pub fn job_memory(part_size: u64, concurrency: u16, transforms: usize) -> JobMemory {
+        let buffers = (u64::from(concurrency) + 1) * part_size + 32 * MIB;
+        let plugins = transforms as u64 * PLUGIN_MIB * MIB;
+        JobMemory {
+            request: buffers + plugins / 4,
+            limit: buffers + buffers / 2 + plugins,
+        }
+    }
+}
+
 /// Where the operator mounts files in the executor's pod.
 pub mod paths {
     /// The projected ServiceAccount token (also the CLI's default).

@@ -14,6 +14,9 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Client, Resource, ResourceExt};
 
+use contract::executor::command;
+use contract::result::{ReadBackReport, ReadBackResult};
+
 use crate::api::{OpenBaoCluster, OpenBaoRestore, OpenBaoRestoreStatus, RestorePhase};
 use crate::context::{At, Context, Error};
 use crate::desired::restore_job::restore_job;
@@ -30,8 +33,8 @@ const COMPLETE: &str = "Complete";
 pub enum JobState {
     Missing,
     Running,
-    /// The executor's JSON result.
-    Succeeded(Option<serde_json::Value>),
+    /// What the executor restored.
+    Succeeded(Box<ReadBackReport>),
     Failed(String),
 }
 
@@ -65,8 +68,8 @@ pub fn next(
     let job_name = names::restore_job_name(&restore.name_any());
     let end = |status, ok, message| ended(restore, status, ok, message, now);
     match job {
-        JobState::Succeeded(result) => {
-            let message = record_result(&mut status, result.clone().unwrap_or_default());
+        JobState::Succeeded(report) => {
+            let message = record_result(&mut status, report);
             end(status, true, message)
         }
         JobState::Failed(reason) => end(status, false, reason.clone()),
@@ -116,15 +119,15 @@ impl Next {
 }
 
 /// What the executor restored, from its result; returns the message.
-fn record_result(status: &mut OpenBaoRestoreStatus, result: serde_json::Value) -> String {
-    status.restored_key = result["key"].as_str().map(str::to_string);
-    status.restored_size = result["snapshot"]["size"].as_u64();
-    status.restored_sha256 = result["snapshot"]["sha256"].as_str().map(str::to_string);
+fn record_result(status: &mut OpenBaoRestoreStatus, report: &ReadBackReport) -> String {
+    status.restored_key = Some(report.key.clone());
+    status.restored_size = Some(report.snapshot.size);
+    status.restored_sha256 = Some(report.snapshot.sha256.clone());
     format!(
         "restored {} ({} bytes) into {}",
-        status.restored_key.as_deref().unwrap_or("the backup"),
-        status.restored_size.unwrap_or_default(),
-        result["node"].as_str().unwrap_or("the active node")
+        report.key,
+        report.snapshot.size,
+        report.node.as_deref().unwrap_or("the active node")
     )
 }
 
@@ -258,16 +261,13 @@ async fn job_state(client: &Client, namespace: &str, restore: &str) -> Result<Jo
         return Ok(JobState::Running);
     };
     let pods = kube_io::job_pods(client, &job).await?;
-    let result = jobs::termination_message(&pods, "restore")
-        .and_then(|m| serde_json::from_str::<serde_json::Value>(&m).ok());
-    Ok(match (&finished.failure, &result) {
-        (None, Some(r)) if r["status"] == "restored" => JobState::Succeeded(result),
-        _ => JobState::Failed(
-            result
-                .as_ref()
-                .and_then(|r| r["reason"].as_str().map(str::to_string))
-                .or(finished.failure)
-                .unwrap_or_else(|| "the restore Job failed without a result".into()),
+    let result = jobs::termination_message(&pods, command::RESTORE)
+        .and_then(|m| serde_json::from_str::<ReadBackResult>(&m).ok());
+    Ok(match (finished.failure, result) {
+        (None, Some(ReadBackResult::Restored(report))) => JobState::Succeeded(Box::new(report)),
+        (_, Some(ReadBackResult::Failed { reason, .. })) => JobState::Failed(reason),
+        (failure, _) => JobState::Failed(
+            failure.unwrap_or_else(|| "the restore Job failed without a result".into()),
         ),
     })
 }
@@ -321,6 +321,7 @@ pub fn error_policy(restore: Arc<OpenBaoRestore>, error: &Error, ctx: Arc<Contex
 mod tests {
     use super::*;
     use crate::api::{BackupSpec, LocalRef, OpenBaoClusterSpec, OpenBaoRestoreSpec};
+    use contract::snapshot::{ContentDigest, RaftInfo};
 
     fn cluster() -> OpenBaoCluster {
         let mut cluster = OpenBaoCluster::new(
@@ -433,12 +434,30 @@ mod tests {
             "nothing to write while it runs"
         );
 
-        let result = serde_json::json!({"status": "restored", "key": "prod/bao/x.snap",
-            "snapshot": {"size": 4096, "sha256": "ab"}, "node": "https://bao-0:8200/"});
+        let digest = ContentDigest {
+            size: 4096,
+            sha256: "ab".into(),
+        };
+        let report = ReadBackReport {
+            key: "prod/bao/x.snap".into(),
+            snapshot: digest.clone(),
+            object: digest,
+            raft: RaftInfo {
+                index: 7,
+                term: 2,
+                state_size: 100,
+            },
+            transforms: Vec::new(),
+            node: Some("https://bao-0:8200/".into()),
+            forced: Some(false),
+            output: None,
+            started_at: at(2),
+            duration_seconds: 1.0,
+        };
         let done = next(
             &restore(Some(start.status.clone())),
             Some(&cluster()),
-            &JobState::Succeeded(Some(result)),
+            &JobState::Succeeded(Box::new(report)),
             &[],
             &images(),
             at(3),

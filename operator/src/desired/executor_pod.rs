@@ -19,6 +19,7 @@ use crate::api::{BackupTarget, LocalRef, OpenBaoCluster, PluginRef};
 use crate::names::openbao_addrs;
 use crate::objects::{env_var, hardened, mount, pod_security, secret_key_volume, secret_volume};
 use crate::settings::OperatorSettings;
+use contract::executor::memory::{PLUGIN_MIB, job_memory};
 use contract::executor::paths::{
     JWT_FILE, MANIFEST_KEY_DIR, OPENBAO_CA_DIR, PLUGIN_DIR, PLUGIN_SECRET_DIR,
     S3_CREDENTIALS_DIR as S3_CREDENTIALS_DIR_PATH, TERMINATION_LOG, TOKEN_DIR,
@@ -26,8 +27,6 @@ use contract::executor::paths::{
 use contract::executor::{env, flag};
 use contract::plugin_spec::PluginSpec;
 
-/// Memory each plugin instance of a backup Job may use.
-const PLUGIN_MEMORY_MIB: u64 = 128;
 /// The executor image runs as this unprivileged user.
 const RUN_AS: i64 = 65532;
 
@@ -273,7 +272,7 @@ fn plugin_args(executor: &Executor<'_>, files: &mut Files) -> Vec<String> {
     if !executor.plugins.is_empty() {
         files.env.push(env_var(
             env::PLUGIN_MEMORY_LIMIT,
-            format!("{PLUGIN_MEMORY_MIB}MiB"),
+            format!("{PLUGIN_MIB}MiB"),
         ));
     }
     args
@@ -323,26 +322,16 @@ fn plugin_spec(
     }
 }
 
-/// Memory: the parts in flight and being filled, a margin, and each
-/// transform plugin's instance (capped by PLUGIN_MEMORY_LIMIT; it rarely
-/// needs a quarter of it). The limit is half again the request: the
-/// measured peak is about the parts plus 20-25 MiB, and TLS buffers and
-/// allocator slack on a real node need room above it (tested in
-/// tests/backup.rs). Snapshots whose parts grow (over 5,000 parts) need
-/// more: see README "Memory and speed".
+/// The Job's resources: its memory from [`job_memory`], in MiB.
 pub fn resources(part_size: u64, concurrency: u16, transforms: usize) -> ResourceRequirements {
-    const MIB: u64 = 1024 * 1024;
-    let buffers = (u64::from(concurrency) + 1) * part_size + 32 * MIB;
-    let plugins = transforms as u64 * PLUGIN_MEMORY_MIB * MIB;
-    let request = buffers + plugins / 4;
-    let limit = buffers + buffers / 2 + plugins;
-    let mib = |bytes: u64| Quantity(format!("{}Mi", bytes.div_ceil(MIB)));
+    let memory = job_memory(part_size, concurrency, transforms);
+    let mib = |bytes: u64| Quantity(format!("{}Mi", bytes.div_ceil(1024 * 1024)));
     ResourceRequirements {
         requests: Some(BTreeMap::from([
             ("cpu".into(), Quantity("100m".into())),
-            ("memory".into(), mib(request)),
+            ("memory".into(), mib(memory.request)),
         ])),
-        limits: Some(BTreeMap::from([("memory".into(), mib(limit))])),
+        limits: Some(BTreeMap::from([("memory".into(), mib(memory.limit))])),
         ..Default::default()
     }
 }

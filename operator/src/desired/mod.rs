@@ -10,8 +10,6 @@ mod executor_pod;
 pub mod restore_job;
 pub mod statefulset;
 
-pub use executor_pod::resources;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 

@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::backup::*;
-use super::resources;
+use super::executor_pod::resources;
 use super::restore_job::restore_job;
 use crate::api::{
     BackupSpec, BackupTarget, LocalRef, OpenBaoCluster, OpenBaoClusterSpec, OpenBaoRestore,
