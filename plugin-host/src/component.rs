@@ -5,7 +5,7 @@
 
 use sha2::{Digest, Sha256};
 use wasmtime::Store;
-use wasmtime::component::{Linker, ResourceAny};
+use wasmtime::component::{Component, Linker, ResourceAny};
 
 use crate::bindings::retention::RetentionPluginPre;
 use crate::bindings::transform::TransformPluginPre;
@@ -61,6 +61,31 @@ impl PluginHost {
         }
         let component = self.compile(bytes, &digest)?;
         self.start_ticker();
+        let (kind, abi) = self.check_world(&component)?;
+        let pre = self.link(&component, kind)?;
+        let mut plugin = Plugin {
+            host: self.clone(),
+            pre,
+            info: PluginInfo {
+                name: String::new(),
+                version: String::new(),
+                kind: kind.as_str(),
+                abi,
+                description: String::new(),
+                sha256: digest,
+                size: bytes.len(),
+            },
+        };
+        let (name, version, description) = plugin.describe()?;
+        plugin.info.name = name;
+        plugin.info.version = version;
+        plugin.info.description = description;
+        Ok(plugin)
+    }
+
+    /// The plugin's kind and ABI, from what the component imports (nothing
+    /// is allowed) and exports (one of our interfaces, in an ABI we speak).
+    fn check_world(&self, component: &Component) -> Result<(Kind, String), PluginError> {
         let ty = component.component_type();
         let imports: Vec<String> = ty
             .imports(&self.engine)
@@ -90,32 +115,20 @@ impl PluginHost {
                 found: format!("{PACKAGE}@{abi}"),
             });
         }
+        Ok((kind, abi))
+    }
+
+    /// Links the component against an empty linker and type-checks its
+    /// exports against the kind's world, once.
+    fn link(&self, component: &Component, kind: Kind) -> Result<Pre, PluginError> {
         let linked = Linker::new(&self.engine)
-            .instantiate_pre(&component)
+            .instantiate_pre(component)
             .map_err(|e| PluginError::Compile(format!("{e:#}")))?;
-        let pre = match kind {
+        match kind {
             Kind::Retention => RetentionPluginPre::new(linked).map(Pre::Retention),
             Kind::Transform => TransformPluginPre::new(linked).map(Pre::Transform),
         }
-        .map_err(|e| PluginError::Compile(format!("{e:#}")))?;
-        let mut plugin = Plugin {
-            host: self.clone(),
-            pre,
-            info: PluginInfo {
-                name: String::new(),
-                version: String::new(),
-                kind: kind.as_str(),
-                abi,
-                description: String::new(),
-                sha256: digest,
-                size: bytes.len(),
-            },
-        };
-        let (name, version, description) = plugin.describe()?;
-        plugin.info.name = name;
-        plugin.info.version = version;
-        plugin.info.description = description;
-        Ok(plugin)
+        .map_err(|e| PluginError::Compile(format!("{e:#}")))
     }
 }
 
