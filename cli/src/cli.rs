@@ -16,6 +16,7 @@ use contract::executor::{command, env, flag};
 use contract::layout::{MANIFEST_SUFFIX, cluster_prefix};
 use contract::plugin_spec::PluginSpec;
 use contract::result::BackupKind;
+use contract::secret::Secret;
 use contract::units::{parse_duration, parse_size};
 use executor::backup::{BackupConfig, KeepLast, RetentionSetting};
 use executor::openbao::{Auth, OpenBaoConfig};
@@ -25,6 +26,17 @@ use operator::RunSettings;
 use operator::settings::{DEFAULT_EXECUTOR_IMAGES, OperatorSettings, executor_images};
 use plugin_host::retention;
 
+/// The headings `--help` groups flags under.
+mod heading {
+    pub const OPENBAO: &str = "OpenBao";
+    pub const AUTH: &str = "Authentication";
+    pub const STORAGE: &str = "Storage (S3)";
+    pub const BACKUP: &str = "Backup";
+    pub const RETENTION: &str = "Retention";
+    pub const PLUGINS: &str = "Plugins";
+    pub const OUTPUT: &str = "Output";
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "openbao-backup",
@@ -33,7 +45,7 @@ use plugin_host::retention;
 )]
 pub struct Cli {
     /// Log format on stderr: `text` for people, `json` for log pipelines.
-    #[arg(long, env = env::LOG_FORMAT, value_enum, default_value_t = LogFormat::Text, global = true)]
+    #[arg(long, env = env::LOG_FORMAT, value_enum, default_value_t = LogFormat::Text, global = true, help_heading = heading::OUTPUT)]
     pub log_format: LogFormat,
 
     #[command(subcommand)]
@@ -53,10 +65,11 @@ pub enum Command {
     /// Prints one JSON result on stdout (and to --result-file); exits non-zero
     /// with a one-line reason on stderr when the backup fails, leaving nothing
     /// behind in the bucket.
-    #[command(name = command::BACKUP)]
+    #[command(name = command::BACKUP, after_help = BACKUP_EXAMPLES)]
     Backup(Box<BackupArgs>),
     /// List a cluster's backups, newest first: time, kind, size, SHA-256
     /// and the transforms applied.
+    #[command(after_help = LIST_EXAMPLES)]
     List(Box<ListArgs>),
     /// Restore a backup into the cluster's active OpenBao node.
     ///
@@ -64,14 +77,16 @@ pub enum Command {
     /// given, checks every digest while streaming, and sends the snapshot's
     /// last bytes only once all checks passed: OpenBao never installs a
     /// snapshot that failed one. Prints one JSON result.
-    #[command(name = command::RESTORE)]
+    #[command(name = command::RESTORE, after_help = RESTORE_EXAMPLES)]
     Restore(Box<RestoreArgs>),
     /// Download a backup and check it end to end (object and snapshot
     /// digests, transforms undone, archive) without restoring it.
+    #[command(after_help = VERIFY_EXAMPLES)]
     Verify(Box<ReadArgs>),
     /// Write a backup's raw snapshot (what `bao operator raft snapshot
     /// restore` takes), from the bucket or a downloaded file, checked as
     /// `verify` does. The output file appears only when every check passed.
+    #[command(after_help = DECODE_EXAMPLES)]
     Decode(Box<DecodeArgs>),
     /// Run the operator: reconcile OpenBaoClusters' spec.backup into
     /// CronJobs and their results into status.backup.
@@ -83,6 +98,53 @@ pub enum Command {
     /// `kubectl apply -f -`.
     Crd,
 }
+
+const BACKUP_EXAMPLES: &str = "\
+Examples:
+  # From a shell set up for `bao` and the AWS CLI
+  export BAO_ADDR=https://openbao.example.com:8200 BAO_TOKEN=...
+  export AWS_ENDPOINT_URL=https://s3.example.com AWS_REGION=eu-west-1
+  openbao-backup backup --cluster bao --namespace prod --bucket openbao-backups
+
+  # Every node listed (only the active one is snapshotted), compressed by the zstd plugin
+  openbao-backup backup --openbao-addr https://bao-0:8200,https://bao-1:8200 \\
+    --token-file ./token --endpoint-url http://garage:3900 --region garage \\
+    --bucket backups --cluster bao --transform zstd.wasm
+
+  # Keep the newest 7 backups and none older than 30 days
+  openbao-backup backup --cluster bao --bucket backups --max-count 7 --max-age 30d";
+
+const LIST_EXAMPLES: &str = "\
+Examples:
+  openbao-backup list --cluster bao --namespace prod --bucket openbao-backups
+  openbao-backup list --cluster bao --bucket backups --json \\
+    --endpoint-url http://garage:3900 --region garage";
+
+const RESTORE_EXAMPLES: &str = "\
+Examples:
+  # The cluster's newest backup (the choice is always explicit: --latest or --key)
+  openbao-backup restore --cluster bao --namespace prod --bucket openbao-backups --latest
+
+  # One backup, as `openbao-backup list` shows it, compressed and encrypted
+  openbao-backup restore --cluster bao --bucket backups --key prod/bao/x.snap \\
+    --plugin zstd.wasm --plugin '{\"file\": \"age.wasm\", \"secretFiles\": {\"identity\": \"key.txt\"}}'
+
+  # A new cluster replacing a lost one (other unseal keys, other name)
+  openbao-backup restore --cluster bao-new --key s3://backups/prod/bao/x.snap \\
+    --force --allow-other-cluster";
+
+const VERIFY_EXAMPLES: &str = "\
+Examples:
+  # Without --key: the cluster's newest backup (verify only reads)
+  openbao-backup verify --cluster bao --namespace prod --bucket openbao-backups
+  openbao-backup verify --key s3://backups/prod/bao/x.snap --plugin zstd.wasm";
+
+const DECODE_EXAMPLES: &str = "\
+Examples:
+  # The raw snapshot `bao operator raft snapshot restore` takes
+  openbao-backup decode --key s3://backups/prod/bao/x.snap --plugin zstd.wasm -o bao.snap
+  # A downloaded object (its manifest beside it as x.snap.manifest.json)
+  openbao-backup decode --file x.snap --plugin zstd.wasm -o - | tar -tzf -";
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
@@ -128,6 +190,7 @@ pub struct PluginLoadArgs {
 
 /// The sandbox's limits, for every plugin of the command.
 #[derive(Debug, Args)]
+#[command(next_help_heading = heading::PLUGINS)]
 pub struct PluginLimitArgs {
     /// Memory a plugin instance may use.
     #[arg(long = "plugin-memory-limit", env = env::PLUGIN_MEMORY_LIMIT, default_value = "256MiB", value_parser = parse_size)]
@@ -211,21 +274,21 @@ pub struct BackupArgs {
     pub cluster: ClusterArgs,
 
     /// Why this backup runs; recorded in the key, metadata and manifest.
-    #[arg(long, env = env::BACKUP_KIND, value_enum, default_value_t = BackupKind::Manual)]
+    #[arg(long, env = env::BACKUP_KIND, value_enum, default_value_t = BackupKind::Manual, help_heading = heading::BACKUP)]
     pub kind: BackupKind,
 
     /// Also write the JSON result here (the operator uses /dev/termination-log).
-    #[arg(long, env = env::RESULT_FILE)]
+    #[arg(long, env = env::RESULT_FILE, help_heading = heading::OUTPUT)]
     pub result_file: Option<PathBuf>,
 
     /// How often to log progress while streaming.
-    #[arg(long, env = env::BACKUP_PROGRESS_INTERVAL, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = env::BACKUP_PROGRESS_INTERVAL, default_value = "5s", value_parser = parse_duration, help_heading = heading::OUTPUT)]
     pub progress_interval: Duration,
 
     /// A transform plugin (compression, encryption) applied to the
     /// snapshot; repeat it to chain them, in order. A .wasm file, or
     /// {"file", "sha256", "config", "secretFiles"} as JSON (docs/plugins.md).
-    #[arg(long = flag::TRANSFORM, value_name = "PLUGIN")]
+    #[arg(long = flag::TRANSFORM, value_name = "PLUGIN", help_heading = heading::PLUGINS)]
     pub transforms: Vec<PluginSpec>,
 
     #[command(flatten)]
@@ -238,19 +301,20 @@ pub struct BackupArgs {
     /// a manifest once they are this old: leftovers of backups killed
     /// mid-way (SIGKILL, OOM). Keep it longer than any backup runs (the
     /// operator's backup Jobs stop after 6 hours).
-    #[arg(long, env = env::BACKUP_SWEEP_AFTER, default_value = "12h", value_parser = parse_duration)]
+    #[arg(long, env = env::BACKUP_SWEEP_AFTER, default_value = "12h", value_parser = parse_duration, help_heading = heading::STORAGE)]
     pub sweep_after: Duration,
 
     /// Sign the manifest (HMAC-SHA256) with the secret key in this file (at
     /// least 32 bytes), so `restore`, `verify` and `decode` given the same
     /// key refuse a manifest planted or altered in the bucket.
-    #[arg(long, env = env::MANIFEST_KEY_FILE)]
+    #[arg(long, env = env::MANIFEST_KEY_FILE, help_heading = heading::BACKUP)]
     pub manifest_key_file: Option<PathBuf>,
 }
 
 /// What to delete after a successful backup: the built-in policy, or a
 /// retention plugin. Nothing is deleted when none is given.
 #[derive(Debug, Args)]
+#[command(next_help_heading = heading::RETENTION)]
 pub struct RetentionArgs {
     /// Keep only the newest N backups of the cluster (pre-upgrade
     /// snapshots are not counted). 0 means no limit, as `maxCount: 0` in
@@ -258,7 +322,7 @@ pub struct RetentionArgs {
     #[arg(long, env = env::RETENTION_MAX_COUNT)]
     pub max_count: Option<u32>,
 
-    /// Delete backups older than this (Go syntax: 168h, 1h30m); at least 1h.
+    /// Delete backups older than this (168h, 1h30m, 30d); at least 1h.
     #[arg(long, env = env::RETENTION_MAX_AGE)]
     pub max_age: Option<String>,
 
@@ -325,7 +389,7 @@ pub struct ListArgs {
     pub cluster: ClusterArgs,
 
     /// One JSON object per line instead of a table.
-    #[arg(long)]
+    #[arg(long, help_heading = heading::OUTPUT)]
     pub json: bool,
 }
 
@@ -340,8 +404,9 @@ impl ListArgs {
 
 /// The OpenBaoCluster whose backups these are.
 #[derive(Debug, Args)]
+#[command(next_help_heading = heading::BACKUP)]
 pub struct ClusterArgs {
-    /// Name of the OpenBaoCluster; part of the object key.
+    /// Name of the OpenBaoCluster; part of the object key. Required.
     #[arg(long, env = env::OPENBAO_CLUSTER)]
     pub cluster: String,
 
@@ -365,31 +430,37 @@ pub struct ReadArgs {
     #[command(flatten)]
     pub target: TargetArgs,
 
-    /// Name of the OpenBaoCluster whose backups to read (for `latest`).
-    #[arg(long, env = env::OPENBAO_CLUSTER)]
+    /// Name of the OpenBaoCluster whose backups to read: required for
+    /// --latest and for `restore` (the cluster restored into).
+    #[arg(long, env = env::OPENBAO_CLUSTER, help_heading = heading::BACKUP)]
     pub cluster: Option<String>,
 
     /// Namespace of the OpenBaoCluster.
-    #[arg(long, env = env::OPENBAO_NAMESPACE, default_value = "default")]
+    #[arg(long, env = env::OPENBAO_NAMESPACE, default_value = "default", help_heading = heading::BACKUP)]
     pub namespace: String,
 
     /// The backup: its object key, `s3://BUCKET/KEY`, or `latest` (the
-    /// cluster's newest).
-    #[arg(long, env = env::BACKUP_KEY, default_value = "latest")]
-    pub key: BackupRef,
+    /// cluster's newest). `restore` needs it or --latest; `verify` and
+    /// `decode` read the newest without either.
+    #[arg(long, env = env::BACKUP_KEY, help_heading = heading::BACKUP)]
+    pub key: Option<BackupRef>,
+
+    /// The cluster's newest backup (the same as --key latest).
+    #[arg(long, help_heading = heading::BACKUP)]
+    pub latest: bool,
 
     #[command(flatten)]
     pub plugins: DecodePluginArgs,
 
     /// Also write the JSON result here (a restore Job uses
     /// /dev/termination-log).
-    #[arg(long, env = env::RESULT_FILE)]
+    #[arg(long, env = env::RESULT_FILE, help_heading = heading::OUTPUT)]
     pub result_file: Option<PathBuf>,
 
     /// The key the backups' manifests are signed with (`backup
     /// --manifest-key-file`): a manifest without its signature, or not
     /// matching it, is refused before anything else is read.
-    #[arg(long, env = env::MANIFEST_KEY_FILE)]
+    #[arg(long, env = env::MANIFEST_KEY_FILE, help_heading = heading::BACKUP)]
     pub manifest_key_file: Option<PathBuf>,
 }
 
@@ -399,7 +470,7 @@ pub struct DecodePluginArgs {
     /// A plugin the backup's transforms need (matched to the manifest by
     /// digest; repeat for each): a .wasm file, or {"file", "config",
     /// "secretFiles"} as JSON, e.g. the age identity in secretFiles.
-    #[arg(long = flag::PLUGIN, value_name = "PLUGIN")]
+    #[arg(long = flag::PLUGIN, value_name = "PLUGIN", help_heading = heading::PLUGINS)]
     pub plugins: Vec<PluginSpec>,
 
     #[command(flatten)]
@@ -416,13 +487,13 @@ pub struct RestoreArgs {
 
     /// Use sys/storage/raft/snapshot-force: for a snapshot taken from a
     /// cluster with other unseal keys (a new cluster after a disaster).
-    #[arg(long, env = env::RESTORE_FORCE)]
+    #[arg(long, env = env::RESTORE_FORCE, help_heading = heading::OPENBAO)]
     pub force: bool,
 
     /// Restore a backup whose manifest names another cluster or namespace
     /// than --cluster and --namespace, or whose key is outside their prefix
     /// (a new cluster replacing a lost one). Refused without it.
-    #[arg(long, env = env::RESTORE_ALLOW_OTHER_CLUSTER)]
+    #[arg(long, env = env::RESTORE_ALLOW_OTHER_CLUSTER, help_heading = heading::BACKUP)]
     pub allow_other_cluster: bool,
 }
 
@@ -432,22 +503,51 @@ pub struct DecodeArgs {
     pub read: ReadArgs,
 
     /// Read this downloaded object instead of the bucket.
-    #[arg(long, conflicts_with = "bucket")]
+    #[arg(long, conflicts_with = "bucket", help_heading = heading::BACKUP)]
     pub file: Option<PathBuf>,
 
     /// The object's manifest (default: FILE.manifest.json).
-    #[arg(long, requires = "file")]
+    #[arg(long, requires = "file", help_heading = heading::BACKUP)]
     pub manifest: Option<PathBuf>,
 
-    /// Where to write the snapshot; `-` for stdout.
-    #[arg(long, short)]
+    /// Where to write the snapshot; `-` for stdout. Required.
+    #[arg(long, short, help_heading = heading::OUTPUT)]
     pub output: PathBuf,
 }
 
+/// Whether a command without --key or --latest reads the newest backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithoutKey {
+    /// `verify` and `decode` only read: the newest backup.
+    Latest,
+    /// `restore` replaces OpenBao's data: never without a choice.
+    Refuse,
+}
+
 impl ReadArgs {
-    pub fn into_config(mut self) -> Result<ReadBack, String> {
+    /// The backup chosen: --key (BACKUP_KEY, where the operator's restore
+    /// Job sets `latest` or a key) or --latest.
+    fn backup(&self, without_key: WithoutKey) -> Result<BackupRef, String> {
+        match (&self.key, self.latest, without_key) {
+            (Some(BackupRef::Key(key)), true, _) => Err(format!(
+                "both --latest and --key (BACKUP_KEY) `{key}` are given: choose one backup"
+            )),
+            (Some(backup), _, _) => Ok(backup.clone()),
+            (None, true, _) | (None, false, WithoutKey::Latest) => Ok(BackupRef::Latest),
+            (None, false, WithoutKey::Refuse) => Err(
+                "restore needs --key KEY (BACKUP_KEY) or --latest: which backup replaces OpenBao's data? `openbao-backup list` shows them".into(),
+            ),
+        }
+    }
+
+    pub fn into_config(self) -> Result<ReadBack, String> {
+        self.into_read(WithoutKey::Latest)
+    }
+
+    fn into_read(mut self, without_key: WithoutKey) -> Result<ReadBack, String> {
+        let mut backup = self.backup(without_key)?;
         // An S3 URL names the bucket too.
-        if let BackupRef::Key(key) = &self.key
+        if let BackupRef::Key(key) = &backup
             && let Some(url) = key.strip_prefix("s3://")
         {
             let (bucket, key) = url
@@ -455,10 +555,10 @@ impl ReadArgs {
                 .filter(|(b, k)| !b.is_empty() && !k.is_empty())
                 .ok_or_else(|| format!("--key {key}: expected s3://BUCKET/KEY"))?;
             self.target.bucket = Some(bucket.into());
-            self.key = BackupRef::Key(key.into());
+            backup = BackupRef::Key(key.into());
         }
         let target = self.target.into_config()?;
-        let cluster_prefix = match (&self.key, self.cluster) {
+        let cluster_prefix = match (&backup, self.cluster) {
             (BackupRef::Latest, None) => {
                 return Err(
                     "--key latest needs --cluster (OPENBAO_CLUSTER): whose newest backup?".into(),
@@ -476,7 +576,7 @@ impl ReadArgs {
             source: Source::Bucket {
                 target,
                 cluster_prefix,
-                backup: self.key,
+                backup,
             },
             plugins: self.plugins.plugins,
             plugin_limits: self.plugins.limits.limits(),
@@ -519,41 +619,51 @@ impl RestoreArgs {
             cluster,
             allow_other_cluster: self.allow_other_cluster,
         };
-        Ok((self.read.into_config()?, target))
+        Ok((self.read.into_read(WithoutKey::Refuse)?, target))
     }
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = heading::OPENBAO)]
 pub struct OpenBaoArgs {
     /// OpenBao node addresses, comma-separated; the active node is found
-    /// through sys/health and only it is ever snapshotted.
+    /// through sys/health and only it is ever snapshotted. Required
+    /// (BAO_ADDR is read when OPENBAO_ADDR is unset).
     #[arg(long, env = env::OPENBAO_ADDR, value_delimiter = ',', required = true)]
     pub openbao_addr: Vec<String>,
 
-    /// PEM file with the CA that signed OpenBao's TLS certificate.
+    /// PEM file with the CA that signed OpenBao's TLS certificate
+    /// (BAO_CACERT is read when OPENBAO_CACERT is unset).
     #[arg(long, env = env::OPENBAO_CACERT)]
     pub openbao_cacert: Option<PathBuf>,
 
-    /// JWT auth role to log in with (exclusive with --token-file).
-    #[arg(long, env = env::OPENBAO_JWT_ROLE)]
+    /// JWT auth role to log in with. One login is required: --jwt-role,
+    /// --token-file, or a token in BAO_TOKEN.
+    #[arg(long, env = env::OPENBAO_JWT_ROLE, help_heading = heading::AUTH)]
     pub jwt_role: Option<String>,
 
     /// The JWT to log in with: the projected ServiceAccount token.
-    #[arg(long, env = env::OPENBAO_JWT_FILE, default_value = JWT_FILE)]
+    #[arg(long, env = env::OPENBAO_JWT_FILE, default_value = JWT_FILE, help_heading = heading::AUTH)]
     pub jwt_file: PathBuf,
 
     /// Mount path of OpenBao's JWT auth method.
-    #[arg(long, env = env::OPENBAO_JWT_MOUNT, default_value = "jwt")]
+    #[arg(long, env = env::OPENBAO_JWT_MOUNT, default_value = "jwt", help_heading = heading::AUTH)]
     pub jwt_mount: String,
 
     /// Audience the projected token was issued for. Kubernetes sets it on the
     /// token; it is only logged here, to help diagnose a refused login.
-    #[arg(long, env = env::OPENBAO_JWT_AUDIENCE, default_value = "openbao-internal")]
+    #[arg(long, env = env::OPENBAO_JWT_AUDIENCE, default_value = "openbao-internal", help_heading = heading::AUTH)]
     pub jwt_audience: String,
 
-    /// File holding a static OpenBao token (exclusive with --jwt-role).
-    #[arg(long, env = env::OPENBAO_TOKEN_FILE)]
+    /// File holding a static OpenBao token (exclusive with --jwt-role
+    /// and BAO_TOKEN).
+    #[arg(long, env = env::OPENBAO_TOKEN_FILE, help_heading = heading::AUTH)]
     pub token_file: Option<PathBuf>,
+
+    /// The token in BAO_TOKEN, as the `bao` CLI reads it. No flag: a
+    /// token on the command line shows in `ps`.
+    #[arg(skip = env_token())]
+    pub env_token: Option<Secret>,
 
     /// Timeout for each OpenBao request other than the snapshot stream.
     #[arg(long, env = env::OPENBAO_REQUEST_TIMEOUT, default_value = "30s", value_parser = parse_duration)]
@@ -565,19 +675,24 @@ pub struct OpenBaoArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = heading::STORAGE)]
 pub struct TargetArgs {
     /// S3 endpoint URL; omit for AWS. A custom endpoint implies path-style
-    /// addressing unless --virtual-hosted-style is given.
-    #[arg(long, env = env::S3_ENDPOINT)]
+    /// addressing unless --virtual-hosted-style is given. When S3_ENDPOINT
+    /// is unset, AWS_ENDPOINT_URL_S3 and then AWS_ENDPOINT_URL are read.
+    #[arg(long, visible_alias = "endpoint-url", env = env::S3_ENDPOINT)]
     pub endpoint: Option<String>,
 
-    /// Bucket that holds the backups.
+    /// Bucket that holds the backups. Required (unless --key
+    /// s3://BUCKET/KEY or --file names the backup).
     #[arg(long, env = env::S3_BUCKET)]
     pub bucket: Option<String>,
 
-    /// S3 region (SigV4 signs with it; Garage's default is `garage`).
-    #[arg(long, env = env::S3_REGION, default_value = "us-east-1")]
-    pub region: String,
+    /// S3 region SigV4 signs with (Garage's default is `garage`). Without
+    /// it, AWS_REGION, AWS_DEFAULT_REGION or the AWS profile's region, as
+    /// the AWS CLI reads them; `us-east-1` when none is set.
+    #[arg(long, env = env::S3_REGION)]
+    pub region: Option<String>,
 
     /// Key prefix for this cluster's backups.
     #[arg(long, env = env::S3_PATH_PREFIX, default_value = "")]
@@ -671,9 +786,29 @@ impl OpenBaoArgs {
     }
 
     fn auth(&self) -> Result<Auth, String> {
+        let given: Vec<&str> = [
+            (self.jwt_role.is_some(), "--jwt-role (OPENBAO_JWT_ROLE)"),
+            (
+                self.token_file.is_some(),
+                "--token-file (OPENBAO_TOKEN_FILE)",
+            ),
+            (self.env_token.is_some(), env::BAO_TOKEN),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect();
+        if given.len() > 1 {
+            return Err(format!(
+                "both {} are set: choose one way to log in to OpenBao",
+                given.join(" and ")
+            ));
+        }
+        if let Some(token) = &self.env_token {
+            return Ok(Auth::EnvToken(token.clone()));
+        }
         match (&self.jwt_role, &self.token_file) {
-            (Some(_), Some(_)) => Err("both --jwt-role (OPENBAO_JWT_ROLE) and --token-file (OPENBAO_TOKEN_FILE) are set: choose one way to log in to OpenBao".into()),
-            (None, None) => Err("no OpenBao login configured: set --jwt-role (OPENBAO_JWT_ROLE) for JWT auth or --token-file (OPENBAO_TOKEN_FILE) for a static token".into()),
+            (Some(_), Some(_)) => unreachable!("refused above"),
+            (None, None) => Err("no OpenBao login configured: set --jwt-role (OPENBAO_JWT_ROLE) for JWT auth, --token-file (OPENBAO_TOKEN_FILE) for a static token, or BAO_TOKEN for a token in the environment".into()),
             (Some(role), None) => {
                 if role.trim().is_empty() {
                     return Err("--jwt-role (OPENBAO_JWT_ROLE) is empty: give the JWT auth role name".into());
@@ -716,7 +851,7 @@ impl TargetArgs {
             force_path_style: endpoint.is_some() && !self.virtual_hosted_style,
             endpoint,
             bucket,
-            region: self.region,
+            region: self.region.filter(|r| !r.trim().is_empty()),
             path_prefix: self.path_prefix.trim_matches('/').to_string(),
             part_size: self.part_size,
             concurrency: usize::from(self.concurrency),
@@ -725,6 +860,28 @@ impl TargetArgs {
             max_attempts: self.max_attempts,
         })
     }
+}
+
+/// BAO_TOKEN, when set and not empty (as the `bao` CLI ignores an empty one).
+fn env_token() -> Option<Secret> {
+    std::env::var(env::BAO_TOKEN)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| Secret::new(t.trim()))
+}
+
+/// What the `bao` and AWS variables add to the environment: for each of
+/// our variables that is unset or empty, the first of theirs that is set
+/// ([`env::ALIASES`]). Flags still beat every variable.
+pub fn env_aliases(
+    get: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Vec<(&'static str, std::ffi::OsString)> {
+    let set = |name: &str| get(name).filter(|v| !v.is_empty());
+    env::ALIASES
+        .iter()
+        .filter(|(ours, _)| set(ours).is_none())
+        .filter_map(|(ours, theirs)| Some((*ours, theirs.iter().find_map(|t| set(t))?)))
+        .collect()
 }
 
 /// Cluster and namespace names become key segments: refuse what would break
@@ -917,7 +1074,18 @@ mod tests {
         // 0 is no limit, as `maxCount: 0` in the CRD: nothing is deleted.
         let zero = parse(&["--token-file", "/t", "--max-count", "0"]).unwrap();
         assert_eq!(zero.retention, None);
-        let err = parse(&["--token-file", "/t", "--max-age", "7d"]).unwrap_err();
+        let days = parse(&["--token-file", "/t", "--max-age", "7d"]).unwrap();
+        assert_eq!(
+            days.retention,
+            Some(RetentionSetting::keep_last(
+                KeepLast {
+                    max_count: None,
+                    max_age: Some((Duration::from_secs(7 * 86_400), "7d".into())),
+                },
+                Vec::new()
+            ))
+        );
+        let err = parse(&["--token-file", "/t", "--max-age", "7 days"]).unwrap_err();
         assert!(err.contains("--max-age (RETENTION_MAX_AGE)"), "{err}");
         let err = parse(&[
             "--token-file",
@@ -1059,5 +1227,247 @@ mod tests {
         assert_eq!(config.transforms[1].config["recipients"][0], "age1x");
         let err = parse(&["--token-file", "/t", "--transform", r#"{"file": 3}"#]).unwrap_err();
         assert!(err.contains("--transform"), "{err}");
+    }
+
+    fn backup_args(extra: &[&str]) -> BackupArgs {
+        let mut argv = vec![
+            "openbao-backup",
+            "backup",
+            "--openbao-addr",
+            "http://a:8200",
+            "--bucket",
+            "b",
+            "--cluster",
+            "c",
+        ];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Backup(args) => *args,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_token_in_bao_token_is_one_login_among_the_others() {
+        let with_token = |extra: &[&str]| {
+            let mut args = backup_args(extra);
+            args.openbao.env_token = Some(Secret::new("s.hunter2"));
+            args.into_config()
+        };
+        let config = with_token(&[]).unwrap();
+        match &config.auth {
+            Auth::EnvToken(token) => assert_eq!(token.expose(), "s.hunter2"),
+            other => panic!("{other:?}"),
+        }
+        assert!(!format!("{config:?}").contains("hunter2"));
+        for (flag, value) in [("--token-file", "/t"), ("--jwt-role", "r")] {
+            let err = with_token(&[flag, value]).unwrap_err();
+            assert!(
+                err.contains(flag) && err.contains("BAO_TOKEN") && err.contains("choose one"),
+                "{err}"
+            );
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        let neither = backup_args(&[]).into_config().unwrap_err();
+        assert!(neither.contains("BAO_TOKEN"), "{neither}");
+    }
+
+    #[test]
+    fn bao_and_aws_variables_come_after_ours() {
+        use std::ffi::OsString;
+        let aliases = |set: &[(&str, &str)]| {
+            let set: Vec<(String, OsString)> = set
+                .iter()
+                .map(|(k, v)| (k.to_string(), OsString::from(v)))
+                .collect();
+            let mut found =
+                env_aliases(|name| set.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()));
+            found.sort();
+            found
+                .into_iter()
+                .map(|(k, v)| (k, v.into_string().unwrap()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(aliases(&[]), vec![]);
+        assert_eq!(
+            aliases(&[
+                ("BAO_ADDR", "http://bao:8200"),
+                ("BAO_CACERT", "/ca.pem"),
+                ("AWS_ENDPOINT_URL", "http://any:9000"),
+            ]),
+            vec![
+                ("OPENBAO_ADDR", "http://bao:8200".to_string()),
+                ("OPENBAO_CACERT", "/ca.pem".to_string()),
+                ("S3_ENDPOINT", "http://any:9000".to_string()),
+            ]
+        );
+        // The S3-specific AWS name beats the general one.
+        assert_eq!(
+            aliases(&[
+                ("AWS_ENDPOINT_URL", "http://any:9000"),
+                ("AWS_ENDPOINT_URL_S3", "http://s3:9000"),
+            ]),
+            vec![("S3_ENDPOINT", "http://s3:9000".to_string())]
+        );
+        // Ours first: nothing to add when it is set; an empty one is unset.
+        assert_eq!(
+            aliases(&[
+                ("OPENBAO_ADDR", "http://ours:8200"),
+                ("BAO_ADDR", "http://theirs:8200"),
+                ("S3_ENDPOINT", "http://ours:3900"),
+                ("AWS_ENDPOINT_URL_S3", "http://theirs:9000"),
+            ]),
+            vec![]
+        );
+        assert_eq!(
+            aliases(&[("OPENBAO_ADDR", ""), ("BAO_ADDR", "http://theirs:8200")]),
+            vec![("OPENBAO_ADDR", "http://theirs:8200".to_string())]
+        );
+    }
+
+    #[test]
+    fn endpoint_url_is_an_alias_and_the_region_is_not_forced() {
+        let c = parse(&[
+            "--token-file",
+            "/t",
+            "--endpoint-url",
+            "http://127.0.0.1:3900",
+        ])
+        .unwrap();
+        assert_eq!(c.target.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+        assert!(c.target.force_path_style);
+        assert_eq!(c.target.region, None, "the AWS chain decides");
+        let c = parse(&["--token-file", "/t", "--region", "garage"]).unwrap();
+        assert_eq!(c.target.region.as_deref(), Some("garage"));
+        let c = parse(&["--token-file", "/t", "--region", ""]).unwrap();
+        assert_eq!(c.target.region, None);
+    }
+
+    #[test]
+    fn a_restore_needs_an_explicit_backup() {
+        let restore = |args: &[&str]| {
+            let mut argv = vec![
+                "openbao-backup",
+                "restore",
+                "--openbao-addr",
+                "http://a:8200",
+                "--token-file",
+                "/t",
+                "--bucket",
+                "b",
+                "--cluster",
+                "bao",
+            ];
+            argv.extend_from_slice(args);
+            match Cli::try_parse_from(argv)
+                .map_err(|e| e.to_string())?
+                .command
+            {
+                Command::Restore(args) => args.into_config().map(|(read, _)| read),
+                _ => unreachable!(),
+            }
+        };
+        let backup = |read: ReadBack| match read.source {
+            Source::Bucket { backup, .. } => backup,
+            other => panic!("{other:?}"),
+        };
+        let err = restore(&[]).unwrap_err();
+        assert!(
+            err.contains("restore needs --key KEY (BACKUP_KEY) or --latest"),
+            "{err}"
+        );
+        assert_eq!(backup(restore(&["--latest"]).unwrap()), BackupRef::Latest);
+        // `--key latest` is what BACKUP_KEY=latest (the operator's restore
+        // Job) amounts to: an explicit choice.
+        assert_eq!(
+            backup(restore(&["--key", "latest"]).unwrap()),
+            BackupRef::Latest
+        );
+        assert_eq!(
+            backup(restore(&["--key", "p/x.snap"]).unwrap()),
+            BackupRef::Key("p/x.snap".into())
+        );
+        let err = restore(&["--latest", "--key", "p/x.snap"]).unwrap_err();
+        assert!(err.contains("both --latest and --key"), "{err}");
+        // verify and decode only read: without either, the newest.
+        let cli = Cli::try_parse_from([
+            "openbao-backup",
+            "verify",
+            "--bucket",
+            "b",
+            "--cluster",
+            "c",
+        ])
+        .unwrap();
+        let Command::Verify(args) = cli.command else {
+            unreachable!()
+        };
+        assert_eq!(backup(args.into_config().unwrap()), BackupRef::Latest);
+    }
+
+    #[test]
+    fn help_groups_flags_under_headings_with_examples() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        for (name, headings) in [
+            (
+                "backup",
+                &[
+                    "OpenBao:",
+                    "Authentication:",
+                    "Storage (S3):",
+                    "Backup:",
+                    "Retention:",
+                    "Plugins:",
+                    "Output:",
+                ][..],
+            ),
+            (
+                "restore",
+                &[
+                    "OpenBao:",
+                    "Authentication:",
+                    "Storage (S3):",
+                    "Backup:",
+                    "Plugins:",
+                    "Output:",
+                ],
+            ),
+            ("list", &["Storage (S3):", "Backup:", "Output:"]),
+            (
+                "verify",
+                &["Storage (S3):", "Backup:", "Plugins:", "Output:"],
+            ),
+            (
+                "decode",
+                &["Storage (S3):", "Backup:", "Plugins:", "Output:"],
+            ),
+        ] {
+            let help = cli
+                .find_subcommand_mut(name)
+                .unwrap()
+                .render_long_help()
+                .to_string();
+            let help = help.split_once("\nOptions:").unwrap().1;
+            for heading in headings {
+                assert!(
+                    help.contains(&format!("\n{heading}\n")),
+                    "{name}: no {heading}\n{help}"
+                );
+            }
+            let examples = help.split("Examples:").nth(1).unwrap_or_default();
+            let count = examples.matches("\n  openbao-backup ").count();
+            assert!((2..=3).contains(&count), "{name}: {count} examples\n{help}");
+            // The flags that are required say so.
+            let required = ["--openbao-addr", "--bucket", "--cluster"];
+            for flag in required.iter().filter(|f| help.contains(&format!("{f} <"))) {
+                let text = help.split(&format!("{flag} <")).nth(1).unwrap();
+                let text = text.split("\n\n").next().unwrap();
+                assert!(
+                    text.contains("Required") || text.contains("required"),
+                    "{name} {flag}: {text}"
+                );
+            }
+        }
     }
 }

@@ -33,7 +33,7 @@ fn main() -> ExitCode {
                 }
                 Err(error) => {
                     eprintln!("list failed: {error}");
-                    ExitCode::FAILURE
+                    exit_code(&error)
                 }
             }
         }),
@@ -111,11 +111,44 @@ async fn backup_command(args: cli::BackupArgs) -> ExitCode {
                 started_at,
                 completed_at: chrono::Utc::now(),
             };
-            (result, ExitCode::FAILURE)
+            let code = exit_code(&error);
+            (result, code)
         }
     };
     let line = serde_json::to_string(&result).expect("result serializes");
     write_result(&line, result_file, code)
+}
+
+/// Exit codes, one per cause a script or a person acts on differently
+/// (README "Exit codes"). 0 is success; clap exits with 2 on a usage
+/// error, as a configuration error does here.
+mod exit {
+    pub const FAILURE: u8 = 1;
+    pub const CONFIG: u8 = 2;
+    pub const AUTH: u8 = 3;
+    pub const OPENBAO: u8 = 4;
+    pub const STORAGE: u8 = 5;
+    pub const INTEGRITY: u8 = 6;
+    pub const PLUGIN: u8 = 7;
+    pub const CANCELLED: u8 = 8;
+}
+
+/// The one table from an error's cause to the exit code.
+fn exit_code_of(cause: &str) -> u8 {
+    match cause {
+        "config" => exit::CONFIG,
+        "auth" => exit::AUTH,
+        "no-active-node" | "openbao" | "timeout" => exit::OPENBAO,
+        "storage" => exit::STORAGE,
+        "invalid-snapshot" => exit::INTEGRITY,
+        "plugin" => exit::PLUGIN,
+        "cancelled" => exit::CANCELLED,
+        _ => exit::FAILURE,
+    }
+}
+
+fn exit_code(error: &Error) -> ExitCode {
+    ExitCode::from(exit_code_of(error.cause()))
 }
 
 fn print_list(listed: &[restore::Listed], json: bool) {
@@ -180,7 +213,8 @@ fn report(
                 reason: failure_reason(command, &error),
                 completed_at: chrono::Utc::now(),
             };
-            (failed, ExitCode::FAILURE)
+            let code = exit_code(&error);
+            (failed, code)
         }
     };
     let line = serde_json::to_string(&result).expect("result serializes");
@@ -209,7 +243,8 @@ fn write_result(line: &str, result_file: Option<std::path::PathBuf>, code: ExitC
 }
 
 /// A variable set under its old name counts under the new one, unless the
-/// new one is set too.
+/// new one is set too; then the `bao` and AWS names count under ours
+/// (`cli::env_aliases`).
 fn read_renamed_variables() {
     for (old, new) in contract::executor::env::RENAMED {
         if let (Some(value), None) = (std::env::var_os(old), std::env::var_os(new)) {
@@ -217,6 +252,38 @@ fn read_renamed_variables() {
             // environment while it changes.
             unsafe { std::env::set_var(new, value) };
         }
+    }
+    for (ours, value) in cli::env_aliases(|name| std::env::var_os(name)) {
+        // SAFETY: as above.
+        unsafe { std::env::set_var(ours, value) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cause_has_its_exit_code() {
+        let s = String::new;
+        for (error, code) in [
+            (Error::Config(s()), 2),
+            (Error::AuthRefused(s()), 3),
+            (Error::NoActiveNode(s()), 4),
+            (Error::OpenBao(s()), 4),
+            (Error::Timeout(s()), 4),
+            (Error::Storage(s()), 5),
+            (Error::InvalidSnapshot(s()), 6),
+            (Error::Cancelled("SIGTERM"), 8),
+            (Error::Retention(s()), 1),
+        ] {
+            assert_eq!(exit_code_of(error.cause()), code, "{error:?}");
+        }
+        // A plugin error needs a running plugin; its cause is "plugin".
+        assert_eq!(exit_code_of("plugin"), 7);
+        // clap's usage errors exit with 2, as configuration errors do.
+        let usage = cli::Cli::try_parse_from(["openbao-backup", "backup", "--bogus"]).unwrap_err();
+        assert_eq!(usage.exit_code(), i32::from(exit::CONFIG));
     }
 }
 

@@ -65,6 +65,25 @@ pub mod env {
     /// Old names still read, as (old, new): a Job written by an older
     /// operator keeps working.
     pub const RENAMED: [(&str, &str); 1] = [("BACKUP_RESULT_FILE", RESULT_FILE)];
+
+    /// The names the `bao` CLI and the AWS tools read, so that a shell set
+    /// up for them works here too.
+    pub const BAO_ADDR: &str = "BAO_ADDR";
+    pub const BAO_CACERT: &str = "BAO_CACERT";
+    /// A token in the environment, for people at a shell (the operator
+    /// mounts a file: `OPENBAO_TOKEN_FILE`). There is no flag: a token on
+    /// a command line shows in `ps`.
+    pub const BAO_TOKEN: &str = "BAO_TOKEN";
+    pub const AWS_ENDPOINT_URL_S3: &str = "AWS_ENDPOINT_URL_S3";
+    pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+
+    /// Variables read when ours is unset, as (ours, theirs in order): our
+    /// own name first, then the `bao` or AWS one.
+    pub const ALIASES: [(&str, &[&str]); 3] = [
+        (OPENBAO_ADDR, &[BAO_ADDR]),
+        (OPENBAO_CACERT, &[BAO_CACERT]),
+        (S3_ENDPOINT, &[AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL]),
+    ];
 }
 
 /// Multipart upload: S3's bounds and the defaults both sides use.

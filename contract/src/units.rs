@@ -43,9 +43,8 @@ fn size_unit(unit: &str) -> Option<u64> {
 /// Kubernetes does.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let not_a_size = || {
-        format!("`{text}` is not a size: use bytes or a quantity such as 10Mi, 1Gi or 20MiB")
-    };
+    let not_a_size =
+        || format!("`{text}` is not a size: use bytes or a quantity such as 10Mi, 1Gi or 20MiB");
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
@@ -198,7 +197,9 @@ mod tests {
         assert_eq!(parse_size("1KB"), Ok(1000));
         assert_eq!(parse_size("3B"), Ok(3));
         assert_eq!(parse_size(" 42 "), Ok(42));
-        for bad in ["", "Mi", "-5Mi", "1.Mi", ".5Mi", "1..5Mi", "5m", "1e6", "10 M i"] {
+        for bad in [
+            "", "Mi", "-5Mi", "1.Mi", ".5Mi", "1..5Mi", "5m", "1e6", "10 M i",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
         assert!(parse_size("16Ei").unwrap_err().contains("too large"));

@@ -34,6 +34,9 @@ pub enum Auth {
     },
     /// A static token from a mounted Secret.
     Token { file: PathBuf },
+    /// A static token from the environment (`BAO_TOKEN`), for people at a
+    /// shell. `Secret` keeps it out of logs and errors.
+    EnvToken(Secret),
 }
 
 /// What a node says about itself through `sys/health` (status codes are
@@ -153,6 +156,10 @@ impl OpenBaoClient {
             Auth::Token { file } => {
                 tracing::info!(file = %file.display(), "using a static OpenBao token");
                 Secret::from_file(file, "--token-file (OPENBAO_TOKEN_FILE)").map_err(Error::Config)
+            }
+            Auth::EnvToken(token) => {
+                tracing::info!("using the OpenBao token in BAO_TOKEN");
+                Ok(token.clone())
             }
             Auth::Jwt {
                 mount,

@@ -20,7 +20,8 @@ use contract::secret::Secret;
 pub struct TargetConfig {
     pub endpoint: Option<String>,
     pub bucket: String,
-    pub region: String,
+    /// `--region`; None lets the AWS chain decide (see [`region`]).
+    pub region: Option<String>,
     pub path_prefix: String,
     pub part_size: u64,
     pub concurrency: usize,
@@ -68,7 +69,7 @@ pub async fn client(target: &TargetConfig) -> Result<Client, Error> {
 
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(http)
-        .region(Region::new(target.region.clone()));
+        .region(region(target.region.as_deref()).await);
     if let Some(dir) = &target.credentials_dir {
         loader = loader.credentials_provider(credentials_from_dir(dir)?);
     }
@@ -90,6 +91,40 @@ pub async fn client(target: &TargetConfig) -> Result<Client, Error> {
         config = config.endpoint_url(endpoint);
     }
     Ok(Client::from_conf(config.build()))
+}
+
+/// The region used when neither `--region` nor the AWS chain names one:
+/// what S3-compatible servers (MinIO, Ceph) expect by default and what
+/// this tool always used.
+pub const FALLBACK_REGION: &str = "us-east-1";
+
+/// The region SigV4 signs with: `--region` (S3_REGION); else the AWS
+/// chain as the AWS CLI reads it (AWS_REGION, AWS_DEFAULT_REGION, the
+/// profile's `region` in AWS_CONFIG_FILE for AWS_PROFILE); else
+/// [`FALLBACK_REGION`]. The chain stops short of the EC2 instance metadata,
+/// which off EC2 only adds seconds of timeouts to every command.
+pub async fn region(flag: Option<&str>) -> Region {
+    use aws_config::meta::region::RegionProviderChain;
+    if let Some(region) = flag.map(str::trim).filter(|r| !r.is_empty()) {
+        return Region::new(region.to_string());
+    }
+    let chain = RegionProviderChain::first_try(
+        aws_config::environment::region::EnvironmentVariableRegionProvider::new(),
+    )
+    .or_else(aws_config::profile::ProfileFileRegionProvider::new());
+    match chain.region().await {
+        Some(region) => {
+            tracing::debug!(%region, "S3 region from the AWS environment or profile");
+            region
+        }
+        None => {
+            tracing::info!(
+                region = FALLBACK_REGION,
+                "no S3 region set (--region, S3_REGION, AWS_REGION, AWS_DEFAULT_REGION or the AWS profile): using {FALLBACK_REGION}"
+            );
+            Region::new(FALLBACK_REGION)
+        }
+    }
 }
 
 /// A `caCert` key in the mounted credentials Secret is a CA bundle too.

@@ -206,7 +206,7 @@ pub async fn s3_client(endpoint: &str, credentials_dir: &Path) -> Client {
     executor::s3::client(&TargetConfig {
         endpoint: Some(endpoint.to_string()),
         bucket: String::new(),
-        region: REGION.into(),
+        region: Some(REGION.into()),
         path_prefix: String::new(),
         part_size: 5 * MIB,
         concurrency: 1,
