@@ -662,6 +662,7 @@ async fn sigterm_aborts_the_upload() {
         stderr.contains("backup failed: cancelled: received SIGTERM"),
         "{stderr}"
     );
+    assert_eq!(output.status.code(), Some(8), "cancelled has its exit code");
     bucket.assert_untouched().await;
 }
 
@@ -989,6 +990,7 @@ async fn a_transform_failing_mid_stream_leaves_nothing_behind() {
         let run = run_cli(&args, &[]).await;
         assert!(!run.ok(), "{action}");
         assert_eq!(run.result["cause"], "plugin", "{action}");
+        assert_eq!(run.output.status.code(), Some(7), "{action}: exit code");
         let why = run.reason();
         assert!(
             why.contains("transform 1 (misbehave ") && why.contains(reason),
@@ -1040,5 +1042,207 @@ async fn a_transform_that_cannot_run_stops_the_backup_before_it_starts() {
             "OpenBao was not asked: {why}"
         );
     }
+    bucket.assert_untouched().await;
+}
+
+/// The variables a shell set up for `bao` and the AWS CLI holds work
+/// without a flag: BAO_ADDR, BAO_TOKEN (never printed), AWS_ENDPOINT_URL
+/// and AWS_REGION; our own names win over them.
+#[tokio::test]
+async fn a_shell_set_up_for_bao_and_the_aws_cli_needs_no_flags() {
+    let bucket = Bucket::new("bao-aws-env").await;
+    let openbao = Source::start(0).await;
+    let mut args = bucket.args(&openbao.url());
+    for flag in ["--openbao-addr", "--token-file", "--endpoint", "--region"] {
+        unset(&mut args, flag);
+    }
+    let garage = bucket.garage;
+    let url = openbao.url();
+    let run = run_cli(
+        &args,
+        &[
+            ("BAO_ADDR", &url),
+            ("BAO_TOKEN", TOKEN),
+            ("AWS_ENDPOINT_URL", &garage.endpoint),
+            ("AWS_REGION", testkit::garage::REGION),
+        ],
+    )
+    .await;
+    assert_backed_up(&bucket, &openbao, &run).await;
+    run.assert_no_secret(&[TOKEN]);
+    assert!(
+        run.stderr().contains("BAO_TOKEN"),
+        "the log says where the token came from:\n{}",
+        run.stderr()
+    );
+
+    // Ours first: OPENBAO_ADDR and S3_ENDPOINT beat BAO_ADDR and
+    // AWS_ENDPOINT_URL_S3 (both pointing nowhere), and the S3-specific AWS
+    // name beats the general one.
+    let run = run_cli(
+        &args,
+        &[
+            ("OPENBAO_ADDR", &url),
+            ("BAO_ADDR", "http://127.0.0.1:9"),
+            ("BAO_TOKEN", TOKEN),
+            ("AWS_ENDPOINT_URL_S3", &garage.endpoint),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            ("AWS_REGION", testkit::garage::REGION),
+        ],
+    )
+    .await;
+    assert!(run.ok(), "{}", run.all_output());
+    let run = run_cli(
+        &args,
+        &[
+            ("BAO_ADDR", &url),
+            ("BAO_TOKEN", TOKEN),
+            ("S3_ENDPOINT", &garage.endpoint),
+            ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9"),
+            ("AWS_REGION", testkit::garage::REGION),
+        ],
+    )
+    .await;
+    assert!(run.ok(), "{}", run.all_output());
+
+    // --endpoint-url, as the AWS CLI spells it.
+    let mut flags = bucket.args(&openbao.url());
+    let at = flags.iter().position(|a| a == "--endpoint").unwrap();
+    flags[at] = "--endpoint-url".into();
+    let run = run_cli(&flags, &[]).await;
+    assert!(run.ok(), "{}", run.all_output());
+
+    // A token in the environment and a token file: one login only.
+    let mut both = args.clone();
+    set(
+        &mut both,
+        "--token-file",
+        bucket.dir.join("token").to_str().unwrap(),
+    );
+    let run = run_cli(
+        &both,
+        &[
+            ("BAO_ADDR", &url),
+            ("BAO_TOKEN", TOKEN),
+            ("AWS_ENDPOINT_URL", &garage.endpoint),
+        ],
+    )
+    .await;
+    assert!(!run.ok());
+    assert!(
+        run.reason()
+            .contains("both --token-file (OPENBAO_TOKEN_FILE) and BAO_TOKEN are set"),
+        "{}",
+        run.reason()
+    );
+    run.assert_no_secret(&[TOKEN]);
+}
+
+/// Without --region (S3_REGION) the region comes from the AWS chain, as
+/// the AWS CLI reads it: AWS_REGION, AWS_DEFAULT_REGION, the profile.
+/// Garage signs with `garage`, so only a run that found it succeeds; with
+/// nothing set, `us-east-1` is used and Garage refuses it.
+#[tokio::test]
+async fn the_region_comes_from_the_aws_chain_when_not_given() {
+    let bucket = Bucket::new("region-chain").await;
+    let openbao = Source::start(0).await;
+    let mut args = bucket.args(&openbao.url());
+    unset(&mut args, "--region");
+    let region = testkit::garage::REGION;
+    let profile = bucket.dir.join("aws-config");
+    std::fs::write(
+        &profile,
+        format!("[default]\nregion = us-east-1\n\n[profile backups]\nregion = {region}\n"),
+    )
+    .unwrap();
+    let nowhere = bucket.dir.join("no-aws-config");
+    let (profile, nowhere) = (profile.to_str().unwrap(), nowhere.to_str().unwrap());
+    let cases: [(&str, Vec<(&str, &str)>); 5] = [
+        ("AWS_REGION", vec![("AWS_REGION", region)]),
+        ("AWS_DEFAULT_REGION", vec![("AWS_DEFAULT_REGION", region)]),
+        (
+            "the profile",
+            vec![("AWS_CONFIG_FILE", profile), ("AWS_PROFILE", "backups")],
+        ),
+        (
+            "S3_REGION before AWS_REGION",
+            vec![("S3_REGION", region), ("AWS_REGION", "eu-west-3")],
+        ),
+        (
+            "AWS_REGION before the profile",
+            vec![("AWS_REGION", region), ("AWS_CONFIG_FILE", profile)],
+        ),
+    ];
+    for (name, env) in cases {
+        let mut env = env.clone();
+        if !env.iter().any(|(k, _)| *k == "AWS_CONFIG_FILE") {
+            env.push(("AWS_CONFIG_FILE", nowhere));
+        }
+        let run = run_cli(&args, &env).await;
+        assert!(run.ok(), "{name}:\n{}", run.all_output());
+    }
+    // Nothing set: the fallback, said in the log; Garage refuses it.
+    let run = run_cli(&args, &[("AWS_CONFIG_FILE", nowhere)]).await;
+    assert!(!run.ok());
+    assert!(
+        run.stderr().contains("no S3 region set") && run.stderr().contains("us-east-1"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(run.result["cause"], "storage");
+}
+
+/// One exit code per cause (README "Exit codes"), each produced here by
+/// real servers.
+#[tokio::test]
+async fn the_exit_code_names_the_cause() {
+    let bucket = Bucket::new("exit-codes").await;
+    let openbao = Source::start(0).await;
+    let code = |run: &support::Run| run.output.status.code();
+
+    // 2: configuration.
+    let mut args = bucket.args(&openbao.url());
+    set(&mut args, "--part-size", "1Mi");
+    let run = run_cli(&args, &[]).await;
+    assert_eq!(
+        (code(&run), &run.result["cause"]),
+        (Some(2), &"config".into())
+    );
+
+    // 3: OpenBao refused the token.
+    let wrong = bucket.dir.join("wrong-token");
+    std::fs::write(&wrong, "not-a-token-of-this-cluster").unwrap();
+    let mut args = bucket.args(&openbao.url());
+    set(&mut args, "--token-file", wrong.to_str().unwrap());
+    let run = run_cli(&args, &[]).await;
+    assert_eq!(
+        (code(&run), &run.result["cause"]),
+        (Some(3), &"auth".into())
+    );
+
+    // 4: OpenBao unreachable.
+    let run = run_cli(&bucket.args("http://127.0.0.1:9"), &[]).await;
+    assert_eq!(
+        (code(&run), &run.result["cause"]),
+        (Some(4), &"no-active-node".into())
+    );
+
+    // 5: storage unreachable.
+    let mut args = bucket.args(&openbao.url());
+    set(&mut args, "--endpoint", "http://127.0.0.1:9");
+    set(&mut args, "--max-attempts", "1");
+    let run = run_cli(&args, &[]).await;
+    assert_eq!(
+        (code(&run), &run.result["cause"]),
+        (Some(5), &"storage".into())
+    );
+
+    // 2 as well for what clap refuses before anything runs.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_openbao-backup"))
+        .args(["backup", "--no-such-flag"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
     bucket.assert_untouched().await;
 }

@@ -306,6 +306,15 @@ async fn a_restore_that_fails_leaves_openbao_as_it_was() {
         assert!(!run.ok(), "expected {cause}: {}", run.all_output());
         assert_eq!(run.result["cause"], cause, "{}", run.all_output());
         assert!(run.reason().contains(words), "{}", run.reason());
+        // README "Exit codes": one per cause.
+        let code = match cause {
+            "config" => 2,
+            "storage" => 5,
+            "invalid-snapshot" => 6,
+            "plugin" => 7,
+            other => panic!("no exit code expected for {other}"),
+        };
+        assert_eq!(run.output.status.code(), Some(code), "{cause}");
         assert_eq!(
             openbao.cluster.secret("app").await,
             Some(json!({"v": "current"})),
@@ -421,6 +430,7 @@ async fn a_restore_that_fails_leaves_openbao_as_it_was() {
     let run = restore(&bucket, &backup_only.url().await, &plain_key, &plain).await;
     assert_eq!(run.result["cause"], "auth", "{}", run.all_output());
     assert!(run.reason().contains("needs `update`"), "{}", run.reason());
+    assert_eq!(run.output.status.code(), Some(3), "auth has its exit code");
     assert_eq!(
         backup_only.secret("app").await,
         Some(json!({"v": "untouched"}))
@@ -724,4 +734,84 @@ async fn put(bucket: &Bucket, key: &str, bytes: Vec<u8>) {
         .send()
         .await
         .unwrap();
+}
+
+/// A restore replaces OpenBao's data: which backup is always said, with
+/// --key or --latest, or BACKUP_KEY (the operator's restore Job sets it,
+/// `latest` by default). Without one, nothing is read or restored.
+#[tokio::test]
+async fn a_restore_restores_only_a_backup_chosen_explicitly() {
+    let bucket = Bucket::new("restore-explicit").await;
+    let openbao = Source::start(1).await;
+    openbao
+        .cluster
+        .put_secret("app", json!({"v": "backed up"}))
+        .await;
+    let (key, _) = backup(&bucket, &openbao, &Chain { specs: Vec::new() }).await;
+    openbao
+        .cluster
+        .put_secret("app", json!({"v": "current"}))
+        .await;
+    let url = openbao.url();
+    let args = command_args(&bucket, "restore", &url);
+
+    let attempts = openbao.restore_requests();
+    let run = run_cli(&args, &[]).await;
+    assert!(!run.ok());
+    assert_eq!(run.output.status.code(), Some(2));
+    assert!(
+        run.reason()
+            .contains("restore needs --key KEY (BACKUP_KEY) or --latest"),
+        "{}",
+        run.reason()
+    );
+    assert_eq!(
+        openbao.restore_requests(),
+        attempts,
+        "OpenBao was not asked"
+    );
+    assert_eq!(
+        openbao.cluster.secret("app").await,
+        Some(json!({"v": "current"}))
+    );
+
+    // The operator's restore Job: BACKUP_KEY=latest.
+    let run = run_cli(&args, &[("BACKUP_KEY", "latest")]).await;
+    assert!(run.ok(), "{}", run.all_output());
+    assert_eq!(run.result["key"], key.as_str(), "{}", run.result);
+    assert_eq!(
+        openbao.cluster.secret("app").await,
+        Some(json!({"v": "backed up"}))
+    );
+
+    let mut latest = args.clone();
+    latest.push("--latest".into());
+    let run = run_cli(&latest, &[]).await;
+    assert!(run.ok(), "{}", run.all_output());
+    assert_eq!(run.result["key"], key.as_str(), "{}", run.result);
+}
+
+/// `verify` of an object altered in the bucket exits with the integrity
+/// code (README "Exit codes"); without --key it reads the newest backup.
+#[tokio::test]
+async fn a_tampered_object_fails_verify_with_the_integrity_exit_code() {
+    let bucket = Bucket::new("verify-tampered").await;
+    let openbao = Source::start(2).await;
+    let (key, _) = backup(&bucket, &openbao, &Chain { specs: Vec::new() }).await;
+    let verify = command_args(&bucket, "verify", "");
+    let run = run_cli(&verify, &[]).await;
+    assert!(run.ok(), "{}", run.all_output());
+    let mut object = bucket.read(&key).await;
+    let middle = object.len() / 2;
+    object[middle] ^= 0x40;
+    put(&bucket, &key, object).await;
+    let run = run_cli(&verify, &[]).await;
+    assert!(!run.ok());
+    assert_eq!(
+        run.result["cause"],
+        "invalid-snapshot",
+        "{}",
+        run.all_output()
+    );
+    assert_eq!(run.output.status.code(), Some(6));
 }
