@@ -259,6 +259,18 @@ fn read_renamed_variables() {
     }
 }
 
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("LOG_LEVEL").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,17 +296,5 @@ mod tests {
         // clap's usage errors exit with 2, as configuration errors do.
         let usage = cli::Cli::try_parse_from(["openbao-backup", "backup", "--bogus"]).unwrap_err();
         assert_eq!(usage.exit_code(), i32::from(exit::CONFIG));
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("LOG_LEVEL").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
