@@ -82,7 +82,14 @@ async fn operator_on_a_real_api_server() {
     let openbao = start_openbao(&issuer).await;
     let cluster = backup_cluster(&kube, &admin, &bucket).await;
 
-    let job = run_backup_job(&kube, &admin, &cluster, "manual-backup-1", &openbao.url()).await;
+    let job = run_backup_job(
+        &kube,
+        &admin,
+        &cluster,
+        "manual-backup-1",
+        Some(&openbao.url()),
+    )
+    .await;
     let backup = wait_for("the first backup in status", || async {
         let status = get_cluster(&admin).await.status?.backup?;
         status.last_backup_name.is_some().then_some(status)
@@ -126,7 +133,14 @@ async fn operator_on_a_real_api_server() {
 
     // A failing backup: OpenBao refuses the snapshot.
     openbao.set_fault(Fault::Status(503));
-    run_backup_job(&kube, &admin, &cluster, "manual-backup-2", &openbao.url()).await;
+    run_backup_job(
+        &kube,
+        &admin,
+        &cluster,
+        "manual-backup-2",
+        Some(&openbao.url()),
+    )
+    .await;
     let failed = wait_for("the failure in status", || async {
         let status = get_cluster(&admin).await.status?.backup?;
         (status.consecutive_failures == 1).then_some(status)
@@ -146,6 +160,7 @@ async fn operator_on_a_real_api_server() {
         .await;
     let key = plugins_from_config_maps(&kube, &admin, &bucket, &openbao).await;
     restore_through_the_operator(&kube, &admin, &openbao, &key).await;
+    an_external_openbao_is_backed_up_and_restored(&kube, &admin, &bucket).await;
     // The last backup is the pre-upgrade one now.
     let key = upgrade_through_the_operator(&kube, &admin, &openbao).await;
 
@@ -631,7 +646,7 @@ async fn retention_deleting_more_than_a_termination_message_holds(
         admin,
         &cluster,
         "manual-backup-retention",
-        &openbao.url(),
+        Some(&openbao.url()),
     )
     .await;
     let backup = wait_for("the backup with retention in status", || async {
@@ -727,7 +742,7 @@ async fn plugins_from_config_maps(
         admin,
         &cluster,
         "manual-backup-plugins",
-        &openbao.url(),
+        Some(&openbao.url()),
     )
     .await;
     let backup = wait_for("the transformed backup in status", || async {
@@ -826,6 +841,189 @@ async fn restore_through_the_operator(
     assert_eq!(failed.conditions[0].reason, "RestoreFailed");
     wait_for_event_about(admin, "RestoreFailed", "restore-2").await;
     assert_eq!(openbao.restore_requests(), 1, "OpenBao was not asked");
+}
+
+/// An OpenBao the operator does not run (`spec.external`): a real TLS
+/// node the test started, addressed by its URL, trusted by the CA from a
+/// Secret. No workload object is made for it; its backups (with
+/// retention) and an OpenBaoRestore work as for any cluster, the Jobs
+/// reaching OpenBao at the address the operator gave them.
+async fn an_external_openbao_is_backed_up_and_restored(
+    kube: &KubeApiServer,
+    admin: &Client,
+    bucket: &Bucket,
+) {
+    // The documented example, as applied at the start.
+    let example = Api::<OpenBaoCluster>::namespaced(admin.clone(), "default");
+    let example = wait_for("the external example's condition", || async {
+        let cluster = example.get("external-cluster").await.ok()?;
+        (!cluster.status.as_ref()?.conditions.is_empty()).then_some(cluster)
+    })
+    .await;
+    assert_eq!(condition(&example, "WorkloadConfigured").reason, "External");
+    assert!(
+        Api::<StatefulSet>::namespaced(admin.clone(), "default")
+            .get_opt("external-cluster")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let ca = TestCa::generate();
+    let mut spec = ClusterSpec::single().with_token(support::TOKEN, &["backup", "restore"]);
+    spec.tls = Some(ca.clone());
+    let bao = testkit::Cluster::start(spec).await;
+    let url = bao.url().await;
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let port: i32 = url.rsplit(':').next().unwrap().parse().unwrap();
+    for secret in [
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ext-ca", "namespace": "backups"},
+               "stringData": {"bundle.pem": ca.ca_pem}}),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ext-token", "namespace": "backups"},
+               "stringData": {"token": support::TOKEN}}),
+    ] {
+        kubectl_ok(
+            kube,
+            &["apply", "--server-side", "-f", "-"],
+            Some(&secret.to_string()),
+        );
+    }
+    let cluster = json!({
+        "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoCluster",
+        "metadata": {"name": "ext", "namespace": "backups"},
+        "spec": {
+            "external": {"addresses": [url], "caSecretRef": {"name": "ext-ca", "key": "bundle.pem"}},
+            "backup": {
+                "schedule": "0 3 * * *",
+                "executorImage": "openbao/backup-executor:v0.1.0",
+                "tokenSecretRef": {"name": "ext-token"},
+                "retention": {"maxCount": 1},
+                "target": {"endpoint": bucket.garage.endpoint, "bucket": bucket.name, "region": testkit::garage::REGION,
+                           "pathPrefix": "external", "credentialsSecretRef": {"name": "s3-credentials"}},
+            },
+        },
+    });
+    kubectl_ok(
+        kube,
+        &["apply", "--server-side", "-f", "-"],
+        Some(&cluster.to_string()),
+    );
+    let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), "backups");
+    let ext = wait_for("the external cluster's conditions", || async {
+        let cluster = clusters.get("ext").await.ok()?;
+        let conditions = &cluster.status.as_ref()?.conditions;
+        conditions
+            .iter()
+            .any(|c| c.type_ == "BackupConfigured")
+            .then_some(cluster)
+    })
+    .await;
+    let workload = condition(&ext, "WorkloadConfigured");
+    assert_eq!(
+        (workload.status.as_str(), workload.reason.as_str()),
+        ("True", "External"),
+        "{}",
+        workload.message
+    );
+    let status = ext.status.clone().unwrap();
+    assert!(status.version.is_none() && status.upgrade.is_none());
+    assert!(status.conditions.iter().all(|c| c.type_ != "Upgraded"));
+
+    // No workload: nothing under the names the workload would have (the
+    // PodDisruptionBudget is policy/v1, which this 1.20 server does not
+    // serve; the scripted reconcile test shows it is never applied).
+    assert!(
+        Api::<StatefulSet>::namespaced(admin.clone(), "backups")
+            .get_opt("ext")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let services: Api<Service> = Api::namespaced(admin.clone(), "backups");
+    for name in ["ext", "ext-internal"] {
+        assert!(
+            services.get_opt(name).await.unwrap().is_none(),
+            "Service {name}"
+        );
+    }
+    assert!(
+        Api::<ConfigMap>::namespaced(admin.clone(), "backups")
+            .get_opt("ext-config")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        Api::<ServiceAccount>::namespaced(admin.clone(), "backups")
+            .get_opt("ext")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        Api::<Role>::namespaced(admin.clone(), "backups")
+            .get_opt("ext-service-registration")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        Api::<RoleBinding>::namespaced(admin.clone(), "backups")
+            .get_opt("ext-service-registration")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Backup pods may reach the external OpenBao by its port.
+    let policy = Api::<NetworkPolicy>::namespaced(admin.clone(), "backups")
+        .get("ext-backup")
+        .await
+        .unwrap();
+    let egress = policy.spec.unwrap().egress.unwrap();
+    assert!(
+        egress.iter().any(|rule| rule.to.is_none()
+            && rule.ports.iter().flatten().any(|p| p.port
+                == Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(port)))),
+        "{egress:?}"
+    );
+
+    // Two backups, retention keeping one; then a restore of the newest.
+    let mut keys = Vec::new();
+    for (i, value) in ["first", "second"].into_iter().enumerate() {
+        bao.put_secret("app", json!({"v": value})).await;
+        let job = run_backup_job(kube, admin, &ext, &format!("ext-backup-{i}"), None).await;
+        let backup = wait_for("the external backup in status", || async {
+            let status = clusters.get("ext").await.ok()?.status?.backup?;
+            status.recorded_jobs.contains(&job.uid()?).then_some(status)
+        })
+        .await;
+        assert_eq!(
+            backup.consecutive_failures, 0,
+            "{:?}",
+            backup.last_failure_reason
+        );
+        keys.push(backup.last_backup_name.unwrap());
+    }
+    assert!(keys[1].starts_with("external/backups/ext/"), "{keys:?}");
+    let stored: Vec<String> = bucket
+        .keys()
+        .await
+        .into_iter()
+        .filter(|k| k.starts_with("external/") && k.ends_with(".snap"))
+        .collect();
+    assert_eq!(stored, [keys[1].clone()], "retention kept the newest only");
+
+    bao.put_secret("app", json!({"v": "changed"})).await;
+    let restore =
+        json!({"cluster": "ext", "key": "latest", "tokenSecretRef": {"name": "ext-token"}});
+    let done = run_restore_spec(kube, admin, None, "ext-restore", restore).await;
+    assert_eq!(done.phase, RestorePhase::Succeeded, "{:?}", done.message);
+    assert_eq!(done.restored_key.as_deref(), Some(keys[1].as_str()));
+    assert_eq!(
+        bao.secret("app").await,
+        Some(json!({"v": "second"})),
+        "the external OpenBao serves the backup's data"
+    );
 }
 
 /// The workload is owned by the cluster; a new version waits for its
@@ -939,7 +1137,7 @@ async fn upgrade_through_the_operator(
         "PreUpgradeBackup"
     );
 
-    run_job(kube, admin, &job, &openbao.url()).await;
+    run_job(kube, admin, &job, Some(&openbao.url())).await;
     let upgrade = wait_for("the rollout", || async {
         let upgrade = get_cluster(admin).await.status?.upgrade?;
         (upgrade.phase == UpgradePhase::RollingOut).then_some(upgrade)
@@ -1040,10 +1238,22 @@ async fn run_restore(
     name: &str,
     key: &str,
 ) -> OpenBaoRestoreStatus {
+    let spec = json!({"cluster": "it", "key": key, "jwtAuthRole": "restore"});
+    run_restore_spec(kube, admin, Some(&openbao.url()), name, spec).await
+}
+
+/// [`run_restore`] of any spec; `openbao` as for [`run_job`].
+async fn run_restore_spec(
+    kube: &KubeApiServer,
+    admin: &Client,
+    openbao: Option<&str>,
+    name: &str,
+    spec: serde_json::Value,
+) -> OpenBaoRestoreStatus {
     let restore = json!({
         "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoRestore",
         "metadata": {"name": name, "namespace": "backups"},
-        "spec": {"cluster": "it", "key": key, "jwtAuthRole": "restore"},
+        "spec": spec,
     });
     kubectl_ok(
         kube,
@@ -1061,7 +1271,7 @@ async fn run_restore(
     assert_eq!(running.phase, RestorePhase::Running);
     assert_eq!(running.job_name.as_deref(), Some(job_name.as_str()));
 
-    run_job(kube, admin, &job, &openbao.url()).await;
+    run_job(kube, admin, &job, openbao).await;
     wait_for(&format!("{name} to finish"), || async {
         let status = restores.get(name).await.ok()?.status?;
         status.phase.is_final().then_some(status)
@@ -1084,7 +1294,7 @@ async fn run_backup_job(
     admin: &Client,
     cluster: &OpenBaoCluster,
     name: &str,
-    openbao: &str,
+    openbao: Option<&str>,
 ) -> Job {
     let settings = OperatorSettings {
         jwt_audience: AUDIENCE.into(),
@@ -1119,7 +1329,9 @@ async fn run_backup_job(
 
 /// Plays the kubelet and the Job controller for `job`: runs its container
 /// as a process, then records the pod's termination and the Job's end.
-async fn run_job(kube: &KubeApiServer, admin: &Client, job: &Job, openbao: &str) {
+/// `openbao` replaces the Job's OpenBao addresses (cluster DNS names this
+/// test cannot resolve); None keeps them (an external OpenBao's).
+async fn run_job(kube: &KubeApiServer, admin: &Client, job: &Job, openbao: Option<&str>) {
     let name = job.name_any();
     let name = name.as_str();
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "backups");
@@ -1202,7 +1414,9 @@ async fn run_job(kube: &KubeApiServer, admin: &Client, job: &Job, openbao: &str)
         })
         .collect();
     // No cluster DNS here: the pods' addresses lead to the test's OpenBao.
-    env.push(("OPENBAO_ADDR".into(), openbao.into()));
+    if let Some(openbao) = openbao {
+        env.push(("OPENBAO_ADDR".into(), openbao.into()));
+    }
     env.push(("OPENBAO_JWT_FILE".into(), local(DEFAULT_JWT_FILE)));
     // Plugin specs name files in the container too.
     let mut args = container.args.clone().unwrap_or_default();

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::{OpenBaoCluster, crd_yaml, documented_examples};
+use crate::api::{OpenBaoCluster, WORKLOAD_FIELDS, crd_yaml, documented_examples};
 use crate::{names, validate};
 
 /// One rule of a CRD, where it sits: the schema's properties from the root
@@ -103,7 +103,17 @@ fn controller_accepts(rule: &Rule, object: &Value) -> Option<bool> {
     ) {
         ("OpenBaoCluster", "spec", false) => (
             validate::workload("bao", &serde_json::from_value(spec).unwrap()),
-            "spec.version:",
+            // The first rule asks for a release; the others refuse the
+            // workload's fields with spec.external, in the same words.
+            if rule.index == 0 {
+                "spec.version:"
+            } else {
+                rule.message.as_str()
+            },
+        ),
+        ("OpenBaoCluster", "spec.external", false) => (
+            validate::workload("bao", &serde_json::from_value(spec).unwrap()),
+            "spec.external: set exactly one of addresses",
         ),
         ("OpenBaoCluster", "spec.backup", false) => (
             validate::validate(&serde_json::from_value(spec).unwrap(), &any_image)
@@ -165,6 +175,7 @@ fn edit(mut object: Value, change: impl FnOnce(&mut serde_json::Map<String, Valu
 
 const CLUSTER_RELEASE: &str = "OpenBaoCluster.spec[0]";
 const CLUSTER_BACKUP_AUTH: &str = "OpenBaoCluster.spec.backup[0]";
+const CLUSTER_EXTERNAL_TARGET: &str = "OpenBaoCluster.spec.external[0]";
 const RESTORE_AUTH: &str = "OpenBaoRestore.spec[0]";
 const RESTORE_UNCHANGED: &str = "OpenBaoRestore.spec[1]";
 
@@ -209,6 +220,58 @@ fn cases() -> Vec<Case> {
         }),
         &[],
     ));
+    // An external OpenBao: by addresses or a Service, and none of the
+    // workload's fields.
+    let external = example("OpenBaoCluster", "external-cluster");
+    cases.push(create(
+        "an external cluster by a Service",
+        edit(external.clone(), |spec| {
+            spec["external"]
+                .as_object_mut()
+                .unwrap()
+                .remove("addresses");
+            spec["external"]["service"] = json!({"name": "bao-active", "port": 8200});
+        }),
+        &[],
+    ));
+    cases.push(create(
+        "an external cluster with addresses and a Service",
+        edit(external.clone(), |spec| {
+            spec["external"]["service"] = json!({"name": "bao-active"});
+        }),
+        &[CLUSTER_EXTERNAL_TARGET],
+    ));
+    cases.push(create(
+        "an external cluster with neither addresses nor a Service",
+        edit(external.clone(), |spec| {
+            spec["external"]
+                .as_object_mut()
+                .unwrap()
+                .remove("addresses");
+        }),
+        &[CLUSTER_EXTERNAL_TARGET],
+    ));
+    let workload_values = [
+        json!(3),
+        json!("2.4.1"),
+        json!("openbao/openbao:2.4.1"),
+        json!({"size": "1Gi"}),
+        json!({"secretName": "bao-tls"}),
+        json!({"static": {"secretKeyRef": {"name": "seal", "key": "key"}}}),
+        json!({"log_level": "debug"}),
+        json!({"preUpgradeSnapshot": false}),
+        json!({"enabled": true}),
+    ];
+    for (i, (field, value)) in WORKLOAD_FIELDS.iter().zip(workload_values).enumerate() {
+        let rule: &'static str = format!("OpenBaoCluster.spec[{}]", i + 1).leak();
+        cases.push(create(
+            &format!("an external cluster with spec.{field}"),
+            edit(external.clone(), |spec| {
+                spec.insert(field.to_string(), value);
+            }),
+            &[rule],
+        ));
+    }
     let backup_auth = |role: bool, token: bool| {
         edit(cluster.clone(), |spec| {
             let backup = spec["backup"].as_object_mut().unwrap();

@@ -286,8 +286,11 @@ async fn busy(
         .filter(|job| jobs::finished(job).is_none())
         .map(|job| format!("backup Job {}", job.name_any()))
         .collect();
+    // An external OpenBao is never upgraded here: an upgrade status left
+    // from before `spec.external` holds nothing back.
     if let Some(upgrade) = cluster.status.as_ref().and_then(|s| s.upgrade.as_ref())
         && upgrade.phase.in_progress()
+        && cluster.spec.external.is_none()
     {
         busy.push(format!(
             "the upgrade of {} to {}",
@@ -620,6 +623,42 @@ mod tests {
                 step("PATCH", STATUS, |body| {
                     assert_eq!(body["status"]["phase"], "Running");
                     assert_eq!(body["status"]["jobName"], "r1-restore");
+                    patched(body)
+                }),
+                event("RestoreStarted"),
+            ])
+            .await;
+        }
+
+        /// An external cluster with an upgrade status left from when the
+        /// operator ran it: no upgrade is coming, the restore starts.
+        #[tokio::test]
+        async fn a_stale_upgrade_does_not_hold_an_external_clusters_restore() {
+            let mut external = cluster();
+            external["spec"] = json!({
+                "external": {"addresses": ["https://bao-0.bao-internal:8200"]},
+                "backup": external["spec"]["backup"].clone(),
+            });
+            external["status"] = json!({"upgrade": {
+                "phase": "RollingOut", "fromVersion": "2.4.0", "toVersion": "2.4.1",
+            }});
+            run(vec![
+                step("GET", CLUSTER, move |_| (200, external)),
+                step("GET", JOB, |_| not_found()),
+                step("GET", JOBS, |_| list(vec![])),
+                step("GET", RESTORES, |_| list(vec![])),
+                accept("PATCH", CRONJOB),
+                step("POST", JOBS, |body| {
+                    let env = body["spec"]["template"]["spec"]["containers"][0]["env"]
+                        .as_array()
+                        .unwrap()
+                        .clone();
+                    let addr = env.iter().find(|e| e["name"] == "OPENBAO_ADDR").unwrap();
+                    assert_eq!(addr["value"], "https://bao-0.bao-internal:8200");
+                    (201, body)
+                }),
+                step("PATCH", STATUS, |body| {
+                    assert_eq!(body["status"]["phase"], "Running");
                     patched(body)
                 }),
                 event("RestoreStarted"),

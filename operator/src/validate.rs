@@ -10,7 +10,8 @@ use cron::Schedule;
 use kube::ResourceExt;
 
 use crate::api::{
-    BackupSpec, BackupTarget, OpenBaoCluster, OpenBaoClusterSpec, OpenBaoRestoreSpec, PluginRef,
+    BackupSpec, BackupTarget, ExternalSpec, OpenBaoCluster, OpenBaoClusterSpec, OpenBaoRestoreSpec,
+    PluginRef,
 };
 use crate::{openbao_config, schedule};
 use contract::executor::upload::{MAX_CONCURRENCY, MAX_PART_SIZE, MIN_PART_SIZE};
@@ -60,9 +61,18 @@ pub fn validate(
 /// skips): a release to run, the extra configuration and self-init.
 pub fn workload(cluster: &str, spec: &OpenBaoClusterSpec) -> Vec<String> {
     let mut problems = Vec::new();
-    if spec.version.is_none() && spec.image.is_none() {
-        problems
-            .push("spec.version: give OpenBao's version (e.g. 2.4.1), or spec.image".to_string());
+    if let Some(external) = &spec.external {
+        problems.extend(
+            spec.workload_fields_set()
+                .into_iter()
+                .map(crate::api::not_with_external),
+        );
+        check_external(external, &mut problems);
+    } else if spec.version.is_none() && spec.image.is_none() {
+        problems.push(
+            "spec.version: give OpenBao's version (e.g. 2.4.1), or spec.image (or spec.external for an OpenBao the operator does not run)"
+                .to_string(),
+        );
     }
     // `<cluster>-pre-upgrade-<10 hex>` names a Job, and Job names end up
     // in 63-character label values.
@@ -71,14 +81,57 @@ pub fn workload(cluster: &str, spec: &OpenBaoClusterSpec) -> Vec<String> {
             "metadata.name: at most {MAX_CLUSTER_NAME} characters (the names of the cluster's pods and Jobs derive from it)"
         ));
     }
-    openbao_config::check(spec, &mut problems);
+    if spec.external.is_none() {
+        openbao_config::check(spec, &mut problems);
+    }
     problems
+}
+
+/// `spec.external`: addresses or a Service, and the CA's Secret.
+fn check_external(external: &ExternalSpec, problems: &mut Vec<String>) {
+    if external.addresses.is_empty() == external.service.is_none() {
+        problems.push(
+            "spec.external: set exactly one of addresses (each node's API URL) and service (a Service of this namespace)"
+                .into(),
+        );
+    }
+    for (i, address) in external.addresses.iter().enumerate() {
+        let host = address
+            .strip_prefix("https://")
+            .or_else(|| address.strip_prefix("http://"));
+        if host.is_none_or(|h| h.is_empty() || h.contains([',', ' ', '\t', '\n'])) {
+            problems.push(format!(
+                "spec.external.addresses[{i}] `{address}` is not an OpenBao API URL: give one node's https:// (or http://) URL, e.g. https://bao-0.bao-internal:8200"
+            ));
+        }
+    }
+    if let Some(service) = &external.service {
+        check_name(&service.name, "spec.external.service.name", problems);
+        if !matches!(service.scheme(), "https" | "http") {
+            problems.push(format!(
+                "spec.external.service.scheme `{}` is not https or http",
+                service.scheme()
+            ));
+        }
+        if service.port == Some(0) {
+            problems.push(
+                "spec.external.service.port is 0: give OpenBao's API port (8200 unless changed)"
+                    .into(),
+            );
+        }
+    }
+    if let Some(ca) = &external.ca_secret_ref {
+        check_name(&ca.name, "spec.external.caSecretRef.name", problems);
+    }
 }
 
 /// What the workload's spec probably gets wrong but is still applied
 /// (each names its field and the fix), for the `WorkloadConfigured`
 /// condition's message and a `SpecWarning` event.
 pub fn workload_warnings(spec: &OpenBaoClusterSpec) -> Vec<String> {
+    if spec.external.is_some() {
+        return Vec::new();
+    }
     openbao_config::warnings(spec)
 }
 
@@ -592,6 +645,69 @@ mod tests {
             ..Default::default()
         };
         assert!(validate(&spec, &images()).unwrap_err()[0].contains("needs a backup target"));
+    }
+
+    #[test]
+    fn an_external_openbao_takes_none_of_the_workloads_fields() {
+        let external = |external: ExternalSpec| OpenBaoClusterSpec {
+            external: Some(external),
+            ..Default::default()
+        };
+        let addresses = ExternalSpec {
+            addresses: vec!["https://bao-0.bao-internal:8200".into()],
+            ..Default::default()
+        };
+        let valid = external(addresses.clone());
+        assert!(workload("bao", &valid).is_empty(), "no version needed");
+        assert!(workload_warnings(&valid).is_empty());
+
+        let mixed = OpenBaoClusterSpec {
+            version: Some("2.4.1".into()),
+            replicas: Some(3),
+            upgrade: Some(UpgradeSpec {
+                pre_upgrade_snapshot: true,
+            }),
+            self_init: Some(Default::default()),
+            ..valid.clone()
+        };
+        assert_eq!(
+            workload("bao", &mixed),
+            [
+                "spec.replicas does not apply to an external OpenBao (spec.external, which the operator does not run): remove one of them",
+                "spec.version does not apply to an external OpenBao (spec.external, which the operator does not run): remove one of them",
+                "spec.upgrade does not apply to an external OpenBao (spec.external, which the operator does not run): remove one of them",
+                "spec.selfInit does not apply to an external OpenBao (spec.external, which the operator does not run): remove one of them",
+            ]
+        );
+
+        let neither = workload("bao", &external(ExternalSpec::default()));
+        assert_eq!(neither.len(), 1);
+        assert!(neither[0].starts_with("spec.external: set exactly one of addresses"));
+        let both = external(ExternalSpec {
+            service: Some(crate::api::ExternalService {
+                name: "Bao_Active".into(),
+                port: Some(0),
+                scheme: Some("tcp".into()),
+            }),
+            ca_secret_ref: Some(crate::api::SecretKeyRef {
+                name: "".into(),
+                key: "ca.crt".into(),
+            }),
+            addresses: vec!["bao-0:8200".into(), "https://a,https://b".into()],
+        });
+        let problems = workload("bao", &both).join("\n");
+        for field in [
+            "spec.external: set exactly one",
+            "spec.external.addresses[0] `bao-0:8200` is not an OpenBao API URL",
+            "spec.external.addresses[1]",
+            "spec.external.service.name `Bao_Active`",
+            "spec.external.service.scheme `tcp`",
+            "spec.external.service.port is 0",
+            "spec.external.caSecretRef.name",
+        ] {
+            assert!(problems.contains(field), "{field}: {problems}");
+        }
+        assert_eq!(problems.lines().count(), 7, "{problems}");
     }
 
     #[test]

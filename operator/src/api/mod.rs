@@ -46,11 +46,14 @@ pub const DEFAULT_SEAL_KEY_ID: &str = "k1";
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "has(self.version) || has(self.image)",
-     "message": "set spec.version (OpenBao's version, e.g. 2.4.1) or spec.image"}
-]))]
+#[schemars(transform = cluster_spec_rules)]
 pub struct OpenBaoClusterSpec {
+    /// An OpenBao the operator does not run (installed with the official
+    /// Helm chart, say): no workload is rendered, only its backups and
+    /// restores. Not with the workload's fields (replicas, version, image,
+    /// storage, tls, seal, config, upgrade, selfInit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalSpec>,
     /// OpenBao nodes (StatefulSet pods `<name>-0`, `<name>-1`, ...); default 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 9))]
@@ -95,7 +98,57 @@ pub struct OpenBaoClusterSpec {
     pub self_init: Option<SelfInitSpec>,
 }
 
+/// The fields of `spec` that describe the workload the operator runs: none
+/// applies to an external OpenBao (`spec.external`).
+pub const WORKLOAD_FIELDS: [&str; 9] = [
+    "replicas", "version", "image", "storage", "tls", "seal", "config", "upgrade", "selfInit",
+];
+
+/// What is wrong with `spec.<field>` (one of [`WORKLOAD_FIELDS`]) beside
+/// `spec.external`: the CRD's rule and the controller say the same.
+pub fn not_with_external(field: &str) -> String {
+    format!(
+        "spec.{field} does not apply to an external OpenBao (spec.external, which the operator does not run): remove one of them"
+    )
+}
+
+/// The CEL rules of `spec`: a release to run or an external OpenBao, and
+/// no workload field with `external`.
+fn cluster_spec_rules(schema: &mut schemars::Schema) {
+    let mut rules = vec![serde_json::json!({
+        "rule": "has(self.external) || has(self.version) || has(self.image)",
+        "message": "set spec.version (OpenBao's version, e.g. 2.4.1) or spec.image, or spec.external for an OpenBao the operator does not run",
+    })];
+    rules.extend(WORKLOAD_FIELDS.iter().map(|field| {
+        serde_json::json!({
+            "rule": format!("!has(self.external) || !has(self.{field})"),
+            "message": not_with_external(field),
+        })
+    }));
+    schema.insert("x-kubernetes-validations".into(), rules.into());
+}
+
 impl OpenBaoClusterSpec {
+    /// The [`WORKLOAD_FIELDS`] this spec sets.
+    pub fn workload_fields_set(&self) -> Vec<&'static str> {
+        let set = [
+            self.replicas.is_some(),
+            self.version.is_some(),
+            self.image.is_some(),
+            self.storage.is_some(),
+            self.tls.is_some(),
+            self.seal.is_some(),
+            self.config.is_some(),
+            self.upgrade.is_some(),
+            self.self_init.is_some(),
+        ];
+        WORKLOAD_FIELDS
+            .into_iter()
+            .zip(set)
+            .filter_map(|(field, set)| set.then_some(field))
+            .collect()
+    }
+
     pub fn replicas(&self) -> u32 {
         self.replicas.unwrap_or(DEFAULT_REPLICAS)
     }
@@ -105,6 +158,75 @@ impl OpenBaoClusterSpec {
         self.tls
             .as_ref()
             .map_or_else(|| format!("{cluster}-tls"), |t| t.secret_name.clone())
+    }
+}
+
+/// An OpenBao the operator does not run, by its nodes' addresses or a
+/// Service in this namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.addresses) != has(self.service)",
+     "message": "spec.external: set exactly one of addresses (each node's API URL) and service (a Service of this namespace)"}
+]))]
+pub struct ExternalSpec {
+    /// Each node's API URL, e.g. `https://bao-0.bao-internal:8200`; backups
+    /// and restores find the active node among them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(min = 1, max = 16),
+        inner(regex(pattern = r"^https?://[^,\s]+$"))
+    )]
+    pub addresses: Vec<String>,
+    /// A Service of this namespace in front of OpenBao (the Helm chart's
+    /// `<release>-active`, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ExternalService>,
+    /// The CA that signed OpenBao's certificate, a key of a Secret of this
+    /// namespace; without it the system's roots are trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+}
+
+impl ExternalSpec {
+    /// The executor's `OPENBAO_ADDR`: the addresses, comma-separated, or
+    /// the Service's in-cluster URL.
+    pub fn addrs(&self, namespace: &str) -> String {
+        match &self.service {
+            Some(service) if self.addresses.is_empty() => format!(
+                "{}://{}.{namespace}.svc:{}",
+                service.scheme(),
+                service.name,
+                service.port()
+            ),
+            _ => self.addresses.join(","),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalService {
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// OpenBao's API port on the Service (default 8200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<u16>,
+    /// `https` (default) or `http` (a listener with `tls_disable`, the Helm
+    /// chart's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^https?$"))]
+    pub scheme: Option<String>,
+}
+
+impl ExternalService {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(crate::names::OPENBAO_PORT as u16)
+    }
+
+    pub fn scheme(&self) -> &str {
+        self.scheme.as_deref().unwrap_or("https")
     }
 }
 
@@ -599,6 +721,38 @@ mod tests {
         assert!(
             checked_in == crd_yaml(),
             "{CRD_FILE} is out of date: run `cargo run -q -p openbao-backup -- crd > {CRD_FILE}`"
+        );
+    }
+
+    /// A new field of the spec is classified: workload (refused with
+    /// `external`) or not; and each is seen when set.
+    #[test]
+    fn every_spec_field_but_backup_and_external_is_the_workloads() {
+        let crd = serde_json::to_value(OpenBaoCluster::crd()).unwrap();
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        let mut properties: Vec<&str> = spec["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .filter(|p| !["backup", "external"].contains(p))
+            .collect();
+        let mut workload = WORKLOAD_FIELDS.to_vec();
+        properties.sort();
+        workload.sort();
+        assert_eq!(properties, workload);
+
+        let everything: OpenBaoClusterSpec = serde_json::from_value(serde_json::json!({
+            "replicas": 1, "version": "2.4.1", "image": "i", "storage": {}, "tls": {"secretName": "t"},
+            "seal": {"static": {"secretKeyRef": {"name": "s", "key": "k"}}}, "config": {},
+            "upgrade": {}, "selfInit": {},
+        }))
+        .unwrap();
+        assert_eq!(everything.workload_fields_set(), WORKLOAD_FIELDS);
+        assert!(
+            OpenBaoClusterSpec::default()
+                .workload_fields_set()
+                .is_empty()
         );
     }
 

@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use super::executor_pod::{Executor, executor_job_spec, executor_pod, result_env};
-use crate::api::{BackupSpec, OpenBaoCluster, PluginRef};
+use crate::api::{BackupSpec, ExternalSpec, OpenBaoCluster, PluginRef};
 use crate::names::{
     COMPONENT_LABEL, KIND_ANNOTATION, OPENBAO_PORT, backup_labels, cronjob_name, selector_labels,
     service_account_name,
@@ -150,8 +150,9 @@ fn backup_pod(
     )
 }
 
-/// Backup pods may reach DNS, the cluster's OpenBao pods and the storage
-/// endpoint's port, and accept no connections.
+/// Backup pods may reach DNS, the cluster's OpenBao pods (an external
+/// OpenBao's ports) and the storage endpoint's port, and accept no
+/// connections.
 pub fn network_policy(cluster: &OpenBaoCluster, backup: &BackupSpec) -> NetworkPolicy {
     let name = cluster.name_any();
     let port = |protocol: &str, port: i32| NetworkPolicyPort {
@@ -166,12 +167,20 @@ pub fn network_policy(cluster: &OpenBaoCluster, backup: &BackupSpec) -> NetworkP
         }]),
         ports: Some(vec![port("UDP", 53), port("TCP", 53)]),
     };
-    let openbao = NetworkPolicyEgressRule {
-        to: Some(vec![NetworkPolicyPeer {
-            pod_selector: Some(label_selector(selector_labels(&name))),
-            ..Default::default()
-        }]),
-        ports: Some(vec![port("TCP", OPENBAO_PORT)]),
+    let openbao = match &cluster.spec.external {
+        // An external OpenBao's pods (or hosts) are not ours to select:
+        // its ports, to any destination.
+        Some(external) => NetworkPolicyEgressRule {
+            to: None,
+            ports: Some(openbao_ports(external).map(|p| port("TCP", p)).collect()),
+        },
+        None => NetworkPolicyEgressRule {
+            to: Some(vec![NetworkPolicyPeer {
+                pod_selector: Some(label_selector(selector_labels(&name))),
+                ..Default::default()
+            }]),
+            ports: Some(vec![port("TCP", OPENBAO_PORT)]),
+        },
     };
     // The endpoint's addresses are not known in advance (DNS, load
     // balancers): restrict by port, to any destination.
@@ -213,9 +222,22 @@ fn executor_pods(cluster: &str) -> LabelSelector {
 /// The storage endpoint's port: explicit, or 443 for https (and AWS), 80
 /// for http.
 pub(super) fn endpoint_port(backup: &BackupSpec) -> i32 {
-    let Some(endpoint) = &backup.target.endpoint else {
-        return 443;
+    backup.target.endpoint.as_deref().map_or(443, url_port)
+}
+
+/// The distinct ports of an external OpenBao's addresses (or Service).
+fn openbao_ports(external: &ExternalSpec) -> impl Iterator<Item = i32> {
+    let mut ports: Vec<i32> = match &external.service {
+        Some(service) if external.addresses.is_empty() => vec![service.port().into()],
+        _ => external.addresses.iter().map(|a| url_port(a)).collect(),
     };
+    ports.sort_unstable();
+    ports.dedup();
+    ports.into_iter()
+}
+
+/// A URL's port: explicit, or 443 for https, 80 for http.
+fn url_port(endpoint: &str) -> i32 {
     let (scheme, rest) = endpoint.split_once("://").unwrap_or(("https", endpoint));
     let authority = rest.split('/').next().unwrap_or_default();
     match authority.rsplit_once(':').and_then(|(_, p)| p.parse().ok()) {

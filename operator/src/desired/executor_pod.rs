@@ -134,11 +134,12 @@ pub(super) fn executor_pod(
 fn target_env(cluster: &OpenBaoCluster, target: &BackupTarget) -> Vec<EnvVar> {
     let name = cluster.name_any();
     let namespace = cluster.namespace().unwrap_or_default();
+    let addrs = match &cluster.spec.external {
+        Some(external) => external.addrs(&namespace),
+        None => openbao_addrs(&name, &namespace, cluster.spec.replicas()),
+    };
     let mut env = vec![
-        env_var(
-            env::OPENBAO_ADDR,
-            openbao_addrs(&name, &namespace, cluster.spec.replicas()),
-        ),
+        env_var(env::OPENBAO_ADDR, addrs),
         env_var(env::OPENBAO_CLUSTER, name.clone()),
         env_var(env::OPENBAO_NAMESPACE, namespace.clone()),
         env_var(env::LOG_FORMAT, "json".into()),
@@ -159,22 +160,28 @@ fn target_env(cluster: &OpenBaoCluster, target: &BackupTarget) -> Vec<EnvVar> {
     env
 }
 
-/// OpenBao's CA (from the cluster's TLS Secret), the manifest key and the
+/// OpenBao's CA (from the cluster's TLS Secret, or `spec.external`'s),
+/// the manifest key and the
 /// storage credentials, as files.
 fn keys(cluster: &OpenBaoCluster, target: &BackupTarget, files: &mut Files) {
-    files.add(
-        Some(env_var(
-            env::OPENBAO_CACERT,
-            format!("{OPENBAO_CA_DIR}/ca.crt"),
-        )),
-        secret_key_volume(
-            "openbao-ca",
-            &cluster.spec.tls_secret(&cluster.name_any()),
-            "ca.crt",
-            "ca.crt",
-        ),
-        mount("openbao-ca", OPENBAO_CA_DIR),
-    );
+    // An external OpenBao's CA is where spec.external says, if anywhere.
+    let ca = match &cluster.spec.external {
+        Some(external) => external
+            .ca_secret_ref
+            .as_ref()
+            .map(|r| (r.name.clone(), r.key.as_str())),
+        None => Some((cluster.spec.tls_secret(&cluster.name_any()), "ca.crt")),
+    };
+    if let Some((secret, key)) = ca {
+        files.add(
+            Some(env_var(
+                env::OPENBAO_CACERT,
+                format!("{OPENBAO_CA_DIR}/ca.crt"),
+            )),
+            secret_key_volume("openbao-ca", &secret, key, "ca.crt"),
+            mount("openbao-ca", OPENBAO_CA_DIR),
+        );
+    }
     // Backups sign their manifests and restores check them with the
     // cluster's key, wherever the restore reads from.
     let manifest_key = cluster

@@ -1236,3 +1236,88 @@ async fn objects_with_the_generated_names_that_are_not_ours_are_left_alone() {
     .await
     .unwrap();
 }
+
+/// An external OpenBao: no StatefulSet read, no workload object applied;
+/// the backup objects as for any cluster, with the external addresses.
+#[tokio::test]
+async fn an_external_cluster_gets_only_its_backup_objects() {
+    let mut external = cluster(jwt_backup(), Value::Null);
+    external["spec"] = json!({
+        "external": {"addresses": ["https://bao-0.bao-internal:8200", "https://bao-1.bao-internal:8200"]},
+        "backup": jwt_backup(),
+    });
+    run(
+        external,
+        vec![
+            step("GET", JOBS, |_| list(vec![])),
+            accept("PATCH", SA),
+            accept("PATCH", RESTORE_SA),
+            step("PATCH", POLICY, |body| {
+                let openbao = &body["spec"]["egress"][1];
+                assert_eq!(openbao["ports"][0]["port"], 8200);
+                assert!(openbao.get("to").is_none(), "{openbao}");
+                (200, body)
+            }),
+            step("PATCH", CRONJOB, |body| {
+                let pod = &body["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+                let env = pod["containers"][0]["env"].as_array().unwrap();
+                let addr = env.iter().find(|e| e["name"] == "OPENBAO_ADDR").unwrap();
+                assert_eq!(
+                    addr["value"],
+                    "https://bao-0.bao-internal:8200,https://bao-1.bao-internal:8200"
+                );
+                (200, body)
+            }),
+            step("PUT", STATUS, |body| {
+                let workload = condition(&body, "WorkloadConfigured");
+                assert_eq!(
+                    (&workload["status"], &workload["reason"]),
+                    (&json!("True"), &json!("External"))
+                );
+                assert!(
+                    body["status"]["conditions"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .all(|c| c["type"] != "Upgraded"),
+                    "no upgrades"
+                );
+                assert!(body["status"].get("version").is_none());
+                assert_eq!(condition(&body, "BackupConfigured")["status"], "True");
+                (200, body)
+            }),
+        ],
+    )
+    .await
+    .unwrap();
+}
+
+/// An external cluster with a workload field: nothing of the workload,
+/// and the condition names the field.
+#[tokio::test]
+async fn an_external_cluster_with_a_version_says_which_field_to_remove() {
+    let mut external = cluster(jwt_backup(), Value::Null);
+    external["spec"]["external"] = json!({"addresses": ["https://bao:8200"]});
+    run(
+        external,
+        steps(vec![
+            vec![step("GET", JOBS, |_| list(vec![]))],
+            applies(),
+            vec![step("PUT", STATUS, |body| {
+                let workload = condition(&body, "WorkloadConfigured");
+                assert_eq!(workload["reason"], "InvalidSpec");
+                assert!(
+                    workload["message"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("spec.version does not apply to an external OpenBao"),
+                    "{workload}"
+                );
+                (200, body)
+            })],
+            vec![event("InvalidSpec")],
+        ]),
+    )
+    .await
+    .unwrap();
+}

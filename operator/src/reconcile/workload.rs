@@ -2,7 +2,8 @@
 //! needs (the StatefulSet, its pods, the pre-upgrade Job, a running
 //! restore), let `upgrade::plan` decide, and apply the StatefulSet and its
 //! companions, start the pre-upgrade backup or replace a pod as it says.
-//! An invalid spec keeps the last good objects.
+//! An invalid spec keeps the last good objects. An external OpenBao
+//! (`spec.external`) has no workload: nothing is read or applied.
 
 use chrono::Utc;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -48,6 +49,9 @@ pub(super) async fn reconcile(
             wait: false,
         }
     };
+    if cluster.spec.external.is_some() {
+        return Ok(kept(external_configured(&checked.workload_problems)));
+    }
     let wanted = Release::wanted(&cluster.spec);
     let Some(wanted) = wanted.filter(|_| checked.workload_problems.is_empty()) else {
         return Ok(kept(status::workload_configured(
@@ -75,6 +79,21 @@ pub(super) async fn reconcile(
                 },
             })
         }
+    }
+}
+
+/// `WorkloadConfigured` of an external OpenBao: nothing to apply, or the
+/// spec's problems.
+fn external_configured(problems: &[String]) -> status::Cond {
+    if problems.is_empty() {
+        status::Cond::new(
+            WORKLOAD_CONFIGURED,
+            "True",
+            "External",
+            "spec.external: OpenBao runs elsewhere; the operator renders no workload and only backs it up and restores it".into(),
+        )
+    } else {
+        status::workload_configured(problems, &[])
     }
 }
 
