@@ -468,7 +468,7 @@ mod tests {
             },
             retention: Some(RetentionSpec {
                 max_count: Some(7),
-                max_age: Some("7d".into()),
+                max_age: Some("7 days".into()),
             }),
             ..backup()
         });

@@ -374,10 +374,10 @@ pub struct RetentionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub max_count: Option<u32>,
-    /// Delete backups older than this: hours, minutes and seconds such as
-    /// "168h" or "36h30m", from 1h to 876000h (100 years).
+    /// Delete backups older than this: days, hours, minutes and seconds
+    /// such as "7d", "168h" or "36h30m", from 1h to 36500d (100 years).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32), regex(pattern = "^([0-9]{1,10}[hms]){1,3}$"))]
+    #[schemars(length(max = 32), regex(pattern = "^([0-9]{1,10}(ms|[dhms])){1,5}$"))]
     pub max_age: Option<String>,
 }
 
