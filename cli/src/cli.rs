@@ -742,7 +742,12 @@ impl BackupArgs {
             target,
             cluster,
             namespace,
-            kind: self.kind,
+            // A Job made by hand from the CronJob's template says so.
+            kind: contract::executor::cronjob::backup_kind(
+                self.kind,
+                std::env::var(env::BACKUP_CRONJOB).ok().as_deref(),
+                std::env::var(env::BACKUP_JOB_NAME).ok().as_deref(),
+            ),
             result_file: self.result_file,
             progress_interval: self.progress_interval,
             transforms: self.transforms,

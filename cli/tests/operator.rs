@@ -97,6 +97,10 @@ async fn operator_on_a_real_api_server() {
     .await;
     let key = backup.last_backup_name.clone().unwrap();
     assert!(key.starts_with("clusters/backups/it/"), "{key}");
+    assert!(
+        key.contains("-manual-"),
+        "a Job made from the CronJob's template by hand is a manual backup: {key}"
+    );
     let manifest: serde_json::Value =
         serde_json::from_slice(&bucket.read(&format!("{key}.manifest.json")).await).unwrap();
     assert_eq!(
@@ -163,6 +167,8 @@ async fn operator_on_a_real_api_server() {
     an_external_openbao_is_backed_up_and_restored(&kube, &admin, &bucket).await;
     // The last backup is the pre-upgrade one now.
     let key = upgrade_through_the_operator(&kube, &admin, &openbao).await;
+    // Then a manual backup asked for by annotation, from pods that fit.
+    let key = pods_that_fit_and_backups_by_annotation(&kube, &admin, &openbao, &key).await;
 
     // A second replica waits while the first leads; when the first stops,
     // the second takes over and, reading the status back, counts nothing
@@ -246,6 +252,19 @@ async fn operator_on_a_real_api_server() {
         gone.then_some(())
     })
     .await;
+    // Without backups, the cluster is Ready once its workload is.
+    kubectl_ok(
+        &kube,
+        &[
+            "-n",
+            "backups",
+            "wait",
+            "--for=condition=Ready",
+            "openbaocluster/it",
+            "--timeout=60s",
+        ],
+        None,
+    );
     let status = get_cluster(&admin).await.status.unwrap();
     assert!(
         status
@@ -1279,6 +1298,161 @@ async fn run_restore_spec(
     .await
 }
 
+/// Backup pods placed by `spec.backup.pod`, ServiceAccounts with an IRSA
+/// role, a manual backup asked for with `openbao.org/backup-now` (once per
+/// value), and a Job named as the CronJob controller names its Jobs,
+/// which stays `scheduled`. Returns the last backup's key.
+async fn pods_that_fit_and_backups_by_annotation(
+    kube: &KubeApiServer,
+    admin: &Client,
+    openbao: &Source,
+    pre_upgrade_key: &str,
+) -> String {
+    let before = get_cluster(admin).await;
+    assert_eq!(
+        before.status.as_ref().unwrap().observed_generation,
+        before.metadata.generation
+    );
+    let ready = condition(&before, "Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "CronJobUnavailable"),
+        "no scheduled backups on this server: not Ready"
+    );
+    let listed = kubectl_ok(
+        kube,
+        &["-n", "backups", "get", "openbao", "-o", "name"],
+        None,
+    );
+    assert!(
+        String::from_utf8_lossy(&listed).contains("openbaocluster.openbao.org/it"),
+        "the openbao category lists clusters"
+    );
+    kubectl_ok(kube, &["-n", "backups", "get", "obc", "it"], None);
+
+    patch_cluster(
+        kube,
+        r#"{"spec":{"backup":{
+            "pod":{"tolerations":[{"key":"dedicated","operator":"Equal","value":"backup","effect":"NoSchedule"}],
+                   "nodeSelector":{"pool":"backup"},
+                   "labels":{"team":"vault"},
+                   "annotations":{"cluster-autoscaler.kubernetes.io/safe-to-evict":"false"},
+                   "resources":{"requests":{"cpu":"250m","memory":"300Mi"}}},
+            "serviceAccount":{"annotations":{"eks.amazonaws.com/role-arn":"arn:aws:iam::111122223333:role/openbao-backup"}}}}}"#,
+    );
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), "backups");
+    for name in ["it-backup-serviceaccount", "it-restore-serviceaccount"] {
+        let account = wait_for("the IRSA annotation", || async {
+            let account = accounts.get(name).await.unwrap();
+            account
+                .annotations()
+                .contains_key("eks.amazonaws.com/role-arn")
+                .then_some(account)
+        })
+        .await;
+        assert_eq!(
+            account.annotations()["eks.amazonaws.com/role-arn"],
+            "arn:aws:iam::111122223333:role/openbao-backup",
+            "{name}"
+        );
+    }
+
+    // The annotation asks for a backup: one Job, kind manual.
+    kubectl_ok(
+        kube,
+        &[
+            "-n",
+            "backups",
+            "annotate",
+            "openbaocluster",
+            "it",
+            "openbao.org/backup-now=first",
+        ],
+        None,
+    );
+    let job_name = operator::names::backup_now_job_name("it", "first");
+    let jobs: Api<Job> = Api::namespaced(admin.clone(), "backups");
+    let job = wait_for("the backup-now Job", || async {
+        jobs.get_opt(&job_name).await.unwrap()
+    })
+    .await;
+    let template = job.spec.as_ref().unwrap().template.clone();
+    let meta = template.metadata.unwrap();
+    assert_eq!(meta.labels.as_ref().unwrap()["team"], "vault");
+    assert_eq!(
+        meta.annotations.unwrap()["cluster-autoscaler.kubernetes.io/safe-to-evict"],
+        "false"
+    );
+    let pod = template.spec.unwrap();
+    let toleration = &pod.tolerations.as_ref().unwrap()[0];
+    assert_eq!(
+        (
+            toleration.key.as_deref(),
+            toleration.value.as_deref(),
+            toleration.effect.as_deref()
+        ),
+        (Some("dedicated"), Some("backup"), Some("NoSchedule")),
+        "as the API server stores it"
+    );
+    assert_eq!(pod.node_selector.unwrap()["pool"], "backup");
+    assert_eq!(
+        pod.containers[0]
+            .resources
+            .as_ref()
+            .unwrap()
+            .requests
+            .as_ref()
+            .unwrap()["memory"]
+            .0,
+        "300Mi"
+    );
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some("it-backup-serviceaccount")
+    );
+    let started = wait_for_event(admin, "ManualBackupStarted").await;
+    assert!(started.note.unwrap().contains(&job_name));
+    run_job(kube, admin, &job, &openbao.url()).await;
+    let backup = wait_for("the backup-now backup in status", || async {
+        let status = get_cluster(admin).await.status?.backup?;
+        status.recorded_jobs.contains(&job.uid()?).then_some(status)
+    })
+    .await;
+    assert_eq!(
+        backup.consecutive_failures, 0,
+        "{:?}",
+        backup.last_failure_reason
+    );
+    assert_eq!(backup.backup_now_handled.as_deref(), Some("first"));
+    let manual_key = backup.last_backup_name.unwrap();
+    assert!(manual_key.contains("-manual-"), "{manual_key}");
+    assert_ne!(manual_key, pre_upgrade_key);
+
+    // A Job named as the CronJob controller names its Jobs stays scheduled.
+    let cluster = get_cluster(admin).await;
+    let job = run_backup_job(kube, admin, &cluster, "it-backup-29410560", &openbao.url()).await;
+    let backup = wait_for("the scheduled backup in status", || async {
+        let status = get_cluster(admin).await.status?.backup?;
+        status.recorded_jobs.contains(&job.uid()?).then_some(status)
+    })
+    .await;
+    let key = backup.last_backup_name.unwrap();
+    assert!(key.contains("-scheduled-"), "{key}");
+
+    // The handled value is not asked again.
+    let names: Vec<String> = jobs
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|j| j.name_any())
+        .filter(|n| n.starts_with("it-backup-now-"))
+        .collect();
+    assert_eq!(names, [job_name]);
+    key
+}
+
 async fn get_cluster(admin: &Client) -> OpenBaoCluster {
     Api::<OpenBaoCluster>::namespaced(admin.clone(), "backups")
         .get("it")
@@ -1304,13 +1478,17 @@ async fn run_backup_job(
     let template = cronjob.spec.unwrap().job_template;
     let mut meta = template.metadata.unwrap_or_default();
     meta.name = Some(name.into());
-    meta.annotations = Some(
-        [(
-            "cronjob.kubernetes.io/instantiate".to_string(),
-            "manual".to_string(),
-        )]
-        .into(),
-    );
+    // What `kubectl create job --from=cronjob/...` sets; the CronJob
+    // controller's own Jobs (named `<cronjob>-<minutes>`) have none.
+    if !contract::executor::cronjob::scheduled_by(&cronjob.metadata.name.clone().unwrap(), name) {
+        meta.annotations = Some(
+            [(
+                "cronjob.kubernetes.io/instantiate".to_string(),
+                "manual".to_string(),
+            )]
+            .into(),
+        );
+    }
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "backups");
     let job = jobs
         .create(
@@ -1402,15 +1580,31 @@ async fn run_job(kube: &KubeApiServer, admin: &Client, job: &Job, openbao: Optio
         }
         path.to_string()
     };
+    // The Downward API: `metadata.labels['<key>']` of the pod, whose
+    // labels are the template's (the Job API adds `job-name`).
+    let pod_labels = pod_template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let downward = |path: &str| -> String {
+        let key = path
+            .strip_prefix("metadata.labels['")
+            .and_then(|rest| rest.strip_suffix("']"))
+            .unwrap_or_else(|| panic!("the harness reads pod labels only, not {path}"));
+        pod_labels.get(key).cloned().unwrap_or_default()
+    };
     let mut env: Vec<(String, String)> = container
         .env
         .iter()
         .flatten()
         .map(|e| {
-            (
-                e.name.clone(),
-                local(e.value.as_deref().unwrap_or_default()),
-            )
+            let field = e.value_from.as_ref().and_then(|v| v.field_ref.as_ref());
+            let value = match field {
+                Some(field) => downward(&field.field_path),
+                None => local(e.value.as_deref().unwrap_or_default()),
+            };
+            (e.name.clone(), value)
         })
         .collect();
     // No cluster DNS here: the pods' addresses lead to the test's OpenBao.

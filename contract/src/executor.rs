@@ -46,6 +46,11 @@ pub mod env {
     pub const AWS_CA_BUNDLE: &str = "AWS_CA_BUNDLE";
 
     pub const BACKUP_KIND: &str = "BACKUP_KIND";
+    /// The CronJob a Job's template comes from, and the pod's Job (the
+    /// Downward API's `job-name` label): a `scheduled` backup whose Job
+    /// the CronJob controller did not name is `manual` ([`super::cronjob`]).
+    pub const BACKUP_CRONJOB: &str = "BACKUP_CRONJOB";
+    pub const BACKUP_JOB_NAME: &str = "BACKUP_JOB_NAME";
     pub const BACKUP_PROGRESS_INTERVAL: &str = "BACKUP_PROGRESS_INTERVAL";
     pub const BACKUP_SWEEP_AFTER: &str = "BACKUP_SWEEP_AFTER";
     pub const MANIFEST_KEY_FILE: &str = "MANIFEST_KEY_FILE";
@@ -84,6 +89,72 @@ pub mod env {
         (OPENBAO_CACERT, &[BAO_CACERT]),
         (S3_ENDPOINT, &[AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL]),
     ];
+}
+
+/// Telling the CronJob's own Jobs from Jobs made from its template.
+pub mod cronjob {
+    use crate::result::BackupKind;
+
+    /// Whether the CronJob controller named `job`: it names its Jobs
+    /// `<cronjob>-<scheduled time in minutes since the epoch>`, where
+    /// `kubectl create job --from=cronjob/<cronjob> <name>` takes the name
+    /// given.
+    pub fn scheduled_by(cronjob: &str, job: &str) -> bool {
+        job.strip_prefix(cronjob)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|minutes| {
+                !minutes.is_empty() && minutes.bytes().all(|b| b.is_ascii_digit())
+            })
+    }
+
+    /// The kind of a backup run with `kind` by the Job `job` made from the
+    /// CronJob `cronjob`'s template: `scheduled` stays only for the Jobs the
+    /// CronJob controller made; a Job made by hand is `manual`. Without
+    /// both names the kind stands.
+    pub fn backup_kind(kind: BackupKind, cronjob: Option<&str>, job: Option<&str>) -> BackupKind {
+        match (kind, cronjob, job) {
+            (BackupKind::Scheduled, Some(cronjob), Some(job))
+                if !cronjob.is_empty() && !job.is_empty() && !scheduled_by(cronjob, job) =>
+            {
+                BackupKind::Manual
+            }
+            _ => kind,
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn only_the_cronjob_controllers_names_are_scheduled() {
+            assert!(scheduled_by("bao-backup", "bao-backup-29410560"));
+            assert!(!scheduled_by("bao-backup", "bao-backup-manual-1"));
+            assert!(!scheduled_by("bao-backup", "bao-backup-"));
+            assert!(!scheduled_by("bao-backup", "bao-backup29410560"));
+            assert!(!scheduled_by("bao-backup", "other-backup-29410560"));
+            assert!(!scheduled_by("bao-backup", "manual-backup-1"));
+            let kind = |cronjob, job| backup_kind(BackupKind::Scheduled, cronjob, job);
+            assert_eq!(
+                kind(Some("bao-backup"), Some("bao-backup-29410560")),
+                BackupKind::Scheduled
+            );
+            assert_eq!(
+                kind(Some("bao-backup"), Some("my-backup")),
+                BackupKind::Manual
+            );
+            assert_eq!(
+                kind(Some("bao-backup"), Some("")),
+                BackupKind::Scheduled,
+                "no label: as told"
+            );
+            assert_eq!(kind(None, Some("my-backup")), BackupKind::Scheduled);
+            assert_eq!(
+                backup_kind(BackupKind::PreUpgrade, Some("bao-backup"), Some("x")),
+                BackupKind::PreUpgrade
+            );
+        }
+    }
 }
 
 /// Multipart upload: S3's bounds and the defaults both sides use.

@@ -7,8 +7,9 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use crate::names::KIND_ANNOTATION;
+use crate::names::{INSTANCE_LABEL, KIND_ANNOTATION, cronjob_name};
 use crate::status::{JobOutcome, parse_result};
+use contract::executor::cronjob;
 use contract::result::{BackupKind, BackupResult};
 
 /// The field manager that suspends a cluster's CronJob while a restore of
@@ -57,12 +58,22 @@ pub fn kind(job: &Job, result: Option<&BackupResult>) -> BackupKind {
     if annotation(INSTANTIATE_ANNOTATION) == Some("manual") {
         return BackupKind::Manual;
     }
-    if annotation(KIND_ANNOTATION) == Some(BackupKind::PreUpgrade.as_str()) {
-        return BackupKind::PreUpgrade;
+    for kind in [BackupKind::PreUpgrade, BackupKind::Manual] {
+        if annotation(KIND_ANNOTATION) == Some(kind.as_str()) {
+            return kind;
+        }
     }
     match result {
         Some(BackupResult::Succeeded { kind, .. } | BackupResult::Failed { kind, .. }) => *kind,
-        None => BackupKind::Scheduled,
+        // No result: as the executor would have decided from the Job's name.
+        None => cronjob::backup_kind(
+            BackupKind::Scheduled,
+            job.labels()
+                .get(INSTANCE_LABEL)
+                .map(|cluster| cronjob_name(cluster))
+                .as_deref(),
+            Some(&job.name_any()),
+        ),
     }
 }
 
@@ -215,6 +226,34 @@ mod tests {
         assert_eq!(
             kind(&job(json!([]), json!({})), None),
             BackupKind::Scheduled
+        );
+        let named = |name: &str, annotations: serde_json::Value| -> Job {
+            serde_json::from_value(json!({"metadata": {
+                "name": name, "annotations": annotations,
+                "labels": {"app.kubernetes.io/instance": "bao"},
+            }}))
+            .unwrap()
+        };
+        assert_eq!(
+            kind(&named("bao-backup-29410560", json!({})), None),
+            BackupKind::Scheduled,
+            "named by the CronJob controller"
+        );
+        assert_eq!(
+            kind(&named("bao-backup-by-hand", json!({})), None),
+            BackupKind::Manual,
+            "made from the template by hand, without kubectl's annotation"
+        );
+        assert_eq!(
+            kind(
+                &named(
+                    "bao-backup-now-0a1b2c3d4e",
+                    json!({KIND_ANNOTATION: "manual"})
+                ),
+                None
+            ),
+            BackupKind::Manual,
+            "openbao.org/backup-now"
         );
     }
 }

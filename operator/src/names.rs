@@ -15,6 +15,10 @@ pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 
 /// The kind of a backup Job the operator made itself (pre-upgrade).
 pub const KIND_ANNOTATION: &str = "openbao.org/backup-kind";
+/// On a cluster: a new value asks for a manual backup, once per value.
+pub const BACKUP_NOW_ANNOTATION: &str = "openbao.org/backup-now";
+/// The label the Job API gives a Job's pods (the Downward API reads it).
+pub const JOB_NAME_LABEL: &str = "job-name";
 /// The version a StatefulSet runs, on the StatefulSet.
 pub const VERSION_ANNOTATION: &str = "openbao.org/version";
 
@@ -25,6 +29,21 @@ pub const OPENBAO_CONTAINER: &str = "openbao";
 
 pub fn cronjob_name(cluster: &str) -> String {
     format!("{cluster}-backup")
+}
+
+/// The manual backup Job asked for by `openbao.org/backup-now=<value>`:
+/// one name per value (a short digest of it), at most 63 characters (the
+/// `job-name` label's limit), never a name the CronJob controller gives.
+pub fn backup_now_job_name(cluster: &str, value: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(value.as_bytes());
+    let hex: String = digest[..5].iter().map(|b| format!("{b:02x}")).collect();
+    let cronjob = cronjob_name(cluster);
+    let prefix: String = cronjob
+        .chars()
+        .take(63 - "-now-".len() - hex.len())
+        .collect();
+    format!("{prefix}-now-{hex}")
 }
 
 pub fn service_account_name(cluster: &str) -> String {

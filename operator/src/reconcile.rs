@@ -41,11 +41,21 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
     let finished = finished_jobs(&cluster, &previous, &ctx).await?;
     let workload = workload::reconcile(&cluster, &checked, &finished, &ctx).await?;
     let configured = backup::reconcile(&cluster, &checked.backup, &ctx).await?;
+    let backup_now = backup::backup_now(&cluster, &configured, &ctx).await?;
 
     // The status, written only when it changed.
     let schedule = checked.backup.as_ref().ok().and_then(|v| v.as_ref());
-    let next_run = schedule.and_then(|v| schedule::next_run(&v.schedule, now));
-    let new_status = status::next(
+    // Times are computed in UTC: with another zone, no next run is told.
+    let utc = cluster
+        .spec
+        .backup
+        .as_ref()
+        .and_then(|b| b.cron_job.as_ref()?.time_zone.as_deref())
+        .is_none_or(|zone| matches!(zone, "UTC" | "Etc/UTC"));
+    let next_run = schedule
+        .filter(|_| utc)
+        .and_then(|v| schedule::next_run(&v.schedule, now));
+    let mut new_status = status::next(
         cluster.status.as_ref(),
         workload.status,
         Backups {
@@ -58,6 +68,12 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
         cluster.meta().generation,
         now,
     );
+    if let Some((value, _)) = &backup_now {
+        new_status
+            .backup
+            .get_or_insert_with(Default::default)
+            .backup_now_handled = Some(value.clone());
+    }
     if previous != new_status {
         write_status(&cluster, &new_status, &ctx).await?;
     }
@@ -70,6 +86,7 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
         configured: &configured,
         outcomes: &finished.outcomes,
         upgrade: workload.event,
+        backup_now: backup_now.map(|(_, job)| job),
     };
     events::tell(&cluster, told, &ctx).await;
     Ok(requeue(workload.wait, &configured, next_run, now))

@@ -11,6 +11,8 @@ use contract::result::{BackupKind, BackupResult, RetentionReport};
 pub const BACKUP_CONFIGURED: &str = "BackupConfigured";
 pub const BACKUP_HEALTHY: &str = "BackupHealthy";
 pub const WORKLOAD_CONFIGURED: &str = "WorkloadConfigured";
+/// Sums up the others (see [`ready`]).
+pub const READY: &str = "Ready";
 
 /// Kubernetes' `Time` from a chrono time.
 pub fn time(at: DateTime<Utc>) -> Time {
@@ -287,11 +289,38 @@ pub fn next(
             backup.as_ref().unwrap_or(&BackupStatus::default()),
         ));
     }
+    decided.push(ready(&decided));
     OpenBaoClusterStatus {
+        observed_generation: generation,
         version: workload.version,
         upgrade: workload.upgrade,
         backup,
         conditions: conditions(&previous.conditions, decided, generation, now),
+    }
+}
+
+/// `Ready`: True when every other condition is True, except that a
+/// `BackupHealthy` of Unknown (no backup has finished yet) does not count
+/// against it; otherwise False with the first other condition's reason,
+/// its type and message in the message.
+pub fn ready(others: &[Cond]) -> Cond {
+    let blocking = others
+        .iter()
+        .find(|c| c.status != "True" && !(c.type_ == BACKUP_HEALTHY && c.status == "Unknown"));
+    match blocking {
+        None => Cond::new(
+            READY,
+            "True",
+            "AllConditionsTrue",
+            "the cluster's objects follow the spec, it runs the version asked for, and backups are scheduled and not failing"
+                .to_string(),
+        ),
+        Some(c) => Cond::new(
+            READY,
+            "False",
+            c.reason,
+            format!("{} is {}: {}", c.type_, c.status, c.message),
+        ),
     }
 }
 
@@ -727,5 +756,75 @@ mod tests {
         assert!(third[0].message.contains("spec.backup.schedule"));
         assert_eq!(third[1].reason, "BackupFailed");
         assert!(third[1].message.contains("S3 error: denied"));
+    }
+
+    #[test]
+    fn ready_sums_up_the_other_conditions() {
+        let workload = |status| Workload {
+            conditions: vec![
+                workload_configured(&[], &[]),
+                Cond::new(
+                    crate::upgrade::UPGRADED,
+                    status,
+                    "UpToDate",
+                    "runs 2.4.1".into(),
+                ),
+            ],
+            ..Default::default()
+        };
+        let status_of = |workload, configured: &Configured, outcomes: &[JobOutcome]| {
+            next(
+                None,
+                workload,
+                Backups {
+                    configured,
+                    warnings: &[],
+                    outcomes,
+                    recorded_jobs: vec![],
+                    next_run: None,
+                },
+                Some(7),
+                at(1),
+            )
+        };
+        let ready = |status: &OpenBaoClusterStatus| {
+            let c = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
+            (c.status.clone(), c.reason.clone(), c.message.clone())
+        };
+        // No backup yet does not count against it; observedGeneration is
+        // the generation read.
+        let fresh = status_of(workload("True"), &Configured::Applied, &[]);
+        assert_eq!(fresh.observed_generation, Some(7));
+        assert_eq!(ready(&fresh).0, "True");
+        assert_eq!(ready(&fresh).1, "AllConditionsTrue");
+        assert_eq!(
+            ready(&status_of(workload("True"), &Configured::Absent, &[])).0,
+            "True",
+            "no spec.backup: the workload alone"
+        );
+        let rolling = ready(&status_of(workload("False"), &Configured::Applied, &[]));
+        assert_eq!(
+            (rolling.0.as_str(), rolling.1.as_str()),
+            ("False", "UpToDate")
+        );
+        assert!(rolling.2.starts_with("Upgraded is False: runs 2.4.1"));
+        let unscheduled = ready(&status_of(
+            workload("True"),
+            &Configured::Unschedulable("no CronJob".into()),
+            &[],
+        ));
+        assert_eq!(
+            (unscheduled.0.as_str(), unscheduled.1.as_str()),
+            ("False", "CronJobUnavailable")
+        );
+        let failed = ready(&status_of(
+            workload("True"),
+            &Configured::Applied,
+            &[failure(2, "S3 error: denied")],
+        ));
+        assert_eq!(
+            (failed.0.as_str(), failed.1.as_str()),
+            ("False", "BackupFailed")
+        );
     }
 }

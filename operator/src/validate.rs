@@ -404,6 +404,26 @@ fn check_name(name: &str, field: &str, problems: &mut Vec<String>) {
 /// has just taken before the next run.
 pub const MIN_MAX_AGE: Duration = Duration::from_secs(3600);
 
+/// What `spec.backup.pod` and `spec.backup.cronJob` probably get wrong
+/// but the operator applies anyway: pod labels with a key of the
+/// operator's own labels, which are ignored (the operator's values stay,
+/// so its watches and the NetworkPolicy keep finding the pods).
+pub fn executor_pod_warnings(spec: &OpenBaoClusterSpec) -> Vec<String> {
+    let Some(pod) = spec.backup.as_ref().and_then(|b| b.pod.as_ref()) else {
+        return Vec::new();
+    };
+    let own = crate::names::backup_labels("");
+    pod.labels
+        .keys()
+        .filter(|key| own.contains_key(*key))
+        .map(|key| {
+            format!(
+                "spec.backup.pod.labels.{key} is ignored: the operator sets it to select its pods; use another key"
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

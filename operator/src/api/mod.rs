@@ -13,6 +13,9 @@ use std::collections::BTreeMap;
 use contract::executor::upload::{
     DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, MAX_CONCURRENCY, MAX_PART_SIZE, MIN_PART_SIZE,
 };
+use k8s_openapi::api::core::v1::{
+    Affinity, LocalObjectReference, ResourceRequirements, Toleration,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -36,8 +39,11 @@ pub const DEFAULT_SEAL_KEY_ID: &str = "k1";
     doc = "An OpenBao cluster with integrated Raft storage, and how to back it up.",
     plural = "openbaoclusters",
     shortname = "baocluster",
+    shortname = "obc",
+    category = "openbao",
     namespaced,
     status = "OpenBaoClusterStatus",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.version"}"#,
     printcolumn = r#"{"name":"Upgrade","type":"string","jsonPath":".status.upgrade.phase"}"#,
     printcolumn = r#"{"name":"Last Backup","type":"date","jsonPath":".status.backup.lastBackupTime"}"#,
@@ -290,7 +296,7 @@ impl StaticSealSpec {
      "message": "set exactly one of jwtAuthRole (JWT auth with the backup ServiceAccount's token) and tokenSecretRef (a static token)"}
 ]))]
 pub struct BackupSpec {
-    /// Cron schedule in UTC, five fields ("0 3 * * *") or a macro ("@daily").
+    /// Cron schedule in UTC (or `cronJob.timeZone`), five fields ("0 3 * * *") or a macro ("@daily").
     #[schemars(length(min = 1))]
     pub schedule: String,
     /// Image of the backup executor (this project's `openbao-backup`).
@@ -321,6 +327,87 @@ pub struct BackupSpec {
     /// did not sign (one written by anyone else who can write the bucket).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest_key_secret_ref: Option<SecretKeyRef>,
+    /// Scheduling, metadata and resources of the backup and restore pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<ExecutorPodSettings>,
+    /// The backup and restore ServiceAccounts' annotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<ServiceAccountSettings>,
+    /// The backup CronJob's settings beyond its schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron_job: Option<CronJobSettings>,
+}
+
+/// What backup and restore pods get besides what the operator renders:
+/// where they may run, their metadata and their resources.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutorPodSettings {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub priority_class_name: Option<String>,
+    /// Secrets of this namespace to pull the executor image with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// More pod labels. The operator's own labels
+    /// (`app.kubernetes.io/name`, `instance`, `component`, `managed-by`)
+    /// win: a label with one of their keys is ignored, with a warning in
+    /// `BackupConfigured`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Pod annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// The executor container's resources. A `requests` (or `limits`)
+    /// given here replaces the computed one whole: the computed memory
+    /// follows the part size and concurrency (README "Memory and speed").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// The backup and restore ServiceAccounts' metadata: annotations that give
+/// the pods a cloud identity, so S3 needs no static keys, e.g.
+/// `eks.amazonaws.com/role-arn` (IRSA) or `iam.gke.io/gcp-service-account`
+/// (GKE Workload Identity). With annotations the ServiceAccounts exist and
+/// the pods run as them whatever the OpenBao auth.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccountSettings {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The backup CronJob's fields besides `schedule`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CronJobSettings {
+    /// The schedule's IANA time zone, e.g. `Europe/Paris` (Kubernetes >=
+    /// 1.27); UTC when omitted. With a zone other than UTC,
+    /// `status.backup.nextScheduledBackup` is not reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = "^[A-Za-z0-9_+/-]+$"))]
+    pub time_zone: Option<String>,
+    /// Stop scheduled backups (manual ones still run). A restore's hold
+    /// suspends the CronJob whatever this says.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
+    /// How late a missed run may still start, in seconds (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub starting_deadline_seconds: Option<i64>,
+    /// Finished Jobs kept (default 3 each).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub successful_jobs_history_limit: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub failed_jobs_history_limit: Option<i32>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -569,6 +656,9 @@ fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OpenBaoClusterStatus {
+    /// The `metadata.generation` this status was written for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
     /// The OpenBao version the StatefulSet runs (once rolled out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
@@ -577,8 +667,8 @@ pub struct OpenBaoClusterStatus {
     pub upgrade: Option<UpgradeStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupStatus>,
-    /// `WorkloadConfigured`, `Upgraded`, `BackupConfigured` and
-    /// `BackupHealthy`.
+    /// `WorkloadConfigured`, `Upgraded`, `BackupConfigured`,
+    /// `BackupHealthy`, and `Ready` summing them up (docs/operator.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -658,6 +748,10 @@ pub struct BackupStatus {
     /// that still exist are listed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recorded_jobs: Vec<String>,
+    /// The last value of the `openbao.org/backup-now` annotation the
+    /// operator started a manual backup for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_now_handled: Option<String>,
 }
 
 /// What retention did after a backup: how many backups it deleted and how
@@ -770,6 +864,7 @@ mod tests {
         assert_eq!(
             columns,
             [
+                "Ready",
                 "Version",
                 "Upgrade",
                 "Last Backup",

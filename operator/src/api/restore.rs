@@ -17,6 +17,7 @@ use super::{BackupTarget, LocalRef, PluginRef};
     doc = "A restore of an OpenBaoCluster from a backup, run once.",
     plural = "openbaorestores",
     shortname = "baorestore",
+    category = "openbao",
     namespaced,
     status = "OpenBaoRestoreStatus",
     printcolumn = r#"{"name":"Cluster","type":"string","jsonPath":".spec.cluster"}"#,

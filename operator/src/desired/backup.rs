@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobTemplateSpec};
-use k8s_openapi::api::core::v1::{PodSpec, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec, ServiceAccount,
+};
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
 };
@@ -19,8 +21,8 @@ use kube::ResourceExt;
 use super::executor_pod::{Executor, executor_job_spec, executor_pod, result_env};
 use crate::api::{BackupSpec, ExternalSpec, OpenBaoCluster, PluginRef};
 use crate::names::{
-    COMPONENT_LABEL, KIND_ANNOTATION, OPENBAO_PORT, backup_labels, cronjob_name, selector_labels,
-    service_account_name,
+    BACKUP_NOW_ANNOTATION, COMPONENT_LABEL, JOB_NAME_LABEL, KIND_ANNOTATION, OPENBAO_PORT,
+    backup_labels, backup_now_job_name, cronjob_name, selector_labels, service_account_name,
 };
 use crate::objects::{env_var, label_selector, owned_meta};
 use crate::settings::OperatorSettings;
@@ -38,9 +40,18 @@ pub fn service_account(
     backup: &BackupSpec,
     name: &str,
 ) -> Option<ServiceAccount> {
-    backup.jwt_auth_role.as_ref()?;
+    let annotations = backup
+        .service_account
+        .as_ref()
+        .map(|a| a.annotations.clone())
+        .filter(|a| !a.is_empty());
+    if backup.jwt_auth_role.is_none() && annotations.is_none() {
+        return None;
+    }
+    let mut metadata = meta(cluster, name.into());
+    metadata.annotations = annotations;
     Some(ServiceAccount {
-        metadata: meta(cluster, name.into()),
+        metadata,
         automount_service_account_token: Some(false),
         ..Default::default()
     })
@@ -53,24 +64,51 @@ pub fn cronjob(
 ) -> CronJob {
     let name = cluster.name_any();
     let pod = backup_pod(cluster, backup, settings, BackupKind::Scheduled);
+    let given = backup.cron_job.clone().unwrap_or_default();
     CronJob {
         metadata: meta(cluster, cronjob_name(&name)),
         spec: Some(CronJobSpec {
             schedule: backup.schedule.clone(),
+            time_zone: given.time_zone,
+            // Only a suspension is rendered: resuming leaves the field to
+            // its default, and a restore's hold to its own manager.
+            suspend: given.suspend.then_some(true),
             concurrency_policy: Some("Forbid".into()),
-            starting_deadline_seconds: Some(300),
-            successful_jobs_history_limit: Some(3),
-            failed_jobs_history_limit: Some(3),
+            starting_deadline_seconds: Some(given.starting_deadline_seconds.unwrap_or(300)),
+            successful_jobs_history_limit: Some(given.successful_jobs_history_limit.unwrap_or(3)),
+            failed_jobs_history_limit: Some(given.failed_jobs_history_limit.unwrap_or(3)),
             job_template: JobTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(backup_labels(&name)),
                     ..Default::default()
                 }),
-                spec: Some(executor_job_spec(backup_labels(&name), pod)),
+                spec: Some(executor_job_spec(cluster, backup_labels(&name), pod)),
             },
-            ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+/// The manual backup asked for by `openbao.org/backup-now=<value>`: the
+/// CronJob's backup as kind `manual`, owned by the cluster, labelled as
+/// the CronJob's Jobs (the status counts it).
+pub fn backup_now_job(
+    cluster: &OpenBaoCluster,
+    backup: &BackupSpec,
+    settings: &OperatorSettings,
+    value: &str,
+) -> Job {
+    let name = cluster.name_any();
+    let pod = backup_pod(cluster, backup, settings, BackupKind::Manual);
+    let mut metadata = meta(cluster, backup_now_job_name(&name, value));
+    metadata.annotations = Some(BTreeMap::from([
+        (KIND_ANNOTATION.into(), BackupKind::Manual.as_str().into()),
+        (BACKUP_NOW_ANNOTATION.into(), value.into()),
+    ]));
+    Job {
+        metadata,
+        spec: Some(executor_job_spec(cluster, backup_labels(&name), pod)),
+        status: None,
     }
 }
 
@@ -90,7 +128,11 @@ pub fn pre_upgrade_job(
     )]));
     Job {
         metadata,
-        spec: Some(executor_job_spec(backup_labels(&cluster.name_any()), pod)),
+        spec: Some(executor_job_spec(
+            cluster,
+            backup_labels(&cluster.name_any()),
+            pod,
+        )),
         status: None,
     }
 }
@@ -106,6 +148,25 @@ fn backup_pod(
         env_var(env::BACKUP_KIND, kind.as_str().into()),
         result_env(),
     ];
+    if kind == BackupKind::Scheduled {
+        // A Job made from the CronJob's template by hand is told apart by
+        // its name (contract::executor::cronjob).
+        env.push(env_var(
+            env::BACKUP_CRONJOB,
+            cronjob_name(&cluster.name_any()),
+        ));
+        env.push(EnvVar {
+            name: env::BACKUP_JOB_NAME.into(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    api_version: Some("v1".into()),
+                    field_path: format!("metadata.labels['{JOB_NAME_LABEL}']"),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
     if let Some(retention) = &backup.retention {
         // maxCount 0 means no limit.
         if let Some(count) = retention.max_count.filter(|n| *n > 0) {

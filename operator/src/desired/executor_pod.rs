@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
-use crate::api::{BackupTarget, LocalRef, OpenBaoCluster, PluginRef};
+use crate::api::{BackupTarget, ExecutorPodSettings, LocalRef, OpenBaoCluster, PluginRef};
 use crate::names::openbao_addrs;
 use crate::objects::{env_var, hardened, mount, pod_security, secret_key_volume, secret_volume};
 use crate::settings::OperatorSettings;
@@ -63,19 +63,73 @@ impl Files {
 }
 
 /// One attempt per Job: the executor retries what is transient, and a
-/// failure is reported, not hidden.
-pub(super) fn executor_job_spec(labels: BTreeMap<String, String>, pod: PodSpec) -> JobSpec {
+/// failure is reported, not hidden. The pods carry `spec.backup.pod`'s
+/// labels and annotations; the operator's `labels` win over its labels.
+pub(super) fn executor_job_spec(
+    cluster: &OpenBaoCluster,
+    labels: BTreeMap<String, String>,
+    pod: PodSpec,
+) -> JobSpec {
+    let settings = pod_settings(cluster);
+    let mut pod_labels = settings.map(|s| s.labels.clone()).unwrap_or_default();
+    pod_labels.extend(labels);
+    let annotations = settings
+        .map(|s| s.annotations.clone())
+        .filter(|a| !a.is_empty());
     JobSpec {
         backoff_limit: Some(0),
         active_deadline_seconds: Some(6 * 3600),
         template: PodTemplateSpec {
             metadata: Some(ObjectMeta {
-                labels: Some(labels),
+                labels: Some(pod_labels),
+                annotations,
                 ..Default::default()
             }),
             spec: Some(pod),
         },
         ..Default::default()
+    }
+}
+
+/// The cluster's `spec.backup.pod`, for backup and restore pods alike.
+fn pod_settings(cluster: &OpenBaoCluster) -> Option<&ExecutorPodSettings> {
+    cluster.spec.backup.as_ref()?.pod.as_ref()
+}
+
+/// Whether `spec.backup.serviceAccount` gives the ServiceAccounts
+/// annotations (a cloud identity): then they exist and the pods run as
+/// them, whatever the OpenBao auth.
+fn annotated_service_accounts(cluster: &OpenBaoCluster) -> bool {
+    cluster
+        .spec
+        .backup
+        .as_ref()
+        .and_then(|b| b.service_account.as_ref())
+        .is_some_and(|a| !a.annotations.is_empty())
+}
+
+/// `spec.backup.pod`'s scheduling and resources on the pod: `requests` and
+/// `limits`, when given, replace the computed ones.
+fn place(pod: &mut PodSpec, settings: &ExecutorPodSettings) {
+    fn some_vec<T: Clone>(v: &[T]) -> Option<Vec<T>> {
+        (!v.is_empty()).then(|| v.to_vec())
+    }
+    pod.tolerations = some_vec(&settings.tolerations);
+    pod.image_pull_secrets = some_vec(&settings.image_pull_secrets);
+    pod.node_selector =
+        (!settings.node_selector.is_empty()).then(|| settings.node_selector.clone());
+    pod.affinity = settings.affinity.clone();
+    pod.priority_class_name = settings.priority_class_name.clone();
+    if let Some(given) = &settings.resources {
+        for container in &mut pod.containers {
+            let resources = container.resources.get_or_insert_with(Default::default);
+            if given.requests.is_some() {
+                resources.requests = given.requests.clone();
+            }
+            if given.limits.is_some() {
+                resources.limits = given.limits.clone();
+            }
+        }
     }
 }
 
@@ -97,7 +151,8 @@ pub(super) fn executor_pod(
     };
     files.env.extend(executor.env.iter().cloned());
     keys(cluster, target, &mut files);
-    let service_account = auth(&executor, settings, &mut files);
+    let service_account = auth(&executor, settings, &mut files)
+        .or_else(|| annotated_service_accounts(cluster).then(|| executor.service_account.clone()));
     let args = plugin_args(&executor, &mut files);
     let transforms = executor
         .plugins
@@ -119,7 +174,7 @@ pub(super) fn executor_pod(
         security_context: Some(hardened()),
         ..Default::default()
     };
-    PodSpec {
+    let mut pod = PodSpec {
         restart_policy: Some("Never".into()),
         service_account_name: service_account,
         automount_service_account_token: Some(false),
@@ -127,7 +182,11 @@ pub(super) fn executor_pod(
         containers: vec![container],
         volumes: Some(files.volumes),
         ..Default::default()
+    };
+    if let Some(pod_settings) = pod_settings(cluster) {
+        place(&mut pod, pod_settings);
     }
+    pod
 }
 
 /// Where OpenBao and the storage target are.

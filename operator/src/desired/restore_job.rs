@@ -56,7 +56,7 @@ pub fn restore_job(
             restore_job_name(&restore.name_any()),
             labels.clone(),
         ),
-        spec: Some(executor_job_spec(labels, pod)),
+        spec: Some(executor_job_spec(cluster, labels, pod)),
         status: None,
     }
 }

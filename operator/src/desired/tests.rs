@@ -537,3 +537,222 @@ fn endpoint_ports() {
     assert_eq!(with(Some("http://garage:3900")), 3900);
     assert_eq!(with(Some("http://minio.local")), 80);
 }
+
+/// `spec.backup.pod`, `serviceAccount` and `cronJob` as users write them.
+fn placed_backup() -> BackupSpec {
+    let mut backup = jwt_backup();
+    backup.target.credentials_secret_ref = None;
+    let extra: BackupSpec = serde_json::from_value(serde_json::json!({
+        "schedule": "0 3 * * *", "executorImage": "x", "target": {"bucket": "b"},
+        "pod": {
+            "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "backup", "effect": "NoSchedule"}],
+            "nodeSelector": {"pool": "backup"},
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]}}},
+            "priorityClassName": "backup-high",
+            "imagePullSecrets": [{"name": "registry"}],
+            "labels": {"team": "vault", "app.kubernetes.io/instance": "stolen"},
+            "annotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"},
+            "resources": {"requests": {"cpu": "250m", "memory": "300Mi"}},
+        },
+        "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/backup"}},
+        "cronJob": {"timeZone": "Europe/Paris", "suspend": true, "startingDeadlineSeconds": 60,
+                    "successfulJobsHistoryLimit": 1, "failedJobsHistoryLimit": 5},
+    }))
+    .unwrap();
+    backup.pod = extra.pod;
+    backup.service_account = extra.service_account;
+    backup.cron_job = extra.cron_job;
+    backup
+}
+
+#[test]
+fn backup_and_restore_pods_get_the_pod_settings() {
+    let backup = placed_backup();
+    let cluster = cluster(backup.clone());
+    let cronjob = cronjob(&cluster, &backup, &settings());
+    let template = &cronjob.spec.as_ref().unwrap().job_template;
+    let restore = restore_job(&restore_r1(false), &cluster, &settings());
+    for (what, job) in [
+        ("backup", template.spec.as_ref().unwrap()),
+        ("restore", restore.spec.as_ref().unwrap()),
+    ] {
+        let meta = job.template.metadata.as_ref().unwrap();
+        let labels = meta.labels.as_ref().unwrap();
+        assert_eq!(labels["team"], "vault", "{what}");
+        assert_eq!(
+            labels["app.kubernetes.io/instance"], "bao",
+            "{what}: the operator's labels win"
+        );
+        assert_eq!(labels[COMPONENT_LABEL], what);
+        assert_eq!(
+            meta.annotations.as_ref().unwrap()["cluster-autoscaler.kubernetes.io/safe-to-evict"],
+            "false"
+        );
+        let pod = job.template.spec.as_ref().unwrap();
+        let toleration = &pod.tolerations.as_ref().unwrap()[0];
+        assert_eq!(
+            (toleration.key.as_deref(), toleration.effect.as_deref()),
+            (Some("dedicated"), Some("NoSchedule"))
+        );
+        assert_eq!(pod.node_selector.as_ref().unwrap()["pool"], "backup");
+        let terms = &pod
+            .affinity
+            .as_ref()
+            .unwrap()
+            .node_affinity
+            .as_ref()
+            .unwrap()
+            .required_during_scheduling_ignored_during_execution
+            .as_ref()
+            .unwrap()
+            .node_selector_terms;
+        assert_eq!(terms[0].match_expressions.as_ref().unwrap()[0].key, "zone");
+        assert_eq!(pod.priority_class_name.as_deref(), Some("backup-high"));
+        assert_eq!(pod.image_pull_secrets.as_ref().unwrap()[0].name, "registry");
+        let resources = pod.containers[0].resources.as_ref().unwrap();
+        assert_eq!(
+            resources.requests.as_ref().unwrap(),
+            &BTreeMap::from([
+                ("cpu".to_string(), Quantity("250m".into())),
+                ("memory".to_string(), Quantity("300Mi".into())),
+            ]),
+            "{what}: given requests replace the computed ones"
+        );
+        assert_eq!(
+            resources.limits,
+            resources_of_a_plain_pod().limits,
+            "{what}: limits not given stay computed"
+        );
+        // No credentials Secret: the executor uses the SDK's chain.
+        assert!(!env(pod).contains_key("S3_CREDENTIALS_DIR"));
+    }
+    // The restore pod runs as the (annotated) restore ServiceAccount.
+    let restore_pod = restore.spec.unwrap().template.spec.unwrap();
+    assert_eq!(
+        restore_pod.service_account_name.as_deref(),
+        Some("bao-restore-serviceaccount")
+    );
+}
+
+fn resources_of_a_plain_pod() -> k8s_openapi::api::core::v1::ResourceRequirements {
+    let backup = placed_backup();
+    resources(
+        backup.target.part_size(),
+        backup.target.concurrency(),
+        backup.transforms.len(),
+    )
+}
+
+#[test]
+fn without_pod_settings_pods_are_as_before() {
+    let backup = jwt_backup();
+    let cluster = cluster(backup.clone());
+    let cronjob = cronjob(&cluster, &backup, &settings());
+    let template = cronjob.spec.unwrap().job_template.spec.unwrap().template;
+    assert_eq!(template.metadata.unwrap().annotations, None);
+    let pod = template.spec.unwrap();
+    assert_eq!(pod.tolerations, None);
+    assert_eq!(pod.node_selector, None);
+    assert_eq!(pod.affinity, None);
+    assert_eq!(pod.priority_class_name, None);
+    assert_eq!(pod.image_pull_secrets, None);
+    assert_eq!(
+        pod.containers[0].resources,
+        Some(resources(
+            backup.target.part_size(),
+            backup.target.concurrency(),
+            0
+        ))
+    );
+}
+
+#[test]
+fn service_accounts_carry_the_cloud_identity_annotations() {
+    let backup = placed_backup();
+    let cluster = cluster(backup.clone());
+    for name in service_account_names("bao") {
+        let account = service_account(&cluster, &backup, &name).unwrap();
+        assert_eq!(
+            account.metadata.annotations.unwrap()["eks.amazonaws.com/role-arn"],
+            "arn:aws:iam::1:role/backup"
+        );
+    }
+    // Token auth with an annotated ServiceAccount: it exists and the pod
+    // runs as it, for the cloud identity; no OpenBao JWT is mounted.
+    let mut token = backup.clone();
+    token.jwt_auth_role = None;
+    token.token_secret_ref = Some(LocalRef {
+        name: "openbao-token".into(),
+    });
+    let cluster = self::cluster(token.clone());
+    assert!(service_account(&cluster, &token, "bao-backup-serviceaccount").is_some());
+    let pod = pod(&cronjob(&cluster, &token, &settings()));
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some("bao-backup-serviceaccount")
+    );
+    assert!(!env(&pod).contains_key("OPENBAO_JWT_ROLE"));
+    assert_eq!(pod.automount_service_account_token, Some(false));
+}
+
+#[test]
+fn the_cronjob_takes_its_settings() {
+    let backup = placed_backup();
+    let cluster = cluster(backup.clone());
+    let spec = cronjob(&cluster, &backup, &settings()).spec.unwrap();
+    assert_eq!(spec.time_zone.as_deref(), Some("Europe/Paris"));
+    assert_eq!(spec.suspend, Some(true));
+    assert_eq!(spec.starting_deadline_seconds, Some(60));
+    assert_eq!(spec.successful_jobs_history_limit, Some(1));
+    assert_eq!(spec.failed_jobs_history_limit, Some(5));
+    let plain = jwt_backup();
+    let spec = cronjob(&cluster, &plain, &settings()).spec.unwrap();
+    assert_eq!(spec.time_zone, None);
+    assert_eq!(spec.suspend, None, "resuming leaves suspend unset");
+    assert_eq!(spec.starting_deadline_seconds, Some(300));
+    assert_eq!(spec.successful_jobs_history_limit, Some(3));
+    assert_eq!(spec.failed_jobs_history_limit, Some(3));
+}
+
+#[test]
+fn scheduled_pods_learn_their_job_name_and_manual_ones_say_manual() {
+    let backup = jwt_backup();
+    let cluster = cluster(backup.clone());
+    let pod = pod(&cronjob(&cluster, &backup, &settings()));
+    let env_vars = pod.containers[0].env.clone().unwrap();
+    let job_name = env_vars
+        .iter()
+        .find(|e| e.name == "BACKUP_JOB_NAME")
+        .unwrap();
+    let field = job_name
+        .value_from
+        .as_ref()
+        .unwrap()
+        .field_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(field.field_path, "metadata.labels['job-name']");
+    assert_eq!(env(&pod)["BACKUP_CRONJOB"], "bao-backup");
+    assert_eq!(env(&pod)["BACKUP_KIND"], "scheduled");
+
+    let job = backup_now_job(&cluster, &backup, &settings(), "2026-11-30T10:00");
+    let name = job.metadata.name.clone().unwrap();
+    assert_eq!(name, backup_now_job_name("bao", "2026-11-30T10:00"));
+    assert!(name.starts_with("bao-backup-now-") && name.len() <= 63);
+    assert_ne!(name, backup_now_job_name("bao", "2026-11-30T10:01"));
+    let annotations = job.metadata.annotations.clone().unwrap();
+    assert_eq!(annotations[KIND_ANNOTATION], "manual");
+    assert_eq!(annotations[BACKUP_NOW_ANNOTATION], "2026-11-30T10:00");
+    assert_eq!(job.metadata.labels.clone().unwrap(), backup_labels("bao"));
+    assert_eq!(
+        job.metadata.owner_references.unwrap()[0].kind,
+        "OpenBaoCluster"
+    );
+    let pod = job.spec.unwrap().template.spec.unwrap();
+    let env = env(&pod);
+    assert_eq!(env["BACKUP_KIND"], "manual");
+    assert!(!env.contains_key("BACKUP_CRONJOB"));
+    let long = "c".repeat(36);
+    assert!(backup_now_job_name(&long, "v").len() <= 63);
+}

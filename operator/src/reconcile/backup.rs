@@ -12,8 +12,8 @@ use crate::api::{BackupSpec, OpenBaoCluster};
 use crate::context::{Context, Error};
 use crate::desired::backup;
 use crate::jobs;
-use crate::kube_io::{self, apply, apply_body, delete_owned};
-use crate::names::{cronjob_name, service_account_names};
+use crate::kube_io::{self, apply, apply_body, create_once, delete_owned};
+use crate::names::{BACKUP_NOW_ANNOTATION, cronjob_name, service_account_names};
 use crate::status::Configured;
 use crate::validate::ValidBackup;
 
@@ -95,4 +95,42 @@ async fn delete_backup_objects(cluster: &OpenBaoCluster, ctx: &Context) -> Resul
         delete_owned::<ServiceAccount>(cluster, &ctx.client, &account).await?;
     }
     Ok(())
+}
+
+/// A manual backup asked for with `openbao.org/backup-now=<value>`: a Job
+/// for each value not handled yet (`status.backup.backupNowHandled`), once
+/// the backup objects are in place. Returns the value and the Job's name.
+pub(super) async fn backup_now(
+    cluster: &OpenBaoCluster,
+    configured: &Configured,
+    ctx: &Context,
+) -> Result<Option<(String, String)>, Error> {
+    let Some(value) = wanted_backup_now(cluster, configured) else {
+        return Ok(None);
+    };
+    let spec = cluster.spec.backup.as_ref().expect("configured backups");
+    let job = backup::backup_now_job(cluster, spec, &ctx.settings, &value);
+    create_once(&ctx.client, &job).await?;
+    Ok(Some((value, job.name_any())))
+}
+
+/// The annotation's value when it asks for a backup not yet started: the
+/// backup is configured (scheduled or not) and the value is new.
+pub(super) fn wanted_backup_now(
+    cluster: &OpenBaoCluster,
+    configured: &Configured,
+) -> Option<String> {
+    if !matches!(
+        configured,
+        Configured::Applied | Configured::Unschedulable(_)
+    ) {
+        return None;
+    }
+    let value = cluster.annotations().get(BACKUP_NOW_ANNOTATION)?;
+    let handled = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.backup.as_ref())
+        .and_then(|b| b.backup_now_handled.as_ref());
+    (!value.is_empty() && handled != Some(value)).then(|| value.clone())
 }

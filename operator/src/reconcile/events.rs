@@ -10,6 +10,7 @@ use super::seen::Checked;
 use crate::api::{OpenBaoCluster, OpenBaoClusterStatus};
 use crate::context::Context;
 use crate::kube_io::publish;
+use crate::names::BACKUP_NOW_ANNOTATION;
 use crate::status::{self, BACKUP_CONFIGURED, Configured, JobOutcome, WORKLOAD_CONFIGURED};
 use contract::result::BackupResult;
 
@@ -21,6 +22,8 @@ pub(super) struct Told<'a> {
     pub configured: &'a Configured,
     pub outcomes: &'a [JobOutcome],
     pub upgrade: Option<(EventType, &'static str, String)>,
+    /// The Job of a manual backup started for `openbao.org/backup-now`.
+    pub backup_now: Option<String>,
 }
 
 pub(super) async fn tell(cluster: &OpenBaoCluster, told: Told<'_>, ctx: &Context) {
@@ -39,6 +42,18 @@ pub(super) async fn tell(cluster: &OpenBaoCluster, told: Told<'_>, ctx: &Context
             reason: reason.into(),
             note: Some(note),
             action: "Upgrade".into(),
+            secondary: None,
+        };
+        publish(recorder, cluster, event).await;
+    }
+    if let Some(job) = &told.backup_now {
+        let event = Event {
+            type_: EventType::Normal,
+            reason: "ManualBackupStarted".into(),
+            note: Some(format!(
+                "manual backup asked for by the {BACKUP_NOW_ANNOTATION} annotation: Job {job}"
+            )),
+            action: "Backup".into(),
             secondary: None,
         };
         publish(recorder, cluster, event).await;

@@ -25,7 +25,11 @@ impl Checked {
             workload_problems: validate::workload(&cluster.name_any(), &cluster.spec),
             workload_warnings: validate::workload_warnings(&cluster.spec),
             backup: validate::validate(&cluster.spec, &ctx.settings.executor_images),
-            backup_warnings: validate::backup_warnings(&cluster.spec),
+            backup_warnings: [
+                validate::backup_warnings(&cluster.spec),
+                validate::executor_pod_warnings(&cluster.spec),
+            ]
+            .concat(),
         }
     }
 }

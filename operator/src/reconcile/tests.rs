@@ -496,7 +496,7 @@ async fn removing_spec_backup_removes_what_the_operator_made() {
                         .collect();
                     assert_eq!(
                         kinds,
-                        ["WorkloadConfigured", "Upgraded"],
+                        ["WorkloadConfigured", "Upgraded", "Ready"],
                         "no backup conditions"
                     );
                     (200, body)
@@ -1320,4 +1320,69 @@ async fn an_external_cluster_with_a_version_says_which_field_to_remove() {
     )
     .await
     .unwrap();
+}
+
+#[test]
+fn backup_now_asks_once_per_new_value_once_backups_are_configured() {
+    use crate::status::Configured;
+    let with = |annotation: Option<&str>, handled: Option<&str>| -> OpenBaoCluster {
+        let mut value = cluster(
+            jwt_backup(),
+            json!({"backup": {"backupNowHandled": handled}}),
+        );
+        if let Some(annotation) = annotation {
+            value["metadata"]["annotations"] = json!({"openbao.org/backup-now": annotation});
+        }
+        serde_json::from_value(value).unwrap()
+    };
+    let wanted = |cluster: &OpenBaoCluster, configured: &Configured| {
+        super::backup::wanted_backup_now(cluster, configured)
+    };
+    let applied = Configured::Applied;
+    assert_eq!(wanted(&with(None, None), &applied), None);
+    assert_eq!(
+        wanted(&with(Some("1"), None), &applied).as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        wanted(&with(Some("1"), Some("1")), &applied),
+        None,
+        "handled"
+    );
+    assert_eq!(
+        wanted(&with(Some("2"), Some("1")), &applied).as_deref(),
+        Some("2")
+    );
+    assert_eq!(wanted(&with(Some(""), None), &applied), None);
+    assert_eq!(
+        wanted(
+            &with(Some("1"), None),
+            &Configured::Unschedulable("old".into())
+        )
+        .as_deref(),
+        Some("1"),
+        "Jobs run without a CronJob"
+    );
+    assert_eq!(
+        wanted(&with(Some("1"), None), &Configured::Invalid(vec![])),
+        None,
+        "waits for a valid spec"
+    );
+    assert_eq!(wanted(&with(Some("1"), None), &Configured::Absent), None);
+}
+
+#[test]
+fn pod_labels_with_the_operators_keys_are_ignored_with_a_warning() {
+    let mut backup = jwt_backup();
+    backup["pod"] = json!({"labels": {"team": "vault", "app.kubernetes.io/component": "x"}});
+    let cluster: OpenBaoCluster = serde_json::from_value(cluster(backup, json!(null))).unwrap();
+    assert_eq!(
+        crate::validate::executor_pod_warnings(&cluster.spec),
+        [
+            "spec.backup.pod.labels.app.kubernetes.io/component is ignored: the operator sets it to select its pods; use another key"
+        ]
+    );
+    let plain: OpenBaoCluster =
+        serde_json::from_value(self::cluster(jwt_backup(), json!(null))).unwrap();
+    assert!(crate::validate::executor_pod_warnings(&plain.spec).is_empty());
 }
