@@ -1412,7 +1412,7 @@ async fn pods_that_fit_and_backups_by_annotation(
     );
     let started = wait_for_event(admin, "ManualBackupStarted").await;
     assert!(started.note.unwrap().contains(&job_name));
-    run_job(kube, admin, &job, &openbao.url()).await;
+    run_job(kube, admin, &job, Some(&openbao.url())).await;
     let backup = wait_for("the backup-now backup in status", || async {
         let status = get_cluster(admin).await.status?.backup?;
         status.recorded_jobs.contains(&job.uid()?).then_some(status)
@@ -1430,7 +1430,14 @@ async fn pods_that_fit_and_backups_by_annotation(
 
     // A Job named as the CronJob controller names its Jobs stays scheduled.
     let cluster = get_cluster(admin).await;
-    let job = run_backup_job(kube, admin, &cluster, "it-backup-29410560", &openbao.url()).await;
+    let job = run_backup_job(
+        kube,
+        admin,
+        &cluster,
+        "it-backup-29410560",
+        Some(&openbao.url()),
+    )
+    .await;
     let backup = wait_for("the scheduled backup in status", || async {
         let status = get_cluster(admin).await.status?.backup?;
         status.recorded_jobs.contains(&job.uid()?).then_some(status)
