@@ -11,7 +11,7 @@ use executor::{Error, backup, restore};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    read_renamed_variables();
+    read_aliases();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
@@ -242,19 +242,12 @@ fn write_result(line: &str, result_file: Option<std::path::PathBuf>, code: ExitC
     code
 }
 
-/// A variable set under its old name counts under the new one, unless the
-/// new one is set too; then the `bao` and AWS names count under ours
-/// (`cli::env_aliases`).
-fn read_renamed_variables() {
-    for (old, new) in contract::executor::env::RENAMED {
-        if let (Some(value), None) = (std::env::var_os(old), std::env::var_os(new)) {
-            // SAFETY: no other thread runs yet, so none reads the
-            // environment while it changes.
-            unsafe { std::env::set_var(new, value) };
-        }
-    }
+/// Each of our variables that is unset takes the value of its alias
+/// (`contract::executor::env::ALIASES`: the `bao` and AWS names, old names).
+fn read_aliases() {
     for (ours, value) in cli::env_aliases(|name| std::env::var_os(name)) {
-        // SAFETY: as above.
+        // SAFETY: no other thread runs yet, so none reads the environment
+        // while it changes.
         unsafe { std::env::set_var(ours, value) };
     }
 }

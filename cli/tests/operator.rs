@@ -389,7 +389,7 @@ fn bad_manifests_are_rejected_naming_the_field(kube: &KubeApiServer) {
             "spec.backup.retention.maxAge",
         ),
         (
-            "target: {bucket: openbao-backups}\n    retention: {maxAge: 7d}",
+            "target: {bucket: openbao-backups}\n    retention: {maxAge: 7days}",
             "spec.backup.retention.maxAge",
         ),
     ];

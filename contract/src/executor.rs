@@ -67,10 +67,6 @@ pub mod env {
     pub const PLUGIN_CALL_TIMEOUT: &str = "PLUGIN_CALL_TIMEOUT";
     pub const PLUGIN_MAX_OUTPUT: &str = "PLUGIN_MAX_OUTPUT";
 
-    /// Old names still read, as (old, new): a Job written by an older
-    /// operator keeps working.
-    pub const RENAMED: [(&str, &str); 1] = [("BACKUP_RESULT_FILE", RESULT_FILE)];
-
     /// The names the `bao` CLI and the AWS tools read, so that a shell set
     /// up for them works here too.
     pub const BAO_ADDR: &str = "BAO_ADDR";
@@ -82,9 +78,14 @@ pub mod env {
     pub const AWS_ENDPOINT_URL_S3: &str = "AWS_ENDPOINT_URL_S3";
     pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
 
-    /// Variables read when ours is unset, as (ours, theirs in order): our
-    /// own name first, then the `bao` or AWS one.
-    pub const ALIASES: [(&str, &[&str]); 3] = [
+    /// The result file's old name: a Job written by an older operator
+    /// keeps working.
+    pub const BACKUP_RESULT_FILE: &str = "BACKUP_RESULT_FILE";
+
+    /// Variables read when ours is unset, as (ours, others in order): our
+    /// own name first, then the `bao` or AWS one, or an old name.
+    pub const ALIASES: [(&str, &[&str]); 4] = [
+        (RESULT_FILE, &[BACKUP_RESULT_FILE]),
         (OPENBAO_ADDR, &[BAO_ADDR]),
         (OPENBAO_CACERT, &[BAO_CACERT]),
         (S3_ENDPOINT, &[AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL]),
