@@ -24,12 +24,22 @@ pub fn random<const N: usize>() -> [u8; N] {
     bytes
 }
 
-/// A free TCP port on loopback (free when asked; servers bind it right after).
+/// A free TCP port on loopback (free when asked; servers bind it right
+/// after), never one this process was given before: the OS may hand a
+/// just-released port out again, and a server given the same port for two
+/// listeners fails to start.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if GIVEN.lock().expect("lock").insert(port) {
+            return port;
+        }
+    }
 }
 
 /// A program: the path in `$env_var` if set, else `name` on the PATH.
