@@ -951,48 +951,13 @@ async fn an_external_openbao_is_backed_up_and_restored(
     // No workload: nothing under the names the workload would have (the
     // PodDisruptionBudget is policy/v1, which this 1.20 server does not
     // serve; the scripted reconcile test shows it is never applied).
-    assert!(
-        Api::<StatefulSet>::namespaced(admin.clone(), "backups")
-            .get_opt("ext")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    let services: Api<Service> = Api::namespaced(admin.clone(), "backups");
-    for name in ["ext", "ext-internal"] {
-        assert!(
-            services.get_opt(name).await.unwrap().is_none(),
-            "Service {name}"
-        );
-    }
-    assert!(
-        Api::<ConfigMap>::namespaced(admin.clone(), "backups")
-            .get_opt("ext-config")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        Api::<ServiceAccount>::namespaced(admin.clone(), "backups")
-            .get_opt("ext")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        Api::<Role>::namespaced(admin.clone(), "backups")
-            .get_opt("ext-service-registration")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        Api::<RoleBinding>::namespaced(admin.clone(), "backups")
-            .get_opt("ext-service-registration")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    absent::<StatefulSet>(admin, "ext").await;
+    absent::<Service>(admin, "ext").await;
+    absent::<Service>(admin, "ext-internal").await;
+    absent::<ConfigMap>(admin, "ext-config").await;
+    absent::<ServiceAccount>(admin, "ext").await;
+    absent::<Role>(admin, "ext-service-registration").await;
+    absent::<RoleBinding>(admin, "ext-service-registration").await;
     // Backup pods may reach the external OpenBao by its port.
     let policy = Api::<NetworkPolicy>::namespaced(admin.clone(), "backups")
         .get("ext-backup")
@@ -2073,4 +2038,24 @@ fn process_memory(pid: u32) -> String {
             .unwrap_or_default()
     };
     format!("RSS {}, peak {}", field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Asserts that no `K` named `name` exists in the test namespace.
+async fn absent<K>(client: &Client, name: &str)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    let found = Api::<K>::namespaced(client.clone(), "backups")
+        .get_opt(name)
+        .await
+        .unwrap();
+    assert!(
+        found.is_none(),
+        "{} {name} exists",
+        K::kind(&Default::default())
+    );
 }
