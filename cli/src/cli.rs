@@ -277,6 +277,14 @@ pub struct BackupArgs {
     #[arg(long, env = env::BACKUP_KIND, value_enum, default_value_t = BackupKind::Manual, help_heading = heading::BACKUP)]
     pub kind: BackupKind,
 
+    /// The CronJob whose template the Job came from, and the Job's name
+    /// (the operator sets both): a Job made by hand from the template is
+    /// `manual`, not `scheduled`.
+    #[arg(long, env = env::BACKUP_CRONJOB, hide = true)]
+    pub cronjob: Option<String>,
+    #[arg(long, env = env::BACKUP_JOB_NAME, hide = true)]
+    pub job_name: Option<String>,
+
     /// Also write the JSON result here (the operator uses /dev/termination-log).
     #[arg(long, env = env::RESULT_FILE, help_heading = heading::OUTPUT)]
     pub result_file: Option<PathBuf>,
@@ -745,8 +753,8 @@ impl BackupArgs {
             // A Job made by hand from the CronJob's template says so.
             kind: contract::executor::cronjob::backup_kind(
                 self.kind,
-                std::env::var(env::BACKUP_CRONJOB).ok().as_deref(),
-                std::env::var(env::BACKUP_JOB_NAME).ok().as_deref(),
+                self.cronjob.as_deref(),
+                self.job_name.as_deref(),
             ),
             result_file: self.result_file,
             progress_interval: self.progress_interval,
