@@ -9,7 +9,7 @@ use kube::ResourceExt;
 
 use crate::names::{INSTANCE_LABEL, KIND_ANNOTATION, cronjob_name};
 use crate::status::{JobOutcome, parse_result};
-use contract::executor::cronjob;
+use contract::executor::{command, cronjob};
 use contract::result::{BackupKind, BackupResult};
 
 /// The field manager that suspends a cluster's CronJob while a restore of
@@ -17,8 +17,6 @@ use contract::result::{BackupKind, BackupResult};
 pub const HOLDER: &str = "openbao-backup-operator-restore";
 /// Set by `kubectl create job --from=cronjob/...` on the Jobs it creates.
 const INSTANTIATE_ANNOTATION: &str = "cronjob.kubernetes.io/instantiate";
-/// The executor's container in a backup pod (a restore pod's is `restore`).
-pub const CONTAINER: &str = "backup";
 
 /// How a Job ended, from its conditions; None while it runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,7 +108,7 @@ pub fn termination_message(pods: &[Pod], container: &str) -> Option<String> {
 }
 
 pub fn outcome(job: &Job, finished: Finished, pods: &[Pod]) -> JobOutcome {
-    let result = termination_message(pods, CONTAINER).and_then(|m| parse_result(&m));
+    let result = termination_message(pods, command::BACKUP).and_then(|m| parse_result(&m));
     JobOutcome {
         job_name: job.name_any(),
         job_uid: job.uid().unwrap_or_default(),
@@ -210,10 +208,10 @@ mod tests {
             pod("2026-11-24T03:00:00Z", "old"),
         ];
         assert_eq!(
-            termination_message(&pods, CONTAINER).as_deref(),
+            termination_message(&pods, command::BACKUP).as_deref(),
             Some("new")
         );
-        assert_eq!(termination_message(&[], CONTAINER), None);
+        assert_eq!(termination_message(&[], command::BACKUP), None);
     }
 
     #[test]

@@ -160,6 +160,8 @@ pub(super) fn executor_pod(
         .filter(|(name, _, _)| *name != flag::RETENTION_PLUGIN)
         .count();
     let container = Container {
+        // Named after the command: the operator reads each Job's result from
+        // this container's termination message.
         name: executor.command.into(),
         image: Some(executor.image.into()),
         args: Some(args),
