@@ -1182,30 +1182,32 @@ mod tests {
         assert!(err.contains("s3://BUCKET/KEY"), "{err}");
     }
 
+    /// `restore` with an OpenBao address, a token file, a bucket and `args`.
+    fn restore_config(args: &[&str]) -> Result<(ReadBack, RestoreTarget), String> {
+        let mut argv = vec![
+            "openbao-backup",
+            "restore",
+            "--openbao-addr",
+            "http://a:8200",
+            "--token-file",
+            "/t",
+            "--bucket",
+            "b",
+        ];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .command
+        {
+            Command::Restore(args) => args.into_config(),
+            _ => unreachable!(),
+        }
+    }
+
     #[test]
     fn a_restore_names_the_cluster_it_restores_into() {
-        let restore = |args: &[&str]| {
-            let mut argv = vec![
-                "openbao-backup",
-                "restore",
-                "--openbao-addr",
-                "http://a:8200",
-                "--token-file",
-                "/t",
-                "--bucket",
-                "b",
-                "--key",
-                "p/prod/bao/x.snap",
-            ];
-            argv.extend_from_slice(args);
-            match Cli::try_parse_from(argv)
-                .map_err(|e| e.to_string())?
-                .command
-            {
-                Command::Restore(args) => args.into_config(),
-                _ => unreachable!(),
-            }
-        };
+        let restore =
+            |args: &[&str]| restore_config(&[&["--key", "p/prod/bao/x.snap"], args].concat());
         let err = restore(&[]).unwrap_err();
         assert!(
             err.contains("restore needs --cluster (OPENBAO_CLUSTER)"),
@@ -1359,26 +1361,7 @@ mod tests {
     #[test]
     fn a_restore_needs_an_explicit_backup() {
         let restore = |args: &[&str]| {
-            let mut argv = vec![
-                "openbao-backup",
-                "restore",
-                "--openbao-addr",
-                "http://a:8200",
-                "--token-file",
-                "/t",
-                "--bucket",
-                "b",
-                "--cluster",
-                "bao",
-            ];
-            argv.extend_from_slice(args);
-            match Cli::try_parse_from(argv)
-                .map_err(|e| e.to_string())?
-                .command
-            {
-                Command::Restore(args) => args.into_config().map(|(read, _)| read),
-                _ => unreachable!(),
-            }
+            restore_config(&[&["--cluster", "bao"], args].concat()).map(|(read, _)| read)
         };
         let backup = |read: ReadBack| match read.source {
             Source::Bucket { backup, .. } => backup,

@@ -467,12 +467,7 @@ async fn a_spec_only_the_controller_can_check_gets_a_condition(
     // stores it and the controller says what is wrong.
     let manifest = "apiVersion: openbao.org/v1alpha1\nkind: OpenBaoCluster\nmetadata: {name: both-auth, namespace: backups}\nspec:\n  backup:\n    schedule: \"0 3 * * 8\"\n    executorImage: openbao/backup-executor:v0.1.0\n    jwtAuthRole: backup\n    tokenSecretRef: {name: backup-token}\n    target: {bucket: openbao-backups}\n";
     kubectl_ok(kube, &["apply", "--server-side", "-f", "-"], Some(manifest));
-    let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), "backups");
-    let cluster = wait_for("the invalid cluster's condition", || async {
-        let cluster = clusters.get("both-auth").await.ok()?;
-        (!cluster.status.as_ref()?.conditions.is_empty()).then_some(cluster)
-    })
-    .await;
+    let cluster = with_conditions(admin, "backups", "both-auth").await;
     // Without CEL, the controller also says the workload needs a version.
     let workload = condition(&cluster, "WorkloadConfigured");
     assert_eq!(
@@ -492,13 +487,7 @@ async fn a_spec_only_the_controller_can_check_gets_a_condition(
         "{}",
         configured.message
     );
-    assert!(
-        Api::<NetworkPolicy>::namespaced(admin.clone(), "backups")
-            .get_opt("both-auth-backup")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    absent::<NetworkPolicy>(admin, "backups", "both-auth-backup").await;
 }
 
 /// A Service that exists before the cluster whose generated name it has:
@@ -508,12 +497,7 @@ async fn objects_the_cluster_does_not_own_are_left_alone(kube: &KubeApiServer, a
     kubectl_ok(kube, &["apply", "--server-side", "-f", "-"], Some(service));
     let manifest = "apiVersion: openbao.org/v1alpha1\nkind: OpenBaoCluster\nmetadata: {name: squat, namespace: backups}\nspec: {version: 2.4.1}\n";
     kubectl_ok(kube, &["apply", "--server-side", "-f", "-"], Some(manifest));
-    let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), "backups");
-    let cluster = wait_for("the squatted cluster's condition", || async {
-        let cluster = clusters.get("squat").await.ok()?;
-        (!cluster.status.as_ref()?.conditions.is_empty()).then_some(cluster)
-    })
-    .await;
+    let cluster = with_conditions(admin, "backups", "squat").await;
     let workload = condition(&cluster, "WorkloadConfigured");
     assert_eq!(
         (workload.status.as_str(), workload.reason.as_str()),
@@ -532,13 +516,7 @@ async fn objects_the_cluster_does_not_own_are_left_alone(kube: &KubeApiServer, a
         .unwrap();
     assert!(service.owner_references().is_empty(), "not adopted");
     assert_eq!(service.spec.unwrap().ports.unwrap()[0].port, 443);
-    assert!(
-        Api::<StatefulSet>::namespaced(admin.clone(), "backups")
-            .get_opt("squat")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    absent::<StatefulSet>(admin, "backups", "squat").await;
 }
 
 /// Real OpenBao trusting the API server's ServiceAccount issuer, with the
@@ -873,20 +851,9 @@ async fn an_external_openbao_is_backed_up_and_restored(
     bucket: &Bucket,
 ) {
     // The documented example, as applied at the start.
-    let example = Api::<OpenBaoCluster>::namespaced(admin.clone(), "default");
-    let example = wait_for("the external example's condition", || async {
-        let cluster = example.get("external-cluster").await.ok()?;
-        (!cluster.status.as_ref()?.conditions.is_empty()).then_some(cluster)
-    })
-    .await;
+    let example = with_conditions(admin, "default", "external-cluster").await;
     assert_eq!(condition(&example, "WorkloadConfigured").reason, "External");
-    assert!(
-        Api::<StatefulSet>::namespaced(admin.clone(), "default")
-            .get_opt("external-cluster")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    absent::<StatefulSet>(admin, "default", "external-cluster").await;
 
     let ca = TestCa::generate();
     let mut spec = ClusterSpec::single().with_token(support::TOKEN, &["backup", "restore"]);
@@ -951,13 +918,13 @@ async fn an_external_openbao_is_backed_up_and_restored(
     // No workload: nothing under the names the workload would have (the
     // PodDisruptionBudget is policy/v1, which this 1.20 server does not
     // serve; the scripted reconcile test shows it is never applied).
-    absent::<StatefulSet>(admin, "ext").await;
-    absent::<Service>(admin, "ext").await;
-    absent::<Service>(admin, "ext-internal").await;
-    absent::<ConfigMap>(admin, "ext-config").await;
-    absent::<ServiceAccount>(admin, "ext").await;
-    absent::<Role>(admin, "ext-service-registration").await;
-    absent::<RoleBinding>(admin, "ext-service-registration").await;
+    absent::<StatefulSet>(admin, "backups", "ext").await;
+    absent::<Service>(admin, "backups", "ext").await;
+    absent::<Service>(admin, "backups", "ext-internal").await;
+    absent::<ConfigMap>(admin, "backups", "ext-config").await;
+    absent::<ServiceAccount>(admin, "backups", "ext").await;
+    absent::<Role>(admin, "backups", "ext-service-registration").await;
+    absent::<RoleBinding>(admin, "backups", "ext-service-registration").await;
     // Backup pods may reach the external OpenBao by its port.
     let policy = Api::<NetworkPolicy>::namespaced(admin.clone(), "backups")
         .get("ext-backup")
@@ -2040,8 +2007,8 @@ fn process_memory(pid: u32) -> String {
     format!("RSS {}, peak {}", field("VmRSS:"), field("VmHWM:"))
 }
 
-/// Asserts that no `K` named `name` exists in the test namespace.
-async fn absent<K>(client: &Client, name: &str)
+/// Asserts that no `K` named `name` exists in `namespace`.
+async fn absent<K>(client: &Client, namespace: &str, name: &str)
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -2049,7 +2016,7 @@ where
         + serde::de::DeserializeOwned,
     <K as kube::Resource>::DynamicType: Default,
 {
-    let found = Api::<K>::namespaced(client.clone(), "backups")
+    let found = Api::<K>::namespaced(client.clone(), namespace)
         .get_opt(name)
         .await
         .unwrap();
@@ -2058,4 +2025,14 @@ where
         "{} {name} exists",
         K::kind(&Default::default())
     );
+}
+
+/// The cluster `name` once the operator has written its conditions.
+async fn with_conditions(client: &Client, namespace: &str, name: &str) -> OpenBaoCluster {
+    let clusters: Api<OpenBaoCluster> = Api::namespaced(client.clone(), namespace);
+    wait_for(&format!("{name}'s conditions"), || async {
+        let cluster = clusters.get(name).await.ok()?;
+        (!cluster.status.as_ref()?.conditions.is_empty()).then_some(cluster)
+    })
+    .await
 }
