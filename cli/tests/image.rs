@@ -2,7 +2,8 @@
 //! real OCI tool (umoci) unpacks the archive, and the binary runs from the
 //! unpacked root filesystem with nothing from the host (chroot, empty
 //! environment, the image's non-root user): `--version`, then a real backup
-//! of real OpenBao into Garage through the zstd plugin the image ships.
+//! of real OpenBao into Garage through the zstd plugin the image ships. Two
+//! builds of the same binary give the same archive.
 
 mod support;
 
