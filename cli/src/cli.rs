@@ -176,7 +176,47 @@ pub enum PluginCommand {
         #[arg(long)]
         now: Option<chrono::DateTime<chrono::Utc>>,
     },
+    /// Write a new plugin crate (Cargo.toml, src/lib.rs with a working
+    /// plugin and its tests) into DIR (default ./NAME). `cargo test` tests
+    /// it natively; `openbao-backup plugin build` makes the component.
+    #[command(after_help = PLUGIN_NEW_EXAMPLES)]
+    New {
+        /// The plugin's name (its crate's name, and what it reports).
+        name: String,
+        /// What the plugin does.
+        #[arg(long, value_parser = ["retention", "transform"])]
+        kind: String,
+        /// Where to write the crate (must not exist, or be empty).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Take guest-sdk from this directory instead of the registry.
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
+    /// Build a plugin crate into a WebAssembly component: `cargo build
+    /// --release --target wasm32-unknown-unknown`, then the module into a
+    /// component (no wasm-tools needed), which is loaded once to check it.
+    /// Prints what `inspect` prints, with the component's path.
+    Build {
+        /// The crate's directory (or its Cargo.toml); a virtual workspace
+        /// builds every member.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Where to write `<crate directory name>.wasm`; default
+        /// `<target dir>/plugins`.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+        /// Arguments for `cargo build` (after `--`), e.g. `-- --locked`.
+        #[arg(last = true)]
+        cargo_args: Vec<String>,
+    },
 }
+
+const PLUGIN_NEW_EXAMPLES: &str = "\
+Examples:
+  openbao-backup plugin new keep-weekly --kind retention
+  cd keep-weekly && cargo test && openbao-backup plugin build
+  openbao-backup plugin run target/plugins/keep-weekly.wasm --config '{\"keep\": 2}' < backups.json";
 
 /// How a plugin is loaded and sandboxed.
 #[derive(Debug, Args)]

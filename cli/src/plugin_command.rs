@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{PluginCommand, PluginLoadArgs};
-use plugin_host::{Direction, Kind, Plugin, PluginHost, RetentionBackup};
+use plugin_host::{Direction, Kind, Limits, Plugin, PluginHost, RetentionBackup};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,13 +56,79 @@ pub fn run(command: PluginCommand) -> Result<(), String> {
                 Kind::Transform => transform(&plugin, &config, decode, chunk_size as usize),
             }
         }
+        PluginCommand::New {
+            name,
+            kind,
+            dir,
+            sdk_path,
+        } => new(&name, &kind, dir, sdk_path),
+        PluginCommand::Build {
+            path,
+            out_dir,
+            cargo_args,
+        } => {
+            let built = plugin_dev::build(&path, out_dir.as_deref(), &cargo_args)?;
+            for file in built {
+                let plugin = load_with(&file, None, Limits::default())?;
+                let mut info = serde_json::to_value(&plugin.info).expect("serializes");
+                info["file"] = file.display().to_string().into();
+                println!("{info}");
+            }
+            Ok(())
+        }
     }
 }
 
+fn new(
+    name: &str,
+    kind: &str,
+    dir: Option<std::path::PathBuf>,
+    sdk_path: Option<std::path::PathBuf>,
+) -> Result<(), String> {
+    let kind = match kind {
+        "retention" => plugin_dev::Kind::Retention,
+        _ => plugin_dev::Kind::Transform,
+    };
+    let sdk = match sdk_path {
+        Some(path) => plugin_dev::Sdk::Path(
+            std::path::absolute(&path)
+                .map_err(|e| format!("--sdk-path {}: {e}", path.display()))?,
+        ),
+        None => plugin_dev::Sdk::Version(env!("CARGO_PKG_VERSION").into()),
+    };
+    let files = plugin_dev::scaffold(name, kind, &sdk)?;
+    let dir = dir.unwrap_or_else(|| name.into());
+    if std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(format!(
+            "{} exists and is not empty: give another --dir",
+            dir.display()
+        ));
+    }
+    for (path, text) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().expect("a file in the crate"))
+            .and_then(|()| std::fs::write(&path, text))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    eprintln!(
+        "plugin: wrote {}; next: cd {0} && cargo test && openbao-backup plugin build",
+        dir.display()
+    );
+    Ok(())
+}
+
 fn load_plugin(file: &std::path::Path, load: &PluginLoadArgs) -> Result<Plugin, String> {
+    load_with(file, load.sha256.as_deref(), load.limits.limits())
+}
+
+fn load_with(
+    file: &std::path::Path,
+    sha256: Option<&str>,
+    limits: Limits,
+) -> Result<Plugin, String> {
     let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    PluginHost::new(load.limits.limits())
-        .load(&bytes, load.sha256.as_deref())
+    PluginHost::new(limits)
+        .load(&bytes, sha256)
         .map_err(|e| format!("{}: {e}", file.display()))
 }
 

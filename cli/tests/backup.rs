@@ -1246,3 +1246,139 @@ async fn the_exit_code_names_the_cause() {
     assert_eq!(output.status.code(), Some(2));
     bucket.assert_untouched().await;
 }
+
+/// The wasm toolchain an author has: rustup's wasm std, or (where rustup
+/// cannot fetch it, as scripts/build-plugins falls back) Debian's rustc-web
+/// with build-std.
+fn author_cargo(command: &mut std::process::Command) -> Vec<String> {
+    let rustup_has_wasm = std::process::Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-unknown-unknown"));
+    if rustup_has_wasm {
+        return Vec::new();
+    }
+    command
+        .env("CARGO", "/usr/bin/cargo")
+        .env("RUSTC", "/usr/bin/rustc")
+        .env("RUSTC_BOOTSTRAP", "1");
+    vec!["--".into(), "-Zbuild-std=std,panic_abort".into()]
+}
+
+fn succeed(command: &mut std::process::Command) -> String {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A plugin author's path, outside this repository: guest-sdk as
+/// `cargo package` makes it for the registry, `plugin new`, `cargo test`,
+/// `plugin build` (no wasm-tools), `plugin inspect`, then backups that
+/// the new policy prunes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_made_with_plugin_new_outside_the_repository_prunes_backups() {
+    let binary = env!("CARGO_BIN_EXE_openbao-backup");
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let work = std::env::temp_dir().join(format!("openbao-backup-author-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    // Its own target directory: the one of this test run is locked by it.
+    // Kept between runs, so later runs build only the plugin.
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-author");
+
+    // guest-sdk exactly as published: the packaged crate, WIT file inside.
+    succeed(
+        std::process::Command::new("cargo")
+            .args([
+                "package",
+                "--quiet",
+                "--no-verify",
+                "--allow-dirty",
+                "-p",
+                "guest-sdk",
+            ])
+            .current_dir(repo)
+            .env("CARGO_TARGET_DIR", &target),
+    );
+    let packaged = target.join(format!(
+        "package/guest-sdk-{}.crate",
+        env!("CARGO_PKG_VERSION")
+    ));
+    succeed(
+        std::process::Command::new("tar")
+            .arg("-xzf")
+            .arg(&packaged)
+            .arg("-C")
+            .arg(&work),
+    );
+    let sdk = work.join(format!("guest-sdk-{}", env!("CARGO_PKG_VERSION")));
+    assert!(
+        sdk.join("wit/plugin.wit").is_file(),
+        "the WIT file travels with the crate"
+    );
+
+    for (name, kind) in [("keep-two", "retention"), ("pass-through", "transform")] {
+        let dir = work.join(name);
+        succeed(
+            std::process::Command::new(binary)
+                .args(["plugin", "new", name, "--kind", kind, "--dir"])
+                .arg(&dir)
+                .arg("--sdk-path")
+                .arg(&sdk),
+        );
+        succeed(
+            std::process::Command::new("cargo")
+                .args(["test", "--quiet"])
+                .current_dir(&dir)
+                .env("CARGO_TARGET_DIR", &target),
+        );
+        let mut build = std::process::Command::new(binary);
+        build
+            .args(["plugin", "build"])
+            .arg(&dir)
+            .env("CARGO_TARGET_DIR", &target);
+        let extra = author_cargo(&mut build);
+        let built: serde_json::Value = serde_json::from_str(&succeed(build.args(extra))).unwrap();
+        assert_eq!(
+            (built["name"].as_str(), built["kind"].as_str()),
+            (Some(name), Some(kind))
+        );
+        let inspected: serde_json::Value = serde_json::from_str(&succeed(
+            std::process::Command::new(binary)
+                .args(["plugin", "inspect"])
+                .arg(built["file"].as_str().unwrap()),
+        ))
+        .unwrap();
+        assert_eq!(inspected["sha256"], built["sha256"]);
+    }
+
+    let bucket = Bucket::new("plugin-new").await;
+    let openbao = Source::start(0).await;
+    let mut args = bucket.args(&openbao.url());
+    let plugin = serde_json::json!({
+        "file": target.join("plugins/keep-two.wasm"),
+        "config": {"keep": 2},
+    });
+    set(&mut args, "--retention-plugin", &plugin.to_string());
+    let mut taken = Vec::new();
+    for _ in 0..3 {
+        let run = run_cli(&args, &[]).await;
+        assert!(run.ok(), "{}", run.all_output());
+        taken.push(run.result["key"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        backup_keys(&bucket).await,
+        taken[1..].to_vec(),
+        "the newest two"
+    );
+    let _ = std::fs::remove_dir_all(&work);
+}

@@ -1,30 +1,49 @@
 //! Write openbao-backup plugins in Rust: implement [`Retention`] or
 //! [`Transform`], export it with [`export_retention!`] or
-//! [`export_transform!`], build for `wasm32-unknown-unknown` and turn the
-//! module into a component (`scripts/build-plugins` does both).
+//! [`export_transform!`], and build it into a WebAssembly component with
+//! `openbao-backup plugin build` (`openbao-backup plugin new` writes a
+//! crate that does all of this).
 //!
-//! ```ignore
+//! ```
 //! use guest_sdk::{Backup, Deletion, Error, Info, Retention};
+//! use serde::Deserialize;
 //!
-//! struct KeepThree;
+//! struct KeepNewest;
 //!
-//! impl Retention for KeepThree {
-//!     const INFO: Info = Info::new("keep-three", env!("CARGO_PKG_VERSION"), "keeps the newest three");
+//! #[derive(Deserialize)]
+//! #[serde(rename_all = "camelCase", deny_unknown_fields)]
+//! struct Config {
+//!     #[serde(default = "three")]
+//!     keep: usize,
+//! }
 //!
-//!     fn decide(backups: &[Backup], _now: i64, _config: &str) -> Result<Vec<Deletion>, Error> {
-//!         Ok(backups.iter().skip(3).map(|b| Deletion::new(&b.key, "beyond the newest three")).collect())
+//! fn three() -> usize { 3 }
+//!
+//! impl Retention for KeepNewest {
+//!     const INFO: Info = Info::new("keep-newest", env!("CARGO_PKG_VERSION"), "keeps the newest `keep`");
+//!     const CONFIG_EXAMPLE: &'static str = r#"{"keep": 3}"#;
+//!     type Config = Config;
+//!
+//!     fn decide(backups: &[Backup], _now: i64, config: &Config) -> Result<Vec<Deletion>, Error> {
+//!         Ok(backups.iter().skip(config.keep).map(|b| Deletion::new(&b.key, "beyond the newest")).collect())
 //!     }
 //! }
 //!
-//! guest_sdk::export_retention!(KeepThree);
+//! guest_sdk::export_retention!(KeepNewest);
 //! ```
 //!
+//! The configuration arrives as a typed value: the SDK reads the JSON the
+//! user gave (none at all reads as `{}`) with serde, and a mistake becomes a
+//! configuration error that names the field, with [`Retention::CONFIG_EXAMPLE`].
 //! The traits are plain Rust, so plugins are unit-tested natively with
-//! `cargo test` ([`run_transform`] drives a transform like the host does).
-//! The WIT contract is `wit/plugin.wit`; its package version is the ABI
+//! `cargo test`: [`run_retention`] and [`run_transform`] drive a plugin as the
+//! host does, from the configuration's JSON. The WIT contract is
+//! `wit/plugin.wit`, inside this crate; its package version is the ABI
 //! version ([`ABI_VERSION`]).
 
 use std::cell::RefCell;
+
+use serde::de::DeserializeOwned;
 
 /// The version of the WIT package these bindings implement.
 pub const ABI_VERSION: &str = "0.1.0";
@@ -118,14 +137,42 @@ impl Deletion {
     }
 }
 
+/// Reads a plugin's JSON configuration into its type; no configuration
+/// (an empty string) reads as `{}`. A mistake is an [`Error::Config`] that
+/// names the field, followed by `example` (when not empty).
+pub fn parse_config<C: DeserializeOwned>(json: &str, example: &str) -> Result<C, Error> {
+    let json = if json.trim().is_empty() { "{}" } else { json };
+    serde_json::from_str(json).map_err(|e| {
+        Error::Config(if example.is_empty() {
+            e.to_string()
+        } else {
+            format!("{e}: expected {example}")
+        })
+    })
+}
+
 /// A retention policy: which backups of one cluster to delete.
 pub trait Retention {
     const INFO: Info;
+    /// A valid configuration, shown when the given one does not parse.
+    const CONFIG_EXAMPLE: &'static str = "";
+    /// The configuration, read from the user's JSON with serde.
+    type Config: DeserializeOwned;
 
-    /// `backups` is newest first; `now` is Unix seconds; `config` is JSON
-    /// (`""` when none was given). The host never deletes the backup just
-    /// taken and always keeps at least one, whatever this returns.
-    fn decide(backups: &[Backup], now: i64, config: &str) -> Result<Vec<Deletion>, Error>;
+    /// `backups` is newest first; `now` is Unix seconds. The host never
+    /// deletes the backup just taken and always keeps at least one,
+    /// whatever this returns.
+    fn decide(backups: &[Backup], now: i64, config: &Self::Config) -> Result<Vec<Deletion>, Error>;
+}
+
+/// Runs a retention policy with a JSON configuration, as the host does:
+/// for native tests of plugins.
+pub fn run_retention<P: Retention>(
+    backups: &[Backup],
+    now: i64,
+    config: &str,
+) -> Result<Vec<Deletion>, Error> {
+    P::decide(backups, now, &parse_config(config, P::CONFIG_EXAMPLE)?)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,9 +187,13 @@ pub enum Direction {
 /// per stream, pushes bounded chunks, then calls `finish` once.
 pub trait Transform: Sized + 'static {
     const INFO: Info;
+    /// A valid configuration, shown when the given one does not parse.
+    const CONFIG_EXAMPLE: &'static str = "";
+    /// The configuration, read from the user's JSON with serde.
+    type Config: DeserializeOwned;
 
     /// `entropy` is fresh random bytes from the host, for this stream only.
-    fn new(config: &str, direction: Direction, entropy: Vec<u8>) -> Result<Self, Error>;
+    fn new(config: Self::Config, direction: Direction, entropy: Vec<u8>) -> Result<Self, Error>;
 
     /// Consumes `chunk`, appending whatever output is ready to `out`.
     fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), Error>;
@@ -151,8 +202,8 @@ pub trait Transform: Sized + 'static {
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), Error>;
 }
 
-/// Runs a transform over `input` in chunks of `chunk_size`, as the host
-/// does: for native tests of plugins.
+/// Runs a transform with a JSON configuration over `input` in chunks of
+/// `chunk_size`, as the host does: for native tests of plugins.
 pub fn run_transform<T: Transform>(
     config: &str,
     direction: Direction,
@@ -160,13 +211,21 @@ pub fn run_transform<T: Transform>(
     input: &[u8],
     chunk_size: usize,
 ) -> Result<Vec<u8>, Error> {
-    let mut transform = T::new(config, direction, entropy)?;
+    let mut transform = new_transform::<T>(config, direction, entropy)?;
     let mut out = Vec::new();
     for chunk in input.chunks(chunk_size.max(1)) {
         transform.push(chunk, &mut out)?;
     }
     transform.finish(&mut out)?;
     Ok(out)
+}
+
+fn new_transform<T: Transform>(
+    config: &str,
+    direction: Direction,
+    entropy: Vec<u8>,
+) -> Result<T, Error> {
+    T::new(parse_config(config, T::CONFIG_EXAMPLE)?, direction, entropy)
 }
 
 /// Exports a [`Retention`] implementation as the plugin's entry points.
@@ -238,7 +297,7 @@ pub mod __private {
                     metadata: b.metadata,
                 })
                 .collect();
-            match P::decide(&backups, now, &config) {
+            match run_retention::<P>(&backups, now, &config) {
                 Ok(list) => Ok(list
                     .into_iter()
                     .map(|d| r::Deletion {
@@ -294,7 +353,9 @@ pub mod __private {
                 t::Direction::Encode => Direction::Encode,
                 t::Direction::Decode => Direction::Decode,
             };
-            Self(RefCell::new(P::new(&config, direction, entropy)))
+            Self(RefCell::new(new_transform::<P>(
+                &config, direction, entropy,
+            )))
         }
 
         fn push(&self, chunk: Vec<u8>) -> Result<Vec<u8>, t::PluginError> {

@@ -160,29 +160,11 @@ fn deadline_ticks(limits: Limits) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     use wasmtime::component::Linker;
 
-    /// A component from WebAssembly text, built by wasm-tools (which the
-    /// project already builds for the plugins; no `wat` crate needed).
+    /// A component from WebAssembly text.
     fn component(wat: &str) -> Vec<u8> {
-        let tool = std::env::var("WASM_TOOLS").expect("WASM_TOOLS is set: source scripts/env.sh");
-        let mut child = Command::new(&tool)
-            .arg("parse")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{tool}: {e}"));
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(wat.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "wasm-tools parse failed");
-        out.stdout
+        wat::parse_str(wat).expect("valid WebAssembly text")
     }
 
     /// Instantiates a component in a plugin's sandbox.

@@ -2,8 +2,20 @@
 //! ever, the oldest backup of every 30-day period. Config: `{"recent": 7}`.
 
 use guest_sdk::{Backup, Deletion, Error, Info, Retention};
+use serde::Deserialize;
 
 pub struct MonthlyArchive;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "seven")]
+    recent: usize,
+}
+
+fn seven() -> usize {
+    7
+}
 
 impl Retention for MonthlyArchive {
     const INFO: Info = Info::new(
@@ -11,12 +23,11 @@ impl Retention for MonthlyArchive {
         "0.1.0",
         "the newest N, and one backup per 30 days",
     );
+    const CONFIG_EXAMPLE: &'static str = r#"{"recent": 7}"#;
+    type Config = Config;
 
-    fn decide(backups: &[Backup], _now: i64, config: &str) -> Result<Vec<Deletion>, Error> {
-        let config: serde_json::Value =
-            serde_json::from_str(if config.is_empty() { "{}" } else { config })
-                .map_err(|e| Error::Config(e.to_string()))?;
-        let recent = config["recent"].as_u64().unwrap_or(7) as usize;
+    fn decide(backups: &[Backup], _now: i64, config: &Config) -> Result<Vec<Deletion>, Error> {
+        let recent = config.recent;
         let mut periods_kept = Vec::new();
         let mut deletions = Vec::new();
         // Oldest first: the first backup seen in a period is its oldest.
@@ -54,7 +65,7 @@ mod tests {
                 metadata: vec![],
             })
             .collect();
-        let deleted = MonthlyArchive::decide(&backups, 0, r#"{"recent": 7}"#).unwrap();
+        let deleted = guest_sdk::run_retention::<MonthlyArchive>(&backups, 0, r#"{"recent": 7}"#).unwrap();
         let kept: Vec<&str> = backups
             .iter()
             .map(|b| b.key.as_str())

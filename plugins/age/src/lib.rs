@@ -30,7 +30,7 @@ const MAX_HEADER: usize = 64 * 1024;
 
 #[derive(Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
-struct Config {
+pub struct Config {
     #[serde(deserialize_with = "one_or_many")]
     recipients: Vec<String>,
     #[serde(deserialize_with = "one_or_many")]
@@ -171,14 +171,11 @@ impl Transform for Age {
         env!("CARGO_PKG_VERSION"),
         "age v1 encryption to X25519 recipients (age -d -i key.txt decrypts)",
     );
+    const CONFIG_EXAMPLE: &'static str =
+        r#"{"recipients": ["age1..."]} or {"identities": ["AGE-SECRET-KEY-1..."]}"#;
+    type Config = Config;
 
-    fn new(config: &str, direction: Direction, entropy: Vec<u8>) -> Result<Self, Error> {
-        let config: Config = serde_json::from_str(if config.trim().is_empty() { "{}" } else { config })
-            .map_err(|e| {
-                Error::Config(format!(
-                    "{e}: expected {{\"recipients\": [\"age1...\"]}} or {{\"identities\": [\"AGE-SECRET-KEY-1...\"]}}"
-                ))
-            })?;
+    fn new(config: Config, direction: Direction, entropy: Vec<u8>) -> Result<Self, Error> {
         match direction {
             Direction::Encode => {
                 if config.recipients.is_empty() {

@@ -19,7 +19,7 @@ type Period = fn(i64) -> i64;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-struct Config {
+pub struct Config {
     daily: usize,
     weekly: usize,
     monthly: usize,
@@ -45,14 +45,11 @@ impl Retention for Gfs {
         env!("CARGO_PKG_VERSION"),
         "grandfather-father-son: the newest backup of each of the last N days, weeks, months and years",
     );
+    const CONFIG_EXAMPLE: &'static str =
+        r#"{"daily": 7, "weekly": 4, "monthly": 12, "yearly": 3, "preUpgrade": 3}"#;
+    type Config = Config;
 
-    fn decide(backups: &[Backup], _now: i64, config: &str) -> Result<Vec<Deletion>, Error> {
-        let config: Config = serde_json::from_str(if config.trim().is_empty() { "{}" } else { config })
-            .map_err(|e| {
-                Error::Config(format!(
-                    "{e}: expected {{\"daily\": 7, \"weekly\": 4, \"monthly\": 12, \"yearly\": 3, \"preUpgrade\": 3}}"
-                ))
-            })?;
+    fn decide(backups: &[Backup], _now: i64, config: &Config) -> Result<Vec<Deletion>, Error> {
         // Newest first, whatever order they came in.
         let mut ordered: Vec<&Backup> = backups.iter().collect();
         ordered.sort_by_key(|b| std::cmp::Reverse(b.time));
@@ -152,7 +149,7 @@ mod tests {
     }
 
     fn kept(backups: &[Backup], config: &str) -> Vec<String> {
-        let deleted: Vec<String> = Gfs::decide(backups, NOW, config)
+        let deleted: Vec<String> = guest_sdk::run_retention::<Gfs>(backups, NOW, config)
             .unwrap()
             .into_iter()
             .map(|d| d.key)
@@ -207,7 +204,7 @@ mod tests {
 
     #[test]
     fn bad_config_names_the_field() {
-        let error = Gfs::decide(&[], NOW, r#"{"dayly": 7}"#).unwrap_err();
+        let error = guest_sdk::run_retention::<Gfs>(&[], NOW, r#"{"dayly": 7}"#).unwrap_err();
         assert!(
             matches!(&error, Error::Config(m) if m.contains("dayly")),
             "{error}"

@@ -13,9 +13,9 @@ use serde::Deserialize;
 
 pub struct KeepLast;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Config {
+pub struct Config {
     max_count: Option<u32>,
     max_age: Option<String>,
 }
@@ -26,17 +26,10 @@ impl Retention for KeepLast {
         env!("CARGO_PKG_VERSION"),
         "keeps the newest maxCount backups (pre-upgrade ones aside) and none older than maxAge",
     );
+    const CONFIG_EXAMPLE: &'static str = r#"{"maxCount": 7, "maxAge": "168h"}"#;
+    type Config = Config;
 
-    fn decide(backups: &[Backup], now: i64, config: &str) -> Result<Vec<Deletion>, Error> {
-        let config: Config = if config.trim().is_empty() {
-            Config::default()
-        } else {
-            serde_json::from_str(config).map_err(|e| {
-                Error::Config(format!(
-                    "{e}: expected {{\"maxCount\": 7, \"maxAge\": \"168h\"}}"
-                ))
-            })?
-        };
+    fn decide(backups: &[Backup], now: i64, config: &Config) -> Result<Vec<Deletion>, Error> {
         let max_age = config
             .max_age
             .as_deref()
@@ -127,7 +120,7 @@ mod tests {
                     metadata: Vec::new(),
                 })
                 .collect();
-            let deleted: Vec<String> = KeepLast::decide(&backups, now, &case["config"].to_string())
+            let deleted: Vec<String> = guest_sdk::run_retention::<KeepLast>(&backups, now, &case["config"].to_string())
                 .unwrap()
                 .into_iter()
                 .map(|d| d.key)
@@ -139,12 +132,12 @@ mod tests {
 
     #[test]
     fn bad_config_names_the_field() {
-        let error = KeepLast::decide(&[], 0, r#"{"maxAge": "7d"}"#).unwrap_err();
+        let error = guest_sdk::run_retention::<KeepLast>(&[], 0, r#"{"maxAge": "7d"}"#).unwrap_err();
         assert!(
             matches!(&error, Error::Config(m) if m.contains("maxAge `7d`")),
             "{error}"
         );
-        let error = KeepLast::decide(&[], 0, r#"{"maxcount": 3}"#).unwrap_err();
+        let error = guest_sdk::run_retention::<KeepLast>(&[], 0, r#"{"maxcount": 3}"#).unwrap_err();
         assert!(
             matches!(&error, Error::Config(m) if m.contains("maxcount")),
             "{error}"

@@ -14,7 +14,7 @@ pub struct Misbehave {
 }
 
 #[derive(Deserialize)]
-struct Config {
+pub struct Config {
     #[serde(rename = "do")]
     action: String,
     #[serde(default)]
@@ -27,10 +27,9 @@ impl Transform for Misbehave {
         env!("CARGO_PKG_VERSION"),
         "test-only: misbehaves on purpose",
     );
+    type Config = Config;
 
-    fn new(config: &str, _direction: Direction, _entropy: Vec<u8>) -> Result<Self, Error> {
-        let config: Config =
-            serde_json::from_str(config).map_err(|e| Error::Config(e.to_string()))?;
+    fn new(config: Config, _direction: Direction, _entropy: Vec<u8>) -> Result<Self, Error> {
         Ok(Self {
             action: config.action,
             after: config.after,

@@ -18,7 +18,7 @@ use zstd::stream::raw::{Decoder, Encoder, InBuffer, Operation, OutBuffer};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-struct Config {
+pub struct Config {
     level: i32,
     unwrap_gzip: bool,
 }
@@ -57,18 +57,10 @@ impl Transform for Zstd {
         env!("CARGO_PKG_VERSION"),
         "zstd compression (standard frames); unwrapGzip compresses the tar inside the snapshot",
     );
+    const CONFIG_EXAMPLE: &'static str = r#"{"level": 3, "unwrapGzip": false}"#;
+    type Config = Config;
 
-    fn new(config: &str, direction: Direction, _entropy: Vec<u8>) -> Result<Self, Error> {
-        let config: Config = serde_json::from_str(if config.trim().is_empty() {
-            "{}"
-        } else {
-            config
-        })
-        .map_err(|e| {
-            Error::Config(format!(
-                "{e}: expected {{\"level\": 3, \"unwrapGzip\": false}}"
-            ))
-        })?;
+    fn new(config: Config, direction: Direction, _entropy: Vec<u8>) -> Result<Self, Error> {
         if !(1..=19).contains(&config.level) {
             return Err(Error::Config(format!(
                 "level {} is out of range: use 1 (fastest) to 19 (smallest)",
