@@ -116,8 +116,11 @@ fn plugins(metadata: &Value, manifest: &Path) -> Result<Vec<(String, String)>, S
                     .as_array()
                     .is_some_and(|k| k.iter().any(|k| k == "cdylib"))
             })?;
+            let dir = Path::new(p["manifest_path"].as_str()?)
+                .parent()?
+                .file_name()?;
             Some((
-                p["name"].as_str()?.to_string(),
+                dir.to_string_lossy().into_owned(),
                 lib["name"].as_str()?.to_string(),
             ))
         })
