@@ -23,7 +23,9 @@ use executor::openbao::{Auth, OpenBaoConfig};
 use executor::restore::{BackupRef, ReadBack, RestoreTarget, Source};
 use executor::s3::TargetConfig;
 use operator::RunSettings;
-use operator::settings::{DEFAULT_EXECUTOR_IMAGES, OperatorSettings, executor_images};
+use operator::settings::{
+    DEFAULT_EXECUTOR_IMAGES, DEFAULT_KUBERNETES_API_PORTS, OperatorSettings, executor_images,
+};
 use plugin_host::retention;
 
 /// The headings `--help` groups flags under.
@@ -244,6 +246,20 @@ pub struct OperatorArgs {
     /// spec names.
     #[arg(long, env = "EXECUTOR_IMAGES", default_value = DEFAULT_EXECUTOR_IMAGES)]
     pub executor_images: String,
+
+    /// The cluster's service network (the API server's
+    /// --service-cluster-ip-range), repeated or comma-separated: a
+    /// `Hardened` cluster's storage endpoint may not point into it.
+    #[arg(long = "service-cidr", env = env::SERVICE_CIDRS, value_delimiter = ',',
+          value_parser = |s: &str| s.parse::<contract::network::Cidr>())]
+    pub service_cidrs: Vec<contract::network::Cidr>,
+
+    /// Ports on which `Hardened` OpenBao pods may reach the Kubernetes API
+    /// server (service registration), repeated or comma-separated.
+    #[arg(long = "kubernetes-api-port", env = "KUBERNETES_API_PORTS", value_delimiter = ',',
+          default_value = DEFAULT_KUBERNETES_API_PORTS,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub kubernetes_api_ports: Vec<u16>,
 }
 
 impl OperatorArgs {
@@ -257,6 +273,8 @@ impl OperatorArgs {
             operator: OperatorSettings {
                 jwt_audience: self.jwt_audience,
                 executor_images: executor_images(&self.executor_images),
+                service_cidrs: self.service_cidrs,
+                kubernetes_api_ports: self.kubernetes_api_ports,
             },
         }
     }
