@@ -14,6 +14,7 @@ use contract::executor::upload::{
 };
 use contract::executor::{command, env, flag};
 use contract::layout::{MANIFEST_SUFFIX, cluster_prefix};
+use contract::network::profile;
 use contract::plugin_spec::PluginSpec;
 use contract::result::BackupKind;
 use contract::secret::Secret;
@@ -754,6 +755,19 @@ pub struct TargetArgs {
     #[arg(long, env = env::S3_MAX_ATTEMPTS, default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(1..=20))]
     pub max_attempts: u32,
+
+    /// `Hardened` refuses, before connecting, an --endpoint whose host
+    /// resolves to a loopback or link-local (cloud metadata) address or
+    /// into --service-cidr. The operator sets it for `Hardened` clusters.
+    #[arg(long, env = env::SECURITY_PROFILE, default_value = profile::DEVELOPMENT,
+          value_parser = [profile::DEVELOPMENT, profile::HARDENED], ignore_case = true)]
+    pub security_profile: String,
+
+    /// The cluster's service network (repeated or comma-separated), which
+    /// a `Hardened` --endpoint may not resolve into.
+    #[arg(long = "service-cidr", env = env::SERVICE_CIDRS, value_delimiter = ',',
+          value_parser = |s: &str| s.parse::<contract::network::Cidr>())]
+    pub service_cidrs: Vec<contract::network::Cidr>,
 }
 
 impl BackupArgs {
@@ -889,6 +903,10 @@ impl TargetArgs {
             credentials_dir: self.credentials_dir,
             ca_bundle: self.ca_bundle,
             max_attempts: self.max_attempts,
+            hardened: self
+                .security_profile
+                .eq_ignore_ascii_case(profile::HARDENED)
+                .then_some(self.service_cidrs),
         })
     }
 }
