@@ -346,4 +346,16 @@ mod tests {
             risk.message
         );
     }
+
+    #[test]
+    fn an_api_client_that_selects_nothing_is_refused() {
+        let s = spec(serde_json::json!({"version": "2.4.1",
+            "networkPolicy": {"apiClients": [{"podSelector": {}}, {}]}}));
+        assert_eq!(
+            validate::workload("bao", &s),
+            [
+                "spec.networkPolicy.apiClients[1] selects nothing: give a namespaceSelector, a podSelector or both"
+            ]
+        );
+    }
 }
