@@ -14,6 +14,7 @@ use contract::executor::upload::{
 };
 use contract::executor::{command, env, flag};
 use contract::layout::{MANIFEST_SUFFIX, cluster_prefix};
+use contract::network::profile;
 use contract::plugin_spec::PluginSpec;
 use contract::result::BackupKind;
 use contract::secret::Secret;
@@ -23,7 +24,9 @@ use executor::openbao::{Auth, OpenBaoConfig};
 use executor::restore::{BackupRef, ReadBack, RestoreTarget, Source};
 use executor::s3::TargetConfig;
 use operator::RunSettings;
-use operator::settings::{DEFAULT_EXECUTOR_IMAGES, OperatorSettings, executor_images};
+use operator::settings::{
+    DEFAULT_EXECUTOR_IMAGES, DEFAULT_KUBERNETES_API_PORTS, OperatorSettings, executor_images,
+};
 use plugin_host::retention;
 
 /// The headings `--help` groups flags under.
@@ -284,6 +287,20 @@ pub struct OperatorArgs {
     /// spec names.
     #[arg(long, env = "EXECUTOR_IMAGES", default_value = DEFAULT_EXECUTOR_IMAGES)]
     pub executor_images: String,
+
+    /// The cluster's service network (the API server's
+    /// --service-cluster-ip-range), repeated or comma-separated: a
+    /// `Hardened` cluster's storage endpoint may not point into it.
+    #[arg(long = "service-cidr", env = env::SERVICE_CIDRS, value_delimiter = ',',
+          value_parser = |s: &str| s.parse::<contract::network::Cidr>())]
+    pub service_cidrs: Vec<contract::network::Cidr>,
+
+    /// Ports on which `Hardened` OpenBao pods may reach the Kubernetes API
+    /// server (service registration), repeated or comma-separated.
+    #[arg(long = "kubernetes-api-port", env = "KUBERNETES_API_PORTS", value_delimiter = ',',
+          default_value = DEFAULT_KUBERNETES_API_PORTS,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub kubernetes_api_ports: Vec<u16>,
 }
 
 impl OperatorArgs {
@@ -297,6 +314,8 @@ impl OperatorArgs {
             operator: OperatorSettings {
                 jwt_audience: self.jwt_audience,
                 executor_images: executor_images(&self.executor_images),
+                service_cidrs: self.service_cidrs,
+                kubernetes_api_ports: self.kubernetes_api_ports,
             },
         }
     }
@@ -776,6 +795,19 @@ pub struct TargetArgs {
     #[arg(long, env = env::S3_MAX_ATTEMPTS, default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(1..=20))]
     pub max_attempts: u32,
+
+    /// `Hardened` refuses, before connecting, an --endpoint whose host
+    /// resolves to a loopback or link-local (cloud metadata) address or
+    /// into --service-cidr. The operator sets it for `Hardened` clusters.
+    #[arg(long, env = env::SECURITY_PROFILE, default_value = profile::DEVELOPMENT,
+          value_parser = [profile::DEVELOPMENT, profile::HARDENED], ignore_case = true)]
+    pub security_profile: String,
+
+    /// The cluster's service network (repeated or comma-separated), which
+    /// a `Hardened` --endpoint may not resolve into.
+    #[arg(long = "service-cidr", env = env::SERVICE_CIDRS, value_delimiter = ',',
+          value_parser = |s: &str| s.parse::<contract::network::Cidr>())]
+    pub service_cidrs: Vec<contract::network::Cidr>,
 }
 
 impl BackupArgs {
@@ -911,6 +943,10 @@ impl TargetArgs {
             credentials_dir: self.credentials_dir,
             ca_bundle: self.ca_bundle,
             max_attempts: self.max_attempts,
+            hardened: self
+                .security_profile
+                .eq_ignore_ascii_case(profile::HARDENED)
+                .then_some(self.service_cidrs),
         })
     }
 }

@@ -736,6 +736,47 @@ async fn configuration_errors_name_the_flag_and_write_a_failed_result() {
     bucket.assert_untouched().await;
 }
 
+/// Under the Hardened profile (as the operator sets it) an endpoint whose
+/// name resolves to loopback is refused before any connection; the same
+/// endpoint works under Development.
+#[tokio::test(flavor = "multi_thread")]
+async fn hardened_refuses_an_endpoint_that_resolves_to_loopback() {
+    let bucket = Bucket::new("hardened").await;
+    let openbao = Source::start(0).await;
+    let mut args = bucket.args(&openbao.url());
+    let port = bucket
+        .garage
+        .endpoint
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    unset(&mut args, "--endpoint");
+    args.extend(["--endpoint".into(), format!("http://localhost:{port}")]);
+    let run = run_cli(
+        &args,
+        &[
+            ("SECURITY_PROFILE", "Hardened"),
+            ("SERVICE_CIDRS", "10.96.0.0/12"),
+        ],
+    )
+    .await;
+    assert!(!run.ok());
+    assert_eq!(run.result["cause"], "config", "{}", run.reason());
+    assert!(
+        run.reason()
+            .contains("--endpoint (S3_ENDPOINT) `http://localhost:")
+            && run.reason().contains(
+                "is a loopback address: the Hardened profile (SECURITY_PROFILE) refuses it"
+            ),
+        "{}",
+        run.reason()
+    );
+    bucket.assert_untouched().await;
+    let development = run_cli(&args, &[("SECURITY_PROFILE", "Development")]).await;
+    assert_backed_up(&bucket, &openbao, &development).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_with_custom_ca_bundles_for_openbao_and_s3() {
     let ca = testkit::tls::TestCa::generate();

@@ -76,6 +76,7 @@ async fn operator_on_a_real_api_server() {
     documented_clusters_are_reconciled(&admin).await;
     a_spec_only_the_controller_can_check_gets_a_condition(&kube, &admin).await;
     objects_the_cluster_does_not_own_are_left_alone(&kube, &admin).await;
+    security_profiles(&kube, &admin).await;
 
     // A cluster whose backups go to Garage, logging in with JWT.
     let bucket = Bucket::new("operator").await;
@@ -488,6 +489,128 @@ async fn a_spec_only_the_controller_can_check_gets_a_condition(
         configured.message
     );
     absent::<NetworkPolicy>(admin, "backups", "both-auth-backup").await;
+}
+
+/// A Hardened cluster gets the OpenBao pods' NetworkPolicy and a backup
+/// policy that reaches its storage address only; back on Development the
+/// pods' policy goes and SecurityRisk says what Hardened would refuse. A
+/// Hardened cluster with a metadata-address, plain-HTTP endpoint and a
+/// static token is refused, naming each field. (This harness runs pods as
+/// processes, with no network plugin: the policies' content is checked
+/// here, nothing enforces them.)
+async fn security_profiles(kube: &KubeApiServer, admin: &Client) {
+    let manifest = |name: &str, endpoint: &str, auth: &str| {
+        format!(
+            "apiVersion: openbao.org/v1alpha1\nkind: OpenBaoCluster\nmetadata: {{name: {name}, namespace: backups}}\nspec:\n  version: 2.4.1\n  profile: Hardened\n  networkPolicy:\n    apiClients: [{{namespaceSelector: {{matchLabels: {{team: apps}}}}}}]\n  backup:\n    schedule: \"0 3 * * *\"\n    executorImage: openbao/backup-executor:v0.1.0\n    {auth}\n    target: {{endpoint: \"{endpoint}\", bucket: openbao-backups}}\n"
+        )
+    };
+    let hardened = manifest(
+        "sec-hardened",
+        "https://192.0.2.10:9000",
+        "jwtAuthRole: backup",
+    );
+    kubectl_ok(
+        kube,
+        &["apply", "--server-side", "-f", "-"],
+        Some(&hardened),
+    );
+    let policies: Api<NetworkPolicy> = Api::namespaced(admin.clone(), "backups");
+    let (openbao, backup) = wait_for("the Hardened cluster's policies", || async {
+        Some((
+            policies.get_opt("sec-hardened").await.unwrap()?,
+            policies.get_opt("sec-hardened-backup").await.unwrap()?,
+        ))
+    })
+    .await;
+    let openbao = serde_json::to_value(openbao.spec.unwrap()).unwrap();
+    assert_eq!(openbao["policyTypes"], json!(["Ingress", "Egress"]));
+    assert_eq!(
+        openbao["ingress"][2],
+        json!({"from": [{"namespaceSelector": {"matchLabels": {"team": "apps"}}}],
+               "ports": [{"protocol": "TCP", "port": 8200}]})
+    );
+    assert_eq!(
+        openbao["egress"][0]["ports"],
+        json!([{"protocol": "TCP", "port": 8200}, {"protocol": "TCP", "port": 8201}])
+    );
+    let backup = serde_json::to_value(backup.spec.unwrap()).unwrap();
+    assert_eq!(
+        backup["egress"][2],
+        json!({"to": [{"ipBlock": {"cidr": "192.0.2.10/32"}}],
+               "ports": [{"protocol": "TCP", "port": 9000}]}),
+        "the backup pods reach the storage address only"
+    );
+    let cluster = with_conditions(admin, "backups", "sec-hardened").await;
+    assert_eq!(condition(&cluster, "WorkloadConfigured").status, "True");
+    assert!(
+        cluster
+            .status
+            .unwrap()
+            .conditions
+            .iter()
+            .all(|c| c.type_ != "SecurityRisk"),
+        "no SecurityRisk under Hardened"
+    );
+
+    // Back to Development: the pods' policy goes, SecurityRisk comes.
+    kubectl_ok(
+        kube,
+        &[
+            "-n",
+            "backups",
+            "patch",
+            "openbaocluster",
+            "sec-hardened",
+            "--type=merge",
+            "-p",
+            r#"{"spec": {"profile": "Development"}}"#,
+        ],
+        None,
+    );
+    wait_for("the OpenBao pods' policy to go", || async {
+        policies
+            .get_opt("sec-hardened")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), "backups");
+    let risk = wait_for("SecurityRisk", || async {
+        let cluster = clusters.get("sec-hardened").await.ok()?;
+        let conditions = cluster.status?.conditions;
+        conditions.into_iter().find(|c| c.type_ == "SecurityRisk")
+    })
+    .await;
+    assert_eq!(risk.status, "True");
+    assert!(
+        risk.message.ends_with("Hardened would refuse: none"),
+        "{}",
+        risk.message
+    );
+
+    let refused = manifest(
+        "sec-refused",
+        "http://169.254.169.254/latest",
+        "tokenSecretRef: {name: backup-token}",
+    );
+    kubectl_ok(kube, &["apply", "--server-side", "-f", "-"], Some(&refused));
+    let cluster = with_conditions(admin, "backups", "sec-refused").await;
+    let configured = condition(&cluster, "BackupConfigured");
+    assert_eq!(configured.reason, "InvalidSpec");
+    for field in [
+        "spec.backup.tokenSecretRef: the Hardened profile takes no static token",
+        "spec.backup.target.endpoint `http://169.254.169.254/latest` is plain HTTP",
+        "spec.backup.target.endpoint `http://169.254.169.254/latest`: 169.254.169.254 is link-local",
+    ] {
+        assert!(
+            configured.message.contains(field),
+            "{field}: {}",
+            configured.message
+        );
+    }
+    absent::<NetworkPolicy>(admin, "backups", "sec-refused-backup").await;
 }
 
 /// A Service that exists before the cluster whose generated name it has:
@@ -1412,6 +1535,7 @@ async fn run_backup_job(
     let settings = OperatorSettings {
         jwt_audience: AUDIENCE.into(),
         executor_images: settings::executor_images(settings::DEFAULT_EXECUTOR_IMAGES),
+        ..Default::default()
     };
     let cronjob = backup::cronjob(cluster, cluster.spec.backup.as_ref().unwrap(), &settings);
     let template = cronjob.spec.unwrap().job_template;

@@ -63,6 +63,14 @@ pub mod env {
     pub const RESTORE_FORCE: &str = "RESTORE_FORCE";
     pub const RESTORE_ALLOW_OTHER_CLUSTER: &str = "RESTORE_ALLOW_OTHER_CLUSTER";
 
+    /// `Hardened` (a cluster's `spec.profile`): refuse a storage endpoint
+    /// that resolves to loopback, link-local or the service network
+    /// ([`crate::network::forbidden`]). Unset or `Development`: no check.
+    pub const SECURITY_PROFILE: &str = "SECURITY_PROFILE";
+    /// The cluster's service network, comma-separated ranges (the
+    /// operator's setting of the same name).
+    pub const SERVICE_CIDRS: &str = "SERVICE_CIDRS";
+
     pub const PLUGIN_MEMORY_LIMIT: &str = "PLUGIN_MEMORY_LIMIT";
     pub const PLUGIN_CALL_TIMEOUT: &str = "PLUGIN_CALL_TIMEOUT";
     pub const PLUGIN_MAX_OUTPUT: &str = "PLUGIN_MAX_OUTPUT";

@@ -7,6 +7,7 @@
 pub mod executor;
 pub mod layout;
 pub mod manifest;
+pub mod network;
 pub mod plugin_spec;
 pub mod result;
 pub mod secret;

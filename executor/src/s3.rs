@@ -14,6 +14,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, error_chain};
+use contract::network::{Cidr, forbidden, url_host};
 use contract::secret::Secret;
 
 #[derive(Debug, Clone)]
@@ -29,6 +30,10 @@ pub struct TargetConfig {
     pub ca_bundle: Option<PathBuf>,
     pub force_path_style: bool,
     pub max_attempts: u32,
+    /// Under the `Hardened` profile, the service network: an endpoint that
+    /// resolves to loopback, link-local or one of these ranges is refused
+    /// before any connection ([`check_endpoint`]). None: no check.
+    pub hardened: Option<Vec<Cidr>>,
 }
 
 impl TargetConfig {
@@ -48,6 +53,7 @@ impl TargetConfig {
 /// SDK's standard retry (transient errors and throttling are retried with
 /// exponential backoff and jitter; auth and client errors are not).
 pub async fn client(target: &TargetConfig) -> Result<Client, Error> {
+    check_endpoint(target).await?;
     let mut trust = TrustStore::default();
     for path in target.ca_bundle.iter().chain(secret_ca(target).iter()) {
         let pem = std::fs::read(path).map_err(|e| {
@@ -91,6 +97,35 @@ pub async fn client(target: &TargetConfig) -> Result<Client, Error> {
         config = config.endpoint_url(endpoint);
     }
     Ok(Client::from_conf(config.build()))
+}
+
+/// Under the `Hardened` profile, resolves the endpoint's host and refuses
+/// it if any address is loopback, link-local (cloud metadata) or in the
+/// service network (`contract::network::forbidden`). AWS (no endpoint) is
+/// not checked.
+pub async fn check_endpoint(target: &TargetConfig) -> Result<(), Error> {
+    let (Some(service_cidrs), Some(endpoint)) = (&target.hardened, &target.endpoint) else {
+        return Ok(());
+    };
+    let host = url_host(endpoint);
+    let port = if endpoint.starts_with("http://") {
+        80
+    } else {
+        443
+    };
+    let addresses = tokio::net::lookup_host((host, port)).await.map_err(|e| {
+        Error::Storage(format!(
+            "cannot resolve the S3 endpoint's host `{host}` ({e}) to check it for the Hardened profile"
+        ))
+    })?;
+    for address in addresses {
+        if let Some(why) = forbidden(address.ip(), service_cidrs) {
+            return Err(Error::Config(format!(
+                "--endpoint (S3_ENDPOINT) `{endpoint}` resolves to {why}: the Hardened profile (SECURITY_PROFILE) refuses it as a storage endpoint; give the storage's own address"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The region used when neither `--region` nor the AWS chain names one:

@@ -261,6 +261,7 @@ fn cases() -> Vec<Case> {
         json!({"log_level": "debug"}),
         json!({"preUpgradeSnapshot": false}),
         json!({"enabled": true}),
+        json!({"apiClients": [{"podSelector": {}}]}),
     ];
     for (i, (field, value)) in WORKLOAD_FIELDS.iter().zip(workload_values).enumerate() {
         let rule: &'static str = format!("OpenBaoCluster.spec[{}]", i + 1).leak();

@@ -134,6 +134,7 @@ pub fn serve(steps: Vec<Step>) -> (Arc<Context>, JoinHandle<()>) {
         settings: OperatorSettings {
             executor_images: executor_images(DEFAULT_EXECUTOR_IMAGES),
             jwt_audience: "openbao-internal".into(),
+            ..Default::default()
         },
         recorder: Recorder::new(client, MANAGER.into()),
         metrics: Arc::new(Metrics::default()),

@@ -104,7 +104,7 @@ pub async fn delete_owned<K: Namespaced>(
         api.delete(name, &Default::default())
             .await
             .at(&step, name)?;
-        tracing::info!(cluster = %cluster.name_any(), kind = K::kind(&()).as_ref(), name, "deleted: spec.backup was removed");
+        tracing::info!(cluster = %cluster.name_any(), kind = K::kind(&()).as_ref(), name, "deleted: the spec no longer asks for it");
     }
     Ok(())
 }

@@ -25,6 +25,7 @@ pub mod release;
 pub mod restore;
 pub mod rollout;
 pub mod schedule;
+pub mod security;
 pub mod settings;
 pub mod status;
 pub mod upgrade;

@@ -39,7 +39,11 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
 
     let checked = Checked::of(&cluster, &ctx);
     let finished = finished_jobs(&cluster, &previous, &ctx).await?;
-    let workload = workload::reconcile(&cluster, &checked, &finished, &ctx).await?;
+    let mut workload = workload::reconcile(&cluster, &checked, &finished, &ctx).await?;
+    workload
+        .status
+        .conditions
+        .extend(checked.security_risk.clone());
     let configured = backup::reconcile(&cluster, &checked.backup, &ctx).await?;
     let backup_now = backup::backup_now(&cluster, &configured, &ctx).await?;
 

@@ -13,6 +13,9 @@ pub const BACKUP_HEALTHY: &str = "BackupHealthy";
 pub const WORKLOAD_CONFIGURED: &str = "WorkloadConfigured";
 /// Sums up the others (see [`ready`]).
 pub const READY: &str = "Ready";
+/// True under the `Development` profile (`security`): the opposite
+/// polarity of the others, so [`ready`] does not count it.
+pub const SECURITY_RISK: &str = "SecurityRisk";
 
 /// Kubernetes' `Time` from a chrono time.
 pub fn time(at: DateTime<Utc>) -> Time {
@@ -301,11 +304,13 @@ pub fn next(
 
 /// `Ready`: True when every other condition is True, except that a
 /// `BackupHealthy` of Unknown (no backup has finished yet) does not count
-/// against it; otherwise False with the first other condition's reason,
-/// its type and message in the message.
+/// against it, nor does `SecurityRisk` (True is the bad news there);
+/// otherwise False with the first other condition's reason, its type and
+/// message in the message.
 pub fn ready(others: &[Cond]) -> Cond {
     let blocking = others
         .iter()
+        .filter(|c| c.type_ != SECURITY_RISK)
         .find(|c| c.status != "True" && !(c.type_ == BACKUP_HEALTHY && c.status == "Unknown"));
     match blocking {
         None => Cond::new(
@@ -419,6 +424,17 @@ fn conditions(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn security_risk_does_not_make_a_cluster_unready() {
+        let risk = Cond::new(SECURITY_RISK, "True", "DevelopmentProfile", "x".into());
+        let ok = Cond::new(WORKLOAD_CONFIGURED, "True", "Applied", "y".into());
+        assert_eq!(ready(&[ok.clone(), risk.clone()]).status, "True");
+        let hardened = Cond::new(SECURITY_RISK, "False", "Hardened", "z".into());
+        assert_eq!(ready(&[ok, hardened]).status, "True");
+        let bad = Cond::new(WORKLOAD_CONFIGURED, "False", "InvalidSpec", "w".into());
+        assert_eq!(ready(&[risk, bad]).reason, "InvalidSpec");
+    }
     use chrono::TimeZone;
     use contract::result::SweepReport;
 

@@ -84,6 +84,14 @@ pub fn workload(cluster: &str, spec: &OpenBaoClusterSpec) -> Vec<String> {
     if spec.external.is_none() {
         openbao_config::check(spec, &mut problems);
     }
+    let clients = spec.network_policy.iter().flat_map(|p| &p.api_clients);
+    for (i, client) in clients.enumerate() {
+        if client.namespace_selector.is_none() && client.pod_selector.is_none() {
+            problems.push(format!(
+                "spec.networkPolicy.apiClients[{i}] selects nothing: give a namespaceSelector, a podSelector or both"
+            ));
+        }
+    }
     problems
 }
 
@@ -143,6 +151,18 @@ pub fn backup_warnings(spec: &OpenBaoClusterSpec) -> Vec<String> {
     let Some(backup) = &spec.backup else {
         return Vec::new();
     };
+    unpinned_plugins(backup)
+        .map(|(field, plugin)| {
+            format!(
+                "{field}.sha256 is not set: whoever can edit ConfigMap {} can swap the plugin; pin it with the plugin's sha256sum",
+                plugin.config_map_ref.name
+            )
+        })
+        .collect()
+}
+
+/// The plugins of `spec.backup` without a `sha256` pin, with their fields.
+pub fn unpinned_plugins(backup: &BackupSpec) -> impl Iterator<Item = (String, &PluginRef)> {
     let transforms = backup
         .transforms
         .iter()
@@ -154,14 +174,14 @@ pub fn backup_warnings(spec: &OpenBaoClusterSpec) -> Vec<String> {
         .map(|plugin| ("spec.backup.retentionPlugin".to_string(), plugin));
     transforms
         .chain(retention)
-        .filter(|(_, plugin)| plugin.sha256.is_none())
-        .map(|(field, plugin)| {
-            format!(
-                "{field}.sha256 is not set: whoever can edit ConfigMap {} can swap the plugin; pin it with the plugin's sha256sum",
-                plugin.config_map_ref.name
-            )
-        })
-        .collect()
+        .filter(|(_, plugin)| needs_pin(plugin))
+}
+
+/// Whether a plugin runs code that a `sha256` pin should hold, and has
+/// none: a ConfigMap plugin without one. (A plugin built into the
+/// executor needs no pin: exempt it here.)
+pub fn needs_pin(plugin: &PluginRef) -> bool {
+    plugin.sha256.is_none()
 }
 
 const MAX_CLUSTER_NAME: usize = 36;

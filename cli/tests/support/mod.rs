@@ -212,6 +212,7 @@ pub async fn s3_client(endpoint: &str, credentials_dir: &Path) -> Client {
         concurrency: 1,
         credentials_dir: Some(credentials_dir.to_path_buf()),
         ca_bundle: None,
+        hardened: None,
         force_path_style: true,
         max_attempts: 3,
     })

@@ -16,7 +16,7 @@ use contract::executor::upload::{
 use k8s_openapi::api::core::v1::{
     Affinity, LocalObjectReference, ResourceRequirements, Toleration,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -57,9 +57,19 @@ pub struct OpenBaoClusterSpec {
     /// An OpenBao the operator does not run (installed with the official
     /// Helm chart, say): no workload is rendered, only its backups and
     /// restores. Not with the workload's fields (replicas, version, image,
-    /// storage, tls, seal, config, upgrade, selfInit).
+    /// storage, tls, seal, config, upgrade, selfInit, networkPolicy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalSpec>,
+    /// `Development` (default: for trying things out) or `Hardened` (for
+    /// production): what Hardened refuses and the NetworkPolicies it
+    /// renders are in docs/security.md. Under Development the
+    /// `SecurityRisk` condition lists what Hardened would refuse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
+    /// Under the `Hardened` profile, who may reach OpenBao's API besides
+    /// its peers and this cluster's backup and restore pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<OpenBaoNetworkPolicy>,
     /// OpenBao nodes (StatefulSet pods `<name>-0`, `<name>-1`, ...); default 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 9))]
@@ -106,9 +116,64 @@ pub struct OpenBaoClusterSpec {
 
 /// The fields of `spec` that describe the workload the operator runs: none
 /// applies to an external OpenBao (`spec.external`).
-pub const WORKLOAD_FIELDS: [&str; 9] = [
-    "replicas", "version", "image", "storage", "tls", "seal", "config", "upgrade", "selfInit",
+pub const WORKLOAD_FIELDS: [&str; 10] = [
+    "replicas",
+    "version",
+    "image",
+    "storage",
+    "tls",
+    "seal",
+    "config",
+    "upgrade",
+    "selfInit",
+    "networkPolicy",
 ];
+
+/// How strict the operator is with a cluster (`spec.profile`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Profile {
+    /// Today's behaviour; the `SecurityRisk` condition lists what
+    /// `Hardened` would refuse.
+    #[default]
+    Development,
+    /// Refuses OpenBao without TLS, a seal key kept in the cluster (unless
+    /// `spec.seal.static.allowInClusterKey`), static-token backups,
+    /// unpinned plugins and unsafe storage endpoints; renders default-deny
+    /// NetworkPolicies for the OpenBao pods.
+    Hardened,
+}
+
+impl Profile {
+    /// As the executor gets it (`SECURITY_PROFILE`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => contract::network::profile::DEVELOPMENT,
+            Self::Hardened => contract::network::profile::HARDENED,
+        }
+    }
+}
+
+/// The clients the `Hardened` profile's NetworkPolicy lets reach
+/// OpenBao's API port.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenBaoNetworkPolicy {
+    /// Each entry allows the pods it selects: a namespaceSelector alone
+    /// (every pod of those namespaces), a podSelector alone (those pods of
+    /// this namespace), or both (those pods of those namespaces).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_clients: Vec<ApiClient>,
+}
+
+/// A namespaceSelector, a podSelector or both.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiClient {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<LabelSelector>,
+}
 
 /// What is wrong with `spec.<field>` (one of [`WORKLOAD_FIELDS`]) beside
 /// `spec.external`: the CRD's rule and the controller say the same.
@@ -147,12 +212,17 @@ impl OpenBaoClusterSpec {
             self.config.is_some(),
             self.upgrade.is_some(),
             self.self_init.is_some(),
+            self.network_policy.is_some(),
         ];
         WORKLOAD_FIELDS
             .into_iter()
             .zip(set)
             .filter_map(|(field, set)| set.then_some(field))
             .collect()
+    }
+
+    pub fn profile(&self) -> Profile {
+        self.profile.unwrap_or_default()
     }
 
     pub fn replicas(&self) -> u32 {
@@ -281,6 +351,11 @@ pub struct StaticSealSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128))]
     pub key_id: Option<String>,
+    /// The `Hardened` profile refuses a seal whose key lives in a Secret
+    /// of the cluster (whoever reads the Secret and a backup reads the
+    /// data) unless this says the risk is accepted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_in_cluster_key: bool,
 }
 
 impl StaticSealSpec {
@@ -821,7 +896,7 @@ mod tests {
     /// A new field of the spec is classified: workload (refused with
     /// `external`) or not; and each is seen when set.
     #[test]
-    fn every_spec_field_but_backup_and_external_is_the_workloads() {
+    fn every_spec_field_but_backup_external_and_profile_is_the_workloads() {
         let crd = serde_json::to_value(OpenBaoCluster::crd()).unwrap();
         let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
         let mut properties: Vec<&str> = spec["properties"]
@@ -829,7 +904,7 @@ mod tests {
             .unwrap()
             .keys()
             .map(String::as_str)
-            .filter(|p| !["backup", "external"].contains(p))
+            .filter(|p| !["backup", "external", "profile"].contains(p))
             .collect();
         let mut workload = WORKLOAD_FIELDS.to_vec();
         properties.sort();
@@ -839,7 +914,7 @@ mod tests {
         let everything: OpenBaoClusterSpec = serde_json::from_value(serde_json::json!({
             "replicas": 1, "version": "2.4.1", "image": "i", "storage": {}, "tls": {"secretName": "t"},
             "seal": {"static": {"secretKeyRef": {"name": "s", "key": "k"}}}, "config": {},
-            "upgrade": {}, "selfInit": {},
+            "upgrade": {}, "selfInit": {}, "networkPolicy": {},
         }))
         .unwrap();
         assert_eq!(everything.workload_fields_set(), WORKLOAD_FIELDS);

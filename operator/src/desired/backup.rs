@@ -10,23 +10,22 @@ use k8s_openapi::api::core::v1::{
     EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::{
-    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicySpec,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-    LabelSelector, LabelSelectorRequirement, ObjectMeta,
-};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
 use super::executor_pod::{Executor, executor_job_spec, executor_pod, result_env};
-use crate::api::{BackupSpec, ExternalSpec, OpenBaoCluster, PluginRef};
+use super::network::{dns, executor_pods, ip_peer, tcp, url_port};
+use crate::api::{BackupSpec, ExternalSpec, OpenBaoCluster, PluginRef, Profile};
 use crate::names::{
-    BACKUP_NOW_ANNOTATION, COMPONENT_LABEL, JOB_NAME_LABEL, KIND_ANNOTATION, OPENBAO_PORT,
-    backup_labels, backup_now_job_name, cronjob_name, selector_labels, service_account_name,
+    BACKUP_NOW_ANNOTATION, JOB_NAME_LABEL, KIND_ANNOTATION, OPENBAO_PORT, backup_labels,
+    backup_now_job_name, cronjob_name, selector_labels, service_account_name,
 };
 use crate::objects::{env_var, label_selector, owned_meta};
 use crate::settings::OperatorSettings;
 use contract::executor::{command, env, flag};
+use contract::network::url_ip;
 use contract::result::BackupKind;
 
 fn meta(cluster: &OpenBaoCluster, name: String) -> ObjectMeta {
@@ -213,41 +212,38 @@ fn backup_pod(
 
 /// Backup pods may reach DNS, the cluster's OpenBao pods (an external
 /// OpenBao's ports) and the storage endpoint's port, and accept no
-/// connections.
+/// connections. Under the `Hardened` profile an endpoint given as an IP
+/// address is reached at that address only.
 pub fn network_policy(cluster: &OpenBaoCluster, backup: &BackupSpec) -> NetworkPolicy {
     let name = cluster.name_any();
-    let port = |protocol: &str, port: i32| NetworkPolicyPort {
-        protocol: Some(protocol.into()),
-        port: Some(IntOrString::Int(port)),
-        ..Default::default()
-    };
-    let dns = NetworkPolicyEgressRule {
-        to: Some(vec![NetworkPolicyPeer {
-            namespace_selector: Some(LabelSelector::default()),
-            ..Default::default()
-        }]),
-        ports: Some(vec![port("UDP", 53), port("TCP", 53)]),
-    };
     let openbao = match &cluster.spec.external {
         // An external OpenBao's pods (or hosts) are not ours to select:
         // its ports, to any destination.
         Some(external) => NetworkPolicyEgressRule {
             to: None,
-            ports: Some(openbao_ports(external).map(|p| port("TCP", p)).collect()),
+            ports: Some(openbao_ports(external).map(tcp).collect()),
         },
         None => NetworkPolicyEgressRule {
             to: Some(vec![NetworkPolicyPeer {
                 pod_selector: Some(label_selector(selector_labels(&name))),
                 ..Default::default()
             }]),
-            ports: Some(vec![port("TCP", OPENBAO_PORT)]),
+            ports: Some(vec![tcp(OPENBAO_PORT)]),
         },
     };
     // The endpoint's addresses are not known in advance (DNS, load
-    // balancers): restrict by port, to any destination.
+    // balancers): restrict by port, to any destination, unless Hardened
+    // and the endpoint is an address.
+    let hardened = cluster.spec.profile() == Profile::Hardened;
     let storage = NetworkPolicyEgressRule {
-        to: None,
-        ports: Some(vec![port("TCP", endpoint_port(backup))]),
+        to: backup
+            .target
+            .endpoint
+            .as_deref()
+            .filter(|_| hardened)
+            .and_then(url_ip)
+            .map(|ip| vec![ip_peer(ip)]),
+        ports: Some(vec![tcp(endpoint_port(backup))]),
     };
     NetworkPolicy {
         metadata: meta(cluster, cronjob_name(&name)),
@@ -257,26 +253,9 @@ pub fn network_policy(cluster: &OpenBaoCluster, backup: &BackupSpec) -> NetworkP
             // rule list would not survive storage, and re-applying it would
             // change the object every time.)
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
-            egress: Some(vec![dns, openbao, storage]),
+            egress: Some(vec![dns(), openbao, storage]),
             ingress: None,
         }),
-    }
-}
-
-/// Backup and restore pods alike.
-fn executor_pods(cluster: &str) -> LabelSelector {
-    LabelSelector {
-        match_labels: Some(
-            backup_labels(cluster)
-                .into_iter()
-                .filter(|(key, _)| key != COMPONENT_LABEL)
-                .collect(),
-        ),
-        match_expressions: Some(vec![LabelSelectorRequirement {
-            key: COMPONENT_LABEL.into(),
-            operator: "In".into(),
-            values: Some(vec!["backup".into(), "restore".into()]),
-        }]),
     }
 }
 
@@ -295,15 +274,4 @@ fn openbao_ports(external: &ExternalSpec) -> impl Iterator<Item = i32> {
     ports.sort_unstable();
     ports.dedup();
     ports.into_iter()
-}
-
-/// A URL's port: explicit, or 443 for https, 80 for http.
-fn url_port(endpoint: &str) -> i32 {
-    let (scheme, rest) = endpoint.split_once("://").unwrap_or(("https", endpoint));
-    let authority = rest.split('/').next().unwrap_or_default();
-    match authority.rsplit_once(':').and_then(|(_, p)| p.parse().ok()) {
-        Some(port) => port,
-        None if scheme == "http" => 80,
-        None => 443,
-    }
 }

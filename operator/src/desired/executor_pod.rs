@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
-use crate::api::{BackupTarget, ExecutorPodSettings, LocalRef, OpenBaoCluster, PluginRef};
+use crate::api::{BackupTarget, ExecutorPodSettings, LocalRef, OpenBaoCluster, PluginRef, Profile};
 use crate::names::openbao_addrs;
 use crate::objects::{env_var, hardened, mount, pod_security, secret_key_volume, secret_volume};
 use crate::settings::OperatorSettings;
@@ -150,6 +150,7 @@ pub(super) fn executor_pod(
         ..Default::default()
     };
     files.env.extend(executor.env.iter().cloned());
+    files.env.extend(profile_env(cluster, settings));
     keys(cluster, target, &mut files);
     let service_account = auth(&executor, settings, &mut files)
         .or_else(|| annotated_service_accounts(cluster).then(|| executor.service_account.clone()));
@@ -189,6 +190,25 @@ pub(super) fn executor_pod(
         place(&mut pod, pod_settings);
     }
     pod
+}
+
+/// Under the `Hardened` profile the executor checks where the storage
+/// endpoint resolves to, against the service network too.
+fn profile_env(cluster: &OpenBaoCluster, settings: &OperatorSettings) -> Vec<EnvVar> {
+    let profile = cluster.spec.profile();
+    if profile != Profile::Hardened {
+        return Vec::new();
+    }
+    let mut env = vec![env_var(env::SECURITY_PROFILE, profile.as_str().into())];
+    if !settings.service_cidrs.is_empty() {
+        let cidrs: Vec<String> = settings
+            .service_cidrs
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        env.push(env_var(env::SERVICE_CIDRS, cidrs.join(",")));
+    }
+    env
 }
 
 /// Where OpenBao and the storage target are.

@@ -43,6 +43,7 @@ fn settings() -> OperatorSettings {
     OperatorSettings {
         executor_images: executor_images(DEFAULT_EXECUTOR_IMAGES),
         jwt_audience: "openbao-internal".into(),
+        ..Default::default()
     }
 }
 

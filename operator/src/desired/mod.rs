@@ -1,12 +1,14 @@
 //! The objects the operator wants, one module per what it builds: the
 //! OpenBao StatefulSet and its companions, the backup objects (CronJob,
-//! ServiceAccounts, NetworkPolicy, pre-upgrade Job), the restore Job, and
+//! ServiceAccounts, NetworkPolicy, pre-upgrade Job), the `Hardened`
+//! profile's NetworkPolicy of the OpenBao pods, the restore Job, and
 //! the executor pod the Jobs share. Pure functions of the resource and the
 //! operator's settings, applied with server-side apply.
 
 pub mod backup;
 pub mod companions;
 mod executor_pod;
+pub mod network;
 pub mod restore_job;
 pub mod statefulset;
 

@@ -58,6 +58,7 @@ fn settings() -> OperatorSettings {
     OperatorSettings {
         executor_images: executor_images(DEFAULT_EXECUTOR_IMAGES),
         jwt_audience: "openbao-internal".into(),
+        ..Default::default()
     }
 }
 
@@ -755,4 +756,25 @@ fn scheduled_pods_learn_their_job_name_and_manual_ones_say_manual() {
     assert!(!env.contains_key("BACKUP_CRONJOB"));
     let long = "c".repeat(36);
     assert!(backup_now_job_name(&long, "v").len() <= 63);
+}
+
+#[test]
+fn hardened_executor_pods_are_told_the_profile_and_the_service_network() {
+    let mut hardened = cluster(jwt_backup());
+    hardened.spec.profile = Some(crate::api::Profile::Hardened);
+    let settings = OperatorSettings {
+        service_cidrs: contract::network::parse_cidrs("10.96.0.0/12,fd00::/108").unwrap(),
+        ..Default::default()
+    };
+    let backup = pod(&cronjob(&hardened, &jwt_backup(), &settings));
+    let vars = env(&backup);
+    assert_eq!(vars["SECURITY_PROFILE"], "Hardened");
+    assert_eq!(vars["SERVICE_CIDRS"], "10.96.0.0/12,fd00::/108");
+    let development = env(&pod(&cronjob(
+        &cluster(jwt_backup()),
+        &jwt_backup(),
+        &settings,
+    )));
+    assert!(!development.contains_key("SECURITY_PROFILE"));
+    assert!(!development.contains_key("SERVICE_CIDRS"));
 }

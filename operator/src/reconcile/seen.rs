@@ -7,9 +7,9 @@ use kube::ResourceExt;
 
 use crate::api::{OpenBaoCluster, OpenBaoClusterStatus};
 use crate::context::{Context, Error};
-use crate::status::JobOutcome;
+use crate::status::{Cond, JobOutcome};
 use crate::validate::ValidBackup;
-use crate::{jobs, kube_io, validate};
+use crate::{jobs, kube_io, security, validate};
 
 /// The spec, checked beyond what the API server could.
 pub(super) struct Checked {
@@ -17,19 +17,31 @@ pub(super) struct Checked {
     pub workload_warnings: Vec<String>,
     pub backup: Result<Option<ValidBackup>, Vec<String>>,
     pub backup_warnings: Vec<String>,
+    /// `SecurityRisk` under the `Development` profile.
+    pub security_risk: Option<Cond>,
 }
 
 impl Checked {
+    /// Under the `Hardened` profile its refusals are problems too.
     pub fn of(cluster: &OpenBaoCluster, ctx: &Context) -> Self {
+        let mut workload_problems = validate::workload(&cluster.name_any(), &cluster.spec);
+        let mut backup = validate::validate(&cluster.spec, &ctx.settings.executor_images);
+        let security_risk = security::apply(
+            &cluster.spec,
+            &ctx.settings.service_cidrs,
+            &mut workload_problems,
+            &mut backup,
+        );
         Self {
-            workload_problems: validate::workload(&cluster.name_any(), &cluster.spec),
+            workload_problems,
             workload_warnings: validate::workload_warnings(&cluster.spec),
-            backup: validate::validate(&cluster.spec, &ctx.settings.executor_images),
+            backup,
             backup_warnings: [
                 validate::backup_warnings(&cluster.spec),
                 validate::executor_pod_warnings(&cluster.spec),
             ]
             .concat(),
+            security_risk,
         }
     }
 }

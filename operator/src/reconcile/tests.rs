@@ -49,6 +49,8 @@ fn workload_applies(statefulset: impl FnOnce(Value) -> (u16, Value) + Send + 'st
             "PATCH",
             "/apis/policy/v1/namespaces/prod/poddisruptionbudgets/bao",
         ),
+        // Development: no NetworkPolicy of the OpenBao pods to delete.
+        step("GET", OPENBAO_POLICY, |_| not_found()),
         step("PATCH", STS, statefulset),
     ]
 }
@@ -56,6 +58,7 @@ fn workload_applies(statefulset: impl FnOnce(Value) -> (u16, Value) + Send + 'st
 const SA: &str = "/api/v1/namespaces/prod/serviceaccounts/bao-backup-serviceaccount";
 const RESTORE_SA: &str = "/api/v1/namespaces/prod/serviceaccounts/bao-restore-serviceaccount";
 const POLICY: &str = "/apis/networking.k8s.io/v1/namespaces/prod/networkpolicies/bao-backup";
+const OPENBAO_POLICY: &str = "/apis/networking.k8s.io/v1/namespaces/prod/networkpolicies/bao";
 const STS: &str = "/apis/apps/v1/namespaces/prod/statefulsets/bao";
 const STATUS: &str = "/apis/openbao.org/v1alpha1/namespaces/prod/openbaoclusters/bao/status";
 
@@ -496,7 +499,7 @@ async fn removing_spec_backup_removes_what_the_operator_made() {
                         .collect();
                     assert_eq!(
                         kinds,
-                        ["WorkloadConfigured", "Upgraded", "Ready"],
+                        ["WorkloadConfigured", "Upgraded", "SecurityRisk", "Ready"],
                         "no backup conditions"
                     );
                     (200, body)

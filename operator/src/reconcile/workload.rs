@@ -8,13 +8,14 @@
 use chrono::Utc;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::ResourceExt;
 use kube::runtime::events::EventType;
 
 use super::seen::{Checked, Finished, job_outcome};
-use crate::api::{OpenBaoCluster, RestorePhase};
+use crate::api::{OpenBaoCluster, Profile, RestorePhase};
 use crate::context::{Context, Error};
-use crate::desired::{backup, companions, statefulset};
+use crate::desired::{backup, companions, network, statefulset};
 use crate::kube_io::{self, apply, apply_body};
 use crate::release::Release;
 use crate::rollout::{self, Step};
@@ -219,6 +220,20 @@ async fn apply_workload(
             tracing::debug!(cluster = %cluster.name_any(), "no policy/v1 PodDisruptionBudget on this API server");
         }
         other => other?,
+    }
+    // Hardened: the OpenBao pods' NetworkPolicy; otherwise none (one made
+    // while Hardened goes).
+    match cluster.spec.profile() {
+        Profile::Hardened => {
+            apply(
+                client,
+                &network::openbao_network_policy(cluster, &ctx.settings),
+            )
+            .await?
+        }
+        Profile::Development => {
+            kube_io::delete_owned::<NetworkPolicy>(cluster, client, &cluster.name_any()).await?
+        }
     }
     let storage = live.and_then(statefulset::live_storage);
     let statefulset = statefulset::statefulset(cluster, &plan.deploy, storage);
