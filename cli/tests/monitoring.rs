@@ -45,9 +45,9 @@ fn every_dashboard_panel_queries_something() {
         let targets = panel["targets"].as_array().unwrap();
         assert!(
             !targets.is_empty()
-                && targets
-                    .iter()
-                    .all(|t| t["expr"].as_str().is_some_and(|e| e.contains("openbao_backup_"))),
+                && targets.iter().all(|t| t["expr"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("openbao_backup_"))),
             "{panel}"
         );
     }
@@ -65,7 +65,11 @@ docs = [d for text in out.values() for d in yaml.safe_load_all(text) if d]
 print(json.dumps(docs))
 "#;
     let output = Command::new("python3")
-        .args(["-c", script, &format!("{DEPLOY}/helm/openbao-backup-operator")])
+        .args([
+            "-c",
+            script,
+            &format!("{DEPLOY}/helm/openbao-backup-operator"),
+        ])
         .arg(values.to_string())
         .output()
         .expect("python3");
@@ -91,7 +95,10 @@ fn the_chart_ships_monitoring_when_asked() {
     assert_eq!(service["kind"], "Service");
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");
     for kind in ["ServiceMonitor", "PrometheusRule"] {
-        assert!(!kinds(&defaults).contains(&kind), "{kind} only when enabled");
+        assert!(
+            !kinds(&defaults).contains(&kind),
+            "{kind} only when enabled"
+        );
     }
     assert!(
         !defaults
@@ -113,14 +120,16 @@ fn the_chart_ships_monitoring_when_asked() {
         service["metadata"]["labels"]["app.kubernetes.io/component"]
     );
     assert_eq!(
-        monitor["spec"]["endpoints"][0]["relabelings"][0]["replacement"],
-        "openbao-backup-operator",
+        monitor["spec"]["endpoints"][0]["relabelings"][0]["replacement"], "openbao-backup-operator",
         "the job OpenBaoBackupOperatorDown looks for"
     );
     // The rules promtool tested, as they are.
     let rules = find("PrometheusRule");
     let parsed = Command::new("python3")
-        .args(["-c", "import json,sys,yaml; print(json.dumps(yaml.safe_load(sys.stdin)))"])
+        .args([
+            "-c",
+            "import json,sys,yaml; print(json.dumps(yaml.safe_load(sys.stdin)))",
+        ])
         .stdin(std::fs::File::open(Path::new(DEPLOY).join(RULES)).unwrap())
         .output()
         .unwrap();
