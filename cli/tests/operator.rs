@@ -16,7 +16,7 @@
 
 mod support;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -170,6 +170,9 @@ async fn operator_on_a_real_api_server() {
     let key = upgrade_through_the_operator(&kube, &admin, &openbao).await;
     // Then a manual backup asked for by annotation, from pods that fit.
     let key = pods_that_fit_and_backups_by_annotation(&kube, &admin, &openbao, &key).await;
+    // Every kind of backup, both results and both kinds of restore ended:
+    // the alerts and the dashboard query only what this serves.
+    monitoring_queries_what_the_operator_serves(&operator_a.metrics().await);
 
     // A second replica waits while the first leads; when the first stops,
     // the second takes over and, reading the status back, counts nothing
@@ -288,6 +291,99 @@ async fn operator_on_a_real_api_server() {
         "no secret in the operator's logs"
     );
     kube.stop();
+}
+
+/// The chart's alerts and dashboard query only metric names the operator
+/// serves, and every `openbao_backup_*` input series of the promtool tests
+/// (deploy/monitoring/rules-test.yaml) is one of the operator's series,
+/// name, labels and values: a renamed metric, label or label value fails
+/// here, not only in production.
+fn monitoring_queries_what_the_operator_serves(scrape: &str) {
+    let read = |path: &str| {
+        std::fs::read_to_string(format!("{CHART}/../../{path}"))
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let names = exported_names(scrape);
+    for file in [
+        "helm/openbao-backup-operator/files/monitoring/rules.yaml",
+        "helm/openbao-backup-operator/files/monitoring/dashboard.json",
+    ] {
+        let queried = queried_names(&read(file));
+        assert!(queried.len() >= 4, "{file} queries {queried:?}");
+        for name in queried {
+            assert!(
+                names.contains(&name),
+                "{file} queries {name}, which the operator does not serve:\n{scrape}"
+            );
+        }
+    }
+    let samples: Vec<(String, BTreeMap<String, String>)> = scrape
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| parse_series(line.rsplit_once(' ').unwrap().0))
+        .collect();
+    let tests = read("monitoring/rules-test.yaml");
+    let inputs: Vec<&str> = tests
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("- series: '")?.strip_suffix('\''))
+        .filter(|series| series.starts_with("openbao_backup_"))
+        .collect();
+    assert!(inputs.len() >= 6, "{inputs:?}");
+    for input in inputs {
+        assert!(
+            samples.contains(&parse_series(input)),
+            "the promtool test's series {input} is not one the operator serves:\n{scrape}"
+        );
+    }
+}
+
+/// The sample names of a scrape, from its `# TYPE` lines: a counter `x`
+/// is `x_total`, a histogram `x` is `x_bucket`, `x_sum` and `x_count`.
+fn exported_names(scrape: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for line in scrape.lines() {
+        let Some(declared) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let (name, type_) = declared.split_once(' ').unwrap();
+        let suffixes: &[&str] = match type_ {
+            "counter" => &["_total"],
+            "histogram" => &["_bucket", "_sum", "_count"],
+            _ => &[""],
+        };
+        names.extend(suffixes.iter().map(|suffix| format!("{name}{suffix}")));
+    }
+    names
+}
+
+/// The `openbao_backup_*` names a rules file or dashboard mentions.
+fn queried_names(text: &str) -> BTreeSet<String> {
+    text.match_indices("openbao_backup_")
+        .map(|(at, _)| {
+            text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        })
+        .collect()
+}
+
+/// `name{a="x",b="y"}` into its name and labels.
+fn parse_series(series: &str) -> (String, BTreeMap<String, String>) {
+    let Some((name, labels)) = series.split_once('{') else {
+        return (series.to_string(), BTreeMap::new());
+    };
+    let labels = labels
+        .strip_suffix('}')
+        .unwrap()
+        .split("\",")
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once("=\"").unwrap();
+            (key.to_string(), value.trim_end_matches('"').to_string())
+        })
+        .collect();
+    (name.to_string(), labels)
 }
 
 /// The CRD, the namespaces, and the operator's identity with the chart's
@@ -1341,7 +1437,11 @@ async fn run_restore_spec(
         jobs.get_opt(&job_name).await.unwrap()
     })
     .await;
-    let running = restores.get(name).await.unwrap().status.unwrap();
+    // The operator creates the Job, then writes the status.
+    let running = wait_for(&format!("the status of {name}"), || async {
+        restores.get(name).await.unwrap().status
+    })
+    .await;
     assert_eq!(running.phase, RestorePhase::Running);
     assert_eq!(running.job_name.as_deref(), Some(job_name.as_str()));
 

@@ -18,12 +18,19 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::status::JobOutcome;
-use contract::result::BackupResult;
+use contract::result::{BackupKind, BackupResult};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ClusterLabels {
     namespace: String,
     cluster: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RestoreLabels {
+    namespace: String,
+    cluster: String,
+    result: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -41,12 +48,22 @@ struct BackupLabels {
 
 type Timestamp = Gauge<f64, AtomicU64>;
 
+/// The values of the `result` label.
+const RESULTS: [&str; 2] = ["success", "failure"];
+const KINDS: [BackupKind; 3] = [
+    BackupKind::Scheduled,
+    BackupKind::Manual,
+    BackupKind::PreUpgrade,
+];
+
 pub struct Metrics {
     registry: Registry,
     backups: Family<BackupLabels, Counter>,
     duration: Family<ClusterLabels, Histogram, fn() -> Histogram>,
     bytes: Family<ClusterLabels, Counter>,
     last_success: Family<ClusterLabels, Timestamp>,
+    schedule_interval: Family<ClusterLabels, Timestamp>,
+    restores: Family<RestoreLabels, Counter>,
     reconcile_errors: Family<StepLabels, Counter>,
 }
 
@@ -62,6 +79,8 @@ impl Default for Metrics {
             });
         let bytes = Family::default();
         let last_success = Family::default();
+        let schedule_interval = Family::default();
+        let restores = Family::default();
         let reconcile_errors = Family::default();
         registry.register(
             "backups",
@@ -84,6 +103,16 @@ impl Default for Metrics {
             last_success.clone(),
         );
         registry.register(
+            "schedule_interval_seconds",
+            "Longest time between two runs of the backup schedule (absent when suspended)",
+            schedule_interval.clone(),
+        );
+        registry.register(
+            "restores",
+            "Finished OpenBaoRestores, by cluster and result",
+            restores.clone(),
+        );
+        registry.register(
             "reconcile_errors",
             "Reconciles that failed and were retried, by the step that failed",
             reconcile_errors.clone(),
@@ -94,6 +123,8 @@ impl Default for Metrics {
             duration,
             bytes,
             last_success,
+            schedule_interval,
+            restores,
             reconcile_errors,
         }
     }
@@ -101,18 +132,13 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn record(&self, namespace: &str, cluster: &str, outcome: &JobOutcome) {
-        let result = if outcome.succeeded() {
-            "success"
-        } else {
-            "failure"
-        };
         self.backups
-            .get_or_create(&BackupLabels {
-                namespace: namespace.into(),
-                cluster: cluster.into(),
-                kind: outcome.kind.as_str().into(),
-                result: result.into(),
-            })
+            .get_or_create(&backup_labels(
+                namespace,
+                cluster,
+                outcome.kind,
+                result(outcome.succeeded()),
+            ))
             .inc();
         if let Some(BackupResult::Succeeded {
             size,
@@ -135,9 +161,62 @@ impl Metrics {
             .set(unix_seconds);
     }
 
+    /// A cluster with backups: its counters exist from now on, at zero
+    /// until something happens, so that the first failure after a start
+    /// is an increase an alert sees. `interval`: the schedule's longest
+    /// gap between runs (`schedule::longest_interval`), None when
+    /// scheduled backups are suspended.
+    pub fn set_cluster(&self, namespace: &str, cluster: &str, interval: Option<f64>) {
+        for kind in KINDS {
+            for result in RESULTS {
+                drop(
+                    self.backups
+                        .get_or_create(&backup_labels(namespace, cluster, kind, result)),
+                );
+            }
+        }
+        for result in RESULTS {
+            drop(
+                self.restores
+                    .get_or_create(&restore_labels(namespace, cluster, result)),
+            );
+        }
+        let labels = cluster_labels(namespace, cluster);
+        match interval {
+            Some(seconds) => {
+                self.schedule_interval.get_or_create(&labels).set(seconds);
+            }
+            None => {
+                self.schedule_interval.remove(&labels);
+            }
+        }
+    }
+
+    /// A deleted cluster, or one without backups any more: no series of it
+    /// stays to alert on.
     pub fn forget_cluster(&self, namespace: &str, cluster: &str) {
-        self.last_success
-            .remove(&cluster_labels(namespace, cluster));
+        let labels = cluster_labels(namespace, cluster);
+        self.last_success.remove(&labels);
+        self.schedule_interval.remove(&labels);
+        self.duration.remove(&labels);
+        self.bytes.remove(&labels);
+        for kind in KINDS {
+            for result in RESULTS {
+                self.backups
+                    .remove(&backup_labels(namespace, cluster, kind, result));
+            }
+        }
+        for result in RESULTS {
+            self.restores
+                .remove(&restore_labels(namespace, cluster, result));
+        }
+    }
+
+    /// An OpenBaoRestore of `cluster` reached its final phase.
+    pub fn restore_finished(&self, namespace: &str, cluster: &str, succeeded: bool) {
+        self.restores
+            .get_or_create(&restore_labels(namespace, cluster, result(succeeded)))
+            .inc();
     }
 
     /// A failed reconcile, by its failed step (`context::Error::step`).
@@ -152,6 +231,27 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
         text
+    }
+}
+
+fn result(succeeded: bool) -> &'static str {
+    if succeeded { "success" } else { "failure" }
+}
+
+fn backup_labels(namespace: &str, cluster: &str, kind: BackupKind, result: &str) -> BackupLabels {
+    BackupLabels {
+        namespace: namespace.into(),
+        cluster: cluster.into(),
+        kind: kind.as_str().into(),
+        result: result.into(),
+    }
+}
+
+fn restore_labels(namespace: &str, cluster: &str, result: &str) -> RestoreLabels {
+    RestoreLabels {
+        namespace: namespace.into(),
+        cluster: cluster.into(),
+        result: result.into(),
     }
 }
 
@@ -207,7 +307,6 @@ fn respond(path: &str, metrics: &Metrics) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contract::result::BackupKind;
 
     #[test]
     fn outcomes_show_up_by_cluster_kind_and_result() {
@@ -236,5 +335,33 @@ mod tests {
         ), "{text}");
         assert_eq!(respond("/healthz", &metrics).status(), StatusCode::OK);
         assert_eq!(respond("/nope", &metrics).status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn a_cluster_has_its_interval_and_zero_counters_until_forgotten() {
+        let metrics = Metrics::default();
+        metrics.set_cluster("prod", "bao", Some(86_400.0));
+        metrics.restore_finished("prod", "bao", false);
+        let text = metrics.encode();
+        for line in [
+            r#"openbao_backup_schedule_interval_seconds{namespace="prod",cluster="bao"} 86400"#,
+            r#"openbao_backup_backups_total{namespace="prod",cluster="bao",kind="scheduled",result="failure"} 0"#,
+            r#"openbao_backup_backups_total{namespace="prod",cluster="bao",kind="pre-upgrade",result="success"} 0"#,
+            r#"openbao_backup_restores_total{namespace="prod",cluster="bao",result="success"} 0"#,
+            r#"openbao_backup_restores_total{namespace="prod",cluster="bao",result="failure"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        // Suspended: no interval, so no alert on the age of the last backup.
+        metrics.set_cluster("prod", "bao", None);
+        assert!(!metrics.encode().contains("schedule_interval_seconds{"));
+        metrics.set_cluster("prod", "bao", Some(3_600.0));
+        metrics.set_last_success("prod", "bao", 1_790_000_000.0);
+        let succeeded = crate::status::tests::success(3);
+        metrics.record("prod", "bao", &succeeded);
+        assert!(metrics.encode().contains("duration_seconds_bucket{"));
+        metrics.forget_cluster("prod", "bao");
+        let text = metrics.encode();
+        assert!(!text.contains(r#"cluster="bao""#), "{text}");
     }
 }

@@ -233,6 +233,12 @@ pub async fn reconcile(restore: Arc<OpenBaoRestore>, ctx: Arc<Context>) -> Resul
             )
             .await
             .at("write OpenBaoRestore status", &name)?;
+        // Once: a final phase is never reconciled again.
+        if next.status.phase.is_final() {
+            let succeeded = next.status.phase == RestorePhase::Succeeded;
+            ctx.metrics
+                .restore_finished(&namespace, &restore.spec.cluster, succeeded);
+        }
     }
     if let Some((type_, reason, note)) = next.event {
         let event = Event {
@@ -628,6 +634,40 @@ mod tests {
                 event("RestoreStarted"),
             ])
             .await;
+        }
+
+        /// A failed Job: the restore ends Failed, releases the backups,
+        /// and Prometheus counts the failure.
+        #[tokio::test]
+        async fn a_failed_restore_is_counted_in_the_metrics() {
+            let failed = json!({"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": "r1-restore", "namespace": "prod", "uid": "job-uid"},
+                "status": {"conditions": [{"type": "Failed", "status": "True",
+                    "reason": "BackoffLimitExceeded"}]}});
+            let (ctx, server) = serve(vec![
+                step("GET", CLUSTER, |_| (200, cluster())),
+                step("GET", JOB, move |_| (200, failed)),
+                step("GET", PODS, |_| list(vec![])),
+                accept("PATCH", CRONJOB),
+                step("PATCH", STATUS, |body| {
+                    assert_eq!(body["status"]["phase"], "Failed");
+                    patched(body)
+                }),
+                event("RestoreFailed"),
+            ]);
+            let metrics = ctx.metrics.clone();
+            tokio::time::timeout(Duration::from_secs(10), reconcile(Arc::new(r1()), ctx))
+                .await
+                .expect("the reconcile finishes")
+                .unwrap();
+            finish(server).await;
+            let text = metrics.encode();
+            assert!(
+                text.contains(
+                    r#"openbao_backup_restores_total{namespace="prod",cluster="bao",result="failure"} 1"#
+                ),
+                "{text}"
+            );
         }
 
         /// An external cluster with an upgrade status left from when the

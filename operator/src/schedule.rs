@@ -48,6 +48,29 @@ pub fn next_run(schedule: &Schedule, after: DateTime<Utc>) -> Option<DateTime<Ut
     schedule.after(&after).next()
 }
 
+/// How many runs [`longest_interval`] looks at, at most.
+const INTERVAL_RUNS: usize = 1000;
+
+/// The longest time between two consecutive runs among the next
+/// [`INTERVAL_RUNS`] runs after `from` (or those within about a year):
+/// how long a healthy schedule may go without a backup ("0 3 * * 1-5"
+/// gives three days, its weekend). None when it runs fewer than twice.
+pub fn longest_interval(schedule: &Schedule, from: DateTime<Utc>) -> Option<std::time::Duration> {
+    let horizon = from + chrono::Duration::days(400);
+    let mut runs = schedule
+        .after(&from)
+        .take(INTERVAL_RUNS)
+        .take_while(|run| *run <= horizon);
+    let mut previous = runs.next()?;
+    let mut longest = None;
+    for run in runs {
+        let gap = (run - previous).to_std().unwrap_or_default();
+        longest = longest.max(Some(gap));
+        previous = run;
+    }
+    longest
+}
+
 /// Day-of-week numbers from Kubernetes (0-6, Sunday 0) to the crate's
 /// (1-7, Sunday 1); names and `*` stay as they are.
 fn shift_weekdays(field: &str) -> Result<String, String> {
@@ -142,6 +165,24 @@ mod tests {
             Utc.with_ymd_and_hms(2026, 11, 29, 0, 0, 0).unwrap(),
             "Sunday midnight"
         );
+    }
+
+    #[test]
+    fn the_longest_interval_is_the_longest_gap_between_runs() {
+        let interval = |schedule: &str| {
+            longest_interval(&parse(schedule).unwrap(), now()).map(|d| d.as_secs())
+        };
+        assert_eq!(interval("0 3 * * *"), Some(86_400));
+        assert_eq!(interval("@hourly"), Some(3_600));
+        assert_eq!(interval("*/15 * * * *"), Some(900));
+        assert_eq!(interval("@weekly"), Some(7 * 86_400));
+        // Weekdays only: Friday 03:00 to Monday 03:00.
+        assert_eq!(interval("0 3 * * 1-5"), Some(3 * 86_400));
+        // Twice a day at uneven hours: the longer gap, 20 h.
+        assert_eq!(interval("0 2,6 * * *"), Some(20 * 3_600));
+        assert_eq!(interval("@monthly"), Some(31 * 86_400));
+        // Never runs (February 30th).
+        assert_eq!(interval("0 3 30 2 *"), None);
     }
 
     #[test]

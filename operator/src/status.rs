@@ -422,7 +422,7 @@ fn conditions(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -442,7 +442,7 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 24, hour, 0, 0).unwrap()
     }
 
-    fn success(hour: u32) -> JobOutcome {
+    pub(crate) fn success(hour: u32) -> JobOutcome {
         JobOutcome {
             job_name: format!("bao-backup-{hour}"),
             job_uid: format!("uid-{hour}"),

@@ -11,6 +11,7 @@ use crate::api::{OpenBaoCluster, OpenBaoClusterStatus};
 use crate::context::Context;
 use crate::kube_io::publish;
 use crate::names::BACKUP_NOW_ANNOTATION;
+use crate::schedule;
 use crate::status::{self, BACKUP_CONFIGURED, Configured, JobOutcome, WORKLOAD_CONFIGURED};
 use contract::result::BackupResult;
 
@@ -74,6 +75,24 @@ pub(super) async fn tell(cluster: &OpenBaoCluster, told: Told<'_>, ctx: &Context
             let event = warning("SpecWarning", "Validate", warnings.join("; "));
             publish(recorder, cluster, event).await;
         }
+    }
+    match &checked.backup {
+        Ok(Some(backup)) => {
+            let suspended = cluster
+                .spec
+                .backup
+                .as_ref()
+                .and_then(|b| b.cron_job.as_ref())
+                .is_some_and(|c| c.suspend);
+            let interval = schedule::longest_interval(&backup.schedule, chrono::Utc::now())
+                .filter(|_| !suspended)
+                .map(|gap| gap.as_secs_f64());
+            ctx.metrics.set_cluster(&namespace, &name, interval);
+        }
+        Ok(None) => ctx.metrics.forget_cluster(&namespace, &name),
+        // An invalid spec keeps what it had: its backups are not running,
+        // which the age of the last one shows.
+        Err(_) => {}
     }
     let last = told.status.backup.as_ref();
     if let Some(at) = last.and_then(|b| b.last_backup_time.as_ref()) {
