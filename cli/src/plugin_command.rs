@@ -1,5 +1,6 @@
-//! `openbao-backup plugin inspect|run`: what plugin authors use to try a
-//! plugin with the same host, sandbox and limits as backups.
+//! `openbao-backup plugin list|inspect|run`: the built-ins, and what plugin
+//! authors use to try a plugin with the same host, sandbox and limits as
+//! backups.
 
 use std::io::{Read, Write};
 
@@ -7,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{PluginCommand, PluginLoadArgs};
+use contract::plugin_spec::PluginSpec;
 use plugin_host::{Direction, Kind, Limits, Plugin, PluginHost, RetentionBackup};
 
 #[derive(Deserialize)]
@@ -34,6 +36,13 @@ struct Decision {
 
 pub fn run(command: PluginCommand) -> Result<(), String> {
     match command {
+        PluginCommand::List => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&plugin_host::builtin::list()).expect("serializes")
+            );
+            Ok(())
+        }
         PluginCommand::Inspect { file, load } => {
             let plugin = load_plugin(&file, &load)?;
             println!(
@@ -117,6 +126,7 @@ fn new(
     Ok(())
 }
 
+/// A plugin file or `builtin:NAME`, loaded as backups load it.
 fn load_plugin(file: &std::path::Path, load: &PluginLoadArgs) -> Result<Plugin, String> {
     load_with(file, load.sha256.as_deref(), load.limits.limits())
 }
@@ -126,7 +136,11 @@ fn load_with(
     sha256: Option<&str>,
     limits: Limits,
 ) -> Result<Plugin, String> {
-    let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let spec = PluginSpec {
+        file: file.into(),
+        ..PluginSpec::builtin("")
+    };
+    let bytes = plugin_host::spec::component_bytes(&spec)?;
     PluginHost::new(limits)
         .load(&bytes, sha256)
         .map_err(|e| format!("{}: {e}", file.display()))

@@ -909,6 +909,43 @@ async fn a_retention_plugin_decides_and_the_host_keeps_the_new_backup() {
 }
 
 #[tokio::test]
+async fn a_builtin_retention_plugin_decides_by_name() {
+    let bucket = Bucket::new("retention-builtin").await;
+    let openbao = Source::start(0).await;
+    let mut args = bucket.args(&openbao.url());
+    for _ in 0..2 {
+        assert!(run_cli(&args, &[]).await.ok());
+    }
+    let plugin = serde_json::json!({"file": "builtin:keep-last", "config": {"maxCount": 2}});
+    set(&mut args, "--retention-plugin", &plugin.to_string());
+    let run = run_cli(&args, &[]).await;
+    assert!(run.ok(), "{}", run.all_output());
+    let report = &run.result["retention"];
+    assert_eq!(report["deleted"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(
+        report["deleted"][0]["reason"],
+        "beyond the newest 2 (maxCount)"
+    );
+    assert_eq!(backup_keys(&bucket).await.len(), 2);
+    // The short form: keep-last with no configuration deletes nothing.
+    set(&mut args, "--retention-plugin", "builtin:keep-last");
+    let run = run_cli(&args, &[]).await;
+    assert!(run.ok(), "{}", run.all_output());
+    assert_eq!(backup_keys(&bucket).await.len(), 3);
+    // A built-in of the wrong kind is refused before OpenBao is asked.
+    let asked = openbao.snapshot_requests();
+    set(&mut args, "--retention-plugin", "builtin:zstd");
+    let run = run_cli(&args, &[]).await;
+    assert!(
+        run.reason()
+            .contains("builtin:zstd: `zstd` is a transform plugin, not a retention plugin"),
+        "{}",
+        run.reason()
+    );
+    assert_eq!(openbao.snapshot_requests(), asked, "OpenBao was not asked");
+}
+
+#[tokio::test]
 async fn a_retention_plugin_that_cannot_run_stops_the_backup_before_it_starts() {
     let bucket = Bucket::new("retention-bad-plugin").await;
     let openbao = Source::start(0).await;

@@ -2,7 +2,8 @@
 //! real OCI tool (umoci) unpacks the archive, and the binary runs from the
 //! unpacked root filesystem with nothing from the host (chroot, empty
 //! environment, the image's non-root user): `--version`, then a real backup
-//! of real OpenBao into Garage through the zstd plugin the image ships. Two
+//! of real OpenBao into Garage through the built-in zstd plugin and the
+//! keep-last plugin file the image ships. Two
 //! builds of the same binary give the same archive.
 
 mod support;
@@ -155,9 +156,17 @@ async fn the_image_runs_a_real_backup_with_nothing_from_the_host() {
     let mut args = bucket.args(&openbao.url());
     set(&mut args, "--token-file", "/tmp/secrets/token");
     set(&mut args, "--credentials-dir", "/tmp/secrets/s3");
+    // The built-in zstd (inside the binary), and keep-last from the
+    // image's plugin files.
+    let keep_last = serde_json::json!({
+        "file": "/usr/share/openbao-backup/plugins/keep-last.wasm",
+        "config": {"maxCount": 5},
+    });
     args.extend([
         "--transform".into(),
-        "/usr/share/openbao-backup/plugins/zstd.wasm".into(),
+        "builtin:zstd".into(),
+        "--retention-plugin".into(),
+        keep_last.to_string(),
     ]);
     let out = image.command(&args).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

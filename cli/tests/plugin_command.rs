@@ -71,3 +71,55 @@ fn the_plugin_command_runs_retention_and_transforms() {
     // No input, no push: finish alone runs fine.
     assert!(failed.status.success());
 }
+
+/// The built-ins are the components scripts/build-plugins wrote (the same
+/// digests), listed and loaded like files.
+#[test]
+fn the_builtins_are_listed_with_their_digests_and_load_like_files() {
+    use sha2::Digest;
+    let binary = env!("CARGO_BIN_EXE_openbao-backup");
+    let list = Command::new(binary)
+        .args(["plugin", "list"])
+        .output()
+        .unwrap();
+    assert!(list.status.success());
+    let listed: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["zstd", "age", "keep-last", "gfs"]);
+    for builtin in listed.as_array().unwrap() {
+        let name = builtin["name"].as_str().unwrap();
+        let file = std::fs::read(plugin_path(name)).unwrap();
+        assert_eq!(
+            builtin["sha256"],
+            hex::encode(sha2::Sha256::digest(&file)),
+            "{name}: the embedded component is the built one"
+        );
+        assert_eq!(builtin["size"], file.len());
+        let inspect = Command::new(binary)
+            .args(["plugin", "inspect", &format!("builtin:{name}")])
+            .output()
+            .unwrap();
+        assert!(inspect.status.success(), "{name}");
+        let info: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+        assert_eq!(info["name"], name);
+        assert_eq!(info["kind"], builtin["kind"], "{name}: the table's kind");
+        assert_eq!(info["sha256"], builtin["sha256"]);
+    }
+    let unknown = Command::new(binary)
+        .args(["plugin", "inspect", "builtin:gzip"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains(
+            "builtin:gzip: no such built-in plugin; the built-ins are zstd, age, keep-last, gfs"
+        ),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+}

@@ -194,6 +194,99 @@ async fn every_chain_restores_exactly_the_snapshot_taken() {
     assert_eq!(openbao.restore_requests(), 5);
 }
 
+/// Backups made with the built-ins (`builtin:zstd`, `builtin:age`) record
+/// the plugins' digests, and restore with no flag for what needs no secret
+/// (the built-in is found by digest), with the same components as files,
+/// and a backup made with the zstd file restores with no flag at all.
+#[tokio::test]
+async fn builtin_plugins_back_up_and_restore_without_plugin_files() {
+    let dir = TempDir::new("builtins");
+    let (recipient, identity) = age_keypair(&dir.0);
+    let bucket = Bucket::new("restore-builtins").await;
+    let openbao = Source::start(6).await;
+    let url = openbao.url();
+    let digest = |name: &str| sha256_hex(&std::fs::read(plugin_path(name)).unwrap());
+
+    let builtins = |names: &[&str]| Chain {
+        specs: names
+            .iter()
+            .map(|name| match *name {
+                "zstd" => json!("builtin:zstd"),
+                "age" => json!({"file": "builtin:age", "config": {"recipients": [recipient]}}),
+                other => panic!("{other}"),
+            })
+            .collect(),
+    };
+    let add = |chain: &Chain, args: &mut Vec<String>, flag: &str| {
+        for spec in &chain.specs {
+            let spec = spec
+                .as_str()
+                .map_or_else(|| spec.to_string(), str::to_string);
+            args.extend([flag.to_string(), spec]);
+        }
+    };
+    let mut taken = Vec::new();
+    for (i, (names, files)) in [
+        (&["zstd", "age"][..], false),
+        (&["zstd"][..], false),
+        (&["zstd"][..], true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        openbao
+            .cluster
+            .put_secret("app", json!({"backup": i}))
+            .await;
+        let mut args = bucket.args(&url);
+        if files {
+            Chain::new(names, &recipient, &identity).add(&mut args, "--transform");
+        } else {
+            add(&builtins(names), &mut args, "--transform");
+        }
+        let run = run_cli(&args, &[]).await;
+        assert!(run.ok(), "backup {names:?}:\n{}", run.all_output());
+        let key = run.result["key"].as_str().unwrap().to_string();
+        let manifest: Value =
+            serde_json::from_slice(&bucket.read(&format!("{key}.manifest.json")).await).unwrap();
+        for (record, name) in manifest["transforms"].as_array().unwrap().iter().zip(names) {
+            assert_eq!(record["name"], *name);
+            assert_eq!(
+                record["sha256"],
+                digest(name),
+                "{name}: the component's digest"
+            );
+        }
+        taken.push(key);
+    }
+
+    let restored = async |key: &str, plugins: &[String], expected: usize| {
+        openbao
+            .cluster
+            .put_secret("app", json!({"backup": "none"}))
+            .await;
+        let mut args = command_args(&bucket, "restore", &url);
+        set(&mut args, "--key", key);
+        args.extend(plugins.iter().cloned());
+        let run = run_cli(&args, &[]).await;
+        assert!(run.ok(), "{plugins:?}:\n{}", run.all_output());
+        assert_eq!(
+            openbao.cluster.secret("app").await,
+            Some(json!({"backup": expected}))
+        );
+    };
+    // zstd by digest, age given as a built-in with the identity.
+    let age = json!({"file": "builtin:age", "secretFiles": {"identities": identity}});
+    restored(&taken[0], &["--plugin".into(), age.to_string()], 0).await;
+    // The same backup with the components as files.
+    let mut files = Vec::new();
+    Chain::new(&["zstd", "age"], &recipient, &identity).add(&mut files, "--plugin");
+    restored(&taken[0], &files, 0).await;
+    // No plugin flag at all: made with builtin:zstd, then with the file.
+    restored(&taken[1], &[], 1).await;
+    restored(&taken[2], &[], 2).await;
+}
+
 #[tokio::test]
 async fn decode_writes_a_snapshot_that_tar_and_sha256sum_accept() {
     let dir = TempDir::new("decode");
@@ -405,8 +498,33 @@ async fn a_restore_that_fails_leaves_openbao_as_it_was() {
     let run = restore(&bucket, &url, &sealed_key, &wrong).await;
     expect_refused(&run, "plugin", "wrong age key").await;
     let attempts = openbao.restore_requests();
+    // The built-ins have the plugin files' digests, so they are found; age
+    // then lacks the identity, which only a --plugin can give.
     let run = restore(&bucket, &url, &sealed_key, &plain).await;
-    expect_refused(&run, "config", "give that plugin with --plugin").await;
+    expect_refused(&run, "plugin", "identities is empty").await;
+    // A transform neither given nor built in.
+    let sealed_manifest = bucket.read(&format!("{sealed_key}.manifest.json")).await;
+    let mut unknown: Value = serde_json::from_slice(&sealed_manifest).unwrap();
+    unknown["transforms"][0]["sha256"] = json!("0".repeat(64));
+    put(
+        &bucket,
+        &format!("{sealed_key}.manifest.json"),
+        serde_json::to_vec(&unknown).unwrap(),
+    )
+    .await;
+    let run = restore(&bucket, &url, &sealed_key, &plain).await;
+    expect_refused(
+        &run,
+        "config",
+        "which is not a built-in of this binary: give that plugin's file with --plugin",
+    )
+    .await;
+    put(
+        &bucket,
+        &format!("{sealed_key}.manifest.json"),
+        sealed_manifest,
+    )
+    .await;
     assert_eq!(
         openbao.restore_requests(),
         attempts,

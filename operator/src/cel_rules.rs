@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::{OpenBaoCluster, WORKLOAD_FIELDS, crd_yaml, documented_examples};
+use crate::api::{
+    OpenBaoCluster, PLUGIN_SOURCE_MESSAGE, WORKLOAD_FIELDS, crd_yaml, documented_examples,
+};
 use crate::{names, validate};
 
 /// One rule of a CRD, where it sits: the schema's properties from the root
@@ -36,21 +38,38 @@ impl Rule {
     /// or None where Kubernetes does not run it: `self` absent, or a
     /// transition rule without an old value.
     fn evaluate(&self, object: &Value, old: Option<&Value>) -> Option<bool> {
+        // Every value at the path: `*` stands for each item of a list.
         let at = |object: &Value| {
-            self.path
-                .iter()
-                .try_fold(object, |value, name| value.get(name))
-                .cloned()
+            self.path.iter().fold(vec![object.clone()], |values, name| {
+                values
+                    .into_iter()
+                    .flat_map(|value| match (name.as_str(), value) {
+                        ("*", Value::Array(items)) => items,
+                        (_, value) => value.get(name).cloned().into_iter().collect(),
+                    })
+                    .collect()
+            })
         };
-        let mut context = cel::Context::default();
-        context.add_variable("self", at(object)?).unwrap();
-        if self.transition {
-            context.add_variable("oldSelf", at(old?)?).unwrap();
+        let values = at(object);
+        if values.is_empty() {
+            return None;
         }
-        match self.program.execute(&context) {
-            Ok(cel::Value::Bool(valid)) => Some(valid),
-            other => panic!("{}: `{}` gave {other:?}", self.id(), self.rule),
+        let mut valid = true;
+        for value in values {
+            let mut context = cel::Context::default();
+            context.add_variable("self", value).unwrap();
+            if self.transition {
+                assert!(!self.path.contains(&"*".to_string()), "{}", self.id());
+                context
+                    .add_variable("oldSelf", at(old?).into_iter().next()?)
+                    .unwrap();
+            }
+            match self.program.execute(&context) {
+                Ok(cel::Value::Bool(ok)) => valid &= ok,
+                other => panic!("{}: `{}` gave {other:?}", self.id(), self.rule),
+            }
         }
+        Some(valid)
     }
 }
 
@@ -86,6 +105,12 @@ fn collect(kind: &str, schema: &Value, path: &mut Vec<String>, rules: &mut Vec<R
     for (name, property) in schema["properties"].as_object().into_iter().flatten() {
         path.push(name.clone());
         collect(kind, property, path, rules);
+        path.pop();
+    }
+    // A list's rules hold for each item (`*` in the path).
+    if schema["items"].is_object() {
+        path.push("*".into());
+        collect(kind, &schema["items"], path, rules);
         path.pop();
     }
 }
@@ -133,6 +158,34 @@ fn controller_accepts(rule: &Rule, object: &Value) -> Option<bool> {
             )
         }
         ("OpenBaoRestore", "spec", true) => return None,
+        // A plugin's source, wherever a plugin is named: the controller
+        // says so with the field in front (`spec.backup.transforms[1]: …`).
+        (
+            "OpenBaoCluster",
+            path @ ("spec.backup.transforms.*" | "spec.backup.retentionPlugin"),
+            false,
+        ) => {
+            let problems = validate::validate(&serde_json::from_value(spec).unwrap(), &any_image)
+                .err()
+                .unwrap_or_default();
+            let field = path.trim_end_matches(".*");
+            return Some(!problems.iter().any(|p| {
+                p.starts_with(field) && p.ends_with(&format!("]: {PLUGIN_SOURCE_MESSAGE}"))
+                    || *p == format!("{field}: {PLUGIN_SOURCE_MESSAGE}")
+            }));
+        }
+        ("OpenBaoRestore", "spec.plugins.*", false) => {
+            let cluster: OpenBaoCluster =
+                serde_json::from_value(example("OpenBaoCluster", "backup-cluster")).unwrap();
+            let restore = serde_json::from_value(spec).unwrap();
+            let problems = validate::restore(&restore, &cluster, &any_image)
+                .err()
+                .unwrap_or_default();
+            return Some(!problems.iter().any(|p| {
+                p.starts_with("spec.plugins[")
+                    && p.ends_with(&format!("]: {PLUGIN_SOURCE_MESSAGE}"))
+            }));
+        }
         _ => panic!(
             "{} `{}`: name the controller's check for it here",
             rule.id(),
@@ -178,6 +231,9 @@ const CLUSTER_BACKUP_AUTH: &str = "OpenBaoCluster.spec.backup[0]";
 const CLUSTER_EXTERNAL_TARGET: &str = "OpenBaoCluster.spec.external[0]";
 const RESTORE_AUTH: &str = "OpenBaoRestore.spec[0]";
 const RESTORE_UNCHANGED: &str = "OpenBaoRestore.spec[1]";
+const TRANSFORM_SOURCE: &str = "OpenBaoCluster.spec.backup.transforms.*[0]";
+const RETENTION_PLUGIN_SOURCE: &str = "OpenBaoCluster.spec.backup.retentionPlugin[0]";
+const RESTORE_PLUGIN_SOURCE: &str = "OpenBaoRestore.spec.plugins.*[0]";
 
 fn cases() -> Vec<Case> {
     let mut cases = Vec::new();
@@ -323,7 +379,62 @@ fn cases() -> Vec<Case> {
         ));
     }
 
+    // A plugin is a built-in or a ConfigMap's, not both, not neither.
+    let config_map = json!({"name": "zstd-plugin", "key": "zstd.wasm"});
+    let sources = [
+        ("a built-in", json!({"builtin": "zstd"}), true),
+        ("a ConfigMap's", json!({"configMapRef": config_map}), true),
+        (
+            "both a built-in and a ConfigMap's",
+            json!({"builtin": "zstd", "configMapRef": config_map}),
+            false,
+        ),
+        ("neither a built-in nor a ConfigMap's", json!({}), false),
+    ];
+    for (what, plugin, valid) in &sources {
+        let retention = json!({"builtin": "keep-last"});
+        cases.push(create(
+            &format!("a transform that is {what} plugin"),
+            edit(cluster.clone(), |spec| {
+                spec["backup"]["transforms"] =
+                    json!([{"builtin": "age", "config": {"recipients": ["age1x"]}}, plugin]);
+                spec["backup"]["retentionPlugin"] = retention;
+                spec["backup"].as_object_mut().unwrap().remove("retention");
+            }),
+            if *valid { &[] } else { &[TRANSFORM_SOURCE] },
+        ));
+        let mut retention = plugin.clone();
+        if retention.get("builtin").is_some() {
+            retention["builtin"] = json!("gfs");
+        }
+        cases.push(create(
+            &format!("a retention plugin that is {what} plugin"),
+            edit(cluster.clone(), |spec| {
+                spec["backup"]["retentionPlugin"] = retention;
+                spec["backup"].as_object_mut().unwrap().remove("retention");
+            }),
+            if *valid {
+                &[]
+            } else {
+                &[RETENTION_PLUGIN_SOURCE]
+            },
+        ));
+    }
+
     let restore = example("OpenBaoRestore", "restore-latest");
+    for (what, plugin, valid) in &sources {
+        cases.push(create(
+            &format!("a restore given {what} plugin"),
+            edit(restore.clone(), |spec| {
+                spec.insert("plugins".into(), json!([plugin]));
+            }),
+            if *valid {
+                &[]
+            } else {
+                &[RESTORE_PLUGIN_SOURCE]
+            },
+        ));
+    }
     let restore_auth = |role: bool, token: bool| {
         edit(restore.clone(), |spec| {
             spec.remove("jwtAuthRole");

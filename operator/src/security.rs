@@ -236,7 +236,8 @@ mod tests {
             "backup": backup(
                 serde_json::json!({"endpoint": "http://169.254.169.254/latest", "bucket": "b"}),
                 serde_json::json!({"tokenSecretRef": {"name": "t"},
-                    "transforms": [{"configMapRef": {"name": "p", "key": "p.wasm"}}],
+                    "transforms": [{"configMapRef": {"name": "p", "key": "p.wasm"}},
+                                   {"builtin": "zstd"}],
                     "retentionPlugin": {"configMapRef": {"name": "r", "key": "r.wasm"}}}),
             ),
         }));
@@ -263,6 +264,8 @@ mod tests {
             ],
         );
         assert!(found.backup[0].contains("jwtAuthRole"));
+        // A built-in (transforms[1]) is part of the binary: no pin needed.
+        assert!(!found.backup.iter().any(|r| r.contains("transforms[1]")));
     }
 
     #[test]

@@ -11,10 +11,11 @@ use kube::ResourceExt;
 
 use crate::api::{
     BackupSpec, BackupTarget, ExternalSpec, OpenBaoCluster, OpenBaoClusterSpec, OpenBaoRestoreSpec,
-    PluginRef,
+    PLUGIN_SOURCE_MESSAGE, PluginRef, Profile,
 };
 use crate::{openbao_config, schedule};
 use contract::executor::upload::{MAX_CONCURRENCY, MAX_PART_SIZE, MIN_PART_SIZE};
+use contract::plugin_spec::{Kind, builtin, builtin_names};
 
 /// A `spec.backup` that passed validation, with its parsed parts.
 #[derive(Debug, Clone)]
@@ -145,18 +146,24 @@ pub fn workload_warnings(spec: &OpenBaoClusterSpec) -> Vec<String> {
 
 /// What `spec.backup` probably gets wrong but is still applied, for the
 /// `BackupConfigured` condition's message and a `SpecWarning` event: a
-/// plugin without a `sha256` pin runs whatever its ConfigMap holds, so
-/// whoever may edit the ConfigMap decides what reads every snapshot.
+/// ConfigMap plugin without a `sha256` pin runs whatever its ConfigMap
+/// holds, so whoever may edit the ConfigMap decides what reads every
+/// snapshot. (A built-in is part of the executor's binary: no pin needed.
+/// The `Hardened` profile refuses such a plugin instead: `security`.)
 pub fn backup_warnings(spec: &OpenBaoClusterSpec) -> Vec<String> {
     let Some(backup) = &spec.backup else {
         return Vec::new();
     };
+    if spec.profile == Some(Profile::Hardened) {
+        return Vec::new();
+    }
     unpinned_plugins(backup)
-        .map(|(field, plugin)| {
-            format!(
+        .filter_map(|(field, plugin)| {
+            let map = plugin.config_map_ref.as_ref()?;
+            Some(format!(
                 "{field}.sha256 is not set: whoever can edit ConfigMap {} can swap the plugin; pin it with the plugin's sha256sum",
-                plugin.config_map_ref.name
-            )
+                map.name
+            ))
         })
         .collect()
 }
@@ -178,10 +185,10 @@ pub fn unpinned_plugins(backup: &BackupSpec) -> impl Iterator<Item = (String, &P
 }
 
 /// Whether a plugin runs code that a `sha256` pin should hold, and has
-/// none: a ConfigMap plugin without one. (A plugin built into the
-/// executor needs no pin: exempt it here.)
+/// none: a ConfigMap plugin without one. A built-in is part of the
+/// executor's binary: it needs no pin.
 pub fn needs_pin(plugin: &PluginRef) -> bool {
-    plugin.sha256.is_none()
+    plugin.config_map_ref.is_some() && plugin.sha256.is_none()
 }
 
 const MAX_CLUSTER_NAME: usize = 36;
@@ -233,7 +240,12 @@ pub fn restore(
         ),
     }
     for (i, plugin) in restore.plugins.iter().flatten().enumerate() {
-        check_plugin(plugin, &format!("spec.plugins[{i}]"), &mut problems);
+        check_plugin(
+            plugin,
+            &format!("spec.plugins[{i}]"),
+            Kind::Transform,
+            &mut problems,
+        );
     }
     if problems.is_empty() {
         Ok(())
@@ -281,10 +293,20 @@ fn validate_backup(backup: &BackupSpec, problems: &mut Vec<String>) -> Option<Va
         });
 
     for (i, plugin) in backup.transforms.iter().enumerate() {
-        check_plugin(plugin, &format!("spec.backup.transforms[{i}]"), problems);
+        check_plugin(
+            plugin,
+            &format!("spec.backup.transforms[{i}]"),
+            Kind::Transform,
+            problems,
+        );
     }
     if let Some(plugin) = &backup.retention_plugin {
-        check_plugin(plugin, "spec.backup.retentionPlugin", problems);
+        check_plugin(
+            plugin,
+            "spec.backup.retentionPlugin",
+            Kind::Retention,
+            problems,
+        );
         if backup.retention.is_some() {
             problems.push(
                 "spec.backup: retention and retentionPlugin both set; the plugin decides alone, so remove retention".into(),
@@ -352,21 +374,38 @@ fn check_target(target: &BackupTarget, field: &str, problems: &mut Vec<String>) 
     }
 }
 
-fn check_plugin(plugin: &PluginRef, field: &str, problems: &mut Vec<String>) {
-    check_name(
-        &plugin.config_map_ref.name,
-        &format!("{field}.configMapRef.name"),
-        problems,
-    );
-    let key = &plugin.config_map_ref.key;
-    if key.is_empty()
-        || !key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
-    {
-        problems.push(format!(
-            "{field}.configMapRef.key `{key}` is not a ConfigMap key (letters, digits, `-`, `_`, `.`)"
-        ));
+/// A plugin reference: exactly one source, a built-in of the right kind
+/// (`kind`: where it is used), names and keys Kubernetes accepts.
+fn check_plugin(plugin: &PluginRef, field: &str, kind: Kind, problems: &mut Vec<String>) {
+    match (&plugin.builtin, &plugin.config_map_ref) {
+        (Some(_), Some(_)) | (None, None) => {
+            problems.push(format!("{field}: {PLUGIN_SOURCE_MESSAGE}"));
+        }
+        (Some(name), None) => match builtin(name) {
+            None => problems.push(format!(
+                "{field}.builtin `{name}` is not a built-in plugin: use one of {}",
+                builtin_names()
+            )),
+            Some(b) if b.kind != kind => problems.push(format!(
+                "{field}.builtin `{name}` is a {} plugin; this field takes a {} plugin",
+                b.kind.as_str(),
+                kind.as_str()
+            )),
+            Some(_) => {}
+        },
+        (None, Some(map)) => {
+            check_name(&map.name, &format!("{field}.configMapRef.name"), problems);
+            let key = &map.key;
+            if key.is_empty()
+                || !key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+            {
+                problems.push(format!(
+                    "{field}.configMapRef.key `{key}` is not a ConfigMap key (letters, digits, `-`, `_`, `.`)"
+                ));
+            }
+        }
     }
     if let Some(digest) = &plugin.sha256
         && !(digest.len() == 64
@@ -608,10 +647,10 @@ mod tests {
     #[test]
     fn plugin_references() {
         let plugin = PluginRef {
-            config_map_ref: ConfigMapKeyRef {
+            config_map_ref: Some(ConfigMapKeyRef {
                 name: "zstd".into(),
                 key: "plugin wasm".into(),
-            },
+            }),
             sha256: Some("ABC".into()),
             config: Some(
                 serde_json::json!({"identity": "in the open"})
@@ -626,6 +665,7 @@ mod tests {
                     key: "identity".into(),
                 },
             }],
+            builtin: None,
         };
         let all = problems(BackupSpec {
             transforms: vec![plugin.clone()],
@@ -648,24 +688,83 @@ mod tests {
     }
 
     #[test]
+    fn builtin_plugins_are_named_and_of_the_right_kind() {
+        let builtin = |name: &str| PluginRef {
+            builtin: Some(name.into()),
+            ..Default::default()
+        };
+        let ok = BackupSpec {
+            transforms: vec![builtin("zstd"), builtin("age")],
+            retention_plugin: Some(builtin("keep-last")),
+            ..backup()
+        };
+        assert!(
+            validate(
+                &OpenBaoClusterSpec {
+                    backup: Some(ok),
+                    ..Default::default()
+                },
+                &images()
+            )
+            .is_ok()
+        );
+        let both = PluginRef {
+            config_map_ref: Some(ConfigMapKeyRef {
+                name: "zstd".into(),
+                key: "zstd.wasm".into(),
+            }),
+            ..builtin("zstd")
+        };
+        let all = problems(BackupSpec {
+            transforms: vec![both, PluginRef::default(), builtin("gzip")],
+            retention_plugin: Some(builtin("zstd")),
+            ..backup()
+        });
+        assert!(
+            all.contains("spec.backup.transforms[0]: set exactly one of configMapRef (a plugin in a ConfigMap) and builtin"),
+            "{all}"
+        );
+        assert!(
+            all.contains("spec.backup.transforms[1]: set exactly one of configMapRef"),
+            "{all}"
+        );
+        assert!(
+            all.contains("spec.backup.transforms[2].builtin `gzip` is not a built-in plugin: use one of zstd, age, keep-last, gfs"),
+            "{all}"
+        );
+        assert!(
+            all.contains("spec.backup.retentionPlugin.builtin `zstd` is a transform plugin; this field takes a retention plugin"),
+            "{all}"
+        );
+    }
+
+    #[test]
     fn unpinned_plugins_are_warned_about() {
         let plugin = |sha256: Option<&str>| PluginRef {
-            config_map_ref: ConfigMapKeyRef {
+            config_map_ref: Some(ConfigMapKeyRef {
                 name: "zstd-plugin".into(),
                 key: "zstd.wasm".into(),
-            },
+            }),
             sha256: sha256.map(str::to_string),
             ..Default::default()
         };
         let spec = OpenBaoClusterSpec {
             backup: Some(BackupSpec {
-                transforms: vec![plugin(Some(&"a".repeat(64))), plugin(None)],
+                transforms: vec![
+                    plugin(Some(&"a".repeat(64))),
+                    plugin(None),
+                    PluginRef {
+                        builtin: Some("zstd".into()),
+                        ..Default::default()
+                    },
+                ],
                 retention_plugin: Some(plugin(None)),
                 ..backup()
             }),
             ..Default::default()
         };
         assert!(validate(&spec, &images()).is_ok(), "valid, with warnings");
+        // The unpinned built-in (transforms[2]) is not warned about.
         let warnings = backup_warnings(&spec);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(

@@ -14,20 +14,8 @@ use crate::errors::{PluginError, classify};
 use crate::limits::Limits;
 use crate::runtime::{PluginHost, Sandbox, call};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Transform,
-    Retention,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Transform => "transform",
-            Self::Retention => "retention",
-        }
-    }
-}
+/// The kinds are the contract's: the table of built-ins names them too.
+pub use contract::plugin_spec::Kind;
 
 /// What a plugin says about itself, with what the host found out.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

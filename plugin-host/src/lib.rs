@@ -2,11 +2,12 @@
 //! time and output limits, with no file, socket or clock of the host.
 //! Laid out as a runtime (`runtime`: engine, compiled components, the
 //! sandboxed Store), the pre-instantiated component (`component`) and its
-//! errors (`errors`), over the WIT bindings and the limits. Retention
+//! errors (`errors`) and the built-ins (`builtin`), over the WIT bindings and the limits. Retention
 //! plugins decide what to delete (held to the host's rules in
 //! `retention`); transform plugins rewrite the snapshot stream (`chain`).
 
 mod bindings;
+pub mod builtin;
 pub mod chain;
 pub mod component;
 pub mod errors;

@@ -1,11 +1,14 @@
 //! A plugin named by a [`PluginSpec`], loaded and checked, with the
 //! configuration it runs with.
 
+use std::borrow::Cow;
+
 use contract::manifest::TransformRecord;
 use contract::plugin_spec::PluginSpec;
 use contract::secret::Secret;
 use serde_json::{Map, Value};
 
+use crate::builtin;
 use crate::component::{Kind, Plugin};
 use crate::runtime::PluginHost;
 
@@ -37,12 +40,24 @@ impl ConfiguredPlugin {
     }
 }
 
+/// The component a spec names: a built-in's embedded bytes, or the file's.
+/// Errors name the file or the built-in.
+pub fn component_bytes(spec: &PluginSpec) -> Result<Cow<'static, [u8]>, String> {
+    match spec.builtin_name() {
+        Some(name) => builtin::bytes(name).map(Cow::Borrowed),
+        None => std::fs::read(&spec.file)
+            .map(Cow::Owned)
+            .map_err(|e| format!("{}: {e}", spec.file.display())),
+    }
+}
+
 impl ConfiguredPlugin {
-    /// Reads the spec's file and secret settings, checks the digest, and
-    /// refuses a plugin of another kind. Errors name the file.
+    /// Reads the spec's component (file or built-in) and secret settings,
+    /// checks the digest, and refuses a plugin of another kind. Errors name
+    /// the file.
     pub fn load(spec: &PluginSpec, host: &PluginHost, kind: Kind) -> Result<Self, String> {
         let name = spec.file.display();
-        let bytes = std::fs::read(&spec.file).map_err(|e| format!("{name}: {e}"))?;
+        let bytes = component_bytes(spec)?;
         let plugin = host
             .load(&bytes, spec.sha256.as_deref())
             .map_err(|e| format!("{name}: {e}"))?;

@@ -4,7 +4,7 @@
 //! operator).
 //!
 //! All three read the manifest, undo the recorded transforms with the
-//! plugins given (matched by digest), and check every digest on the way
+//! plugins given or built in (matched by digest), and check every digest on the way
 //! (`verified`). Nothing reaches OpenBao, or a finished output file, unless
 //! every check passed.
 
@@ -31,8 +31,9 @@ use contract::manifest::Manifest;
 use contract::plugin_spec::PluginSpec;
 use contract::result::ReadBackReport;
 use contract::signing::ManifestKey;
+use plugin_host::builtin;
 use plugin_host::chain::Chain;
-use plugin_host::spec::ConfiguredPlugin;
+use plugin_host::spec::{ConfiguredPlugin, component_bytes};
 use plugin_host::{Direction, Kind, Limits, PluginHost};
 
 /// Where a backup is read from.
@@ -265,34 +266,39 @@ pub async fn list(target: &TargetConfig, cluster_prefix: &str) -> Result<Vec<Lis
 }
 
 /// The manifest's transforms, undone in reverse, with the given plugins
-/// matched by digest: only the very plugin that encoded may decode.
+/// matched by digest: only the very plugin that encoded may decode. A
+/// transform no given plugin matches is undone by the built-in with its
+/// digest, if this binary has one (with the recorded configuration).
 fn decode_chain(manifest: &Manifest, given: &[PluginSpec], limits: Limits) -> Result<Chain, Error> {
     let mut by_digest = HashMap::new();
     for spec in given {
-        let bytes = std::fs::read(&spec.file)
-            .map_err(|e| Error::Config(format!("--plugin {}: {e}", spec.file.display())))?;
-        by_digest.insert(hex::encode(Sha256::digest(&bytes)), spec);
+        let bytes = component_bytes(spec).map_err(|e| Error::Config(format!("--plugin {e}")))?;
+        by_digest.insert(hex::encode(Sha256::digest(&bytes)), spec.clone());
     }
     let host = PluginHost::new(limits);
     let mut plugins = Vec::new();
     for (i, record) in manifest.transforms.iter().enumerate() {
-        let spec = by_digest.get(&record.sha256).ok_or_else(|| {
-            Error::Config(format!(
-                "the backup went through transform {} `{}` {} (sha256 {}): give that plugin with --plugin, with the settings decoding needs",
-                i + 1,
-                record.name,
-                record.version,
-                record.sha256
-            ))
-        })?;
+        let spec = by_digest
+            .get(&record.sha256)
+            .cloned()
+            .or_else(|| builtin::by_digest(&record.sha256).map(|b| PluginSpec::builtin(b.name)))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "the backup went through transform {} `{}` {} (sha256 {}), which is not a built-in of this binary: give that plugin's file with --plugin, with the settings decoding needs",
+                    i + 1,
+                    record.name,
+                    record.version,
+                    record.sha256
+                ))
+            })?;
         // The recorded configuration, plus what is given here (secrets).
         let mut config = record.config.clone();
-        config.extend(spec.config.clone());
+        config.extend(spec.config);
         let spec = PluginSpec {
-            file: spec.file.clone(),
+            file: spec.file,
             sha256: Some(record.sha256.clone()),
             config,
-            secret_files: spec.secret_files.clone(),
+            secret_files: spec.secret_files,
         };
         plugins.push(
             ConfiguredPlugin::load(&spec, &host, Kind::Transform)

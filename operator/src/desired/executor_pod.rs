@@ -366,8 +366,9 @@ fn plugin_args(executor: &Executor<'_>, files: &mut Files) -> Vec<String> {
     args
 }
 
-/// A plugin from a ConfigMap as the executor's spec, with the volumes that
-/// put its file and secret settings where the spec says.
+/// A plugin as the executor's spec, with the volumes that put its file
+/// (from a ConfigMap; a built-in has none) and secret settings where the
+/// spec says.
 fn plugin_spec(
     plugin: &PluginRef,
     volume: &str,
@@ -375,20 +376,27 @@ fn plugin_spec(
     mounts: &mut Vec<VolumeMount>,
 ) -> PluginSpec {
     let dir = format!("{PLUGIN_DIR}/{volume}");
-    volumes.push(Volume {
-        name: volume.into(),
-        config_map: Some(ConfigMapVolumeSource {
-            name: plugin.config_map_ref.name.clone(),
-            items: Some(vec![KeyToPath {
-                key: plugin.config_map_ref.key.clone(),
-                path: "plugin.wasm".into(),
-                mode: None,
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    });
-    mounts.push(mount(volume, &dir));
+    let file = match (&plugin.builtin, &plugin.config_map_ref) {
+        (Some(name), _) => PluginSpec::builtin(name).file,
+        (None, map) => {
+            let map = map.clone().unwrap_or_default();
+            volumes.push(Volume {
+                name: volume.into(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: map.name,
+                    items: Some(vec![KeyToPath {
+                        key: map.key,
+                        path: "plugin.wasm".into(),
+                        mode: None,
+                    }]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            mounts.push(mount(volume, &dir));
+            format!("{dir}/plugin.wasm").into()
+        }
+    };
     let mut secret_files = BTreeMap::new();
     for (j, setting) in plugin.secret_config.iter().enumerate() {
         let name = format!("{volume}-secret-{j}");
@@ -403,7 +411,7 @@ fn plugin_spec(
         secret_files.insert(setting.name.clone(), format!("{secret_dir}/value").into());
     }
     PluginSpec {
-        file: format!("{dir}/plugin.wasm").into(),
+        file,
         sha256: plugin.sha256.clone(),
         config: plugin.config.clone().unwrap_or_default(),
         secret_files,

@@ -284,10 +284,10 @@ fn memory_follows_part_size_and_concurrency() {
 fn plugins_come_from_config_maps_and_secrets_as_files() {
     let mut backup = jwt_backup();
     let plugin = |map: &str, key: &str| PluginRef {
-        config_map_ref: crate::api::ConfigMapKeyRef {
+        config_map_ref: Some(crate::api::ConfigMapKeyRef {
             name: map.into(),
             key: key.into(),
-        },
+        }),
         ..Default::default()
     };
     backup.transforms = vec![
@@ -393,6 +393,76 @@ fn plugins_come_from_config_maps_and_secrets_as_files() {
     );
 }
 
+#[test]
+fn builtin_plugins_go_into_jobs_by_name_without_a_config_map() {
+    let mut backup = jwt_backup();
+    backup.transforms = vec![
+        PluginRef {
+            builtin: Some("zstd".into()),
+            ..Default::default()
+        },
+        PluginRef {
+            builtin: Some("age".into()),
+            config: Some(
+                serde_json::json!({"recipients": ["age1x"]})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+            secret_config: vec![crate::api::SecretConfig {
+                name: "identities".into(),
+                secret_key_ref: crate::api::SecretKeyRef {
+                    name: "backup-age".into(),
+                    key: "key.txt".into(),
+                },
+            }],
+            ..Default::default()
+        },
+    ];
+    backup.retention_plugin = Some(PluginRef {
+        builtin: Some("keep-last".into()),
+        config: Some(
+            serde_json::json!({"maxCount": 3})
+                .as_object()
+                .unwrap()
+                .clone(),
+        ),
+        ..Default::default()
+    });
+    let pod = pod(&cronjob(&cluster(backup.clone()), &backup, &settings()));
+    let args = pod.containers[0].args.clone().unwrap();
+    assert_eq!(
+        args[1..],
+        [
+            "--transform".to_string(),
+            r#"{"file":"builtin:zstd"}"#.into(),
+            "--transform".into(),
+            r#"{"file":"builtin:age","config":{"recipients":["age1x"]},"secretFiles":{"identities":"/var/run/secrets/openbao-backup/plugins/transform-1-secret-0/value"}}"#.into(),
+            "--retention-plugin".into(),
+            r#"{"file":"builtin:keep-last","config":{"maxCount":3}}"#.into(),
+        ]
+    );
+    // No ConfigMap volume: only the age identity's Secret is mounted.
+    let volumes = pod.volumes.clone().unwrap_or_default();
+    assert!(
+        volumes.iter().all(|v| v.config_map.is_none()),
+        "{volumes:?}"
+    );
+    let secrets: Vec<&str> = volumes
+        .iter()
+        .filter_map(|v| v.secret.as_ref()?.secret_name.as_deref())
+        .collect();
+    assert!(secrets.contains(&"backup-age"), "{secrets:?}");
+    assert!(
+        pod.containers[0]
+            .volume_mounts
+            .iter()
+            .flatten()
+            .all(|m| !m.mount_path.starts_with("/var/run/openbao-backup/plugins")),
+        "no plugin file mounted"
+    );
+}
+
 /// Restore `r1` of cluster `bao` in `prod`, of the latest backup.
 fn restore_r1(force: bool) -> OpenBaoRestore {
     let mut restore = OpenBaoRestore::new(
@@ -414,10 +484,10 @@ fn restore_r1(force: bool) -> OpenBaoRestore {
 fn a_restore_job_reads_the_cluster_target_with_its_plugins() {
     let mut backup = jwt_backup();
     backup.transforms = vec![PluginRef {
-        config_map_ref: crate::api::ConfigMapKeyRef {
+        config_map_ref: Some(crate::api::ConfigMapKeyRef {
             name: "zstd-plugin".into(),
             key: "zstd.wasm".into(),
-        },
+        }),
         ..Default::default()
     }];
     let cluster = cluster(backup);
