@@ -178,6 +178,7 @@ async fn the_image_runs_a_real_backup_with_nothing_from_the_host() {
     assert!(!stdout.contains(TOKEN) && !String::from_utf8_lossy(&out.stderr).contains(TOKEN));
     let result: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(result["status"], "succeeded", "{result}");
+    assert!(result["retention"]["deleted"].is_array(), "{result}");
     let key = result["key"].as_str().unwrap();
     let stored = bucket.read(key).await;
     assert_eq!(result["sha256"], sha256_hex(&stored));
