@@ -23,7 +23,9 @@ use executor::openbao::{Auth, OpenBaoConfig};
 use executor::restore::{BackupRef, ReadBack, RestoreTarget, Source};
 use executor::s3::TargetConfig;
 use operator::RunSettings;
-use operator::settings::{DEFAULT_EXECUTOR_IMAGES, OperatorSettings, executor_images};
+use operator::settings::{
+    DEFAULT_EXECUTOR_IMAGE, DEFAULT_EXECUTOR_IMAGES, OperatorSettings, executor_images,
+};
 use plugin_host::retention;
 
 /// The headings `--help` groups flags under.
@@ -244,6 +246,17 @@ pub struct OperatorArgs {
     /// spec names.
     #[arg(long, env = "EXECUTOR_IMAGES", default_value = DEFAULT_EXECUTOR_IMAGES)]
     pub executor_images: String,
+
+    /// The executor image of a spec that names none
+    /// (`spec.backup.executorImage`); it must be allowed by
+    /// --executor-images.
+    #[arg(long, env = "DEFAULT_EXECUTOR_IMAGE", default_value = DEFAULT_EXECUTOR_IMAGE)]
+    pub default_executor_image: String,
+
+    /// Watch only this namespace (the chart's namespace-scoped install,
+    /// with a Role there instead of a ClusterRole); unset: all namespaces.
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
 }
 
 impl OperatorArgs {
@@ -254,9 +267,11 @@ impl OperatorArgs {
             lease_namespace: self.lease_namespace,
             lease_name: self.lease_name,
             pod_name: self.pod_name,
+            watch_namespace: self.watch_namespace.filter(|ns| !ns.trim().is_empty()),
             operator: OperatorSettings {
                 jwt_audience: self.jwt_audience,
                 executor_images: executor_images(&self.executor_images),
+                default_executor_image: self.default_executor_image,
             },
         }
     }

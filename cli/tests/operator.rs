@@ -1412,6 +1412,7 @@ async fn run_backup_job(
     let settings = OperatorSettings {
         jwt_audience: AUDIENCE.into(),
         executor_images: settings::executor_images(settings::DEFAULT_EXECUTOR_IMAGES),
+        default_executor_image: settings::DEFAULT_EXECUTOR_IMAGE.into(),
     };
     let cronjob = backup::cronjob(cluster, cluster.spec.backup.as_ref().unwrap(), &settings);
     let template = cronjob.spec.unwrap().job_template;

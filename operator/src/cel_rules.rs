@@ -94,7 +94,11 @@ fn collect(kind: &str, schema: &Value, path: &mut Vec<String>, rules: &mut Vec<R
 /// passes. None for the transition rule: the controller has no old object
 /// to compare with.
 fn controller_accepts(rule: &Rule, object: &Value) -> Option<bool> {
-    let any_image = ["*".to_string()];
+    let any_image = crate::settings::OperatorSettings {
+        executor_images: vec!["*".into()],
+        default_executor_image: crate::settings::DEFAULT_EXECUTOR_IMAGE.into(),
+        jwt_audience: "openbao-internal".into(),
+    };
     let spec = object["spec"].clone();
     let (problems, problem) = match (
         rule.kind.as_str(),

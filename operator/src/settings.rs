@@ -10,7 +10,23 @@ pub struct OperatorSettings {
     /// cluster's author picks the image, and it runs with the Secrets the
     /// spec names. See `validate::image_allowed`.
     pub executor_images: Vec<String>,
+    /// The executor image of a spec that names none
+    /// (`DEFAULT_EXECUTOR_IMAGE`; the chart passes its own image).
+    pub default_executor_image: String,
 }
+
+impl OperatorSettings {
+    /// The image a backup or restore Job runs: the one the spec names, else
+    /// the operator's default.
+    pub fn executor_image<'a>(&'a self, named: Option<&'a str>) -> &'a str {
+        named.unwrap_or(&self.default_executor_image)
+    }
+}
+
+/// `DEFAULT_EXECUTOR_IMAGE` when unset: this project's image at this
+/// version (the chart's appVersion; a test checks they agree).
+pub const DEFAULT_EXECUTOR_IMAGE: &str =
+    concat!("openbao/backup-executor:v", env!("CARGO_PKG_VERSION"));
 
 /// `EXECUTOR_IMAGES` when unset: the project's own executor.
 pub const DEFAULT_EXECUTOR_IMAGES: &str =

@@ -37,7 +37,7 @@ fn cluster(backup: BackupSpec) -> OpenBaoCluster {
 fn jwt_backup() -> BackupSpec {
     BackupSpec {
         schedule: "0 3 * * *".into(),
-        executor_image: "openbao/backup-executor:v0.1.0".into(),
+        executor_image: Some("openbao/backup-executor:v0.1.0".into()),
         jwt_auth_role: Some("backup".into()),
         target: BackupTarget {
             endpoint: Some("https://s3.amazonaws.com".into()),
@@ -57,6 +57,7 @@ fn jwt_backup() -> BackupSpec {
 fn settings() -> OperatorSettings {
     OperatorSettings {
         executor_images: executor_images(DEFAULT_EXECUTOR_IMAGES),
+        default_executor_image: DEFAULT_EXECUTOR_IMAGE.into(),
         jwt_audience: "openbao-internal".into(),
     }
 }
@@ -755,4 +756,41 @@ fn scheduled_pods_learn_their_job_name_and_manual_ones_say_manual() {
     assert!(!env.contains_key("BACKUP_CRONJOB"));
     let long = "c".repeat(36);
     assert!(backup_now_job_name(&long, "v").len() <= 63);
+}
+
+#[test]
+fn specs_naming_no_executor_image_run_the_operators_default() {
+    let backup = BackupSpec {
+        executor_image: None,
+        ..jwt_backup()
+    };
+    let omitted = cluster(backup.clone());
+    let settings = OperatorSettings {
+        default_executor_image: "registry.example.com/executor:v9".into(),
+        ..settings()
+    };
+    let image = |pod: &PodSpec| pod.containers[0].image.clone().unwrap();
+    assert_eq!(
+        image(&pod(&cronjob(&omitted, &backup, &settings))),
+        "registry.example.com/executor:v9"
+    );
+    let job = restore_job(&restore_r1(false), &omitted, &settings);
+    assert_eq!(
+        image(&job.spec.unwrap().template.spec.unwrap()),
+        "registry.example.com/executor:v9"
+    );
+    // A restore's own image, then its cluster's, win over the default.
+    let mut restore = restore_r1(false);
+    restore.spec.executor_image = Some("openbao/backup-executor:v2".into());
+    let job = restore_job(&restore, &omitted, &settings);
+    assert_eq!(
+        image(&job.spec.unwrap().template.spec.unwrap()),
+        "openbao/backup-executor:v2"
+    );
+    let named = cluster(jwt_backup());
+    let job = restore_job(&restore_r1(false), &named, &settings);
+    assert_eq!(
+        image(&job.spec.unwrap().template.spec.unwrap()),
+        "openbao/backup-executor:v0.1.0"
+    );
 }

@@ -24,7 +24,7 @@ impl Checked {
         Self {
             workload_problems: validate::workload(&cluster.name_any(), &cluster.spec),
             workload_warnings: validate::workload_warnings(&cluster.spec),
-            backup: validate::validate(&cluster.spec, &ctx.settings.executor_images),
+            backup: validate::validate(&cluster.spec, &ctx.settings),
             backup_warnings: [
                 validate::backup_warnings(&cluster.spec),
                 validate::executor_pod_warnings(&cluster.spec),
