@@ -116,15 +116,10 @@ pub async fn run(args: RunSettings) -> Result<(), String> {
         cluster_controller(&client, namespace, clusters, ctx.clone()).await;
     let (restore_store, restores_run) = restore_controller(&client, namespace, ctx);
     tokio::spawn(async move {
-        let synced = futures_util::future::join(
-            cluster_store.wait_until_ready(),
-            restore_store.wait_until_ready(),
-        )
-        .await;
-        if let (Ok(()), Ok(())) = synced {
-            metrics.set_readiness(Readiness::Synced);
-            tracing::info!("watches synced: ready");
-        }
+        synced(&cluster_store).await;
+        synced(&restore_store).await;
+        metrics.set_readiness(Readiness::Synced);
+        tracing::info!("watches synced: ready");
     });
     futures_util::future::join(clusters_run, restores_run).await;
 
@@ -275,6 +270,20 @@ fn restore_controller(
         }
     });
     (store, run)
+}
+
+/// Waits until `store` has synced (its first list is in). kube-runtime's
+/// `wait_until_ready` wakes only the last task that polled it, and the
+/// controller polls it too: ask again every second instead of once.
+async fn synced<K>(store: &Store<K>)
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    while tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready())
+        .await
+        .is_err()
+    {}
 }
 
 async fn serves(client: &Client, group_version: &str, resource: &str) -> bool {
