@@ -25,7 +25,8 @@ use executor::restore::{BackupRef, ReadBack, RestoreTarget, Source};
 use executor::s3::TargetConfig;
 use operator::RunSettings;
 use operator::settings::{
-    DEFAULT_EXECUTOR_IMAGES, DEFAULT_KUBERNETES_API_PORTS, OperatorSettings, executor_images,
+    DEFAULT_EXECUTOR_IMAGE, DEFAULT_EXECUTOR_IMAGES, DEFAULT_KUBERNETES_API_PORTS,
+    OperatorSettings, executor_images,
 };
 use plugin_host::retention;
 
@@ -304,6 +305,17 @@ pub struct OperatorArgs {
           default_value = DEFAULT_KUBERNETES_API_PORTS,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub kubernetes_api_ports: Vec<u16>,
+
+    /// The executor image of a spec that names none
+    /// (`spec.backup.executorImage`); it must be allowed by
+    /// --executor-images.
+    #[arg(long, env = "DEFAULT_EXECUTOR_IMAGE", default_value = DEFAULT_EXECUTOR_IMAGE)]
+    pub default_executor_image: String,
+
+    /// Watch only this namespace (the chart's namespace-scoped install,
+    /// with a Role there instead of a ClusterRole); unset: all namespaces.
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
 }
 
 impl OperatorArgs {
@@ -314,11 +326,13 @@ impl OperatorArgs {
             lease_namespace: self.lease_namespace,
             lease_name: self.lease_name,
             pod_name: self.pod_name,
+            watch_namespace: self.watch_namespace.filter(|ns| !ns.trim().is_empty()),
             operator: OperatorSettings {
                 jwt_audience: self.jwt_audience,
                 executor_images: executor_images(&self.executor_images),
                 service_cidrs: self.service_cidrs,
                 kubernetes_api_ports: self.kubernetes_api_ports,
+                default_executor_image: self.default_executor_image,
             },
         }
     }

@@ -119,7 +119,10 @@ fn collect(kind: &str, schema: &Value, path: &mut Vec<String>, rules: &mut Vec<R
 /// passes. None for the transition rule: the controller has no old object
 /// to compare with.
 fn controller_accepts(rule: &Rule, object: &Value) -> Option<bool> {
-    let any_image = ["*".to_string()];
+    let any_image = crate::settings::OperatorSettings {
+        executor_images: vec!["*".into()],
+        ..Default::default()
+    };
     let spec = object["spec"].clone();
     let (problems, problem) = match (
         rule.kind.as_str(),

@@ -16,7 +16,9 @@ use tokio::task::JoinHandle;
 use crate::context::Context;
 use crate::metrics::Metrics;
 use crate::names::MANAGER;
-use crate::settings::{DEFAULT_EXECUTOR_IMAGES, OperatorSettings, executor_images};
+use crate::settings::{
+    DEFAULT_EXECUTOR_IMAGE, DEFAULT_EXECUTOR_IMAGES, OperatorSettings, executor_images,
+};
 
 pub type Respond = Box<dyn FnOnce(Value) -> (u16, Value) + Send>;
 
@@ -133,6 +135,7 @@ pub fn serve(steps: Vec<Step>) -> (Arc<Context>, JoinHandle<()>) {
         client: client.clone(),
         settings: OperatorSettings {
             executor_images: executor_images(DEFAULT_EXECUTOR_IMAGES),
+            default_executor_image: DEFAULT_EXECUTOR_IMAGE.into(),
             jwt_audience: "openbao-internal".into(),
             ..Default::default()
         },

@@ -57,14 +57,20 @@ fn micro(at: DateTime<Utc>) -> MicroTime {
     MicroTime(time(at).0)
 }
 
-/// Waits until this replica holds the Lease.
-pub async fn acquire(client: &Client, settings: &LeaseSettings) -> kube::Result<()> {
+/// Waits until this replica holds the Lease; `standby` is called each time
+/// another replica holds it.
+pub async fn acquire(
+    client: &Client,
+    settings: &LeaseSettings,
+    standby: impl Fn(),
+) -> kube::Result<()> {
     tracing::info!(lease = %settings.name, identity = %settings.identity, "waiting for leadership");
     loop {
         if try_hold(client, settings).await? {
             tracing::info!(lease = %settings.name, identity = %settings.identity, "leading");
             return Ok(());
         }
+        standby();
         tokio::time::sleep(settings.retry).await;
     }
 }

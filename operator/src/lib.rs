@@ -43,14 +43,14 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::Api;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
 use crate::api::{OpenBaoCluster, OpenBaoRestore};
 use crate::context::{Context, contained};
 use crate::leader::LeaseSettings;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Readiness};
 use crate::names::{COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER};
 use crate::settings::OperatorSettings;
 
@@ -65,21 +65,32 @@ pub struct RunSettings {
     pub lease_name: String,
     /// This replica's identity in the Lease (its pod name).
     pub pod_name: Option<String>,
+    /// Watch only this namespace (a namespace-scoped install, whose RBAC
+    /// is a Role there); `None`: all namespaces.
+    pub watch_namespace: Option<String>,
     /// What the reconcilers need to know.
     pub operator: OperatorSettings,
 }
 
 pub async fn run(args: RunSettings) -> Result<(), String> {
+    validate::operator_settings(&args.operator)?;
     let client = Client::try_default()
         .await
         .map_err(|e| format!("cannot reach the Kubernetes API: {e}"))?;
     let metrics = Arc::new(Metrics::default());
     let server = tokio::spawn(metrics::serve(args.metrics_addr, metrics.clone()));
 
-    let clusters = Api::<OpenBaoCluster>::all(client.clone());
+    let namespace = args.watch_namespace.as_deref();
+    tracing::info!(
+        namespace = namespace.unwrap_or("(all)"),
+        default_executor_image = %args.operator.default_executor_image,
+        "watching OpenBaoClusters and OpenBaoRestores"
+    );
+    let clusters = scoped::<OpenBaoCluster>(&client, namespace);
     clusters.list(&Default::default()).await.map_err(|e| {
         format!(
-            "cannot list OpenBaoClusters ({e}): is the CRD installed (kubectl apply -f {})?",
+            "cannot list OpenBaoClusters in {} ({e}): is the CRD installed (kubectl apply -f {}), and does the operator's ServiceAccount have its Role there?",
+            namespace.map_or("all namespaces".to_string(), |ns| format!("namespace {ns}")),
             crate::api::CRD_FILE
         )
     })?;
@@ -88,7 +99,8 @@ pub async fn run(args: RunSettings) -> Result<(), String> {
         .pod_name
         .clone()
         .unwrap_or_else(|| format!("openbao-backup-{}", std::process::id()));
-    let lease = lead(&client, &args, &identity).await?;
+    let lease = lead(&client, &args, &identity, &metrics).await?;
+    metrics.set_readiness(Readiness::Syncing);
     let ctx = Arc::new(Context {
         client: client.clone(),
         settings: args.operator.clone(),
@@ -99,13 +111,18 @@ pub async fn run(args: RunSettings) -> Result<(), String> {
                 instance: Some(identity),
             },
         ),
-        metrics,
+        metrics: metrics.clone(),
     });
-    futures_util::future::join(
-        cluster_controller(&client, clusters, ctx.clone()).await,
-        restore_controller(&client, ctx),
-    )
-    .await;
+    let (cluster_store, clusters_run) =
+        cluster_controller(&client, namespace, clusters, ctx.clone()).await;
+    let (restore_store, restores_run) = restore_controller(&client, namespace, ctx);
+    tokio::spawn(async move {
+        synced(&cluster_store).await;
+        synced(&restore_store).await;
+        metrics.set_readiness(Readiness::Synced);
+        tracing::info!("watches synced: ready");
+    });
+    futures_util::future::join(clusters_run, restores_run).await;
 
     if let Some(lease) = &lease {
         leader::release(&client, lease).await;
@@ -120,6 +137,7 @@ async fn lead(
     client: &Client,
     args: &RunSettings,
     identity: &str,
+    metrics: &Metrics,
 ) -> Result<Option<LeaseSettings>, String> {
     let lease = args.leader_election.then(|| LeaseSettings {
         namespace: args.lease_namespace.clone(),
@@ -129,7 +147,7 @@ async fn lead(
         retry: Duration::from_secs(2),
     });
     if let Some(lease) = &lease {
-        leader::acquire(client, lease)
+        leader::acquire(client, lease, || metrics.set_readiness(Readiness::Standby))
             .await
             .map_err(|e| format!("leader election failed: {e}"))?;
         let (client, lease) = (client.clone(), lease.clone());
@@ -146,13 +164,27 @@ fn managed() -> watcher::Config {
     watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}"))
 }
 
+/// All namespaces, or only `namespace`.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
 /// The OpenBaoClusters' controller: woken by the objects they own, their
-/// Jobs and pods, and their restores.
+/// Jobs and pods, and their restores. Returns its OpenBaoCluster cache
+/// (ready once synced) and the controller to run.
 async fn cluster_controller(
     client: &Client,
+    namespace: Option<&str>,
     clusters: Api<OpenBaoCluster>,
     ctx: Arc<Context>,
-) -> impl Future<Output = ()> {
+) -> (Store<OpenBaoCluster>, impl Future<Output = ()>) {
     let managed = managed();
     let openbao_pods = watcher::Config::default().labels(&format!(
         "{MANAGED_BY_LABEL}={MANAGER},{COMPONENT_LABEL}=server"
@@ -161,38 +193,39 @@ async fn cluster_controller(
     // reconcile after the burst does for all of them.
     let mut controller = Controller::new(clusters, watcher::Config::default())
         .with_config(controller::Config::default().debounce(Duration::from_secs(1)))
-        .owns(Api::<StatefulSet>::all(client.clone()), managed.clone())
-        .owns(Api::<Service>::all(client.clone()), managed.clone())
-        .owns(Api::<ConfigMap>::all(client.clone()), managed.clone())
-        .owns(Api::<ServiceAccount>::all(client.clone()), managed.clone())
-        .owns(Api::<NetworkPolicy>::all(client.clone()), managed.clone());
+        .owns(scoped::<StatefulSet>(client, namespace), managed.clone())
+        .owns(scoped::<Service>(client, namespace), managed.clone())
+        .owns(scoped::<ConfigMap>(client, namespace), managed.clone())
+        .owns(scoped::<ServiceAccount>(client, namespace), managed.clone())
+        .owns(scoped::<NetworkPolicy>(client, namespace), managed.clone());
     if serves(client, "batch/v1", "cronjobs").await {
-        controller = controller.owns(Api::<CronJob>::all(client.clone()), managed.clone());
+        controller = controller.owns(scoped::<CronJob>(client, namespace), managed.clone());
     } else {
         tracing::warn!("this API server does not serve batch/v1 CronJob: no scheduled backups");
     }
     if serves(client, "policy/v1", "poddisruptionbudgets").await {
         controller = controller.owns(
-            Api::<PodDisruptionBudget>::all(client.clone()),
+            scoped::<PodDisruptionBudget>(client, namespace),
             managed.clone(),
         );
     }
     // Jobs belong to the CronJob (or to whoever created them by hand), and
     // pods to the StatefulSet (rollouts follow their readiness); the
     // instance label leads back to the cluster, and a restore's spec.
-    controller
-        .watches(Api::<Job>::all(client.clone()), managed.clone(), |job: Job| {
+    let store = controller.store();
+    let run = controller
+        .watches(scoped::<Job>(client, namespace), managed.clone(), |job: Job| {
             let cluster = job.labels().get(INSTANCE_LABEL)?;
             Some(ObjectRef::new(cluster).within(&job.namespace()?))
         })
-        .watches(Api::<Pod>::all(client.clone()), openbao_pods, |pod: Pod| {
+        .watches(scoped::<Pod>(client, namespace), openbao_pods, |pod: Pod| {
             let cluster = pod.labels().get(INSTANCE_LABEL)?;
             Some(ObjectRef::new(cluster).within(&pod.namespace()?))
         })
         // A restore that ends or is deleted may leave the cluster's backups
         // held: the cluster's reconcile releases a hold no restore owns.
         .watches(
-            Api::<OpenBaoRestore>::all(client.clone()),
+            scoped::<OpenBaoRestore>(client, namespace),
             watcher::Config::default(),
             |restore: OpenBaoRestore| {
                 Some(ObjectRef::new(&restore.spec.cluster).within(&restore.namespace()?))
@@ -208,16 +241,24 @@ async fn cluster_controller(
             if let Ok((cluster, _)) = result {
                 tracing::debug!(cluster = %cluster.name, namespace = ?cluster.namespace, "reconciled");
             }
-        })
+        });
+    (store, run)
 }
 
-/// The OpenBaoRestores' controller: woken by their Jobs.
-fn restore_controller(client: &Client, ctx: Arc<Context>) -> impl Future<Output = ()> {
-    Controller::new(
-        Api::<OpenBaoRestore>::all(client.clone()),
+/// The OpenBaoRestores' controller: woken by their Jobs. Returns its
+/// OpenBaoRestore cache (ready once synced) and the controller to run.
+fn restore_controller(
+    client: &Client,
+    namespace: Option<&str>,
+    ctx: Arc<Context>,
+) -> (Store<OpenBaoRestore>, impl Future<Output = ()>) {
+    let controller = Controller::new(
+        scoped::<OpenBaoRestore>(client, namespace),
         watcher::Config::default(),
-    )
-    .owns(Api::<Job>::all(client.clone()), managed())
+    );
+    let store = controller.store();
+    let run = controller
+    .owns(scoped::<Job>(client, namespace), managed())
     .shutdown_on_signal()
     .run(
         |restore, ctx| contained(restore::reconcile(restore, ctx)),
@@ -228,7 +269,22 @@ fn restore_controller(client: &Client, ctx: Arc<Context>) -> impl Future<Output 
         if let Ok((restore, _)) = result {
             tracing::debug!(restore = %restore.name, namespace = ?restore.namespace, "reconciled");
         }
-    })
+    });
+    (store, run)
+}
+
+/// Waits until `store` has synced (its first list is in). kube-runtime's
+/// `wait_until_ready` wakes only the last task that polled it, and the
+/// controller polls it too: ask again every second instead of once.
+async fn synced<K>(store: &Store<K>)
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    while tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready())
+        .await
+        .is_err()
+    {}
 }
 
 async fn serves(client: &Client, group_version: &str, resource: &str) -> bool {

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -65,6 +65,45 @@ pub struct Metrics {
     schedule_interval: Family<ClusterLabels, Timestamp>,
     restores: Family<RestoreLabels, Counter>,
     reconcile_errors: Family<StepLabels, Counter>,
+    readiness: AtomicU8,
+}
+
+/// Where the replica is, as `/readyz` answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Readiness {
+    /// Not yet through its start-up checks (API server, CRD).
+    Starting = 0,
+    /// Another replica leads; this one waits, with nothing to sync.
+    Standby = 1,
+    /// Leading, its watches not yet synced.
+    Syncing = 2,
+    /// Leading, its watches synced: reconciling.
+    Synced = 3,
+}
+
+impl Readiness {
+    fn from_u8(value: u8) -> Self {
+        match value {
+            1 => Readiness::Standby,
+            2 => Readiness::Syncing,
+            3 => Readiness::Synced,
+            _ => Readiness::Starting,
+        }
+    }
+
+    /// `/readyz`'s status and body.
+    fn probe(self) -> (StatusCode, &'static str) {
+        match self {
+            Readiness::Starting => (StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
+            Readiness::Standby => (StatusCode::OK, "standby: another replica leads\n"),
+            Readiness::Syncing => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "leading, watches not synced yet\n",
+            ),
+            Readiness::Synced => (StatusCode::OK, "ok\n"),
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -126,6 +165,7 @@ impl Default for Metrics {
             schedule_interval,
             restores,
             reconcile_errors,
+            readiness: AtomicU8::new(Readiness::Starting as u8),
         }
     }
 }
@@ -226,6 +266,14 @@ impl Metrics {
             .inc();
     }
 
+    pub fn set_readiness(&self, readiness: Readiness) {
+        self.readiness.store(readiness as u8, Ordering::Relaxed);
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        Readiness::from_u8(self.readiness.load(Ordering::Relaxed))
+    }
+
     pub fn encode(&self) -> String {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
@@ -290,7 +338,11 @@ fn respond(path: &str, metrics: &Metrics) -> Response<Full<Bytes>> {
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             metrics.encode(),
         ),
-        "/healthz" | "/readyz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
+        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
+        "/readyz" => {
+            let (status, body) = metrics.readiness().probe();
+            (status, "text/plain", body.to_string())
+        }
         _ => (
             StatusCode::NOT_FOUND,
             "text/plain",
@@ -363,5 +415,22 @@ mod tests {
         metrics.forget_cluster("prod", "bao");
         let text = metrics.encode();
         assert!(!text.contains(r#"cluster="bao""#), "{text}");
+    }
+
+    #[test]
+    fn ready_only_as_a_standby_or_once_the_watches_synced() {
+        let metrics = Metrics::default();
+        let readyz = |readiness| {
+            metrics.set_readiness(readiness);
+            respond("/readyz", &metrics).status()
+        };
+        assert_eq!(readyz(Readiness::Starting), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(readyz(Readiness::Standby), StatusCode::OK);
+        assert_eq!(readyz(Readiness::Syncing), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(readyz(Readiness::Synced), StatusCode::OK);
+        // Liveness does not wait for anything.
+        metrics.set_readiness(Readiness::Starting);
+        assert_eq!(respond("/healthz", &metrics).status(), StatusCode::OK);
+        assert_eq!(Metrics::default().readiness(), Readiness::Starting);
     }
 }

@@ -23,6 +23,7 @@ use crate::desired::restore_job::restore_job;
 use crate::jobs;
 use crate::kube_io;
 use crate::names;
+use crate::settings::OperatorSettings;
 use crate::status::time;
 use crate::validate;
 
@@ -58,7 +59,7 @@ pub fn next(
     cluster: Option<&OpenBaoCluster>,
     job: &JobState,
     busy: &[String],
-    executor_images: &[String],
+    settings: &OperatorSettings,
     now: DateTime<Utc>,
 ) -> Next {
     let mut status = restore.status.clone().unwrap_or_default();
@@ -94,7 +95,7 @@ pub fn next(
                 ));
                 return Next::record(status, None);
             };
-            if let Err(problems) = validate::restore(&restore.spec, cluster, executor_images) {
+            if let Err(problems) = validate::restore(&restore.spec, cluster, settings) {
                 return end(status, false, problems.join("; "));
             }
             if !busy.is_empty() {
@@ -212,7 +213,7 @@ pub async fn reconcile(restore: Arc<OpenBaoRestore>, ctx: Arc<Context>) -> Resul
         cluster.as_ref(),
         &job,
         &busy,
-        &ctx.settings.executor_images,
+        &ctx.settings,
         Utc::now(),
     );
     if let (Some(hold), Some(cluster)) = (next.hold_backups, &cluster) {
@@ -338,7 +339,7 @@ mod tests {
             OpenBaoClusterSpec {
                 backup: Some(BackupSpec {
                     schedule: "0 3 * * *".into(),
-                    executor_image: "executor:1".into(),
+                    executor_image: Some("executor:1".into()),
                     jwt_auth_role: Some("backup".into()),
                     target: crate::api::BackupTarget {
                         bucket: "backups".into(),
@@ -369,8 +370,12 @@ mod tests {
         restore
     }
 
-    fn images() -> Vec<String> {
-        vec!["executor".into()]
+    fn images() -> OperatorSettings {
+        OperatorSettings {
+            executor_images: vec!["executor".into()],
+            default_executor_image: "executor:0".into(),
+            ..Default::default()
+        }
     }
 
     fn at(hour: u32) -> DateTime<Utc> {

@@ -18,12 +18,28 @@ pub struct OperatorSettings {
     /// the `kubernetes` Service's port and the API server's own, which
     /// most network plugins see after the Service's translation).
     pub kubernetes_api_ports: Vec<u16>,
+    /// The executor image of a spec that names none
+    /// (`DEFAULT_EXECUTOR_IMAGE`; the chart passes its own image).
+    pub default_executor_image: String,
 }
 
 /// `KUBERNETES_API_PORTS` when unset.
 pub const DEFAULT_KUBERNETES_API_PORTS: &str = "443,6443";
 
 use contract::network::Cidr;
+
+impl OperatorSettings {
+    /// The image a backup or restore Job runs: the one the spec names, else
+    /// the operator's default.
+    pub fn executor_image<'a>(&'a self, named: Option<&'a str>) -> &'a str {
+        named.unwrap_or(&self.default_executor_image)
+    }
+}
+
+/// `DEFAULT_EXECUTOR_IMAGE` when unset: this project's image at this
+/// version (the chart's appVersion; a test checks they agree).
+pub const DEFAULT_EXECUTOR_IMAGE: &str =
+    concat!("openbao/backup-executor:v", env!("CARGO_PKG_VERSION"));
 
 /// `EXECUTOR_IMAGES` when unset: the project's own executor.
 pub const DEFAULT_EXECUTOR_IMAGES: &str =
@@ -39,6 +55,7 @@ impl Default for OperatorSettings {
             service_cidrs: Vec::new(),
             kubernetes_api_ports: ports(DEFAULT_KUBERNETES_API_PORTS)
                 .expect("the default ports parse"),
+            default_executor_image: DEFAULT_EXECUTOR_IMAGE.into(),
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::api::{
     BackupSpec, BackupTarget, ExternalSpec, OpenBaoCluster, OpenBaoClusterSpec, OpenBaoRestoreSpec,
     PLUGIN_SOURCE_MESSAGE, PluginRef, Profile,
 };
+use crate::settings::OperatorSettings;
 use crate::{openbao_config, schedule};
 use contract::executor::upload::{MAX_CONCURRENCY, MAX_PART_SIZE, MIN_PART_SIZE};
 use contract::plugin_spec::{Kind, builtin, builtin_names};
@@ -24,10 +25,11 @@ pub struct ValidBackup {
     pub max_age: Option<Duration>,
 }
 
-/// `executor_images` is the operator's allow-list ([`image_allowed`]).
+/// `settings` give the allow-list ([`image_allowed`]) and the default
+/// executor image.
 pub fn validate(
     spec: &OpenBaoClusterSpec,
-    executor_images: &[String],
+    settings: &OperatorSettings,
 ) -> Result<Option<ValidBackup>, Vec<String>> {
     let mut problems = Vec::new();
     let pre_upgrade = spec
@@ -46,9 +48,9 @@ pub fn validate(
     };
     let valid = validate_backup(backup, &mut problems);
     check_image(
-        &backup.executor_image,
+        settings.executor_image(backup.executor_image.as_deref()),
         "spec.backup.executorImage",
-        executor_images,
+        &settings.executor_images,
         &mut problems,
     );
     if problems.is_empty() {
@@ -198,7 +200,7 @@ const MAX_CLUSTER_NAME: usize = 36;
 pub fn restore(
     restore: &OpenBaoRestoreSpec,
     cluster: &OpenBaoCluster,
-    executor_images: &[String],
+    settings: &OperatorSettings,
 ) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
     let backup = cluster.spec.backup.as_ref();
@@ -226,18 +228,16 @@ pub fn restore(
     if let Some(source) = &restore.source {
         check_target(source, "spec.source", &mut problems);
     }
-    let image = restore
-        .executor_image
-        .as_deref()
-        .or(backup.map(|b| b.executor_image.as_str()));
-    match image {
-        Some(image) if !image.trim().is_empty() => {
-            check_image(image, "spec.executorImage", executor_images, &mut problems)
-        }
-        _ => problems.push(
-            "spec.executorImage: give the executor image (the cluster's spec.backup has none)"
-                .into(),
-        ),
+    let image = restore_image(restore, cluster, settings);
+    if image.trim().is_empty() {
+        problems.push("spec.executorImage is empty: give the executor image, or omit it".into());
+    } else {
+        check_image(
+            image,
+            "spec.executorImage",
+            &settings.executor_images,
+            &mut problems,
+        );
     }
     for (i, plugin) in restore.plugins.iter().flatten().enumerate() {
         check_plugin(
@@ -254,12 +254,34 @@ pub fn restore(
     }
 }
 
+/// The image a restore runs: its own, else its cluster's backup image,
+/// else the operator's default.
+pub fn restore_image<'a>(
+    restore: &'a OpenBaoRestoreSpec,
+    cluster: &'a OpenBaoCluster,
+    settings: &'a OperatorSettings,
+) -> &'a str {
+    let backup = cluster.spec.backup.as_ref();
+    settings.executor_image(
+        restore
+            .executor_image
+            .as_deref()
+            .or(backup.and_then(|b| b.executor_image.as_deref())),
+    )
+}
+
 fn validate_backup(backup: &BackupSpec, problems: &mut Vec<String>) -> Option<ValidBackup> {
     let schedule = schedule::parse(&backup.schedule)
         .map_err(|e| problems.push(format!("spec.backup.schedule: {e}")))
         .ok();
-    if backup.executor_image.trim().is_empty() {
-        problems.push("spec.backup.executorImage is empty: give the backup executor image".into());
+    if backup
+        .executor_image
+        .as_deref()
+        .is_some_and(|image| image.trim().is_empty())
+    {
+        problems.push(
+            "spec.backup.executorImage is empty: give the backup executor image, or omit it".into(),
+        );
     }
     match (&backup.jwt_auth_role, &backup.token_secret_ref) {
         (Some(_), Some(_)) | (None, None) => problems.push(
@@ -330,6 +352,22 @@ pub fn image_allowed(image: &str, allowed: &[String]) -> bool {
                 rest.is_empty() || rest.starts_with(':') || rest.starts_with('@')
             })
     })
+}
+
+/// The operator's own settings, checked once at start: its default
+/// executor image must be one its allow-list accepts.
+pub fn operator_settings(settings: &OperatorSettings) -> Result<(), String> {
+    let image = &settings.default_executor_image;
+    if image.trim().is_empty() {
+        return Err("DEFAULT_EXECUTOR_IMAGE (--default-executor-image) is empty: give the executor image of specs that name none".into());
+    }
+    if !image_allowed(image, &settings.executor_images) {
+        return Err(format!(
+            "DEFAULT_EXECUTOR_IMAGE (--default-executor-image) `{image}` is not allowed by EXECUTOR_IMAGES ({}): add it there, or pick an allowed image",
+            settings.executor_images.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 fn check_image(image: &str, field: &str, allowed: &[String], problems: &mut Vec<String>) {
@@ -491,14 +529,17 @@ mod tests {
         UpgradeSpec,
     };
 
-    fn images() -> Vec<String> {
-        vec!["openbao/backup-executor".into()]
+    fn images() -> OperatorSettings {
+        OperatorSettings {
+            executor_images: vec!["openbao/backup-executor".into()],
+            ..Default::default()
+        }
     }
 
     fn backup() -> BackupSpec {
         BackupSpec {
             schedule: "0 3 * * *".into(),
-            executor_image: "openbao/backup-executor:v0.1.0".into(),
+            executor_image: Some("openbao/backup-executor:v0.1.0".into()),
             jwt_auth_role: Some("backup".into()),
             target: BackupTarget {
                 bucket: "openbao-backups".into(),
@@ -534,7 +575,7 @@ mod tests {
     fn every_problem_names_its_field() {
         let all = problems(BackupSpec {
             schedule: "0 3 * *".into(),
-            executor_image: " ".into(),
+            executor_image: Some(" ".into()),
             token_secret_ref: Some(LocalRef {
                 name: "Backup_Token".into(),
             }),
@@ -592,6 +633,41 @@ mod tests {
     }
 
     #[test]
+    fn an_omitted_executor_image_is_the_operators_default_and_checked_as_one() {
+        let omitted = BackupSpec {
+            executor_image: None,
+            ..backup()
+        };
+        let spec = OpenBaoClusterSpec {
+            backup: Some(omitted),
+            ..Default::default()
+        };
+        assert!(validate(&spec, &images()).unwrap().is_some());
+        // The built-in default is allowed by the built-in allow-list.
+        let defaults = OperatorSettings {
+            executor_images: crate::settings::executor_images(
+                crate::settings::DEFAULT_EXECUTOR_IMAGES,
+            ),
+            ..images()
+        };
+        assert_eq!(operator_settings(&defaults), Ok(()));
+        let elsewhere = OperatorSettings {
+            default_executor_image: "evil/backup-executor:v1".into(),
+            ..images()
+        };
+        assert_eq!(
+            operator_settings(&elsewhere).unwrap_err(),
+            "DEFAULT_EXECUTOR_IMAGE (--default-executor-image) `evil/backup-executor:v1` is not allowed by EXECUTOR_IMAGES (openbao/backup-executor): add it there, or pick an allowed image"
+        );
+        assert!(validate(&spec, &elsewhere).unwrap_err()[0].contains("evil/backup-executor:v1"));
+        let empty = OperatorSettings {
+            default_executor_image: " ".into(),
+            ..images()
+        };
+        assert!(operator_settings(&empty).unwrap_err().contains("is empty"));
+    }
+
+    #[test]
     fn only_allowed_executor_images_run() {
         let allowed: Vec<String> = vec![
             "openbao/backup-executor".into(),
@@ -615,7 +691,7 @@ mod tests {
         assert!(image_allowed("anything:1", &["*".into()]));
 
         let refused = problems(BackupSpec {
-            executor_image: "evil/backup-executor:v1".into(),
+            executor_image: Some("evil/backup-executor:v1".into()),
             ..backup()
         });
         assert_eq!(

@@ -374,9 +374,12 @@ pub struct BackupSpec {
     /// Cron schedule in UTC (or `cronJob.timeZone`), five fields ("0 3 * * *") or a macro ("@daily").
     #[schemars(length(min = 1))]
     pub schedule: String,
-    /// Image of the backup executor (this project's `openbao-backup`).
+    /// Image of the backup executor (this project's `openbao-backup`);
+    /// default: the operator's (`openbao/backup-executor` at the operator's
+    /// version, or the administrator's `DEFAULT_EXECUTOR_IMAGE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
-    pub executor_image: String,
+    pub executor_image: Option<String>,
     /// OpenBao JWT auth role for the backup ServiceAccount
     /// `<cluster>-backup-serviceaccount`; the role needs `read` on
     /// sys/storage/raft/snapshot.

@@ -62,7 +62,7 @@ pub struct OpenBaoRestoreSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugins: Option<Vec<PluginRef>>,
     /// Image of the executor; omitted: the cluster's
-    /// `spec.backup.executorImage`.
+    /// `spec.backup.executorImage`, else the operator's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor_image: Option<String>,
 }

@@ -200,7 +200,7 @@ fn backup_pod(
         Executor {
             command: command::BACKUP,
             service_account: service_account_name(&cluster.name_any()),
-            image: &backup.executor_image,
+            image: settings.executor_image(backup.executor_image.as_deref()),
             target: &backup.target,
             jwt_auth_role: backup.jwt_auth_role.as_deref(),
             token_secret_ref: backup.token_secret_ref.as_ref(),

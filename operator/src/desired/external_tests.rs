@@ -12,12 +12,14 @@ use crate::api::{
     BackupSpec, BackupTarget, ExternalService, ExternalSpec, OpenBaoCluster, OpenBaoClusterSpec,
     OpenBaoRestore, OpenBaoRestoreSpec, SecretKeyRef,
 };
-use crate::settings::{DEFAULT_EXECUTOR_IMAGES, OperatorSettings, executor_images};
+use crate::settings::{
+    DEFAULT_EXECUTOR_IMAGE, DEFAULT_EXECUTOR_IMAGES, OperatorSettings, executor_images,
+};
 
 fn external(spec: ExternalSpec) -> (OpenBaoCluster, BackupSpec) {
     let backup = BackupSpec {
         schedule: "0 3 * * *".into(),
-        executor_image: "openbao/backup-executor:v0.1.0".into(),
+        executor_image: Some("openbao/backup-executor:v0.1.0".into()),
         jwt_auth_role: Some("backup".into()),
         target: BackupTarget {
             endpoint: Some("http://minio.storage.svc:9000".into()),
@@ -42,6 +44,7 @@ fn external(spec: ExternalSpec) -> (OpenBaoCluster, BackupSpec) {
 fn settings() -> OperatorSettings {
     OperatorSettings {
         executor_images: executor_images(DEFAULT_EXECUTOR_IMAGES),
+        default_executor_image: DEFAULT_EXECUTOR_IMAGE.into(),
         jwt_audience: "openbao-internal".into(),
         ..Default::default()
     }

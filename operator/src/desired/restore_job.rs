@@ -21,10 +21,7 @@ pub fn restore_job(
     let spec = &restore.spec;
     let backup = cluster.spec.backup.clone().unwrap_or_default();
     let target = spec.source.as_ref().unwrap_or(&backup.target);
-    let image = spec
-        .executor_image
-        .as_deref()
-        .unwrap_or(&backup.executor_image);
+    let image = crate::validate::restore_image(spec, cluster, settings);
     let plugins = spec.plugins.as_ref().unwrap_or(&backup.transforms);
     let env = vec![
         env_var(env::BACKUP_KEY, spec.key.clone()),

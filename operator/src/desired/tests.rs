@@ -37,7 +37,7 @@ fn cluster(backup: BackupSpec) -> OpenBaoCluster {
 fn jwt_backup() -> BackupSpec {
     BackupSpec {
         schedule: "0 3 * * *".into(),
-        executor_image: "openbao/backup-executor:v0.1.0".into(),
+        executor_image: Some("openbao/backup-executor:v0.1.0".into()),
         jwt_auth_role: Some("backup".into()),
         target: BackupTarget {
             endpoint: Some("https://s3.amazonaws.com".into()),
@@ -847,4 +847,41 @@ fn hardened_executor_pods_are_told_the_profile_and_the_service_network() {
     )));
     assert!(!development.contains_key("SECURITY_PROFILE"));
     assert!(!development.contains_key("SERVICE_CIDRS"));
+}
+
+#[test]
+fn specs_naming_no_executor_image_run_the_operators_default() {
+    let backup = BackupSpec {
+        executor_image: None,
+        ..jwt_backup()
+    };
+    let omitted = cluster(backup.clone());
+    let settings = OperatorSettings {
+        default_executor_image: "registry.example.com/executor:v9".into(),
+        ..settings()
+    };
+    let image = |pod: &PodSpec| pod.containers[0].image.clone().unwrap();
+    assert_eq!(
+        image(&pod(&cronjob(&omitted, &backup, &settings))),
+        "registry.example.com/executor:v9"
+    );
+    let job = restore_job(&restore_r1(false), &omitted, &settings);
+    assert_eq!(
+        image(&job.spec.unwrap().template.spec.unwrap()),
+        "registry.example.com/executor:v9"
+    );
+    // A restore's own image, then its cluster's, win over the default.
+    let mut restore = restore_r1(false);
+    restore.spec.executor_image = Some("openbao/backup-executor:v2".into());
+    let job = restore_job(&restore, &omitted, &settings);
+    assert_eq!(
+        image(&job.spec.unwrap().template.spec.unwrap()),
+        "openbao/backup-executor:v2"
+    );
+    let named = cluster(jwt_backup());
+    let job = restore_job(&restore_r1(false), &named, &settings);
+    assert_eq!(
+        image(&job.spec.unwrap().template.spec.unwrap()),
+        "openbao/backup-executor:v0.1.0"
+    );
 }

@@ -25,7 +25,7 @@ impl Checked {
     /// Under the `Hardened` profile its refusals are problems too.
     pub fn of(cluster: &OpenBaoCluster, ctx: &Context) -> Self {
         let mut workload_problems = validate::workload(&cluster.name_any(), &cluster.spec);
-        let mut backup = validate::validate(&cluster.spec, &ctx.settings.executor_images);
+        let mut backup = validate::validate(&cluster.spec, &ctx.settings);
         let security_risk = security::apply(
             &cluster.spec,
             &ctx.settings.service_cidrs,
