@@ -9,51 +9,22 @@
 //! Kubernetes 1.20 serves no policy/v1: the rendered PodDisruptionBudget is
 //! the one object not applied there; its content is checked instead.
 
+mod helm;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use helm::{CHART, Rendered, render};
 use serde_json::{Value, json};
 use testkit::jwt::JwtIssuer;
 use testkit::kube::{KubeApiServer, kubectl};
 
-const CHART: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../deploy/helm/openbao-backup-operator"
-);
-const RENDER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/render-chart");
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The kinds this 1.20 test server cannot serve (policy/v1 is 1.21+).
 const NOT_ON_1_20: &[(&str, &str)] = &[("policy/v1", "PodDisruptionBudget")];
 
-struct Rendered {
-    objects: Vec<Value>,
-    notes: String,
-    lint: Value,
-}
-
 impl Rendered {
-    fn all(&self, kind: &str) -> Vec<&Value> {
-        self.objects.iter().filter(|o| o["kind"] == kind).collect()
-    }
-
-    fn one(&self, kind: &str) -> &Value {
-        let all = self.all(kind);
-        assert_eq!(all.len(), 1, "one {kind}: {all:?}");
-        all[0]
-    }
-
-    fn kinds(&self) -> Vec<String> {
-        let mut kinds: Vec<String> = self
-            .objects
-            .iter()
-            .map(|o| o["kind"].as_str().unwrap().to_string())
-            .collect();
-        kinds.sort();
-        kinds
-    }
-
     fn container(&self) -> &Value {
         &self.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
     }
@@ -79,38 +50,6 @@ impl Rendered {
             .map(|o| format!("---\n{}\n", serde_json::to_string(o).unwrap()))
             .collect()
     }
-}
-
-fn render(release: &str, namespace: &str, values: Value) -> Result<Rendered, String> {
-    let output = Command::new("python3")
-        .args([RENDER, CHART, release, namespace, &values.to_string()])
-        .output()
-        .expect("python3 runs");
-    if !output.status.success() {
-        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
-    }
-    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let mut objects = Vec::new();
-    let mut notes = String::new();
-    for (path, text) in out["templates"].as_object().unwrap() {
-        let text = text.as_str().unwrap();
-        if path.ends_with("NOTES.txt") {
-            notes = text.to_string();
-            continue;
-        }
-        for document in serde_yaml::Deserializer::from_str(text) {
-            let value: Value =
-                Value::deserialize(document).unwrap_or_else(|e| panic!("{path}: {e}"));
-            if !value.is_null() {
-                objects.push(value);
-            }
-        }
-    }
-    Ok(Rendered {
-        objects,
-        notes,
-        lint: out["lint"].clone(),
-    })
 }
 
 fn render_ok(release: &str, namespace: &str, values: Value) -> Rendered {
@@ -149,6 +88,7 @@ fn the_chart_renders_lints_and_agrees_on_the_version() {
             "PodDisruptionBudget",
             "Role",
             "RoleBinding",
+            "Service",
             "ServiceAccount"
         ]
     );
@@ -268,6 +208,10 @@ fn the_chart_renders_lints_and_agrees_on_the_version() {
         (
             json!({"controller": {"logFormat": "xml"}}),
             "/controller/logFormat",
+        ),
+        (
+            json!({"metrics": {"serviceMonitor": {"enabeld": true}}}),
+            "/metrics/serviceMonitor",
         ),
     ] {
         let error = render("obo", "openbao-backup", values.clone()).err();

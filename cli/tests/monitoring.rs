@@ -6,6 +6,8 @@
 //! queries name what a real operator serves is checked against its
 //! `/metrics` in operator.rs.
 
+mod helm;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -53,32 +55,11 @@ fn every_dashboard_panel_queries_something() {
     }
 }
 
-/// The chart rendered by Helm's own engine (PyPI's helm-python-sdk), as
-/// JSON: one object per manifest.
+/// The chart's manifests, rendered by Helm for release `obo`.
 fn render(values: Value) -> Vec<Value> {
-    let script = r#"
-import json, sys, yaml
-from helm_python.chart import Chart
-chart = Chart.load(sys.argv[1])
-out = chart.render(json.loads(sys.argv[2]), name="obo", namespace="openbao-backup")
-docs = [d for text in out.values() for d in yaml.safe_load_all(text) if d]
-print(json.dumps(docs))
-"#;
-    let output = Command::new("python3")
-        .args([
-            "-c",
-            script,
-            &format!("{DEPLOY}/helm/openbao-backup-operator"),
-        ])
-        .arg(values.to_string())
-        .output()
-        .expect("python3");
-    assert!(
-        output.status.success(),
-        "helm render (pip install helm-python-sdk):\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    helm::render("obo", "openbao-backup", values)
+        .unwrap_or_else(|e| panic!("helm render: {e}"))
+        .objects
 }
 
 fn kinds(docs: &[Value]) -> Vec<&str> {
@@ -125,15 +106,9 @@ fn the_chart_ships_monitoring_when_asked() {
     );
     // The rules promtool tested, as they are.
     let rules = find("PrometheusRule");
-    let parsed = Command::new("python3")
-        .args([
-            "-c",
-            "import json,sys,yaml; print(json.dumps(yaml.safe_load(sys.stdin)))",
-        ])
-        .stdin(std::fs::File::open(Path::new(DEPLOY).join(RULES)).unwrap())
-        .output()
-        .unwrap();
-    let parsed: Value = serde_json::from_slice(&parsed.stdout).unwrap();
+    let parsed: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(Path::new(DEPLOY).join(RULES)).unwrap())
+            .unwrap();
     assert_eq!(rules["spec"], parsed);
     let dashboard = docs
         .iter()
