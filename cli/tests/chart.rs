@@ -166,8 +166,14 @@ fn the_chart_renders_lints_and_agrees_on_the_version() {
             "podAnnotations": {"example.com/team": "platform"},
             "serviceAccount": {"annotations": {"example.com/role": "backup"}},
             "affinity": {"nodeAffinity": {}},
+            "serviceCIDRs": ["10.96.0.0/12", "fd00:10:96::/108"],
         }),
     );
+    assert_eq!(
+        custom.env("SERVICE_CIDRS").as_deref(),
+        Some("10.96.0.0/12,fd00:10:96::/108")
+    );
+    assert_eq!(all.env("SERVICE_CIDRS"), None, "unset by default");
     assert!(custom.all("PodDisruptionBudget").is_empty(), "one replica");
     let pod = &custom.one("Deployment")["spec"]["template"];
     assert_eq!(
@@ -209,6 +215,7 @@ fn the_chart_renders_lints_and_agrees_on_the_version() {
             json!({"controller": {"logFormat": "xml"}}),
             "/controller/logFormat",
         ),
+        (json!({"serviceCIDRs": ["10.96.0.0"]}), "/serviceCIDRs/0"),
         (
             json!({"metrics": {"serviceMonitor": {"enabeld": true}}}),
             "/metrics/serviceMonitor",

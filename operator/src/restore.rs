@@ -23,6 +23,7 @@ use crate::desired::restore_job::restore_job;
 use crate::jobs;
 use crate::kube_io;
 use crate::names;
+use crate::security;
 use crate::settings::OperatorSettings;
 use crate::status::time;
 use crate::validate;
@@ -95,7 +96,17 @@ pub fn next(
                 ));
                 return Next::record(status, None);
             };
-            if let Err(problems) = validate::restore(&restore.spec, cluster, settings) {
+            let problems: Vec<String> = validate::restore(&restore.spec, cluster, settings)
+                .err()
+                .unwrap_or_default()
+                .into_iter()
+                .chain(security::restore_refusals(
+                    &restore.spec,
+                    &cluster.spec,
+                    &settings.service_cidrs,
+                ))
+                .collect();
+            if !problems.is_empty() {
                 return end(status, false, problems.join("; "));
             }
             if !busy.is_empty() {
@@ -535,6 +546,31 @@ mod tests {
                 .message
                 .unwrap()
                 .contains("exactly one of jwtAuthRole")
+        );
+
+        // A Hardened cluster's restores are held to its profile.
+        let mut hardened = cluster();
+        hardened.spec.profile = Some(crate::api::Profile::Hardened);
+        let mut plain = restore(None);
+        plain.spec.source = Some(crate::api::BackupTarget {
+            endpoint: Some("http://s3.example.com".into()),
+            bucket: "backups".into(),
+            ..Default::default()
+        });
+        let refused = next(
+            &plain,
+            Some(&hardened),
+            &JobState::Missing,
+            &[],
+            &images(),
+            at(1),
+        );
+        assert_eq!(refused.status.phase, RestorePhase::Failed);
+        assert!(!refused.start);
+        let message = refused.status.message.unwrap();
+        assert!(
+            message.starts_with("spec.source.endpoint `http://s3.example.com` is plain HTTP"),
+            "{message}"
         );
 
         let failed = next(

@@ -6,7 +6,7 @@
 //! Pure. (The NetworkPolicies `Hardened` renders are built in
 //! `desired::network`.)
 
-use crate::api::{BackupTarget, OpenBaoClusterSpec, Profile};
+use crate::api::{BackupTarget, OpenBaoClusterSpec, OpenBaoRestoreSpec, Profile};
 use crate::status::{Cond, SECURITY_RISK};
 use crate::validate::{self, ValidBackup};
 use contract::network::{Cidr, forbidden, url_ip};
@@ -51,6 +51,37 @@ pub fn refusals(spec: &OpenBaoClusterSpec, service_cidrs: &[Cidr]) -> Refusals {
         );
     }
     Refusals { workload, backup }
+}
+
+/// What a restore into a `Hardened` cluster may not do (nothing, for a
+/// `Development` one): log in with a static token, run unpinned ConfigMap
+/// plugins, or read from a storage endpoint `Hardened` refuses. A host
+/// name is checked by the restore Job, which gets the profile.
+pub fn restore_refusals(
+    restore: &OpenBaoRestoreSpec,
+    cluster: &OpenBaoClusterSpec,
+    service_cidrs: &[Cidr],
+) -> Vec<String> {
+    let mut refusals = Vec::new();
+    if cluster.profile != Some(Profile::Hardened) {
+        return refusals;
+    }
+    if restore.token_secret_ref.is_some() {
+        refusals.push(
+            "spec.tokenSecretRef: a restore into a Hardened cluster takes no static token; log in with spec.jwtAuthRole".into(),
+        );
+    }
+    for (i, plugin) in restore.plugins.iter().flatten().enumerate() {
+        if validate::needs_pin(plugin) {
+            refusals.push(format!(
+                "spec.plugins[{i}].sha256 is not set: a Hardened cluster runs only pinned plugins; set it to the plugin's sha256sum"
+            ));
+        }
+    }
+    if let Some(source) = &restore.source {
+        endpoint(source, "spec.source", service_cidrs, &mut refusals);
+    }
+    refusals
 }
 
 /// OpenBao the operator runs always serves TLS; an external one is told
@@ -348,6 +379,37 @@ mod tests {
             "{}",
             risk.message
         );
+    }
+
+    #[test]
+    fn a_restore_into_a_hardened_cluster_is_held_to_the_profile() {
+        let restore: OpenBaoRestoreSpec = serde_json::from_value(serde_json::json!({
+            "cluster": "bao", "key": "latest", "tokenSecretRef": {"name": "t"},
+            "source": {"endpoint": "http://127.0.0.1:9000", "bucket": "b"},
+            "plugins": [{"configMapRef": {"name": "p", "key": "p.wasm"}}, {"builtin": "zstd"}]}))
+        .unwrap();
+        let mut cluster = spec(serde_json::json!({"version": "2.4.1"}));
+        assert!(
+            restore_refusals(&restore, &cluster, &[]).is_empty(),
+            "Development"
+        );
+        cluster.profile = Some(Profile::Hardened);
+        let found = restore_refusals(&restore, &cluster, &[]);
+        let fields: Vec<&str> = found
+            .iter()
+            .map(|r| r.split([' ', ':']).next().unwrap())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.tokenSecretRef",
+                "spec.plugins[0].sha256",
+                "spec.source.endpoint",
+                "spec.source.endpoint"
+            ],
+            "{found:#?}"
+        );
+        assert!(found[3].contains("127.0.0.1 is a loopback"), "{}", found[3]);
     }
 
     #[test]
