@@ -382,6 +382,21 @@ mod tests {
     }
 
     #[test]
+    fn the_hardened_example_passes_its_profile() {
+        let example = crate::api::documented_examples("OpenBaoCluster")
+            .into_iter()
+            .find(|e| e["metadata"]["name"] == "hardened-cluster")
+            .expect("examples/openbaocluster-hardened.yaml");
+        let spec = spec(example["spec"].clone());
+        assert_eq!(spec.profile, Some(Profile::Hardened));
+        let mut workload = validate::workload("hardened-cluster", &spec);
+        let mut backup = validate::validate(&spec, &Default::default());
+        assert_eq!(apply(&spec, &cidrs(), &mut workload, &mut backup), None);
+        assert_eq!(workload, Vec::<String>::new());
+        assert!(backup.is_ok(), "{backup:?}");
+    }
+
+    #[test]
     fn a_restore_into_a_hardened_cluster_is_held_to_the_profile() {
         let restore: OpenBaoRestoreSpec = serde_json::from_value(serde_json::json!({
             "cluster": "bao", "key": "latest", "tokenSecretRef": {"name": "t"},
