@@ -7,6 +7,7 @@
 //! decisions) are separate from the reconcile and from this wiring.
 
 pub mod api;
+pub mod applied;
 #[cfg(test)]
 mod cel_rules;
 pub mod context;
