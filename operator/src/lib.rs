@@ -143,6 +143,9 @@ async fn lead(
     Ok(lease)
 }
 
+/// Cluster reconciles running at the same time.
+const RECONCILES_AT_ONCE: u16 = 16;
+
 fn managed() -> watcher::Config {
     watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}"))
 }
@@ -159,9 +162,14 @@ async fn cluster_controller(
         "{MANAGED_BY_LABEL}={MANAGER},{COMPONENT_LABEL}=server"
     ));
     // Creating a cluster's objects sends a burst of watch events; one
-    // reconcile after the burst does for all of them.
+    // reconcile after the burst does for all of them. At start every
+    // cluster is due at once: a bounded number of reconciles at a time
+    // bounds the memory they hold (the API server is the bottleneck).
+    let config = controller::Config::default()
+        .debounce(Duration::from_secs(1))
+        .concurrency(RECONCILES_AT_ONCE);
     let mut controller = Controller::new(clusters, watcher::Config::default())
-        .with_config(controller::Config::default().debounce(Duration::from_secs(1)))
+        .with_config(config)
         .owns(Api::<StatefulSet>::all(client.clone()), managed.clone())
         .owns(Api::<Service>::all(client.clone()), managed.clone())
         .owns(Api::<ConfigMap>::all(client.clone()), managed.clone())
