@@ -1,5 +1,6 @@
 //! Kubernetes I/O of both reconcilers: server-side apply of objects the
-//! cluster owns (and never of one it does not), deleting owned objects,
+//! cluster owns (and never of one it does not; nor of one that already
+//! holds what would be applied), deleting owned objects,
 //! creating a Job once, the lists they read (backup Jobs, a Job's pods,
 //! OpenBao pods, a cluster's restores), holding scheduled backups, and
 //! publishing events. Every failure names its step (`context::At`).
@@ -10,7 +11,10 @@ use std::fmt::Debug;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+    Preconditions,
+};
 use kube::runtime::events::{Event, Recorder};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -18,6 +22,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::OpenBaoCluster;
 use crate::api::OpenBaoRestore;
+use crate::applied;
 use crate::context::{At, Error};
 use crate::jobs;
 use crate::names::{MANAGER, backup_labels, cronjob_name, selector_labels};
@@ -48,7 +53,8 @@ pub async fn apply<K: Namespaced + Serialize>(client: &Client, object: &K) -> Re
 /// the object itself, or a form of it the typed struct cannot say. Returns
 /// the object the API server keeps. An existing object of that name that
 /// `object`'s owner (the cluster) does not own is refused: a forced apply
-/// would take it over, whoever made it.
+/// would take it over, whoever made it. One that already holds the body
+/// (`applied::holds`) is not written to: the apply would change nothing.
 pub async fn apply_body<K: Namespaced>(
     client: &Client,
     object: &K,
@@ -57,8 +63,17 @@ pub async fn apply_body<K: Namespaced>(
     let namespace = object.meta().namespace.as_deref().unwrap_or_default();
     let name = object.name_any();
     let step = format!("apply {}", kind::<K>());
-    let api = Api::<K>::namespaced(client.clone(), namespace);
-    if let Some(existing) = api.get_opt(&name).await.at(&step, &name)? {
+    let body = serde_json::to_value(body)
+        .map(applied::stamped)
+        .map_err(kube::Error::SerdeError)
+        .at(&step, &name)?;
+    // Read untyped: fields the typed struct does not know are compared too.
+    let untyped = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        namespace,
+        &ApiResource::erase::<K>(&()),
+    );
+    if let Some(existing) = untyped.get_opt(&name).await.at(&step, &name)? {
         let owner = object.owner_references().first().map(|o| o.uid.as_str());
         if !owned_by(&existing, owner) {
             return Err(Error::NotOwned(format!(
@@ -66,14 +81,23 @@ pub async fn apply_body<K: Namespaced>(
                 kind::<K>()
             )));
         }
+        let live = serde_json::to_value(&existing).map_err(kube::Error::SerdeError);
+        if let Ok(live) = live
+            && applied::holds(&live, &body)
+        {
+            return serde_json::from_value(live)
+                .map_err(kube::Error::SerdeError)
+                .at(&step, &name);
+        }
     }
-    api.patch(
-        &name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(body),
-    )
-    .await
-    .at(&step, &name)
+    Api::<K>::namespaced(client.clone(), namespace)
+        .patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .at(&step, &name)
 }
 
 /// Whether an owner reference of `object` names the owner `uid`.

@@ -7,6 +7,7 @@
 //! decisions) are separate from the reconcile and from this wiring.
 
 pub mod api;
+pub mod applied;
 #[cfg(test)]
 mod cel_rules;
 pub mod context;
@@ -160,6 +161,9 @@ async fn lead(
     Ok(lease)
 }
 
+/// Cluster reconciles running at the same time.
+const RECONCILES_AT_ONCE: u16 = 16;
+
 fn managed() -> watcher::Config {
     watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}"))
 }
@@ -190,9 +194,14 @@ async fn cluster_controller(
         "{MANAGED_BY_LABEL}={MANAGER},{COMPONENT_LABEL}=server"
     ));
     // Creating a cluster's objects sends a burst of watch events; one
-    // reconcile after the burst does for all of them.
+    // reconcile after the burst does for all of them. At start every
+    // cluster is due at once: a bounded number of reconciles at a time
+    // bounds the memory they hold (the API server is the bottleneck).
+    let config = controller::Config::default()
+        .debounce(Duration::from_secs(1))
+        .concurrency(RECONCILES_AT_ONCE);
     let mut controller = Controller::new(clusters, watcher::Config::default())
-        .with_config(controller::Config::default().debounce(Duration::from_secs(1)))
+        .with_config(config)
         .owns(scoped::<StatefulSet>(client, namespace), managed.clone())
         .owns(scoped::<Service>(client, namespace), managed.clone())
         .owns(scoped::<ConfigMap>(client, namespace), managed.clone())

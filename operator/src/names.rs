@@ -21,6 +21,9 @@ pub const BACKUP_NOW_ANNOTATION: &str = "openbao.org/backup-now";
 pub const JOB_NAME_LABEL: &str = "job-name";
 /// The version a StatefulSet runs, on the StatefulSet.
 pub const VERSION_ANNOTATION: &str = "openbao.org/version";
+/// On every object the operator applies: a hash of what it last applied,
+/// so that an apply that would change nothing is not sent.
+pub const APPLIED_ANNOTATION: &str = "openbao.org/applied-hash";
 
 pub const OPENBAO_PORT: i32 = 8200;
 pub const OPENBAO_CLUSTER_PORT: i32 = 8201;
