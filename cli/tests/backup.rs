@@ -7,7 +7,7 @@
 
 mod support;
 
-use support::{Bucket, MIB, Source, TOKEN, run_cli, set, sha256_hex, unset};
+use support::{Bucket, MIB, Source, TOKEN, run_cli, set, sha256_hex, succeed, unset};
 use testkit::jwt::JwtIssuer;
 use testkit::openbao::{JwtAuth, Node};
 use testkit::s3proxy::{Injection, Operation, S3Proxy};
@@ -1341,19 +1341,6 @@ fn author_cargo(command: &mut std::process::Command) -> Vec<String> {
         .env("RUSTC", "/usr/bin/rustc")
         .env("RUSTC_BOOTSTRAP", "1");
     vec!["--".into(), "-Zbuild-std=std,panic_abort".into()]
-}
-
-fn succeed(command: &mut std::process::Command) -> String {
-    let out = command
-        .output()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{command:?}:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A plugin author's path, outside this repository: guest-sdk as

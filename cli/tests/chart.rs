@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use helm::{CHART, Rendered, render};
 use serde_json::{Value, json};
 use testkit::jwt::JwtIssuer;
-use testkit::kube::{KubeApiServer, kubectl};
+use testkit::kube::{KubeApiServer, wait_for};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The kinds this 1.20 test server cannot serve (policy/v1 is 1.21+).
@@ -251,7 +251,7 @@ async fn the_rendered_chart_runs_the_operator_on_a_real_api_server() {
     // `helm install` creates crds/ first (1.20 predates CEL: `create`
     // stores the CRD without its x-kubernetes-validations).
     let crd = format!("{CHART}/crds/openbao.org.yaml");
-    kubectl_ok(&kube, &["create", "--validate=false", "-f", &crd], None);
+    kube.kubectl_ok(&["create", "--validate=false", "-f", &crd], None);
     for namespace in [
         "openbao-backup",
         "openbao-backup-ns",
@@ -259,7 +259,7 @@ async fn the_rendered_chart_runs_the_operator_on_a_real_api_server() {
         "team-b",
         "elsewhere",
     ] {
-        kubectl_ok(&kube, &["create", "namespace", namespace], None);
+        kube.kubectl_ok(&["create", "namespace", namespace], None);
     }
     wait_until("the CRD to serve", || {
         kube.kubectl(&["get", "openbaoclusters", "-A"], None)
@@ -271,7 +271,7 @@ async fn the_rendered_chart_runs_the_operator_on_a_real_api_server() {
 
     // Cluster-wide (the default values).
     let all = render_ok("obo", "openbao-backup", json!({}));
-    kubectl_ok(&kube, &["apply", "-f", "-"], Some(&all.for_1_20()));
+    kube.kubectl_ok(&["apply", "-f", "-"], Some(&all.for_1_20()));
     let mut operator = ChartOperator::start(&kube, &all, "openbao-backup", "obo", "obo-a");
     operator.wait_ready().await;
     // A minimal cluster: no executorImage (the operator's default).
@@ -281,7 +281,7 @@ async fn the_rendered_chart_runs_the_operator_on_a_real_api_server() {
 
     // Namespace-scoped: a Role in team-b only.
     let scoped = render_ok("obo-ns", "openbao-backup-ns", namespaced());
-    kubectl_ok(&kube, &["apply", "-f", "-"], Some(&scoped.for_1_20()));
+    kube.kubectl_ok(&["apply", "-f", "-"], Some(&scoped.for_1_20()));
     let mut operator =
         ChartOperator::start(&kube, &scoped, "openbao-backup-ns", "obo-ns", "obo-ns-a");
     operator.wait_ready().await;
@@ -289,8 +289,7 @@ async fn the_rendered_chart_runs_the_operator_on_a_real_api_server() {
     create_cluster(&kube, "elsewhere", "ignored");
     wait_reconciled(&kube, "team-b", "scoped");
     std::thread::sleep(Duration::from_secs(3));
-    let ignored = kubectl_ok(
-        &kube,
+    let ignored = kube.kubectl_ok(
         &[
             "-n",
             "elsewhere",
@@ -340,7 +339,7 @@ metadata: {name: half}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: half}
 subjects: [{kind: ServiceAccount, name: half, namespace: openbao-backup}]
 "#;
-    kubectl_ok(kube, &["apply", "-f", "-"], Some(rbac));
+    kube.kubectl_ok(&["apply", "-f", "-"], Some(rbac));
     let kubeconfig = kube.kubeconfig("half", &create_token(kube, "openbao-backup", "half"));
     let port = testkit::free_port();
     let log = kubeconfig.with_file_name("half.log");
@@ -382,7 +381,7 @@ spec:
     target: {{bucket: openbao-backups}}
 "#
     );
-    kubectl_ok(kube, &["apply", "-f", "-"], Some(&manifest));
+    kube.kubectl_ok(&["apply", "-f", "-"], Some(&manifest));
 }
 
 /// The StatefulSet and the status appear; the omitted executorImage is the
@@ -407,7 +406,7 @@ fn wait_reconciled(kube: &KubeApiServer, namespace: &str, name: &str) {
         reason("WorkloadConfigured").is_some_and(|(status, _)| status == "True")
             && reason("BackupConfigured").is_some_and(|(_, reason)| reason == "CronJobUnavailable")
     });
-    kubectl_ok(kube, &["-n", namespace, "get", "statefulset", name], None);
+    kube.kubectl_ok(&["-n", namespace, "get", "statefulset", name], None);
 }
 
 /// The operator binary as the rendered Deployment runs it: its arguments
@@ -495,37 +494,11 @@ impl Drop for ChartOperator {
 }
 
 fn create_token(kube: &KubeApiServer, namespace: &str, account: &str) -> String {
-    let token = kubectl_ok(
-        kube,
+    let token = kube.kubectl_ok(
         &["-n", namespace, "create", "token", account, "--duration=1h"],
         None,
     );
     String::from_utf8(token).unwrap().trim().to_string()
-}
-
-fn kubectl_ok(kube: &KubeApiServer, args: &[&str], stdin: Option<&str>) -> Vec<u8> {
-    let output = kubectl(&kube.admin_kubeconfig(), args, stdin);
-    assert!(
-        output.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
-}
-
-async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn wait_until(what: &str, mut check: impl FnMut() -> bool) {

@@ -9,10 +9,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
-use support::{Bucket, Source, TOKEN, set, sha256_hex};
+use support::{Bucket, Source, TOKEN, set, sha256_hex, succeed};
 
 const BINARY: &str = "/usr/local/bin/openbao-backup";
 
@@ -30,43 +30,36 @@ impl Drop for Unpacked {
     }
 }
 
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/setup installs it)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 fn build_and_unpack() -> Unpacked {
     let dir = std::env::temp_dir().join(format!("openbao-backup-image-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("layout")).unwrap();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let archive = dir.join("image.tar");
-    run(Command::new(repo.join("scripts/image"))
-        .args(["--binary", env!("CARGO_BIN_EXE_openbao-backup"), "--out"])
-        .arg(&archive)
-        .env(
-            "PLUGINS_DIR",
-            testkit::plugins::plugin_path("zstd").parent().unwrap(),
-        ));
-    run(Command::new("tar")
-        .arg("-xf")
-        .arg(&archive)
-        .arg("-C")
-        .arg(dir.join("layout")));
+    succeed(
+        Command::new(repo.join("scripts/image"))
+            .args(["--binary", env!("CARGO_BIN_EXE_openbao-backup"), "--out"])
+            .arg(&archive)
+            .env(
+                "PLUGINS_DIR",
+                testkit::plugins::plugin_path("zstd").parent().unwrap(),
+            ),
+    );
+    succeed(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(dir.join("layout")),
+    );
     let tag = format!("v{}", env!("CARGO_PKG_VERSION"));
-    run(Command::new("umoci")
-        .arg("unpack")
-        .arg("--image")
-        .arg(format!("{}:{tag}", dir.join("layout").display()))
-        .arg(dir.join("bundle")));
+    succeed(
+        Command::new("umoci")
+            .arg("unpack")
+            .arg("--image")
+            .arg(format!("{}:{tag}", dir.join("layout").display()))
+            .arg(dir.join("bundle")),
+    );
     let runtime = serde_json::from_slice(&std::fs::read(dir.join("bundle/config.json")).unwrap())
         .expect("umoci writes a runtime config");
     Unpacked {
@@ -136,9 +129,9 @@ async fn the_image_runs_a_real_backup_with_nothing_from_the_host() {
         );
     }
 
-    let version = run(&mut image.command(&["--version".into()]));
+    let version = succeed(&mut image.command(&["--version".into()]));
     assert_eq!(
-        String::from_utf8_lossy(&version.stdout).trim(),
+        version.trim(),
         format!("openbao-backup {}", env!("CARGO_PKG_VERSION"))
     );
 
@@ -152,7 +145,7 @@ async fn the_image_runs_a_real_backup_with_nothing_from_the_host() {
         std::fs::copy(bucket.dir.join(file), secrets.join(file)).unwrap();
     }
     // The image's user must read them.
-    run(Command::new("chmod").args(["-R", "a+rX"]).arg(&secrets));
+    succeed(Command::new("chmod").args(["-R", "a+rX"]).arg(&secrets));
     let mut args = bucket.args(&openbao.url());
     set(&mut args, "--token-file", "/tmp/secrets/token");
     set(&mut args, "--credentials-dir", "/tmp/secrets/s3");

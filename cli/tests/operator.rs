@@ -45,7 +45,7 @@ use operator::settings::{self, OperatorSettings};
 use serde_json::json;
 use support::{Bucket, Source, sha256_hex};
 use testkit::jwt::JwtIssuer;
-use testkit::kube::KubeApiServer;
+use testkit::kube::{KubeApiServer, wait_for};
 use testkit::openbao::JwtAuth;
 use testkit::tls::TestCa;
 use testkit::{ClusterSpec, Fault};
@@ -265,8 +265,7 @@ async fn operator_on_a_real_api_server() {
     })
     .await;
     // Without backups, the cluster is Ready once its workload is.
-    kubectl_ok(
-        &kube,
+    kube.kubectl_ok(
         &[
             "-n",
             "backups",
@@ -400,7 +399,7 @@ fn install(kube: &KubeApiServer) {
     // 1.20 predates CEL: `create` stores the CRD without the
     // x-kubernetes-validations fields (server-side apply would refuse them).
     let crd = format!("{CHART}/crds/openbao.org.yaml");
-    kubectl_ok(kube, &["create", "--validate=false", "-f", &crd], None);
+    kube.kubectl_ok(&["create", "--validate=false", "-f", &crd], None);
     let rules = |file: &str| std::fs::read_to_string(format!("{CHART}/files/{file}")).unwrap();
     let indent = |text: String| text.lines().map(|l| format!("  {l}\n")).collect::<String>();
     let rbac = format!(
@@ -445,7 +444,7 @@ subjects: [{{kind: ServiceAccount, name: openbao-backup-operator, namespace: {OP
         cluster_rules = indent(rules("cluster-rules.yaml")),
         lease_rules = indent(rules("leader-election-rules.yaml")),
     );
-    kubectl_ok(kube, &["apply", "--server-side", "-f", "-"], Some(&rbac));
+    kube.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(&rbac));
     wait_until(|| {
         kube.kubectl(&["get", "openbaoclusters"], None)
             .status
@@ -461,8 +460,7 @@ fn documented_examples_are_accepted(kube: &KubeApiServer) {
         .collect();
     files.sort();
     for file in files {
-        kubectl_ok(
-            kube,
+        kube.kubectl_ok(
             &["apply", "--server-side", "-f", file.to_str().unwrap()],
             None,
         );
@@ -582,7 +580,7 @@ async fn objects_changed_by_someone_else_are_repaired(kube: &KubeApiServer, admi
         "-p",
         &data,
     ];
-    kubectl_ok(kube, &args, None);
+    kube.kubectl_ok(&args, None);
     let policy = format!("{name}-backup");
     let unlabel = [
         "-n",
@@ -592,7 +590,7 @@ async fn objects_changed_by_someone_else_are_repaired(kube: &KubeApiServer, admi
         &policy,
         "app.kubernetes.io/name-",
     ];
-    kubectl_ok(kube, &unlabel, None);
+    kube.kubectl_ok(&unlabel, None);
     let services: Api<Service> = Api::namespaced(admin.clone(), namespace);
     services.delete(name, &Default::default()).await.unwrap();
 
@@ -623,7 +621,7 @@ async fn a_spec_only_the_controller_can_check_gets_a_condition(
     // Both auth methods: CEL rejects this at admission on >= 1.27; 1.20
     // stores it and the controller says what is wrong.
     let manifest = "apiVersion: openbao.org/v1alpha1\nkind: OpenBaoCluster\nmetadata: {name: both-auth, namespace: backups}\nspec:\n  backup:\n    schedule: \"0 3 * * 8\"\n    executorImage: openbao/backup-executor:v0.1.0\n    jwtAuthRole: backup\n    tokenSecretRef: {name: backup-token}\n    target: {bucket: openbao-backups}\n";
-    kubectl_ok(kube, &["apply", "--server-side", "-f", "-"], Some(manifest));
+    kube.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(manifest));
     let cluster = with_conditions(admin, "backups", "both-auth").await;
     // Without CEL, the controller also says the workload needs a version.
     let workload = condition(&cluster, "WorkloadConfigured");
@@ -665,11 +663,7 @@ async fn security_profiles(kube: &KubeApiServer, admin: &Client) {
         "https://192.0.2.10:9000",
         "jwtAuthRole: backup",
     );
-    kubectl_ok(
-        kube,
-        &["apply", "--server-side", "-f", "-"],
-        Some(&hardened),
-    );
+    kube.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(&hardened));
     let policies: Api<NetworkPolicy> = Api::namespaced(admin.clone(), "backups");
     let (openbao, backup) = wait_for("the Hardened cluster's policies", || async {
         Some((
@@ -709,8 +703,7 @@ async fn security_profiles(kube: &KubeApiServer, admin: &Client) {
     );
 
     // Back to Development: the pods' policy goes, SecurityRisk comes.
-    kubectl_ok(
-        kube,
+    kube.kubectl_ok(
         &[
             "-n",
             "backups",
@@ -751,7 +744,7 @@ async fn security_profiles(kube: &KubeApiServer, admin: &Client) {
         "http://169.254.169.254/latest",
         "tokenSecretRef: {name: backup-token}",
     );
-    kubectl_ok(kube, &["apply", "--server-side", "-f", "-"], Some(&refused));
+    kube.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(&refused));
     let cluster = with_conditions(admin, "backups", "sec-refused").await;
     let configured = condition(&cluster, "BackupConfigured");
     assert_eq!(configured.reason, "InvalidSpec");
@@ -773,9 +766,9 @@ async fn security_profiles(kube: &KubeApiServer, admin: &Client) {
 /// the operator does not take it over, and says so.
 async fn objects_the_cluster_does_not_own_are_left_alone(kube: &KubeApiServer, admin: &Client) {
     let service = "apiVersion: v1\nkind: Service\nmetadata: {name: squat, namespace: backups}\nspec:\n  ports: [{port: 443, protocol: TCP}]\n";
-    kubectl_ok(kube, &["apply", "--server-side", "-f", "-"], Some(service));
+    kube.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(service));
     let manifest = "apiVersion: openbao.org/v1alpha1\nkind: OpenBaoCluster\nmetadata: {name: squat, namespace: backups}\nspec: {version: 2.4.1}\n";
-    kubectl_ok(kube, &["apply", "--server-side", "-f", "-"], Some(manifest));
+    kube.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(manifest));
     let cluster = with_conditions(admin, "backups", "squat").await;
     let workload = condition(&cluster, "WorkloadConfigured");
     assert_eq!(
@@ -834,8 +827,7 @@ async fn backup_cluster(kube: &KubeApiServer, admin: &Client, bucket: &Bucket) -
         "metadata": {"name": "s3-credentials", "namespace": "backups"},
         "stringData": {"accessKeyId": bucket.garage.access_key_id, "secretAccessKey": bucket.garage.secret_access_key},
     });
-    kubectl_ok(
-        kube,
+    kube.kubectl_ok(
         &["apply", "--server-side", "-f", "-"],
         Some(&secret.to_string()),
     );
@@ -846,8 +838,7 @@ async fn backup_cluster(kube: &KubeApiServer, admin: &Client, bucket: &Bucket) -
         "metadata": {"name": "it-tls", "namespace": "backups"},
         "stringData": {"tls.crt": tls.server_cert_pem, "tls.key": tls.server_key_pem, "ca.crt": tls.ca_pem},
     });
-    kubectl_ok(
-        kube,
+    kube.kubectl_ok(
         &["apply", "--server-side", "-f", "-"],
         Some(&secret.to_string()),
     );
@@ -857,8 +848,7 @@ async fn backup_cluster(kube: &KubeApiServer, admin: &Client, bucket: &Bucket) -
         "metadata": {"name": "it-manifest-key", "namespace": "backups"},
         "data": {"key": ByteString(testkit::random::<32>().to_vec())},
     });
-    kubectl_ok(
-        kube,
+    kube.kubectl_ok(
         &["apply", "--server-side", "-f", "-"],
         Some(&secret.to_string()),
     );
@@ -874,8 +864,7 @@ async fn backup_cluster(kube: &KubeApiServer, admin: &Client, bucket: &Bucket) -
                        "pathPrefix": "clusters", "credentialsSecretRef": {"name": "s3-credentials"}},
         }},
     });
-    kubectl_ok(
-        kube,
+    kube.kubectl_ok(
         &["apply", "--server-side", "-f", "-"],
         Some(&cluster.to_string()),
     );
@@ -979,7 +968,7 @@ async fn plugins_from_config_maps(
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "backup-age", "namespace": "backups"},
         "stringData": {"key.txt": std::fs::read_to_string(&identity).unwrap()},
     });
-    kubectl_ok(kube, &["apply", "-f", "-"], Some(&secret.to_string()));
+    kube.kubectl_ok(&["apply", "-f", "-"], Some(&secret.to_string()));
     let transforms = json!({"spec": {"backup": {"transforms": [
         {"configMapRef": {"name": "zstd-plugin", "key": "zstd.wasm"}, "sha256": digests["zstd"],
          "config": {"level": 3}},
@@ -1147,8 +1136,7 @@ async fn an_external_openbao_is_backed_up_and_restored(
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ext-token", "namespace": "backups"},
                "stringData": {"token": support::TOKEN}}),
     ] {
-        kubectl_ok(
-            kube,
+        kube.kubectl_ok(
             &["apply", "--server-side", "-f", "-"],
             Some(&secret.to_string()),
         );
@@ -1168,8 +1156,7 @@ async fn an_external_openbao_is_backed_up_and_restored(
             },
         },
     });
-    kubectl_ok(
-        kube,
+    kube.kubectl_ok(
         &["apply", "--server-side", "-f", "-"],
         Some(&cluster.to_string()),
     );
@@ -1485,8 +1472,7 @@ async fn run_restore_spec(
         "metadata": {"name": name, "namespace": "backups"},
         "spec": spec,
     });
-    kubectl_ok(
-        kube,
+    kube.kubectl_ok(
         &["apply", "--server-side", "-f", "-"],
         Some(&restore.to_string()),
     );
@@ -1534,16 +1520,12 @@ async fn pods_that_fit_and_backups_by_annotation(
         ("False", "CronJobUnavailable"),
         "no scheduled backups on this server: not Ready"
     );
-    let listed = kubectl_ok(
-        kube,
-        &["-n", "backups", "get", "openbao", "-o", "name"],
-        None,
-    );
+    let listed = kube.kubectl_ok(&["-n", "backups", "get", "openbao", "-o", "name"], None);
     assert!(
         String::from_utf8_lossy(&listed).contains("openbaocluster.openbao.org/it"),
         "the openbao category lists clusters"
     );
-    kubectl_ok(kube, &["-n", "backups", "get", "obc", "it"], None);
+    kube.kubectl_ok(&["-n", "backups", "get", "obc", "it"], None);
 
     patch_cluster(
         kube,
@@ -1573,8 +1555,7 @@ async fn pods_that_fit_and_backups_by_annotation(
     }
 
     // The annotation asks for a backup: one Job, kind manual.
-    kubectl_ok(
-        kube,
+    kube.kubectl_ok(
         &[
             "-n",
             "backups",
@@ -1937,8 +1918,7 @@ fn write_volume(
 
 /// `kubectl patch` of the cluster `it` with a JSON merge patch.
 fn patch_cluster(kube: &KubeApiServer, patch: &str) {
-    kubectl_ok(
-        kube,
+    kube.kubectl_ok(
         &[
             "-n",
             "backups",
@@ -1965,7 +1945,7 @@ fn create_token(
         audience_arg = format!("--audience={audience}");
         args.push(&audience_arg);
     }
-    let output = kubectl_ok(kube, &args, None);
+    let output = kube.kubectl_ok(&args, None);
     String::from_utf8(output).unwrap().trim().to_string()
 }
 
@@ -2015,31 +1995,6 @@ async fn client(kubeconfig: &Path) -> Client {
         .await
         .unwrap();
     Client::try_from(config).unwrap()
-}
-
-fn kubectl_ok(kube: &KubeApiServer, args: &[&str], stdin: Option<&str>) -> Vec<u8> {
-    let output = kube.kubectl(args, stdin);
-    assert!(
-        output.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
-}
-
-async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn wait_until(mut check: impl FnMut() -> bool) {
@@ -2142,7 +2097,7 @@ async fn scale_500_clusters() {
     let namespaces: String = (0..NAMESPACES)
         .map(|n| format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: scale-{n}}}\n---\n"))
         .collect();
-    kubectl_ok(&kube, &["apply", "-f", "-"], Some(&namespaces));
+    kube.kubectl_ok(&["apply", "-f", "-"], Some(&namespaces));
     let created = Instant::now();
     futures_util::stream::iter(0..CLUSTERS)
         .map(|i| {

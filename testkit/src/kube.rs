@@ -151,6 +151,18 @@ impl KubeApiServer {
         kubectl(&self.admin_kubeconfig(), args, stdin)
     }
 
+    /// Runs kubectl as the admin and returns its stdout; fails the test
+    /// with kubectl's stderr when it fails.
+    pub fn kubectl_ok(&self, args: &[&str], stdin: Option<&str>) -> Vec<u8> {
+        let output = self.kubectl(args, stdin);
+        assert!(
+            output.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output.stdout
+    }
+
     pub fn stop(&self) {
         self.guard.stop();
     }
@@ -173,4 +185,21 @@ pub fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output 
     }
     drop(input);
     child.wait_with_output().expect("kubectl finishes")
+}
+
+/// Polls `check` every 200 ms until it gives a value; fails the test,
+/// naming `what`, after 60 s.
+pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

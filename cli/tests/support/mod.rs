@@ -317,3 +317,18 @@ pub fn unset(args: &mut Vec<String>, flag: &str) {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
+
+/// Runs `command` (a tool, not the binary under test), failing the test
+/// with its output unless it succeeds; returns its stdout.
+pub fn succeed(command: &mut std::process::Command) -> String {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e} (scripts/setup installs it)"));
+    assert!(
+        out.status.success(),
+        "{command:?}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -65,7 +65,8 @@ mod tests {
                 metadata: vec![],
             })
             .collect();
-        let deleted = guest_sdk::run_retention::<MonthlyArchive>(&backups, 0, r#"{"recent": 7}"#).unwrap();
+        let deleted =
+            guest_sdk::run_retention::<MonthlyArchive>(&backups, 0, r#"{"recent": 7}"#).unwrap();
         let kept: Vec<&str> = backups
             .iter()
             .map(|b| b.key.as_str())

@@ -120,11 +120,12 @@ mod tests {
                     metadata: Vec::new(),
                 })
                 .collect();
-            let deleted: Vec<String> = guest_sdk::run_retention::<KeepLast>(&backups, now, &case["config"].to_string())
-                .unwrap()
-                .into_iter()
-                .map(|d| d.key)
-                .collect();
+            let deleted: Vec<String> =
+                guest_sdk::run_retention::<KeepLast>(&backups, now, &case["config"].to_string())
+                    .unwrap()
+                    .into_iter()
+                    .map(|d| d.key)
+                    .collect();
             let expected: Vec<String> = serde_json::from_value(case["delete"].clone()).unwrap();
             assert_eq!(deleted, expected, "{}", case["name"]);
         }
@@ -132,7 +133,8 @@ mod tests {
 
     #[test]
     fn bad_config_names_the_field() {
-        let error = guest_sdk::run_retention::<KeepLast>(&[], 0, r#"{"maxAge": "7d"}"#).unwrap_err();
+        let error =
+            guest_sdk::run_retention::<KeepLast>(&[], 0, r#"{"maxAge": "7d"}"#).unwrap_err();
         assert!(
             matches!(&error, Error::Config(m) if m.contains("maxAge `7d`")),
             "{error}"
