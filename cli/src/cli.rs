@@ -155,6 +155,15 @@ pub enum PluginCommand {
     /// List the built-in plugins (`builtin:NAME`) with their kinds and
     /// digests (JSON).
     List,
+    /// Compile the built-in plugins for this machine into DIR
+    /// (`NAME-DIGEST.cwasm`), so that loading them maps the code instead of
+    /// compiling it. The image does this at build time into
+    /// /usr/share/openbao-backup/plugins, where built-ins are looked for
+    /// (OPENBAO_BACKUP_PRECOMPILED_DIR names another directory).
+    Precompile {
+        /// Where the compiled code goes.
+        dir: PathBuf,
+    },
     /// Print what a plugin says about itself, and its digest (JSON).
     Inspect {
         /// The plugin component (.wasm), or builtin:NAME.

@@ -43,6 +43,13 @@ pub fn run(command: PluginCommand) -> Result<(), String> {
             );
             Ok(())
         }
+        PluginCommand::Precompile { dir } => {
+            let host = plugin_host::PluginHost::new(plugin_host::Limits::default());
+            for path in plugin_host::builtin::precompile(&host, &dir)? {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
         PluginCommand::Inspect { file, load } => {
             let plugin = load_plugin(&file, &load)?;
             println!(

@@ -123,3 +123,58 @@ fn the_builtins_are_listed_with_their_digests_and_load_like_files() {
         String::from_utf8_lossy(&unknown.stderr)
     );
 }
+
+/// `plugin precompile` writes each built-in's code, and a binary pointed
+/// at it runs the built-ins from it (a broken file would not run: see
+/// plugin-host's tests/precompiled.rs).
+#[test]
+fn precompiled_builtins_are_written_and_run() {
+    let binary = env!("CARGO_BIN_EXE_openbao-backup");
+    let dir =
+        std::env::temp_dir().join(format!("openbao-backup-precompile-{}", std::process::id()));
+    let out = Command::new(binary)
+        .args(["plugin", "precompile"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut written: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    written.sort();
+    assert_eq!(written.len(), 4, "{written:?}");
+    for (file, name) in written.iter().zip(["age-", "gfs-", "keep-last-", "zstd-"]) {
+        assert!(
+            file.starts_with(name) && file.ends_with(".cwasm"),
+            "{written:?}"
+        );
+    }
+    let run = |decode: bool, input: Vec<u8>| {
+        let mut args = vec![
+            "plugin",
+            "run",
+            "builtin:zstd",
+            "--config",
+            r#"{"level": 3}"#,
+        ];
+        if decode {
+            args.push("--decode");
+        }
+        run_with_stdin(
+            Command::new(binary)
+                .args(args)
+                .env("OPENBAO_BACKUP_PRECOMPILED_DIR", &dir),
+            input,
+        )
+    };
+    let input = b"precompiled ".repeat(10_000);
+    let packed = run(false, input.clone());
+    assert!(packed.len() < input.len() / 10);
+    assert_eq!(run(true, packed), input);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

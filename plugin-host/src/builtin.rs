@@ -1,9 +1,18 @@
 //! The built-in plugins: contract's table (name, kind) with the bytes this
 //! binary embeds (`build.rs`). They load through the same host, sandbox,
-//! limits and digest checks as plugin files. (A precompiled component per
-//! built-in can later sit beside its bytes in the embedded table.)
+//! limits and digest checks as plugin files.
+//!
+//! Compiling zstd's component takes most of a second; `precompile` writes
+//! each built-in's machine code (`NAME-DIGEST.cwasm`) into a directory (the
+//! image does this at build time, into [`PRECOMPILED_DIR`]), and loading a
+//! built-in then maps that code instead of compiling.
 
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+
+use wasmtime::component::Component;
+
+use crate::runtime::PluginHost;
 
 use contract::plugin_spec::{BUILTINS, Builtin, builtin, builtin_names};
 use sha2::{Digest, Sha256};
@@ -68,6 +77,60 @@ pub fn by_digest(sha256: &str) -> Option<&'static Builtin> {
         .iter()
         .find(|(_, digest)| digest.eq_ignore_ascii_case(sha256))
         .and_then(|(name, _)| builtin(name))
+}
+
+/// Where the image keeps the built-ins' precompiled code, beside the
+/// plugin files; `OPENBAO_BACKUP_PRECOMPILED_DIR` names another.
+pub const PRECOMPILED_DIR: &str = "/usr/share/openbao-backup/plugins";
+
+fn precompiled_dir() -> PathBuf {
+    std::env::var_os("OPENBAO_BACKUP_PRECOMPILED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PRECOMPILED_DIR.into())
+}
+
+/// The file of a built-in's precompiled code: named after its component's
+/// digest, so code for other bytes (another version) is never picked up.
+fn precompiled_file(dir: &Path, name: &str, digest: &str) -> PathBuf {
+    dir.join(format!("{name}-{}.cwasm", &digest[..16]))
+}
+
+/// Compiles every embedded built-in for this host's engine and writes its
+/// code into `dir`; returns the files written.
+pub fn precompile(host: &PluginHost, dir: &Path) -> Result<Vec<PathBuf>, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut written = Vec::new();
+    for ((name, bytes), (_, digest)) in EMBEDDED.iter().zip(digests()) {
+        let code = host
+            .engine
+            .precompile_component(bytes)
+            .map_err(|e| format!("builtin:{name}: {e:#}"))?;
+        let path = precompiled_file(dir, name, digest);
+        std::fs::write(&path, code).map_err(|e| format!("{}: {e}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// The precompiled code of the built-in with this digest, when its file
+/// exists and this engine accepts it (same wasmtime, settings and a CPU
+/// with the features it was compiled for); None means compile.
+pub(crate) fn precompiled(host: &PluginHost, digest: &str) -> Option<Component> {
+    let (name, _) = digests().iter().find(|(_, d)| d == digest)?;
+    let path = precompiled_file(&precompiled_dir(), name, digest);
+    if !path.is_file() {
+        return None;
+    }
+    // SAFETY: wasmtime runs deserialized code as it is, so it must come
+    // from `Engine::precompile_component`, never from a user. Only the
+    // embedded built-ins (matched by the digest of bytes inside this
+    // binary) look here, in a directory of the image, written when the
+    // image was built (`plugin precompile`): code that is part of our
+    // build, as trusted as the binary. A ConfigMap plugin with other bytes
+    // never does; one with a built-in's very bytes is that built-in.
+    // wasmtime checks its version, settings and the CPU's features, and
+    // refuses the file otherwise: we then compile.
+    unsafe { Component::deserialize_file(&host.engine, &path) }.ok()
 }
 
 /// Every built-in of the table, with its digest and size when embedded.

@@ -2,9 +2,10 @@
 //! the order given; decode undoes them in reverse, so the same list (as a
 //! manifest records it) works both ways.
 //!
-//! `spawn` runs the chain on a blocking thread between two bounded
-//! channels: plugin CPU never stalls the network side, and memory holds a
-//! few chunks whatever the stream's size.
+//! `spawn` runs each stage on its own blocking thread, with bounded
+//! channels between them: the stages run in parallel like a shell
+//! pipeline, plugin CPU never stalls the network side, and memory holds a
+//! few pieces per stage whatever the stream's size.
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -110,9 +111,13 @@ impl Chain {
         Ok(tail.into())
     }
 
-    /// Runs the chain on a blocking thread. The output channel closes after
-    /// the last bytes or after an error; the task gives the digest of one
-    /// side, if asked, when the stream completed.
+    /// Runs the chain as a pipeline: each stage on its own blocking thread,
+    /// with a bounded channel (one piece) before and after it, so the
+    /// stages work on successive pieces at once, as the processes of a
+    /// shell pipeline do. The output channel closes after the last bytes or
+    /// after an error; the task gives the digest of one side, if asked,
+    /// when the stream completed. Memory: per stage, the piece it works on
+    /// and one waiting in each of its channels.
     pub fn spawn(
         self,
         hashed: Option<Side>,
@@ -121,47 +126,115 @@ impl Chain {
         mpsc::Receiver<Result<Bytes, ChainError>>,
         ChainTask,
     ) {
-        let (input, mut pieces) = mpsc::channel::<Piece>(1);
-        let (output, received) = mpsc::channel(1);
-        let task = tokio::task::spawn_blocking(move || {
-            let mut chain = self;
-            let mut input_hash = (hashed == Some(Side::Input)).then(Hasher::default);
-            let mut output_hash = (hashed == Some(Side::Output)).then(Hasher::default);
-            let mut send = |step: Result<Bytes, ChainError>| match step {
-                Ok(bytes) => {
-                    if let Some(hasher) = &mut output_hash {
-                        hasher.update(&bytes);
-                    }
-                    bytes.is_empty() || output.blocking_send(Ok(bytes)).is_ok()
-                }
-                Err(e) => {
-                    let _ = output.blocking_send(Err(e));
-                    false
-                }
-            };
+        let (input, mut upstream) = mpsc::channel::<Piece>(1);
+        // Without stages, one that passes the bytes on (it still hashes).
+        let mut stages: Vec<Option<(String, Transformer)>> =
+            self.stages.into_iter().map(Some).collect();
+        if stages.is_empty() {
+            stages.push(None);
+        }
+        let last = stages.len() - 1;
+        let mut tasks = Vec::with_capacity(stages.len() + 1);
+        for (i, stage) in stages.into_iter().enumerate() {
+            let (downstream, next) = mpsc::channel::<Piece>(1);
+            let input_hash = (i == 0 && hashed == Some(Side::Input)).then(Hasher::default);
+            let output_hash = (i == last && hashed == Some(Side::Output)).then(Hasher::default);
+            let from = std::mem::replace(&mut upstream, next);
+            tasks.push(tokio::task::spawn_blocking(move || {
+                run_stage(stage, from, downstream, input_hash, output_hash)
+            }));
+        }
+        let (output, outputs) = mpsc::channel(1);
+        let mut pieces = upstream;
+        // The last stage's pieces as the output: bytes or the error, and
+        // the channel closes at the end of the stream.
+        tasks.push(tokio::task::spawn_blocking(move || {
             loop {
-                let going = match pieces.blocking_recv() {
+                match pieces.blocking_recv() {
                     Some(Piece::Data(bytes)) => {
-                        if let Some(hasher) = &mut input_hash {
-                            hasher.update(&bytes);
+                        if output.blocking_send(Ok(bytes)).is_err() {
+                            return Err(ChainStopped);
                         }
-                        send(chain.push(bytes))
                     }
-                    Some(Piece::End) => break,
-                    // The feeder gave up: the stream is unfinished.
-                    None => false,
-                };
-                if !going {
-                    return Err(ChainStopped);
+                    Some(Piece::Failed(error)) => {
+                        let _ = output.blocking_send(Err(error));
+                        return Err(ChainStopped);
+                    }
+                    Some(Piece::End) => return Ok(None),
+                    None => return Err(ChainStopped),
                 }
             }
-            if !send(chain.finish()) {
-                return Err(ChainStopped);
-            }
-            Ok(input_hash.or(output_hash).map(Hasher::finish))
-        });
-        (ChainInput(input), received, ChainTask(task))
+        }));
+        (ChainInput(input), outputs, ChainTask(tasks))
     }
+}
+
+/// One stage of the pipeline (None passes bytes on): pieces from `from`
+/// through the transformer into `to`; at the end, its tail, then the end.
+/// A failure goes downstream as `Failed` (the output reports it); input
+/// closed without `End` (the feeder or an earlier stage gave up) closes
+/// the output too, so the stream never looks complete.
+fn run_stage(
+    mut stage: Option<(String, Transformer)>,
+    mut from: mpsc::Receiver<Piece>,
+    to: mpsc::Sender<Piece>,
+    mut input_hash: Option<Hasher>,
+    mut output_hash: Option<Hasher>,
+) -> Result<Option<ContentDigest>, ChainStopped> {
+    let mut send = |step: Result<Bytes, ChainError>| match step {
+        Ok(bytes) => {
+            if let Some(hasher) = &mut output_hash {
+                hasher.update(&bytes);
+            }
+            bytes.is_empty() || to.blocking_send(Piece::Data(bytes)).is_ok()
+        }
+        Err(e) => {
+            let _ = to.blocking_send(Piece::Failed(e));
+            false
+        }
+    };
+    loop {
+        let going = match from.blocking_recv() {
+            Some(Piece::Data(bytes)) => {
+                if let Some(hasher) = &mut input_hash {
+                    hasher.update(&bytes);
+                }
+                match &mut stage {
+                    _ if bytes.is_empty() => true,
+                    None => send(Ok(bytes)),
+                    Some((name, transformer)) => send(
+                        transformer
+                            .push(&bytes)
+                            .map(Bytes::from)
+                            .map_err(|error| failed(name, error)),
+                    ),
+                }
+            }
+            Some(Piece::Failed(error)) => {
+                let _ = to.blocking_send(Piece::Failed(error));
+                false
+            }
+            Some(Piece::End) => break,
+            None => false,
+        };
+        if !going {
+            return Err(ChainStopped);
+        }
+    }
+    if let Some((name, transformer)) = stage
+        && !send(
+            transformer
+                .finish()
+                .map(Bytes::from)
+                .map_err(|error| failed(&name, error)),
+        )
+    {
+        return Err(ChainStopped);
+    }
+    if to.blocking_send(Piece::End).is_err() {
+        return Err(ChainStopped);
+    }
+    Ok(input_hash.or(output_hash).map(Hasher::finish))
 }
 
 /// Which side of the chain `spawn` hashes.
@@ -201,6 +274,8 @@ fn failed(stage: &str, error: PluginError) -> ChainError {
 
 enum Piece {
     Data(Bytes),
+    /// A stage failed: passed on to the output, which reports it.
+    Failed(ChainError),
     End,
 }
 
@@ -209,13 +284,20 @@ enum Piece {
 #[error("the transform chain stopped before the end of the stream")]
 pub struct ChainStopped;
 
-pub struct ChainTask(JoinHandle<Result<Option<ContentDigest>, ChainStopped>>);
+/// The pipeline's threads: a stage each, and the output's.
+pub struct ChainTask(Vec<JoinHandle<Result<Option<ContentDigest>, ChainStopped>>>);
 
 impl ChainTask {
-    /// Whether the stream went through to its end, with the output's
-    /// digest when it was hashed. Call after the output channel closed.
+    /// Whether the stream went through every stage to its end, with the
+    /// digest of the hashed side. Call after the output channel closed.
     pub async fn finished(self) -> Result<Option<ContentDigest>, ChainStopped> {
-        self.0.await.unwrap_or(Err(ChainStopped))
+        let mut digest = None;
+        for task in self.0 {
+            if let Some(d) = task.await.unwrap_or(Err(ChainStopped))? {
+                digest = Some(d);
+            }
+        }
+        Ok(digest)
     }
 }
 

@@ -27,6 +27,7 @@ impl PluginHost {
     /// Cheap: the epoch ticker starts with the first plugin loaded.
     pub fn new(limits: Limits) -> Self {
         let mut config = Config::new();
+        // Compiling uses every core (wasmtime's parallel-compilation).
         config.wasm_component_model(true).epoch_interruption(true);
         Self {
             engine: Engine::new(&config).expect("the engine configuration is valid"),
@@ -52,13 +53,18 @@ impl PluginHost {
         });
     }
 
-    /// Compiles a component, once per content (by its SHA-256).
+    /// Compiles a component, once per content (by its SHA-256). A
+    /// built-in's precompiled code (`builtin::precompile`) is loaded
+    /// instead when it is there and this engine accepts it.
     pub(crate) fn compile(&self, bytes: &[u8], digest: &str) -> Result<Component, PluginError> {
         if let Some(component) = self.compiled.lock().expect("lock").get(digest) {
             return Ok(component.clone());
         }
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| PluginError::Compile(format!("{e:#}")))?;
+        let component = match crate::builtin::precompiled(self, digest) {
+            Some(component) => component,
+            None => Component::new(&self.engine, bytes)
+                .map_err(|e| PluginError::Compile(format!("{e:#}")))?,
+        };
         self.compiled
             .lock()
             .expect("lock")

@@ -285,8 +285,8 @@ struct Streamed {
 
 /// Moves the snapshot through the archive check (on its own thread) and
 /// the transform chain into the upload. Without transforms the snapshot's
-/// chunks go straight into the parts; with them, the chain runs on its
-/// thread between channels holding a piece or two. Memory is the part
+/// chunks go straight into the parts; with them, each transform runs on
+/// its own thread, between channels holding a piece each. Memory is the part
 /// being filled and the `concurrency` parts in flight: when every slot is
 /// busy, reading stops, and OpenBao waits through TCP, whatever the
 /// snapshot's size.
