@@ -45,7 +45,7 @@ pub fn run(command: PluginCommand) -> Result<(), String> {
         }
         PluginCommand::Precompile { dir } => {
             let host = plugin_host::PluginHost::new(plugin_host::Limits::default());
-            for path in plugin_host::builtin::precompile(&host, &dir)? {
+            for path in host.precompile_builtins(&dir)? {
                 println!("{}", path.display());
             }
             Ok(())

@@ -10,9 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use wasmtime::Engine;
 use wasmtime::component::Component;
-
-use crate::runtime::PluginHost;
 
 use contract::plugin_spec::{BUILTINS, Builtin, builtin, builtin_names};
 use sha2::{Digest, Sha256};
@@ -95,14 +94,13 @@ fn precompiled_file(dir: &Path, name: &str, digest: &str) -> PathBuf {
     dir.join(format!("{name}-{}.cwasm", &digest[..16]))
 }
 
-/// Compiles every embedded built-in for this host's engine and writes its
-/// code into `dir`; returns the files written.
-pub fn precompile(host: &PluginHost, dir: &Path) -> Result<Vec<PathBuf>, String> {
+/// Compiles every embedded built-in for `engine` and writes its code into
+/// `dir`; returns the files written. (`PluginHost::precompile_builtins`.)
+pub(crate) fn precompile(engine: &Engine, dir: &Path) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut written = Vec::new();
     for ((name, bytes), (_, digest)) in EMBEDDED.iter().zip(digests()) {
-        let code = host
-            .engine
+        let code = engine
             .precompile_component(bytes)
             .map_err(|e| format!("builtin:{name}: {e:#}"))?;
         let path = precompiled_file(dir, name, digest);
@@ -115,7 +113,7 @@ pub fn precompile(host: &PluginHost, dir: &Path) -> Result<Vec<PathBuf>, String>
 /// The precompiled code of the built-in with this digest, when its file
 /// exists and this engine accepts it (same wasmtime, settings and a CPU
 /// with the features it was compiled for); None means compile.
-pub(crate) fn precompiled(host: &PluginHost, digest: &str) -> Option<Component> {
+pub(crate) fn precompiled(engine: &Engine, digest: &str) -> Option<Component> {
     let (name, _) = digests().iter().find(|(_, d)| d == digest)?;
     let path = precompiled_file(&precompiled_dir(), name, digest);
     if !path.is_file() {
@@ -130,7 +128,7 @@ pub(crate) fn precompiled(host: &PluginHost, digest: &str) -> Option<Component> 
     // never does; one with a built-in's very bytes is that built-in.
     // wasmtime checks its version, settings and the CPU's features, and
     // refuses the file otherwise: we then compile.
-    unsafe { Component::deserialize_file(&host.engine, &path) }.ok()
+    unsafe { Component::deserialize_file(engine, &path) }.ok()
 }
 
 /// Every built-in of the table, with its digest and size when embedded.

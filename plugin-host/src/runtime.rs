@@ -53,14 +53,24 @@ impl PluginHost {
         });
     }
 
+    /// Compiles every built-in embedded in this binary for this engine and
+    /// writes its code into `dir` (`plugin precompile`, run when the image
+    /// is built); returns the files written.
+    pub fn precompile_builtins(
+        &self,
+        dir: &std::path::Path,
+    ) -> Result<Vec<std::path::PathBuf>, String> {
+        crate::builtin::precompile(&self.engine, dir)
+    }
+
     /// Compiles a component, once per content (by its SHA-256). A
-    /// built-in's precompiled code (`builtin::precompile`) is loaded
+    /// built-in's precompiled code (`precompile_builtins`) is loaded
     /// instead when it is there and this engine accepts it.
     pub(crate) fn compile(&self, bytes: &[u8], digest: &str) -> Result<Component, PluginError> {
         if let Some(component) = self.compiled.lock().expect("lock").get(digest) {
             return Ok(component.clone());
         }
-        let component = match crate::builtin::precompiled(self, digest) {
+        let component = match crate::builtin::precompiled(&self.engine, digest) {
             Some(component) => component,
             None => Component::new(&self.engine, bytes)
                 .map_err(|e| PluginError::Compile(format!("{e:#}")))?,

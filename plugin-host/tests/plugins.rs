@@ -415,7 +415,9 @@ fn bench_plugins_in_wasm() {
     );
     let precompiled =
         std::env::temp_dir().join(format!("openbao-backup-bench-cwasm-{}", std::process::id()));
-    plugin_host::builtin::precompile(&host(Limits::default()), &precompiled).unwrap();
+    host(Limits::default())
+        .precompile_builtins(&precompiled)
+        .unwrap();
     // SAFETY (edition 2024): run alone (scripts/bench-plugins filters it).
     unsafe { std::env::set_var("OPENBAO_BACKUP_PRECOMPILED_DIR", &precompiled) };
     println!(

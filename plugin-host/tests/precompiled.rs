@@ -18,7 +18,9 @@ fn builtins_load_their_precompiled_code_and_compile_without_it() {
         panic!("this test needs the built-ins: run scripts/build-plugins before building");
     }
     let dir = std::env::temp_dir().join(format!("openbao-backup-cwasm-{}", std::process::id()));
-    let written = builtin::precompile(&PluginHost::new(Limits::default()), &dir).unwrap();
+    let written = PluginHost::new(Limits::default())
+        .precompile_builtins(&dir)
+        .unwrap();
     assert_eq!(written.len(), builtin::list().len(), "{written:?}");
     let file = |name: &str| {
         written
