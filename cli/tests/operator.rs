@@ -38,7 +38,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use operator::api::{
-    OpenBaoCluster, OpenBaoRestore, OpenBaoRestoreStatus, RestorePhase, UpgradePhase,
+    BackupStatus, OpenBaoCluster, OpenBaoRestore, OpenBaoRestoreStatus, RestorePhase, UpgradePhase,
 };
 use operator::desired::backup;
 use operator::settings::{self, OperatorSettings};
@@ -914,11 +914,7 @@ async fn retention_deleting_more_than_a_termination_message_holds(
         Some(&openbao.url()),
     )
     .await;
-    let backup = wait_for("the backup with retention in status", || async {
-        let status = get_cluster(admin).await.status?.backup?;
-        status.recorded_jobs.contains(&job.uid()?).then_some(status)
-    })
-    .await;
+    let backup = recorded(admin, "it", &job).await;
     assert_eq!(
         backup.consecutive_failures, 0,
         "{:?}",
@@ -1209,11 +1205,7 @@ async fn an_external_openbao_is_backed_up_and_restored(
     for (i, value) in ["first", "second"].into_iter().enumerate() {
         bao.put_secret("app", json!({"v": value})).await;
         let job = run_backup_job(kube, admin, &ext, &format!("ext-backup-{i}"), None).await;
-        let backup = wait_for("the external backup in status", || async {
-            let status = clusters.get("ext").await.ok()?.status?.backup?;
-            status.recorded_jobs.contains(&job.uid()?).then_some(status)
-        })
-        .await;
+        let backup = recorded(admin, "ext", &job).await;
         assert_eq!(
             backup.consecutive_failures, 0,
             "{:?}",
@@ -1609,11 +1601,7 @@ async fn pods_that_fit_and_backups_by_annotation(
     let started = wait_for_event(admin, "ManualBackupStarted").await;
     assert!(started.note.unwrap().contains(&job_name));
     run_job(kube, admin, &job, Some(&openbao.url())).await;
-    let backup = wait_for("the backup-now backup in status", || async {
-        let status = get_cluster(admin).await.status?.backup?;
-        status.recorded_jobs.contains(&job.uid()?).then_some(status)
-    })
-    .await;
+    let backup = recorded(admin, "it", &job).await;
     assert_eq!(
         backup.consecutive_failures, 0,
         "{:?}",
@@ -1634,11 +1622,7 @@ async fn pods_that_fit_and_backups_by_annotation(
         Some(&openbao.url()),
     )
     .await;
-    let backup = wait_for("the scheduled backup in status", || async {
-        let status = get_cluster(admin).await.status?.backup?;
-        status.recorded_jobs.contains(&job.uid()?).then_some(status)
-    })
-    .await;
+    let backup = recorded(admin, "it", &job).await;
     let key = backup.last_backup_name.unwrap();
     assert!(key.contains("-scheduled-"), "{key}");
 
@@ -1654,6 +1638,17 @@ async fn pods_that_fit_and_backups_by_annotation(
         .collect();
     assert_eq!(names, [job_name]);
     key
+}
+
+/// The backup status of cluster `name` once it records the result of `job`.
+async fn recorded(admin: &Client, name: &str, job: &Job) -> BackupStatus {
+    let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), "backups");
+    let what = format!("Job {} in the status of {name}", job.name_any());
+    wait_for(&what, || async {
+        let status = clusters.get(name).await.ok()?.status?.backup?;
+        status.recorded_jobs.contains(&job.uid()?).then_some(status)
+    })
+    .await
 }
 
 async fn get_cluster(admin: &Client) -> OpenBaoCluster {

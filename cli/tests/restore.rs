@@ -15,6 +15,20 @@ use testkit::plugins::{age_keypair, plugin_path};
 use testkit::s3proxy::S3Proxy;
 use testkit::{Cluster, ClusterSpec, OpenBaoProxy};
 
+/// No restore reached OpenBao since it had seen `attempts`, and its data
+/// is still `{"v": "current"}`.
+async fn assert_not_asked(openbao: &Source, attempts: usize) {
+    assert_eq!(
+        openbao.restore_requests(),
+        attempts,
+        "OpenBao was not asked"
+    );
+    assert_eq!(
+        openbao.cluster.secret("app").await,
+        Some(json!({"v": "current"}))
+    );
+}
+
 /// A temporary directory removed at the end of the test.
 struct TempDir(PathBuf);
 
@@ -746,15 +760,7 @@ async fn signed_manifests_refuse_an_older_backup_planted_under_a_newer_key() {
             reason.contains(&format!("the manifest of {newer} {words}")),
             "{reason}"
         );
-        assert_eq!(
-            openbao.restore_requests(),
-            attempts,
-            "OpenBao was not asked"
-        );
-        assert_eq!(
-            openbao.cluster.secret("app").await,
-            Some(json!({"v": "current"}))
-        );
+        assert_not_asked(&openbao, attempts).await;
     };
     refused(
         restore_signed(None, &key_file).await,
@@ -883,15 +889,7 @@ async fn a_restore_restores_only_a_backup_chosen_explicitly() {
         "{}",
         run.reason()
     );
-    assert_eq!(
-        openbao.restore_requests(),
-        attempts,
-        "OpenBao was not asked"
-    );
-    assert_eq!(
-        openbao.cluster.secret("app").await,
-        Some(json!({"v": "current"}))
-    );
+    assert_not_asked(&openbao, attempts).await;
 
     // The operator's restore Job: BACKUP_KEY=latest.
     let run = run_cli(&args, &[("BACKUP_KEY", "latest")]).await;

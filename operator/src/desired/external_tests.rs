@@ -10,11 +10,9 @@ use super::backup::{cronjob, network_policy};
 use super::restore_job::restore_job;
 use crate::api::{
     BackupSpec, BackupTarget, ExternalService, ExternalSpec, OpenBaoCluster, OpenBaoClusterSpec,
-    OpenBaoRestore, OpenBaoRestoreSpec, SecretKeyRef,
+    SecretKeyRef,
 };
-use crate::settings::{
-    DEFAULT_EXECUTOR_IMAGE, DEFAULT_EXECUTOR_IMAGES, OperatorSettings, executor_images,
-};
+use crate::settings::OperatorSettings;
 
 fn external(spec: ExternalSpec) -> (OpenBaoCluster, BackupSpec) {
     let backup = BackupSpec {
@@ -41,29 +39,12 @@ fn external(spec: ExternalSpec) -> (OpenBaoCluster, BackupSpec) {
     (cluster, backup)
 }
 
-fn settings() -> OperatorSettings {
-    OperatorSettings {
-        executor_images: executor_images(DEFAULT_EXECUTOR_IMAGES),
-        default_executor_image: DEFAULT_EXECUTOR_IMAGE.into(),
-        jwt_audience: "openbao-internal".into(),
-        ..Default::default()
-    }
-}
-
 /// The backup pod (from the CronJob) and the restore pod.
 fn pods(cluster: &OpenBaoCluster, backup: &BackupSpec) -> [PodSpec; 2] {
-    let cronjob = cronjob(cluster, backup, &settings());
+    let cronjob = cronjob(cluster, backup, &OperatorSettings::default());
     let job = cronjob.spec.unwrap().job_template.spec.unwrap();
-    let restore = OpenBaoRestore::new(
-        "r1",
-        OpenBaoRestoreSpec {
-            cluster: "bao".into(),
-            key: "latest".into(),
-            jwt_auth_role: Some("restore".into()),
-            ..Default::default()
-        },
-    );
-    let restore = restore_job(&restore, cluster, &settings());
+    let restore = super::tests::restore_r1(false);
+    let restore = restore_job(&restore, cluster, &OperatorSettings::default());
     [
         job.template.spec.unwrap(),
         restore.spec.unwrap().template.spec.unwrap(),

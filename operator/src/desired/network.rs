@@ -196,16 +196,8 @@ fn seal_egress(cluster: &OpenBaoCluster) -> Vec<NetworkPolicyEgressRule> {
 mod tests {
     use super::*;
     use crate::desired::backup::network_policy;
+    use crate::desired::workload_tests::cluster;
     use serde_json::json;
-
-    fn cluster(spec: serde_json::Value) -> OpenBaoCluster {
-        serde_json::from_value(json!({
-            "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoCluster",
-            "metadata": {"name": "bao", "namespace": "prod", "uid": "u"},
-            "spec": spec,
-        }))
-        .unwrap()
-    }
 
     #[test]
     fn openbao_pods_get_peers_clients_backups_dns_the_api_server_and_the_seal() {
@@ -247,7 +239,10 @@ mod tests {
             ])
         );
         assert_eq!(policy.metadata.name.as_deref(), Some("bao"));
-        assert_eq!(policy.metadata.owner_references.unwrap()[0].uid, "u");
+        assert_eq!(
+            policy.metadata.owner_references.unwrap()[0].uid,
+            "cluster-uid"
+        );
     }
 
     #[test]

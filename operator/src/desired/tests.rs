@@ -54,10 +54,23 @@ fn jwt_backup() -> BackupSpec {
     }
 }
 
-fn settings() -> OperatorSettings {
-    OperatorSettings {
-        executor_images: executor_images(DEFAULT_EXECUTOR_IMAGES),
-        jwt_audience: "openbao-internal".into(),
+/// An age transform's settings: a recipient, and the identity from a
+/// Secret (for restores).
+fn age_with_identity() -> PluginRef {
+    PluginRef {
+        config: Some(
+            serde_json::json!({"recipients": ["age1x"]})
+                .as_object()
+                .unwrap()
+                .clone(),
+        ),
+        secret_config: vec![crate::api::SecretConfig {
+            name: "identities".into(),
+            secret_key_ref: crate::api::SecretKeyRef {
+                name: "backup-age".into(),
+                key: "key.txt".into(),
+            },
+        }],
         ..Default::default()
     }
 }
@@ -88,7 +101,7 @@ fn env(pod: &PodSpec) -> BTreeMap<String, String> {
 fn cronjob_runs_the_backup_command_with_the_target() {
     let backup = jwt_backup();
     let cluster = cluster(backup.clone());
-    let cronjob = cronjob(&cluster, &backup, &settings());
+    let cronjob = cronjob(&cluster, &backup, &OperatorSettings::default());
     assert_eq!(cronjob.metadata.name.as_deref(), Some("bao-backup"));
     let spec = cronjob.spec.as_ref().unwrap();
     assert_eq!(spec.schedule, "0 3 * * *");
@@ -129,7 +142,7 @@ fn retention_reaches_the_backup_command() {
     let vars = env(&pod(&cronjob(
         &cluster(backup.clone()),
         &backup,
-        &settings(),
+        &OperatorSettings::default(),
     )));
     assert_eq!(vars["RETENTION_MAX_COUNT"], "7");
     assert_eq!(vars["RETENTION_MAX_AGE"], "168h");
@@ -141,7 +154,7 @@ fn retention_reaches_the_backup_command() {
     let vars = env(&pod(&cronjob(
         &cluster(backup.clone()),
         &backup,
-        &settings(),
+        &OperatorSettings::default(),
     )));
     assert!(!vars.contains_key("RETENTION_MAX_COUNT"));
 }
@@ -150,7 +163,11 @@ fn retention_reaches_the_backup_command() {
 fn the_last_pre_upgrade_backup_is_kept_by_every_backup_job() {
     let backup = jwt_backup();
     let mut cluster = cluster(backup.clone());
-    let vars = env(&pod(&cronjob(&cluster, &backup, &settings())));
+    let vars = env(&pod(&cronjob(
+        &cluster,
+        &backup,
+        &OperatorSettings::default(),
+    )));
     assert!(!vars.contains_key("RETENTION_KEEP_KEYS"));
 
     let key = "prod/bao/20261122T030000.000Z-pre-upgrade-aaaaaa.snap";
@@ -161,9 +178,18 @@ fn the_last_pre_upgrade_backup_is_kept_by_every_backup_job() {
         }),
         ..Default::default()
     });
-    let scheduled = env(&pod(&cronjob(&cluster, &backup, &settings())));
+    let scheduled = env(&pod(&cronjob(
+        &cluster,
+        &backup,
+        &OperatorSettings::default(),
+    )));
     assert_eq!(scheduled["RETENTION_KEEP_KEYS"], key);
-    let job = pre_upgrade_job(&cluster, &backup, &settings(), "bao-pre-upgrade-1");
+    let job = pre_upgrade_job(
+        &cluster,
+        &backup,
+        &OperatorSettings::default(),
+        "bao-pre-upgrade-1",
+    );
     let pre_upgrade = env(job.spec.unwrap().template.spec.as_ref().unwrap());
     assert_eq!(pre_upgrade["RETENTION_KEEP_KEYS"], key);
 }
@@ -172,7 +198,7 @@ fn the_last_pre_upgrade_backup_is_kept_by_every_backup_job() {
 fn jwt_auth_uses_a_projected_token_with_the_operator_audience() {
     let backup = jwt_backup();
     let cluster = cluster(backup.clone());
-    let pod = pod(&cronjob(&cluster, &backup, &settings()));
+    let pod = pod(&cronjob(&cluster, &backup, &OperatorSettings::default()));
     assert_eq!(
         pod.service_account_name.as_deref(),
         Some("bao-backup-serviceaccount")
@@ -208,7 +234,7 @@ fn token_auth_mounts_the_secret_and_needs_no_service_account() {
         ..jwt_backup()
     };
     let cluster = cluster(backup.clone());
-    let pod = pod(&cronjob(&cluster, &backup, &settings()));
+    let pod = pod(&cronjob(&cluster, &backup, &OperatorSettings::default()));
     assert_eq!(
         env(&pod)["OPENBAO_TOKEN_FILE"],
         "/var/run/secrets/openbao-backup/token/token"
@@ -243,7 +269,11 @@ fn token_auth_mounts_the_secret_and_needs_no_service_account() {
 #[test]
 fn pods_are_hardened() {
     let backup = jwt_backup();
-    let pod = pod(&cronjob(&cluster(backup.clone()), &backup, &settings()));
+    let pod = pod(&cronjob(
+        &cluster(backup.clone()),
+        &backup,
+        &OperatorSettings::default(),
+    ));
     assert_eq!(pod.automount_service_account_token, Some(false));
     let pod_security = pod.security_context.unwrap();
     assert_eq!(pod_security.run_as_non_root, Some(true));
@@ -297,24 +327,16 @@ fn plugins_come_from_config_maps_and_secrets_as_files() {
             ..plugin("zstd-plugin", "zstd.wasm")
         },
         PluginRef {
-            config: Some(
-                serde_json::json!({"recipients": ["age1x"]})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
-            ),
-            secret_config: vec![crate::api::SecretConfig {
-                name: "identities".into(),
-                secret_key_ref: crate::api::SecretKeyRef {
-                    name: "backup-age".into(),
-                    key: "key.txt".into(),
-                },
-            }],
-            ..plugin("age-plugin", "age.wasm")
+            config_map_ref: plugin("age-plugin", "age.wasm").config_map_ref,
+            ..age_with_identity()
         },
     ];
     backup.retention_plugin = Some(plugin("gfs-plugin", "gfs.wasm"));
-    let pod = pod(&cronjob(&cluster(backup.clone()), &backup, &settings()));
+    let pod = pod(&cronjob(
+        &cluster(backup.clone()),
+        &backup,
+        &OperatorSettings::default(),
+    ));
     let args = pod.containers[0].args.clone().unwrap();
     assert_eq!(args[0], "backup");
     let flags: Vec<&str> = args.iter().skip(1).step_by(2).map(String::as_str).collect();
@@ -403,20 +425,7 @@ fn builtin_plugins_go_into_jobs_by_name_without_a_config_map() {
         },
         PluginRef {
             builtin: Some("age".into()),
-            config: Some(
-                serde_json::json!({"recipients": ["age1x"]})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
-            ),
-            secret_config: vec![crate::api::SecretConfig {
-                name: "identities".into(),
-                secret_key_ref: crate::api::SecretKeyRef {
-                    name: "backup-age".into(),
-                    key: "key.txt".into(),
-                },
-            }],
-            ..Default::default()
+            ..age_with_identity()
         },
     ];
     backup.retention_plugin = Some(PluginRef {
@@ -429,7 +438,11 @@ fn builtin_plugins_go_into_jobs_by_name_without_a_config_map() {
         ),
         ..Default::default()
     });
-    let pod = pod(&cronjob(&cluster(backup.clone()), &backup, &settings()));
+    let pod = pod(&cronjob(
+        &cluster(backup.clone()),
+        &backup,
+        &OperatorSettings::default(),
+    ));
     let args = pod.containers[0].args.clone().unwrap();
     assert_eq!(
         args[1..],
@@ -464,7 +477,7 @@ fn builtin_plugins_go_into_jobs_by_name_without_a_config_map() {
 }
 
 /// Restore `r1` of cluster `bao` in `prod`, of the latest backup.
-fn restore_r1(force: bool) -> OpenBaoRestore {
+pub(super) fn restore_r1(force: bool) -> OpenBaoRestore {
     let mut restore = OpenBaoRestore::new(
         "r1",
         crate::api::OpenBaoRestoreSpec {
@@ -491,7 +504,7 @@ fn a_restore_job_reads_the_cluster_target_with_its_plugins() {
         ..Default::default()
     }];
     let cluster = cluster(backup);
-    let job = restore_job(&restore_r1(true), &cluster, &settings());
+    let job = restore_job(&restore_r1(true), &cluster, &OperatorSettings::default());
     assert_eq!(job.metadata.name.as_deref(), Some("r1-restore"));
     let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
     assert_eq!(
@@ -524,7 +537,11 @@ fn a_restore_job_reads_the_cluster_target_with_its_plugins() {
 #[test]
 fn backups_and_restores_get_the_manifest_key_when_the_cluster_names_one() {
     let backup = jwt_backup();
-    let unsigned = pod(&cronjob(&cluster(backup.clone()), &backup, &settings()));
+    let unsigned = pod(&cronjob(
+        &cluster(backup.clone()),
+        &backup,
+        &OperatorSettings::default(),
+    ));
     assert!(!env(&unsigned).contains_key("MANIFEST_KEY_FILE"));
 
     let mut backup = jwt_backup();
@@ -533,9 +550,9 @@ fn backups_and_restores_get_the_manifest_key_when_the_cluster_names_one() {
         key: "key".into(),
     });
     let cluster = cluster(backup.clone());
-    let restore = restore_job(&restore_r1(false), &cluster, &settings());
+    let restore = restore_job(&restore_r1(false), &cluster, &OperatorSettings::default());
     for pod in [
-        pod(&cronjob(&cluster, &backup, &settings())),
+        pod(&cronjob(&cluster, &backup, &OperatorSettings::default())),
         restore.spec.unwrap().template.spec.unwrap(),
     ] {
         let file = &env(&pod)["MANIFEST_KEY_FILE"];
@@ -641,9 +658,9 @@ fn placed_backup() -> BackupSpec {
 fn backup_and_restore_pods_get_the_pod_settings() {
     let backup = placed_backup();
     let cluster = cluster(backup.clone());
-    let cronjob = cronjob(&cluster, &backup, &settings());
+    let cronjob = cronjob(&cluster, &backup, &OperatorSettings::default());
     let template = &cronjob.spec.as_ref().unwrap().job_template;
-    let restore = restore_job(&restore_r1(false), &cluster, &settings());
+    let restore = restore_job(&restore_r1(false), &cluster, &OperatorSettings::default());
     for (what, job) in [
         ("backup", template.spec.as_ref().unwrap()),
         ("restore", restore.spec.as_ref().unwrap()),
@@ -719,7 +736,7 @@ fn resources_of_a_plain_pod() -> k8s_openapi::api::core::v1::ResourceRequirement
 fn without_pod_settings_pods_are_as_before() {
     let backup = jwt_backup();
     let cluster = cluster(backup.clone());
-    let cronjob = cronjob(&cluster, &backup, &settings());
+    let cronjob = cronjob(&cluster, &backup, &OperatorSettings::default());
     let template = cronjob.spec.unwrap().job_template.spec.unwrap().template;
     assert_eq!(template.metadata.unwrap().annotations, None);
     let pod = template.spec.unwrap();
@@ -758,7 +775,7 @@ fn service_accounts_carry_the_cloud_identity_annotations() {
     });
     let cluster = self::cluster(token.clone());
     assert!(service_account(&cluster, &token, "bao-backup-serviceaccount").is_some());
-    let pod = pod(&cronjob(&cluster, &token, &settings()));
+    let pod = pod(&cronjob(&cluster, &token, &OperatorSettings::default()));
     assert_eq!(
         pod.service_account_name.as_deref(),
         Some("bao-backup-serviceaccount")
@@ -771,14 +788,18 @@ fn service_accounts_carry_the_cloud_identity_annotations() {
 fn the_cronjob_takes_its_settings() {
     let backup = placed_backup();
     let cluster = cluster(backup.clone());
-    let spec = cronjob(&cluster, &backup, &settings()).spec.unwrap();
+    let spec = cronjob(&cluster, &backup, &OperatorSettings::default())
+        .spec
+        .unwrap();
     assert_eq!(spec.time_zone.as_deref(), Some("Europe/Paris"));
     assert_eq!(spec.suspend, Some(true));
     assert_eq!(spec.starting_deadline_seconds, Some(60));
     assert_eq!(spec.successful_jobs_history_limit, Some(1));
     assert_eq!(spec.failed_jobs_history_limit, Some(5));
     let plain = jwt_backup();
-    let spec = cronjob(&cluster, &plain, &settings()).spec.unwrap();
+    let spec = cronjob(&cluster, &plain, &OperatorSettings::default())
+        .spec
+        .unwrap();
     assert_eq!(spec.time_zone, None);
     assert_eq!(spec.suspend, None, "resuming leaves suspend unset");
     assert_eq!(spec.starting_deadline_seconds, Some(300));
@@ -790,7 +811,7 @@ fn the_cronjob_takes_its_settings() {
 fn scheduled_pods_learn_their_job_name_and_manual_ones_say_manual() {
     let backup = jwt_backup();
     let cluster = cluster(backup.clone());
-    let pod = pod(&cronjob(&cluster, &backup, &settings()));
+    let pod = pod(&cronjob(&cluster, &backup, &OperatorSettings::default()));
     let env_vars = pod.containers[0].env.clone().unwrap();
     let job_name = env_vars
         .iter()
@@ -807,7 +828,12 @@ fn scheduled_pods_learn_their_job_name_and_manual_ones_say_manual() {
     assert_eq!(env(&pod)["BACKUP_CRONJOB"], "bao-backup");
     assert_eq!(env(&pod)["BACKUP_KIND"], "scheduled");
 
-    let job = backup_now_job(&cluster, &backup, &settings(), "2026-11-30T10:00");
+    let job = backup_now_job(
+        &cluster,
+        &backup,
+        &OperatorSettings::default(),
+        "2026-11-30T10:00",
+    );
     let name = job.metadata.name.clone().unwrap();
     assert_eq!(name, backup_now_job_name("bao", "2026-11-30T10:00"));
     assert!(name.starts_with("bao-backup-now-") && name.len() <= 63);
@@ -858,7 +884,7 @@ fn specs_naming_no_executor_image_run_the_operators_default() {
     let omitted = cluster(backup.clone());
     let settings = OperatorSettings {
         default_executor_image: "registry.example.com/executor:v9".into(),
-        ..settings()
+        ..OperatorSettings::default()
     };
     let image = |pod: &PodSpec| pod.containers[0].image.clone().unwrap();
     assert_eq!(

@@ -11,7 +11,8 @@ use crate::api::{OpenBaoCluster, OpenBaoClusterSpec, StorageSpec};
 use crate::names::*;
 use crate::release::Release;
 
-fn cluster(spec: serde_json::Value) -> OpenBaoCluster {
+/// A cluster `prod/bao` with this spec.
+pub(super) fn cluster(spec: serde_json::Value) -> OpenBaoCluster {
     serde_json::from_value(json!({
         "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoCluster",
         "metadata": {"name": "bao", "namespace": "prod", "uid": "cluster-uid"},

@@ -680,6 +680,20 @@ fn keep_status(
 /// ready pods on revision `bao-a`, bao-0 active) while 2.4.2 is asked
 /// for: the StatefulSet, its pods, and the restores that could hold the
 /// upgrade back.
+/// The pre-upgrade backup Job `name` has ended (`ok`: Complete, else
+/// Failed): the Job list, then its pod with the result.
+fn finished_pre_upgrade_job(name: String, ok: bool) -> Vec<Step> {
+    let condition = if ok { "Complete" } else { "Failed" };
+    vec![
+        step("GET", JOBS, move |_| {
+            list(vec![pre_upgrade_job(&name, Some(condition))])
+        }),
+        step("GET", PODS, move |_| {
+            list(vec![pod_with_result(pre_upgrade_result(ok))])
+        }),
+    ]
+}
+
 fn finds_2_4_1_running(restores: Vec<Value>) -> Vec<Step> {
     vec![
         step("GET", STS, |_| (200, live_statefulset("2.4.1", 1, "bao-a"))),
@@ -773,14 +787,7 @@ async fn an_upgrade_waits_for_its_pre_upgrade_backup_then_rolls_standbys_first()
     run(
         upgrade_to("2.4.2", true, now()),
         steps(vec![
-            vec![
-                step("GET", JOBS, move |_| {
-                    list(vec![pre_upgrade_job(&done, Some("Complete"))])
-                }),
-                step("GET", PODS, |_| {
-                    list(vec![pod_with_result(pre_upgrade_result(true))])
-                }),
-            ],
+            finished_pre_upgrade_job(done, true),
             finds_2_4_1_running(vec![]),
             workload_applies(applies_image("2.4.2")),
             applies(),
@@ -918,14 +925,7 @@ async fn a_failed_pre_upgrade_backup_blocks_the_upgrade_until_a_retry() {
     run(
         upgrade_to("2.4.2", true, json!({"version": "2.4.1"})),
         steps(vec![
-            vec![
-                step("GET", JOBS, move |_| {
-                    list(vec![pre_upgrade_job(&failed, Some("Failed"))])
-                }),
-                step("GET", PODS, |_| {
-                    list(vec![pod_with_result(pre_upgrade_result(false))])
-                }),
-            ],
+            finished_pre_upgrade_job(failed, false),
             finds_2_4_1_running(vec![]),
             workload_applies(applies_image("2.4.1")),
             applies(),
