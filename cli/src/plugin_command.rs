@@ -143,11 +143,7 @@ fn load_with(
     sha256: Option<&str>,
     limits: Limits,
 ) -> Result<Plugin, String> {
-    let spec = PluginSpec {
-        file: file.into(),
-        ..PluginSpec::builtin("")
-    };
-    let bytes = plugin_host::spec::component_bytes(&spec)?;
+    let bytes = plugin_host::spec::component_bytes(&PluginSpec::named(file))?;
     PluginHost::new(limits)
         .load(&bytes, sha256)
         .map_err(|e| format!("{}: {e}", file.display()))

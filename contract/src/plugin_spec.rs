@@ -99,14 +99,20 @@ pub struct PluginSpec {
 }
 
 impl PluginSpec {
-    /// A built-in (`builtin:NAME`) with no configuration.
-    pub fn builtin(name: &str) -> Self {
+    /// A plugin named by its file (or `builtin:NAME`) alone: no pin, no
+    /// configuration.
+    pub fn named(file: impl Into<PathBuf>) -> Self {
         Self {
-            file: format!("{BUILTIN_PREFIX}{name}").into(),
+            file: file.into(),
             sha256: None,
             config: Map::new(),
             secret_files: BTreeMap::new(),
         }
+    }
+
+    /// A built-in (`builtin:NAME`) with no configuration.
+    pub fn builtin(name: &str) -> Self {
+        Self::named(format!("{BUILTIN_PREFIX}{name}"))
     }
 
     /// The built-in's name when `file` is `builtin:NAME` (a file of that
@@ -137,12 +143,7 @@ impl FromStr for PluginSpec {
         } else if text.is_empty() {
             Err("empty: expected a .wasm file, builtin:NAME or a JSON object".into())
         } else {
-            Ok(Self {
-                file: text.into(),
-                sha256: None,
-                config: Map::new(),
-                secret_files: BTreeMap::new(),
-            })
+            Ok(Self::named(text))
         }
     }
 }
