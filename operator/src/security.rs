@@ -33,16 +33,9 @@ pub fn refusals(spec: &OpenBaoClusterSpec, service_cidrs: &[Cidr]) -> Refusals {
     let mut backup = Vec::new();
     if let Some(spec) = &spec.backup {
         if spec.token_secret_ref.is_some() {
-            backup.push(
-                "spec.backup.tokenSecretRef: the Hardened profile takes no static token (it does not expire and leaks with its Secret); log in with spec.backup.jwtAuthRole"
-                    .into(),
-            );
+            backup.push(static_token("spec.backup."));
         }
-        backup.extend(validate::unpinned_plugins(spec).map(|(field, _)| {
-            format!(
-                "{field}.sha256 is not set: the Hardened profile runs only pinned plugins; set it to the plugin's sha256sum"
-            )
-        }));
+        backup.extend(validate::unpinned_plugins(spec).map(|(field, _)| unpinned(&field)));
         endpoint(
             &spec.target,
             "spec.backup.target",
@@ -67,21 +60,31 @@ pub fn restore_refusals(
         return refusals;
     }
     if restore.token_secret_ref.is_some() {
-        refusals.push(
-            "spec.tokenSecretRef: a restore into a Hardened cluster takes no static token; log in with spec.jwtAuthRole".into(),
-        );
+        refusals.push(static_token("spec."));
     }
     for (i, plugin) in restore.plugins.iter().flatten().enumerate() {
         if validate::needs_pin(plugin) {
-            refusals.push(format!(
-                "spec.plugins[{i}].sha256 is not set: a Hardened cluster runs only pinned plugins; set it to the plugin's sha256sum"
-            ));
+            refusals.push(unpinned(&format!("spec.plugins[{i}]")));
         }
     }
     if let Some(source) = &restore.source {
         endpoint(source, "spec.source", service_cidrs, &mut refusals);
     }
     refusals
+}
+
+/// A static token, at `{at}tokenSecretRef` beside `{at}jwtAuthRole`.
+fn static_token(at: &str) -> String {
+    format!(
+        "{at}tokenSecretRef: the Hardened profile takes no static token (it does not expire and leaks with its Secret); log in with {at}jwtAuthRole"
+    )
+}
+
+/// A ConfigMap plugin at `field` without a `sha256` pin.
+fn unpinned(field: &str) -> String {
+    format!(
+        "{field}.sha256 is not set: the Hardened profile runs only pinned plugins; set it to the plugin's sha256sum"
+    )
 }
 
 /// OpenBao the operator runs always serves TLS; an external one is told
