@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::{
-    HARDENED_WEBHOOK_MESSAGE, OpenBaoCluster, PLUGIN_SOURCE_MESSAGE, WORKLOAD_FIELDS, crd_yaml, documented_examples,
+    HARDENED_WEBHOOK_MESSAGE, OpenBaoCluster, PLUGIN_SOURCE_MESSAGE, WORKLOAD_FIELDS, crd_yaml,
+    documented_examples,
 };
 use crate::{names, validate};
 
@@ -135,7 +136,9 @@ fn controller_accepts(rule: &Rule, object: &Value) -> Option<bool> {
             let problems = crate::notify::problems(&serde_json::from_value(spec).unwrap());
             return Some(!problems.iter().any(|p| {
                 p.starts_with("spec.notifications[")
-                    && p.ends_with(HARDENED_WEBHOOK_MESSAGE.trim_start_matches("spec.notifications: "))
+                    && p.ends_with(
+                        HARDENED_WEBHOOK_MESSAGE.trim_start_matches("spec.notifications: "),
+                    )
             }));
         }
         ("OpenBaoCluster", "spec", false) => (

@@ -65,12 +65,8 @@ pub enum NotificationResult {
 }
 
 impl NotificationResult {
-    const ALL: [NotificationResult; 4] = [
-        Self::Delivered,
-        Self::Retried,
-        Self::Failed,
-        Self::Dropped,
-    ];
+    const ALL: [NotificationResult; 4] =
+        [Self::Delivered, Self::Retried, Self::Failed, Self::Dropped];
 
     pub fn as_str(self) -> &'static str {
         match self {

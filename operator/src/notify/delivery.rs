@@ -108,10 +108,7 @@ impl Notifier {
     /// returns at once. Call it once per result, after the status holds
     /// the result.
     pub fn notify(&self, cluster: &OpenBaoCluster, event: &Event) {
-        let key = (
-            cluster.namespace().unwrap_or_default(),
-            cluster.name_any(),
-        );
+        let key = (cluster.namespace().unwrap_or_default(), cluster.name_any());
         self.seed(cluster, &key);
         let wanted: Vec<_> = usable(&cluster.spec)
             .filter(|(_, webhook)| wants(webhook, event))
@@ -233,10 +230,7 @@ async fn attempt_once(client: &Client, delivery: &Delivery) -> Result<(), Failur
     }
     let response = request.send().await.map_err(|e| {
         retry(if e.is_timeout() {
-            format!(
-                "no answer within {}s",
-                REQUEST_TIMEOUT.as_secs()
-            )
+            format!("no answer within {}s", REQUEST_TIMEOUT.as_secs())
         } else {
             chain(&e)
         })

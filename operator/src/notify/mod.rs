@@ -158,7 +158,11 @@ impl Event {
 
     /// The CloudEvents `type`, e.g. `org.openbao.backup.succeeded`.
     pub fn type_(&self) -> String {
-        let result = if self.succeeded { "succeeded" } else { "failed" };
+        let result = if self.succeeded {
+            "succeeded"
+        } else {
+            "failed"
+        };
         format!(
             "org.openbao.{}.{result}",
             self.kind.as_str().to_ascii_lowercase()
@@ -497,7 +501,9 @@ mod tests {
         let hardened = spec("Hardened");
         assert_eq!(
             problems(&hardened),
-            ["spec.notifications[1].url (host receiver.monitoring:8080) is plain HTTP, so it gets no events: the Hardened profile sends notifications over TLS only; give each webhook's https:// URL"]
+            [
+                "spec.notifications[1].url (host receiver.monitoring:8080) is plain HTTP, so it gets no events: the Hardened profile sends notifications over TLS only; give each webhook's https:// URL"
+            ]
         );
         assert!(!problems(&hardened)[0].contains("token-in-path"));
         let used: Vec<usize> = usable(&hardened).map(|(i, _)| i).collect();

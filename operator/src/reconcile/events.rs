@@ -11,8 +11,8 @@ use crate::api::{OpenBaoCluster, OpenBaoClusterStatus};
 use crate::context::Context;
 use crate::kube_io::publish;
 use crate::names::BACKUP_NOW_ANNOTATION;
-use crate::{notify, schedule};
 use crate::status::{self, BACKUP_CONFIGURED, Configured, JobOutcome, WORKLOAD_CONFIGURED};
+use crate::{notify, schedule};
 use contract::result::BackupResult;
 
 /// What this pass changed and found.
