@@ -133,7 +133,7 @@ fn controller_accepts(rule: &Rule, object: &Value) -> Option<bool> {
         // Notifications: the controller skips a plain-HTTP webhook of a
         // Hardened cluster, and says so naming it.
         ("OpenBaoCluster", "spec", false) if rule.message == HARDENED_WEBHOOK_MESSAGE => {
-            let problems = crate::notify::problems(&serde_json::from_value(spec).unwrap());
+            let problems = crate::notify::problems(&serde_json::from_value(spec).unwrap(), &[]);
             return Some(!problems.iter().any(|p| {
                 p.starts_with("spec.notifications[")
                     && p.ends_with(

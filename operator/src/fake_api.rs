@@ -149,6 +149,7 @@ pub fn serve(steps: Vec<Step>) -> (Arc<Context>, JoinHandle<()>) {
                 "default",
             ),
             Arc::new(Metrics::default()),
+            Vec::new(),
         ),
     });
     (ctx, server)

@@ -114,7 +114,11 @@ pub async fn run(args: RunSettings) -> Result<(), String> {
             },
         ),
         metrics: metrics.clone(),
-        notifier: notify::Notifier::start(client.clone(), metrics.clone()),
+        notifier: notify::Notifier::start(
+            client.clone(),
+            metrics.clone(),
+            args.operator.service_cidrs.clone(),
+        ),
     });
     let (cluster_store, clusters_run) =
         cluster_controller(&client, namespace, clusters, ctx.clone()).await;

@@ -23,9 +23,10 @@ use kube::{Client, ResourceExt};
 use tokio::sync::{Semaphore, mpsc};
 
 use super::{CONTENT_TYPE, Event, SIGNATURE_HEADER, host, payload, signature, usable, wants};
-use crate::api::{DeliveryResult, NotificationStatus, OpenBaoCluster, SecretKeyRef};
+use crate::api::{DeliveryResult, NotificationStatus, OpenBaoCluster, Profile, SecretKeyRef};
 use crate::metrics::{Metrics, NotificationResult};
 use crate::status::time;
+use contract::network::{Cidr, forbidden};
 
 /// Events waiting for a delivery task; more are dropped (and counted).
 pub const QUEUE: usize = 256;
@@ -52,6 +53,8 @@ pub struct Notifier {
 struct Shared {
     client: Client,
     metrics: Arc<Metrics>,
+    /// The service network, which `Hardened` webhooks may not resolve into.
+    service_cidrs: Vec<Cidr>,
     /// Each cluster's `status.notifications` as this operator last wrote it.
     statuses: Mutex<HashMap<ClusterKey, Vec<NotificationStatus>>>,
     /// Clusters whose `status.notifications` changed.
@@ -65,6 +68,9 @@ struct Delivery {
     url: String,
     secret_ref: Option<SecretKeyRef>,
     ca_secret_ref: Option<SecretKeyRef>,
+    /// Under the `Hardened` profile: the host must not resolve to a
+    /// loopback, link-local or service address.
+    hardened: bool,
     id: String,
     body: Arc<Vec<u8>>,
 }
@@ -77,12 +83,13 @@ struct Failure {
 
 impl Notifier {
     /// Starts the delivery and status tasks (on the current runtime).
-    pub fn start(client: Client, metrics: Arc<Metrics>) -> Self {
+    pub fn start(client: Client, metrics: Arc<Metrics>, service_cidrs: Vec<Cidr>) -> Self {
         let (queue, mut receiver) = mpsc::channel::<Delivery>(QUEUE);
         let (changed, changes) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             client,
             metrics,
+            service_cidrs,
             statuses: Mutex::default(),
             changed,
         });
@@ -110,7 +117,7 @@ impl Notifier {
     pub fn notify(&self, cluster: &OpenBaoCluster, event: &Event) {
         let key = (cluster.namespace().unwrap_or_default(), cluster.name_any());
         self.seed(cluster, &key);
-        let wanted: Vec<_> = usable(&cluster.spec)
+        let wanted: Vec<_> = usable(&cluster.spec, &self.shared.service_cidrs)
             .filter(|(_, webhook)| wants(webhook, event))
             .collect();
         if wanted.is_empty() {
@@ -125,6 +132,7 @@ impl Notifier {
                 url: webhook.url.clone(),
                 secret_ref: webhook.secret_ref.clone(),
                 ca_secret_ref: webhook.ca_secret_ref.clone(),
+                hardened: cluster.spec.profile() == Profile::Hardened,
                 id: id.clone(),
                 body: body.clone(),
             };
@@ -161,7 +169,7 @@ impl Notifier {
 async fn deliver(shared: &Shared, delivery: Delivery) {
     let mut backoff = FIRST_BACKOFF;
     for attempt in 1..=ATTEMPTS {
-        let outcome = attempt_once(&shared.client, &delivery).await;
+        let outcome = attempt_once(shared, &delivery).await;
         let result = match &outcome {
             Ok(()) => DeliveryResult::Delivered,
             Err(failure) if failure.permanent || attempt == ATTEMPTS => DeliveryResult::Failed,
@@ -192,12 +200,15 @@ async fn deliver(shared: &Shared, delivery: Delivery) {
 }
 
 /// One POST: 2xx delivers; 4xx (but 408 and 429) is final.
-async fn attempt_once(client: &Client, delivery: &Delivery) -> Result<(), Failure> {
-    let namespace = &delivery.cluster.0;
+async fn attempt_once(shared: &Shared, delivery: &Delivery) -> Result<(), Failure> {
+    let (client, namespace) = (&shared.client, &delivery.cluster.0);
     let retry = |message: String| Failure {
         message,
         permanent: false,
     };
+    if delivery.hardened {
+        resolves_where_allowed(&delivery.url, &shared.service_cidrs).await?;
+    }
     let mut http = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .connect_timeout(CONNECT_TIMEOUT)
@@ -243,6 +254,36 @@ async fn attempt_once(client: &Client, delivery: &Delivery) -> Result<(), Failur
         message: format!("the receiver answered HTTP {}", status.as_u16()),
         permanent: status.is_client_error() && !matches!(status.as_u16(), 408 | 429),
     })
+}
+
+/// Under `Hardened`, a host name (an IP is checked in the spec) must not
+/// resolve to a loopback, link-local or service address: checked before
+/// each attempt, as the executor checks a storage endpoint.
+async fn resolves_where_allowed(url: &str, service_cidrs: &[Cidr]) -> Result<(), Failure> {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return Ok(());
+    };
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return Ok(());
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addresses = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| Failure {
+            message: format!("cannot resolve {host}: {e}"),
+            permanent: false,
+        })?;
+    for address in addresses {
+        if let Some(why) = forbidden(address.ip(), service_cidrs) {
+            return Err(Failure {
+                message: format!(
+                    "{host} resolves to {why}, which the Hardened profile refuses as a webhook"
+                ),
+                permanent: true,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// An HTTP error and its causes, without the URL (its path or query may
@@ -355,5 +396,33 @@ async fn write_statuses(shared: Arc<Shared>, mut changes: mpsc::UnboundedReceive
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hardened_host_names_may_not_resolve_to_the_node() {
+        let refused = resolves_where_allowed("https://localhost:8443/hook?token=t", &[])
+            .await
+            .expect_err("localhost is refused");
+        assert!(refused.permanent);
+        assert!(
+            refused
+                .message
+                .starts_with("localhost resolves to 127.0.0.1 is a loopback address")
+                || refused
+                    .message
+                    .starts_with("localhost resolves to ::1 is a loopback address"),
+            "{}",
+            refused.message
+        );
+        assert!(
+            resolves_where_allowed("https://203.0.113.7/hook", &[])
+                .await
+                .is_ok()
+        );
     }
 }

@@ -24,6 +24,7 @@ use crate::api::{
     OpenBaoRestoreStatus, Profile, RestorePhase, Webhook,
 };
 use crate::status::JobOutcome;
+use contract::network::{Cidr, forbidden, url_ip};
 use contract::result::BackupResult;
 
 pub use delivery::Notifier;
@@ -278,8 +279,14 @@ pub fn host(url: &str) -> String {
 }
 
 /// Why the webhook at `spec.notifications[index]` is not used, if it is not.
-fn refusal(index: usize, webhook: &Webhook, profile: Profile) -> Option<String> {
+fn refusal(
+    index: usize,
+    webhook: &Webhook,
+    profile: Profile,
+    service_cidrs: &[Cidr],
+) -> Option<String> {
     let field = format!("spec.notifications[{index}].url");
+    let hardened = profile == Profile::Hardened;
     match reqwest::Url::parse(&webhook.url) {
         Err(e) => Some(format!(
             "{field} is not a URL ({e}): give the receiver's https:// URL"
@@ -287,34 +294,44 @@ fn refusal(index: usize, webhook: &Webhook, profile: Profile) -> Option<String> 
         Ok(url) if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() => Some(
             format!("{field} is not an http(s) URL with a host: give the receiver's https:// URL"),
         ),
-        Ok(url) if url.scheme() == "http" && profile == Profile::Hardened => Some(format!(
+        Ok(url) if url.scheme() == "http" && hardened => Some(format!(
             "{field} (host {}) is plain HTTP, so it gets no events: {}",
             host(&webhook.url),
             HARDENED_WEBHOOK_MESSAGE
                 .strip_prefix("spec.notifications: ")
                 .unwrap_or(HARDENED_WEBHOOK_MESSAGE)
         )),
+        Ok(_) if hardened => {
+            let why = url_ip(&webhook.url).and_then(|ip| forbidden(ip, service_cidrs))?;
+            Some(format!(
+                "{field} (host {}): {why}, which the Hardened profile refuses as a webhook, so it gets no events; give the receiver's own address",
+                host(&webhook.url)
+            ))
+        }
         Ok(_) => None,
     }
 }
 
 /// The webhooks events go to, with their place in `spec.notifications`.
-pub fn usable(spec: &OpenBaoClusterSpec) -> impl Iterator<Item = (usize, &Webhook)> {
+pub fn usable<'a>(
+    spec: &'a OpenBaoClusterSpec,
+    service_cidrs: &'a [Cidr],
+) -> impl Iterator<Item = (usize, &'a Webhook)> {
     let profile = spec.profile();
     spec.notifications
         .iter()
         .enumerate()
-        .filter(move |(i, webhook)| refusal(*i, webhook, profile).is_none())
+        .filter(move |(i, webhook)| refusal(*i, webhook, profile, service_cidrs).is_none())
 }
 
 /// What the controller refuses of `spec.notifications` (those webhooks get
 /// nothing; backups go on): one line each, naming the field.
-pub fn problems(spec: &OpenBaoClusterSpec) -> Vec<String> {
+pub fn problems(spec: &OpenBaoClusterSpec, service_cidrs: &[Cidr]) -> Vec<String> {
     let profile = spec.profile();
     spec.notifications
         .iter()
         .enumerate()
-        .filter_map(|(i, webhook)| refusal(i, webhook, profile))
+        .filter_map(|(i, webhook)| refusal(i, webhook, profile, service_cidrs))
         .collect()
 }
 
@@ -496,17 +513,48 @@ mod tests {
             .unwrap()
         };
         let development = spec("Development");
-        assert!(problems(&development).is_empty());
-        assert_eq!(usable(&development).count(), 2);
+        assert!(problems(&development, &[]).is_empty());
+        assert_eq!(usable(&development, &[]).count(), 2);
         let hardened = spec("Hardened");
         assert_eq!(
-            problems(&hardened),
+            problems(&hardened, &[]),
             [
                 "spec.notifications[1].url (host receiver.monitoring:8080) is plain HTTP, so it gets no events: the Hardened profile sends notifications over TLS only; give each webhook's https:// URL"
             ]
         );
-        assert!(!problems(&hardened)[0].contains("token-in-path"));
-        let used: Vec<usize> = usable(&hardened).map(|(i, _)| i).collect();
+        assert!(!problems(&hardened, &[])[0].contains("token-in-path"));
+        let used: Vec<usize> = usable(&hardened, &[]).map(|(i, _)| i).collect();
         assert_eq!(used, [0]);
+    }
+
+    #[test]
+    fn hardened_clusters_send_nothing_to_the_node_metadata_or_services() {
+        let cidrs = contract::network::parse_cidrs("10.96.0.0/12").unwrap();
+        let spec = |profile: &str| -> OpenBaoClusterSpec {
+            serde_json::from_value(serde_json::json!({
+                "version": "2.4.1", "profile": profile,
+                "notifications": [
+                    {"url": "https://169.254.169.254/latest/api/token"},
+                    {"url": "https://127.0.0.1:8443/hook"},
+                    {"url": "https://10.96.0.1/hook"},
+                    {"url": "https://203.0.113.7/hook"},
+                ],
+            }))
+            .unwrap()
+        };
+        assert!(problems(&spec("Development"), &cidrs).is_empty());
+        let hardened = spec("Hardened");
+        let refused = problems(&hardened, &cidrs);
+        assert_eq!(refused.len(), 3, "{refused:?}");
+        assert!(
+            refused[0].starts_with(
+                "spec.notifications[0].url (host 169.254.169.254): 169.254.169.254 is link-local"
+            ),
+            "{}",
+            refused[0]
+        );
+        assert!(!refused[0].contains("api/token"));
+        let used: Vec<usize> = usable(&hardened, &cidrs).map(|(i, _)| i).collect();
+        assert_eq!(used, [3]);
     }
 }

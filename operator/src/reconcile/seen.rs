@@ -39,7 +39,7 @@ impl Checked {
             backup_warnings: [
                 validate::backup_warnings(&cluster.spec),
                 validate::executor_pod_warnings(&cluster.spec),
-                notify::problems(&cluster.spec),
+                notify::problems(&cluster.spec, &ctx.settings.service_cidrs),
             ]
             .concat(),
             security_risk,
