@@ -38,7 +38,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use operator::api::{
-    BackupStatus, OpenBaoCluster, OpenBaoRestore, OpenBaoRestoreStatus, RestorePhase, UpgradePhase,
+    BackupStatus, DeliveryResult, OpenBaoCluster, OpenBaoRestore, OpenBaoRestoreStatus,
+    RestorePhase, UpgradePhase,
 };
 use operator::desired::backup;
 use operator::settings::{self, OperatorSettings};
@@ -171,6 +172,16 @@ async fn operator_on_a_real_api_server() {
     let key = upgrade_through_the_operator(&kube, &admin, &openbao).await;
     // Then a manual backup asked for by annotation, from pods that fit.
     let key = pods_that_fit_and_backups_by_annotation(&kube, &admin, &openbao, &key).await;
+    // Webhooks hear about a failure and a success, signed; receivers that
+    // are down slow nothing down.
+    let key = notifications_are_signed_and_never_slow_a_backup(
+        &kube,
+        &admin,
+        &openbao,
+        &operator_a,
+        &key,
+    )
+    .await;
     // Every kind of backup, both results and both kinds of restore ended:
     // the alerts and the dashboard query only what this serves.
     monitoring_queries_what_the_operator_serves(&operator_a.metrics().await);
@@ -495,6 +506,14 @@ fn bad_manifests_are_rejected_naming_the_field(kube: &KubeApiServer) {
             "target: {bucket: openbao-backups}\n    retention: {maxAge: 7days}",
             "spec.backup.retention.maxAge",
         ),
+        (
+            "target: {bucket: openbao-backups}\n  notifications: [{url: 'ftp://hooks.example.com/x'}]",
+            "spec.notifications.url",
+        ),
+        (
+            "target: {bucket: openbao-backups}\n  notifications: [{url: 'https://hooks.example.com/x', events: [sms]}]",
+            "spec.notifications.events",
+        ),
     ];
     for (target, field) in cases {
         let manifest = format!(
@@ -515,6 +534,7 @@ async fn documented_clusters_are_reconciled(admin: &Client) {
         ("default", "token-cluster", false),
         ("default", "sealed-cluster", true),
         ("openbao", "selfinit-cluster", true),
+        ("default", "notified-cluster", true),
     ] {
         let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), namespace);
         let cluster = wait_for(&format!("{name} to be reconciled"), || async {
@@ -1638,6 +1658,312 @@ async fn pods_that_fit_and_backups_by_annotation(
         .collect();
     assert_eq!(names, [job_name]);
     key
+}
+
+/// `spec.notifications` with three webhooks: a receiver that checks the
+/// signature, one that accepts and never answers (until released), and a
+/// closed port. A backup failure and a success reach the first, signed;
+/// neither backup's status waits for the others, whose failures show in
+/// the metrics and `status.notifications`, by host only.
+async fn notifications_are_signed_and_never_slow_a_backup(
+    kube: &KubeApiServer,
+    admin: &Client,
+    openbao: &Source,
+    operator: &Operator,
+    previous_key: &str,
+) -> String {
+    let hmac_key = testkit::random::<32>().to_vec();
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "it-webhook", "namespace": "backups"},
+        "data": {"hmac": ByteString(hmac_key.clone())},
+    });
+    kube.kubectl_ok(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&secret.to_string()),
+    );
+    let receiver = Receiver::start(true).await;
+    let hanging = Receiver::start(false).await;
+    let closed = testkit::free_port();
+    let token = "tok-in-the-query-7f3a";
+    let spec = json!({"spec": {"notifications": [
+        {"url": format!("http://127.0.0.1:{}/hook?token={token}", receiver.port),
+         "secretRef": {"name": "it-webhook", "key": "hmac"}},
+        {"url": format!("http://127.0.0.1:{}/hook", hanging.port), "events": ["backup"]},
+        {"url": format!("http://127.0.0.1:{closed}/hook"), "onlyFailures": true},
+    ]}});
+    patch_cluster(kube, &spec.to_string());
+    let cluster = wait_for("the webhooks in the spec", || async {
+        let cluster = get_cluster(admin).await;
+        (cluster.spec.notifications.len() == 3).then_some(cluster)
+    })
+    .await;
+
+    // A failure: recorded at once, although two receivers never answer.
+    openbao.set_fault(Fault::Status(503));
+    let job = run_backup_job(kube, admin, &cluster, "notified-1", Some(&openbao.url())).await;
+    let since = Instant::now();
+    let failed = recorded(admin, "it", &job).await;
+    let took = since.elapsed();
+    assert!(failed.consecutive_failures >= 1);
+    assert!(
+        took < Duration::from_secs(10),
+        "the status waited {took:?} for a receiver (the delivery timeout is 10s)"
+    );
+    openbao.set_fault(Fault::None);
+    let event = receiver
+        .event(&format!("backup-{}", job.uid().unwrap()))
+        .await;
+    assert_eq!(
+        event.header("content-type"),
+        Some("application/cloudevents+json; charset=utf-8")
+    );
+    let body: serde_json::Value = serde_json::from_slice(&event.body).unwrap();
+    assert_eq!(body["specversion"], "1.0");
+    assert_eq!(body["type"], "org.openbao.backup.failed");
+    assert_eq!(
+        body["source"],
+        "/apis/openbao.org/v1alpha1/namespaces/backups/openbaoclusters/it"
+    );
+    assert_eq!(body["subject"], "jobs/notified-1");
+    assert_eq!(body["data"]["trigger"], "manual");
+    assert!(
+        body["data"]["cause"].as_str().unwrap().contains("503"),
+        "{body}"
+    );
+    event.assert_signed_with(&hmac_key);
+
+    // A success: the key, size and digest the status has.
+    let job = run_backup_job(kube, admin, &cluster, "notified-2", Some(&openbao.url())).await;
+    let since = Instant::now();
+    let backup = recorded(admin, "it", &job).await;
+    let took = since.elapsed();
+    assert_eq!(
+        backup.consecutive_failures, 0,
+        "{:?}",
+        backup.last_failure_reason
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let key = backup.last_backup_name.clone().unwrap();
+    assert_ne!(key, previous_key);
+    let event = receiver
+        .event(&format!("backup-{}", job.uid().unwrap()))
+        .await;
+    event.assert_signed_with(&hmac_key);
+    let body: serde_json::Value = serde_json::from_slice(&event.body).unwrap();
+    assert_eq!(body["type"], "org.openbao.backup.succeeded");
+    assert_eq!(body["data"]["key"], key.as_str());
+    assert_eq!(body["data"]["size"], backup.last_backup_size.unwrap());
+    assert_eq!(
+        body["data"]["sha256"],
+        backup.last_backup_sha256.clone().unwrap().as_str()
+    );
+    assert!(body["data"]["durationSeconds"].as_f64().unwrap() > 0.0);
+    assert!(body["time"].as_str().unwrap().ends_with('Z'));
+
+    // The closed port's failure: retried, then given up, in the metrics
+    // and the status (host only).
+    let status = wait_for("the closed port given up in status", || async {
+        let status = get_cluster(admin).await.status?;
+        let closed = status.notifications.iter().find(|n| n.webhook == 2)?;
+        (closed.last_result == DeliveryResult::Failed).then_some(status)
+    })
+    .await;
+    let closed_status = &status.notifications[2];
+    assert_eq!(closed_status.host, format!("127.0.0.1:{closed}"));
+    assert_eq!(closed_status.consecutive_failures, 5, "{closed_status:?}");
+    assert!(
+        closed_status
+            .last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("cannot connect"),
+        "{closed_status:?}"
+    );
+    assert_eq!(
+        status.notifications[0].last_result,
+        DeliveryResult::Delivered
+    );
+    assert_eq!(
+        status.notifications[0].host,
+        format!("127.0.0.1:{}", receiver.port)
+    );
+    let shown = serde_json::to_string(&status).unwrap();
+    assert!(!shown.contains(token), "{shown}");
+    let metrics = operator.metrics().await;
+    assert!(
+        metrics.contains(r#"openbao_backup_notifications_total{result="failed"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"openbao_backup_notifications_total{result="retried"}"#),
+        "{metrics}"
+    );
+
+    // Released, the silent receiver answers: every delivery ends (two
+    // events each to the first two webhooks, one to the third).
+    hanging.release();
+    wait_for("every delivery to end", || async {
+        let metrics = operator.metrics().await;
+        let count = |result: &str| -> u64 {
+            let series = format!("openbao_backup_notifications_total{{result=\"{result}\"}} ");
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix(&series)?.parse().ok())
+                .unwrap_or(0)
+        };
+        (count("delivered") + count("failed") == 5).then_some(())
+    })
+    .await;
+    assert!(hanging.received().len() >= 2);
+    patch_cluster(kube, r#"{"spec":{"notifications":null}}"#);
+    wait_for("the cluster without webhooks reconciled", || async {
+        let cluster = get_cluster(admin).await;
+        (cluster.spec.notifications.is_empty()
+            && cluster.status?.observed_generation == cluster.metadata.generation)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        !operator.logs().contains(token),
+        "no webhook URL query in the logs"
+    );
+    key
+}
+
+/// A webhook receiver on 127.0.0.1: HTTP/1.1 requests, kept as they came.
+/// `answers`: it answers 200 at once; else it answers only once released.
+struct Receiver {
+    port: u16,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    release: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+#[derive(Clone, Debug)]
+struct Received {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Checks the signature as a receiver would: HMAC-SHA256 of the body.
+    fn assert_signed_with(&self, key: &[u8]) {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+        mac.update(&self.body);
+        let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        assert_eq!(
+            self.header("x-openbao-backup-signature"),
+            Some(expected.as_str())
+        );
+    }
+}
+
+impl Receiver {
+    async fn start(answers: bool) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let release = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+        if answers {
+            release.add_permits(tokio::sync::Semaphore::MAX_PERMITS);
+        }
+        let (kept, gate) = (requests.clone(), release.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let (kept, gate) = (kept.clone(), gate.clone());
+                tokio::spawn(async move {
+                    let mut data = Vec::new();
+                    let mut buffer = [0u8; 4096];
+                    let (head, length) = loop {
+                        let Ok(read) = socket.read(&mut buffer).await else {
+                            return;
+                        };
+                        if read == 0 {
+                            return;
+                        }
+                        data.extend_from_slice(&buffer[..read]);
+                        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&data[..end]).to_string();
+                            let length = head
+                                .lines()
+                                .find_map(|l| {
+                                    let (name, value) = l.split_once(':')?;
+                                    name.eq_ignore_ascii_case("content-length")
+                                        .then(|| value.trim().parse::<usize>().ok())?
+                                })
+                                .unwrap_or(0);
+                            data.drain(..end + 4);
+                            break (head, length);
+                        }
+                    };
+                    while data.len() < length {
+                        let Ok(read) = socket.read(&mut buffer).await else {
+                            return;
+                        };
+                        if read == 0 {
+                            return;
+                        }
+                        data.extend_from_slice(&buffer[..read]);
+                    }
+                    let headers = head
+                        .lines()
+                        .skip(1)
+                        .filter_map(|l| {
+                            let (name, value) = l.split_once(':')?;
+                            Some((name.trim().to_string(), value.trim().to_string()))
+                        })
+                        .collect();
+                    kept.lock().unwrap().push(Received {
+                        headers,
+                        body: data,
+                    });
+                    let _ = gate.acquire().await;
+                    let _ = socket
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                });
+            }
+        });
+        Self {
+            port,
+            requests,
+            release,
+        }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// The request carrying the CloudEvent `id`.
+    async fn event(&self, id: &str) -> Received {
+        wait_for(&format!("the event {id} at the receiver"), || async {
+            self.received().into_iter().find(|r| {
+                serde_json::from_slice::<serde_json::Value>(&r.body)
+                    .is_ok_and(|body| body["id"] == id)
+            })
+        })
+        .await
+    }
+
+    fn release(&self) {
+        self.release
+            .add_permits(tokio::sync::Semaphore::MAX_PERMITS);
+    }
 }
 
 /// The backup status of cluster `name` once it records the result of `job`.

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::{
-    OpenBaoCluster, PLUGIN_SOURCE_MESSAGE, WORKLOAD_FIELDS, crd_yaml, documented_examples,
+    HARDENED_WEBHOOK_MESSAGE, OpenBaoCluster, PLUGIN_SOURCE_MESSAGE, WORKLOAD_FIELDS, crd_yaml,
+    documented_examples,
 };
 use crate::{names, validate};
 
@@ -129,6 +130,17 @@ fn controller_accepts(rule: &Rule, object: &Value) -> Option<bool> {
         rule.path.join(".").as_str(),
         rule.transition,
     ) {
+        // Notifications: the controller skips a plain-HTTP webhook of a
+        // Hardened cluster, and says so naming it.
+        ("OpenBaoCluster", "spec", false) if rule.message == HARDENED_WEBHOOK_MESSAGE => {
+            let problems = crate::notify::problems(&serde_json::from_value(spec).unwrap(), &[]);
+            return Some(!problems.iter().any(|p| {
+                p.starts_with("spec.notifications[")
+                    && p.ends_with(
+                        HARDENED_WEBHOOK_MESSAGE.trim_start_matches("spec.notifications: "),
+                    )
+            }));
+        }
         ("OpenBaoCluster", "spec", false) => (
             validate::workload("bao", &serde_json::from_value(spec).unwrap()),
             // The first rule asks for a release; the others refuse the
@@ -237,6 +249,9 @@ const RESTORE_UNCHANGED: &str = "OpenBaoRestore.spec[1]";
 const TRANSFORM_SOURCE: &str = "OpenBaoCluster.spec.backup.transforms.*[0]";
 const RETENTION_PLUGIN_SOURCE: &str = "OpenBaoCluster.spec.backup.retentionPlugin[0]";
 const RESTORE_PLUGIN_SOURCE: &str = "OpenBaoRestore.spec.plugins.*[0]";
+/// The last rule of the cluster's spec (after the release and one per
+/// workload field).
+const HARDENED_WEBHOOKS: &str = "OpenBaoCluster.spec[11]";
 
 fn cases() -> Vec<Case> {
     let mut cases = Vec::new();
@@ -271,6 +286,31 @@ fn cases() -> Vec<Case> {
             spec.remove("image");
         }),
         &[CLUSTER_RELEASE],
+    ));
+    // Webhooks: plain HTTP only under the Development profile.
+    let webhooks = |profile: &str, url: &str| {
+        edit(cluster.clone(), |spec| {
+            spec.insert("profile".into(), json!(profile));
+            spec.insert(
+                "notifications".into(),
+                json!([{"url": "https://hooks.example.com/a"}, {"url": url}]),
+            );
+        })
+    };
+    cases.push(create(
+        "a Development cluster with a plain HTTP webhook",
+        webhooks("Development", "http://receiver.monitoring:8080/hook"),
+        &[],
+    ));
+    cases.push(create(
+        "a Hardened cluster with HTTPS webhooks",
+        webhooks("Hardened", "https://receiver.monitoring/hook"),
+        &[],
+    ));
+    cases.push(create(
+        "a Hardened cluster with a plain HTTP webhook",
+        webhooks("Hardened", "http://receiver.monitoring:8080/hook"),
+        &[HARDENED_WEBHOOKS],
     ));
     cases.push(create(
         "a cluster without backups",

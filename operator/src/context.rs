@@ -13,6 +13,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
 
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 use crate::settings::OperatorSettings;
 
 pub struct Context {
@@ -20,6 +21,8 @@ pub struct Context {
     pub settings: OperatorSettings,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    /// Sends results to `spec.notifications`' webhooks, in the background.
+    pub notifier: Notifier,
 }
 
 /// What a reconcile was doing when the API server failed it: `what` (a

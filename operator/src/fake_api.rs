@@ -141,6 +141,16 @@ pub fn serve(steps: Vec<Step>) -> (Arc<Context>, JoinHandle<()>) {
         },
         recorder: Recorder::new(client, MANAGER.into()),
         metrics: Arc::new(Metrics::default()),
+        // Scripts name no webhook: the notifier gets a client of its own
+        // (to a server that answers nothing), so the script's can end.
+        notifier: crate::notify::Notifier::start(
+            Client::new(
+                tower_test::mock::pair::<Request<Body>, Response<Body>>().0,
+                "default",
+            ),
+            Arc::new(Metrics::default()),
+            Vec::new(),
+        ),
     });
     (ctx, server)
 }

@@ -19,6 +19,7 @@ pub mod kube_io;
 pub mod leader;
 pub mod metrics;
 pub mod names;
+pub mod notify;
 pub mod objects;
 pub mod openbao_config;
 pub mod reconcile;
@@ -113,6 +114,11 @@ pub async fn run(args: RunSettings) -> Result<(), String> {
             },
         ),
         metrics: metrics.clone(),
+        notifier: notify::Notifier::start(
+            client.clone(),
+            metrics.clone(),
+            args.operator.service_cidrs.clone(),
+        ),
     });
     let (cluster_store, clusters_run) =
         cluster_controller(&client, namespace, clusters, ctx.clone()).await;

@@ -46,6 +46,38 @@ struct BackupLabels {
     result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    result: String,
+}
+
+/// What became of one notification attempt (`notify::delivery`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationResult {
+    /// The receiver answered 2xx.
+    Delivered,
+    /// An attempt failed; another follows.
+    Retried,
+    /// The last attempt failed, or the receiver refused the event: given up.
+    Failed,
+    /// The queue was full: never attempted.
+    Dropped,
+}
+
+impl NotificationResult {
+    const ALL: [NotificationResult; 4] =
+        [Self::Delivered, Self::Retried, Self::Failed, Self::Dropped];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retried => "retried",
+            Self::Failed => "failed",
+            Self::Dropped => "dropped",
+        }
+    }
+}
+
 type Timestamp = Gauge<f64, AtomicU64>;
 
 /// The values of the `result` label.
@@ -65,6 +97,7 @@ pub struct Metrics {
     schedule_interval: Family<ClusterLabels, Timestamp>,
     restores: Family<RestoreLabels, Counter>,
     reconcile_errors: Family<StepLabels, Counter>,
+    notifications: Family<NotificationLabels, Counter>,
     readiness: AtomicU8,
 }
 
@@ -156,6 +189,17 @@ impl Default for Metrics {
             "Reconciles that failed and were retried, by the step that failed",
             reconcile_errors.clone(),
         );
+        let notifications: Family<NotificationLabels, Counter> = Family::default();
+        for result in NotificationResult::ALL {
+            drop(notifications.get_or_create(&NotificationLabels {
+                result: result.as_str().into(),
+            }));
+        }
+        registry.register(
+            "notifications",
+            "Notification attempts to webhooks (spec.notifications), by result: delivered, retried, failed (given up), dropped (queue full)",
+            notifications.clone(),
+        );
         Self {
             registry,
             backups,
@@ -165,6 +209,7 @@ impl Default for Metrics {
             schedule_interval,
             restores,
             reconcile_errors,
+            notifications,
             readiness: AtomicU8::new(Readiness::Starting as u8),
         }
     }
@@ -263,6 +308,15 @@ impl Metrics {
     pub fn reconcile_failed(&self, step: &str) {
         self.reconcile_errors
             .get_or_create(&StepLabels { step: step.into() })
+            .inc();
+    }
+
+    /// One notification attempt's outcome.
+    pub fn notification(&self, result: NotificationResult) {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                result: result.as_str().into(),
+            })
             .inc();
     }
 

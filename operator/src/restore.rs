@@ -250,6 +250,10 @@ pub async fn reconcile(restore: Arc<OpenBaoRestore>, ctx: Arc<Context>) -> Resul
             let succeeded = next.status.phase == RestorePhase::Succeeded;
             ctx.metrics
                 .restore_finished(&namespace, &restore.spec.cluster, succeeded);
+            if let Some(cluster) = &cluster {
+                let event = crate::notify::Event::restore(&restore, &next.status);
+                ctx.notifier.notify(cluster, &event);
+            }
         }
     }
     if let Some((type_, reason, note)) = next.event {

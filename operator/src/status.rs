@@ -299,6 +299,8 @@ pub fn next(
         upgrade: workload.upgrade,
         backup,
         conditions: conditions(&previous.conditions, decided, generation, now),
+        // Written by the notifier (`notify::delivery`), kept here.
+        notifications: previous.notifications,
     }
 }
 

@@ -21,7 +21,11 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod notifications;
 mod restore;
+pub use notifications::{
+    DeliveryResult, HARDENED_WEBHOOK_MESSAGE, NotificationStatus, NotifiedKind, Webhook,
+};
 pub use restore::{OpenBaoRestore, OpenBaoRestoreSpec, OpenBaoRestoreStatus, RestorePhase};
 
 /// Where the generated CRD is checked in, relative to the repository root.
@@ -112,6 +116,12 @@ pub struct OpenBaoClusterSpec {
     /// new cluster first starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub self_init: Option<SelfInitSpec>,
+    /// Webhooks that receive a signed CloudEvents event for each backup,
+    /// restore, restore drill and copy result (docs/operator.md
+    /// "Notifications").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub notifications: Vec<Webhook>,
 }
 
 /// The fields of `spec` that describe the workload the operator runs: none
@@ -195,6 +205,10 @@ fn cluster_spec_rules(schema: &mut schemars::Schema) {
             "rule": format!("!has(self.external) || !has(self.{field})"),
             "message": not_with_external(field),
         })
+    }));
+    rules.push(serde_json::json!({
+        "rule": "!has(self.profile) || self.profile != 'Hardened' || !has(self.notifications) || self.notifications.all(w, w.url.startsWith('https://'))",
+        "message": HARDENED_WEBHOOK_MESSAGE,
     }));
     schema.insert("x-kubernetes-validations".into(), rules.into());
 }
@@ -779,6 +793,9 @@ pub struct OpenBaoClusterStatus {
     /// `BackupHealthy`, and `Ready` summing them up (docs/operator.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// How delivery to each webhook of `spec.notifications` went.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<NotificationStatus>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -937,7 +954,7 @@ mod tests {
             .unwrap()
             .keys()
             .map(String::as_str)
-            .filter(|p| !["backup", "external", "profile"].contains(p))
+            .filter(|p| !["backup", "external", "profile", "notifications"].contains(p))
             .collect();
         let mut workload = WORKLOAD_FIELDS.to_vec();
         properties.sort();

@@ -11,8 +11,8 @@ use crate::api::{OpenBaoCluster, OpenBaoClusterStatus};
 use crate::context::Context;
 use crate::kube_io::publish;
 use crate::names::BACKUP_NOW_ANNOTATION;
-use crate::schedule;
 use crate::status::{self, BACKUP_CONFIGURED, Configured, JobOutcome, WORKLOAD_CONFIGURED};
+use crate::{notify, schedule};
 use contract::result::BackupResult;
 
 /// What this pass changed and found.
@@ -32,6 +32,8 @@ pub(super) async fn tell(cluster: &OpenBaoCluster, told: Told<'_>, ctx: &Context
     let recorder = &ctx.recorder;
     for outcome in told.outcomes {
         ctx.metrics.record(&namespace, &name, outcome);
+        ctx.notifier
+            .notify(cluster, &notify::Event::backup(&namespace, &name, outcome));
         publish(recorder, cluster, backup_event(&namespace, outcome)).await;
         if let Some(event) = retention_event(&namespace, outcome) {
             publish(recorder, cluster, event).await;

@@ -9,7 +9,7 @@ use crate::api::{OpenBaoCluster, OpenBaoClusterStatus};
 use crate::context::{Context, Error};
 use crate::status::{Cond, JobOutcome};
 use crate::validate::ValidBackup;
-use crate::{jobs, kube_io, security, validate};
+use crate::{jobs, kube_io, notify, security, validate};
 
 /// The spec, checked beyond what the API server could.
 pub(super) struct Checked {
@@ -39,6 +39,7 @@ impl Checked {
             backup_warnings: [
                 validate::backup_warnings(&cluster.spec),
                 validate::executor_pod_warnings(&cluster.spec),
+                notify::problems(&cluster.spec, &ctx.settings.service_cidrs),
             ]
             .concat(),
             security_risk,
