@@ -101,7 +101,7 @@ pub async fn run(args: RunSettings) -> Result<(), String> {
         .pod_name
         .clone()
         .unwrap_or_else(|| format!("openbao-backup-{}", std::process::id()));
-    let lease = lead(&client, &args, &identity, &metrics).await?;
+    let leadership = lead(&client, &args, &identity, &metrics).await?;
     metrics.set_readiness(Readiness::Syncing);
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -131,40 +131,46 @@ pub async fn run(args: RunSettings) -> Result<(), String> {
     });
     futures_util::future::join(clusters_run, restores_run).await;
 
-    if let Some(lease) = &lease {
-        leader::release(&client, lease).await;
+    if let Some((lease, renewing)) = leadership {
+        // A renewal racing the release would see its write conflict, take
+        // that for another leader, and exit 1.
+        renewing.abort();
+        let _ = renewing.await;
+        leader::release(&client, &lease).await;
     }
     server.abort();
     tracing::info!("operator stopped");
     Ok(())
 }
 
-/// With leader election: waits to lead, and exits once it may not.
+/// With leader election: waits to lead, then keeps renewing the Lease (the
+/// task returned) and exits the process once it may not lead.
 async fn lead(
     client: &Client,
     args: &RunSettings,
     identity: &str,
     metrics: &Metrics,
-) -> Result<Option<LeaseSettings>, String> {
-    let lease = args.leader_election.then(|| LeaseSettings {
+) -> Result<Option<(LeaseSettings, tokio::task::JoinHandle<()>)>, String> {
+    if !args.leader_election {
+        return Ok(None);
+    }
+    let lease = LeaseSettings {
         namespace: args.lease_namespace.clone(),
         name: args.lease_name.clone(),
         identity: identity.into(),
         duration: Duration::from_secs(15),
         retry: Duration::from_secs(2),
+    };
+    leader::acquire(client, &lease, || metrics.set_readiness(Readiness::Standby))
+        .await
+        .map_err(|e| format!("leader election failed: {e}"))?;
+    let (client, kept) = (client.clone(), lease.clone());
+    let renewing = tokio::spawn(async move {
+        leader::keep(&client, &kept).await;
+        // Another replica may lead now: stop before two reconcile.
+        std::process::exit(1);
     });
-    if let Some(lease) = &lease {
-        leader::acquire(client, lease, || metrics.set_readiness(Readiness::Standby))
-            .await
-            .map_err(|e| format!("leader election failed: {e}"))?;
-        let (client, lease) = (client.clone(), lease.clone());
-        tokio::spawn(async move {
-            leader::keep(&client, &lease).await;
-            // Another replica may lead now: stop before two reconcile.
-            std::process::exit(1);
-        });
-    }
-    Ok(lease)
+    Ok(Some((lease, renewing)))
 }
 
 /// Cluster reconciles running at the same time.
