@@ -1132,4 +1132,29 @@ async fn a_dry_run_sends_nothing_and_a_restore_refuses_what_it_refuses() {
     )
     .await;
     assert_not_asked(&openbao, attempts).await;
+
+    // verify and restore log their progress as backup does.
+    for command in ["verify", "restore"] {
+        let mut args = command_args(&bucket, command, &url);
+        set(&mut args, "--key", &key);
+        set(&mut args, "--progress-interval", "0s");
+        let run = run_cli(&args, &[]).await;
+        assert!(run.ok(), "{}", run.all_output());
+        let stderr = String::from_utf8_lossy(&run.output.stderr);
+        let verb = if command == "verify" {
+            "verified"
+        } else {
+            "restored"
+        };
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(&format!("{verb} ")) && l.contains("/s of ")),
+            "{stderr}"
+        );
+    }
+    assert_eq!(
+        openbao.cluster.secret("app").await,
+        Some(json!({"v": "backed up"}))
+    );
 }

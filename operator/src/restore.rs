@@ -694,6 +694,19 @@ mod tests {
                 .unwrap()
                 .contains("exactly one of jwtAuthRole")
         );
+        let mut bad = restore(None);
+        bad.spec.source_cluster = Some("Not_A_Name".into());
+        let refused = next(
+            &bad,
+            Some(&cluster()),
+            &JobState::Missing,
+            &[],
+            &images(),
+            at(1),
+        );
+        assert_eq!(refused.status.phase, RestorePhase::Failed);
+        let message = refused.status.message.unwrap();
+        assert!(message.contains("spec.sourceCluster"), "{message}");
 
         // A Hardened cluster's restores are held to its profile.
         let mut hardened = cluster();

@@ -305,13 +305,13 @@ pub(crate) fn jwt_audience(cluster: &OpenBaoCluster, settings: &OperatorSettings
 
 /// OpenBao auth: a projected token of the executor's ServiceAccount (JWT
 /// auth; the ServiceAccount is returned) or a token Secret.
-fn auth(executor: &Executor<'_>, audience: &String, files: &mut Files) -> Option<String> {
+fn auth(executor: &Executor<'_>, audience: &str, files: &mut Files) -> Option<String> {
     match (executor.jwt_auth_role, executor.token_secret_ref) {
         (Some(role), _) => {
             files.env.push(env_var(env::OPENBAO_JWT_ROLE, role.into()));
             files.add(
-                Some(env_var(env::OPENBAO_JWT_AUDIENCE, audience.clone())),
-                projected_token(&audience),
+                Some(env_var(env::OPENBAO_JWT_AUDIENCE, audience.into())),
+                projected_token(audience),
                 mount("openbao-jwt", jwt_dir()),
             );
             Some(executor.service_account.clone())
