@@ -106,7 +106,7 @@ impl PreviewReport {
         );
         for f in &self.findings {
             let force = match (f.verdict, f.override_) {
-                (Verdict::Refuse, Some(o)) => format!(" [forced by {}]", o.flag()),
+                (Verdict::Refuse, Some(o)) => format!(" [{} forces it]", o.flag()),
                 _ => String::new(),
             };
             out.push_str(&format!(
