@@ -555,6 +555,10 @@ pub struct ReadArgs {
     /// matching it, is refused before anything else is read.
     #[arg(long, env = env::MANIFEST_KEY_FILE, help_heading = heading::BACKUP)]
     pub manifest_key_file: Option<PathBuf>,
+
+    /// How often to log progress while the snapshot streams.
+    #[arg(long, env = env::BACKUP_PROGRESS_INTERVAL, default_value = "5s", value_parser = parse_duration, help_heading = heading::OUTPUT)]
+    pub progress_interval: Duration,
 }
 
 /// The plugins that undo a backup's transforms.
@@ -588,6 +592,24 @@ pub struct RestoreArgs {
     /// (a new cluster replacing a lost one). Refused without it.
     #[arg(long, env = env::RESTORE_ALLOW_OTHER_CLUSTER, help_heading = heading::BACKUP)]
     pub allow_other_cluster: bool,
+
+    /// The cluster whose backups are read (`latest` and the prefix under
+    /// --namespace), when it is not --cluster: a lost cluster's backups
+    /// restored into a new one (with --allow-other-cluster).
+    #[arg(long, env = env::RESTORE_SOURCE_CLUSTER, help_heading = heading::BACKUP)]
+    pub source_cluster: Option<String>,
+
+    /// Send nothing: compare the backup's manifest with the live cluster
+    /// (cluster, Raft index, OpenBao version, seal, age, size, plugins) and
+    /// print each finding as ok, warn or refuse. Exit code 0 when a restore
+    /// would go ahead, 2 when it would be refused.
+    #[arg(long, env = env::RESTORE_DRY_RUN)]
+    pub dry_run: bool,
+
+    /// With --dry-run: print the report as the one JSON line (`previewed`)
+    /// instead of text.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -674,6 +696,7 @@ impl ReadArgs {
             plugins: self.plugins.plugins,
             plugin_limits: self.plugins.limits.limits(),
             manifest_key_file: self.manifest_key_file,
+            progress_interval: self.progress_interval,
         })
     }
 }
@@ -691,6 +714,7 @@ impl DecodeArgs {
                 plugins: self.read.plugins.plugins,
                 plugin_limits: self.read.plugins.limits.limits(),
                 manifest_key_file: self.read.manifest_key_file,
+                progress_interval: self.read.progress_interval,
             },
             None => self.read.into_config()?,
         };
@@ -712,7 +736,11 @@ impl RestoreArgs {
             cluster,
             allow_other_cluster: self.allow_other_cluster,
         };
-        Ok((self.read.into_read(WithoutKey::Refuse)?, target))
+        let mut read = self.read;
+        if let Some(source) = self.source_cluster.filter(|c| !c.trim().is_empty()) {
+            read.cluster = Some(source);
+        }
+        Ok((read.into_read(WithoutKey::Refuse)?, target))
     }
 }
 
@@ -1323,6 +1351,31 @@ mod tests {
         assert!(!target.allow_other_cluster);
         let (_, target) = restore(&["--cluster", "new", "--allow-other-cluster"]).unwrap();
         assert!(target.allow_other_cluster);
+    }
+
+    #[test]
+    fn a_restore_reads_the_source_clusters_backups_into_its_cluster() {
+        let (read, target) = restore_config(&[
+            "--latest",
+            "--cluster",
+            "new",
+            "--namespace",
+            "prod",
+            "--source-cluster",
+            "old",
+        ])
+        .unwrap();
+        let executor::restore::Source::Bucket { cluster_prefix, .. } = read.source else {
+            panic!("a bucket source")
+        };
+        assert!(cluster_prefix.ends_with("prod/old/"), "{cluster_prefix}");
+        assert_eq!(target.cluster, "new");
+        let (read, _) =
+            restore_config(&["--latest", "--cluster", "new", "--namespace", "prod"]).unwrap();
+        let executor::restore::Source::Bucket { cluster_prefix, .. } = read.source else {
+            panic!("a bucket source")
+        };
+        assert!(cluster_prefix.ends_with("prod/new/"), "{cluster_prefix}");
     }
 
     #[test]

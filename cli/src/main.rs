@@ -37,6 +37,15 @@ fn main() -> ExitCode {
                 }
             }
         }),
+        Command::Restore(args) if args.dry_run => runtime().block_on(async {
+            let result_file = args.read.result_file.clone();
+            let json = args.json;
+            let outcome = match args.into_config() {
+                Ok((read, target)) => restore::preview(&read, &target).await,
+                Err(message) => Err(Error::Config(message)),
+            };
+            preview_report(outcome, json, result_file)
+        }),
         Command::Restore(args) => runtime().block_on(async {
             let result_file = args.read.result_file.clone();
             let outcome = match args.into_config() {
@@ -221,6 +230,40 @@ fn report(
     write_result(&line, result_file, code)
 }
 
+/// `restore --dry-run`: the report as text (or the JSON line with
+/// `--json`; always in the result file). Exit code 2 when a restore would
+/// be refused.
+fn preview_report(
+    outcome: Result<contract::preview::PreviewReport, Error>,
+    json: bool,
+    result_file: Option<std::path::PathBuf>,
+) -> ExitCode {
+    let report = match outcome {
+        Ok(report) => report,
+        Err(error) => return report("restore --dry-run", Err(error), result_file),
+    };
+    let code = if report.refused() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    };
+    let refused = report.refusal(contract::preview::Override::flag);
+    let text = report.render();
+    let line =
+        serde_json::to_string(&ReadBackResult::Previewed(report)).expect("result serializes");
+    if !json {
+        print!("{text}");
+        if let Some(refused) = refused {
+            eprintln!("{refused}");
+        }
+        if let Some(path) = result_file {
+            return write_result_file(&line, &path, code);
+        }
+        return code;
+    }
+    write_result(&line, result_file, code)
+}
+
 /// The reason for the JSON result, cut to fit a termination message
 /// (Kubernetes keeps at most 4 KiB), and printed as the one line
 /// `<command> failed: <reason>` for people and `kubectl logs`.
@@ -233,9 +276,15 @@ fn failure_reason(command: &str, error: &Error) -> String {
 /// The one JSON line on stdout, and in `--result-file` when given.
 fn write_result(line: &str, result_file: Option<std::path::PathBuf>, code: ExitCode) -> ExitCode {
     println!("{line}");
-    if let Some(path) = result_file
-        && let Err(e) = std::fs::File::create(&path).and_then(|mut f| f.write_all(line.as_bytes()))
-    {
+    match result_file {
+        Some(path) => write_result_file(line, &path, code),
+        None => code,
+    }
+}
+
+/// The JSON line into `--result-file`.
+fn write_result_file(line: &str, path: &std::path::Path, code: ExitCode) -> ExitCode {
+    if let Err(e) = std::fs::File::create(path).and_then(|mut f| f.write_all(line.as_bytes())) {
         eprintln!("cannot write --result-file {}: {e}", path.display());
         return ExitCode::FAILURE;
     }

@@ -1253,6 +1253,149 @@ async fn an_external_openbao_is_backed_up_and_restored(
         Some(json!({"v": "second"})),
         "the external OpenBao serves the backup's data"
     );
+    the_disaster_recovery_runbook(kube, admin, bucket, bao, &ca, &keys[1]).await;
+}
+
+/// docs/restore.md's runbook: the cluster `ext` is lost (its OpenBao gone,
+/// its resource deleted); a new cluster `ext-new` comes up with the same
+/// seal key; a preview of the old cluster's latest backup, a restore
+/// refused without `allowOtherCluster`, then the restore; the data written
+/// before the loss is read back from the new cluster.
+async fn the_disaster_recovery_runbook(
+    kube: &KubeApiServer,
+    admin: &Client,
+    bucket: &Bucket,
+    old: testkit::Cluster,
+    ca: &TestCa,
+    latest: &str,
+) {
+    assert_eq!(old.secret("app").await, Some(json!({"v": "second"})));
+    let seal_key = old.seal_key.clone();
+    drop(old);
+    kube.kubectl_ok(&["delete", "openbaocluster", "ext", "-n", "backups"], None);
+    assert!(
+        bucket.keys().await.iter().any(|k| k == latest),
+        "the backups outlive their cluster"
+    );
+
+    let mut spec = ClusterSpec::single().with_token(support::TOKEN, &["backup", "restore"]);
+    spec.tls = Some(ca.clone());
+    spec.seal_key = Some(seal_key);
+    let new = testkit::Cluster::start(spec).await;
+    new.put_secret("app", json!({"v": "new and empty"})).await;
+    let cluster = json!({
+        "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoCluster",
+        "metadata": {"name": "ext-new", "namespace": "backups"},
+        "spec": {
+            "external": {"addresses": [new.url().await], "caSecretRef": {"name": "ext-ca", "key": "bundle.pem"}},
+            "backup": {
+                "schedule": "0 3 * * *",
+                "executorImage": "openbao/backup-executor:v0.1.0",
+                "tokenSecretRef": {"name": "ext-token"},
+                "target": {"endpoint": bucket.garage.endpoint, "bucket": bucket.name, "region": testkit::garage::REGION,
+                           "pathPrefix": "external", "credentialsSecretRef": {"name": "s3-credentials"}},
+            },
+        },
+    });
+    kube.kubectl_ok(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&cluster.to_string()),
+    );
+    let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), "backups");
+    wait_for("the new cluster's conditions", || async {
+        let cluster = clusters.get("ext-new").await.ok()?;
+        let conditions = &cluster.status.as_ref()?.conditions;
+        conditions
+            .iter()
+            .any(|c| c.type_ == "BackupConfigured")
+            .then_some(())
+    })
+    .await;
+
+    let recover = async |name: &str, extra: serde_json::Value| {
+        let mut spec = json!({"cluster": "ext-new", "sourceCluster": "ext", "key": "latest",
+                              "tokenSecretRef": {"name": "ext-token"}});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        run_restore_spec(kube, admin, None, name, spec).await
+    };
+    // The preview: the old cluster's newest backup, found under its
+    // prefix; foreign, so a restore would be refused; nothing sent.
+    let preview = recover("recover-preview", json!({"preview": true})).await;
+    assert_eq!(
+        preview.phase,
+        RestorePhase::Previewed,
+        "{:?}",
+        preview.message
+    );
+    let finding = |status: &OpenBaoRestoreStatus, check: &str| {
+        status
+            .preview
+            .iter()
+            .find(|f| f.check == check)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {check} in {:?}", status.preview))
+    };
+    let cluster = finding(&preview, "cluster");
+    assert_eq!(
+        (cluster.verdict.as_str(), cluster.forced_by.as_deref()),
+        ("refuse", Some("spec.allowOtherCluster")),
+        "{cluster:?}"
+    );
+    assert!(
+        cluster
+            .message
+            .contains("a backup of cluster backups/ext, not backups/ext-new")
+    );
+    assert_eq!(
+        finding(&preview, "seal").verdict,
+        "warn",
+        "another cluster id"
+    );
+    assert_eq!(finding(&preview, "version").verdict, "ok");
+    let message = preview.message.clone().unwrap();
+    assert!(
+        message.contains(latest) && message.contains("give spec.allowOtherCluster"),
+        "{message}"
+    );
+    wait_for_event_about(admin, "RestorePreviewed", "recover-preview").await;
+    assert_eq!(new.secret("app").await, Some(json!({"v": "new and empty"})));
+
+    // Without allowOtherCluster a restore fails naming the field.
+    let refused = recover("recover-refused", json!({})).await;
+    assert_eq!(refused.phase, RestorePhase::Failed);
+    let reason = refused.message.unwrap();
+    assert!(
+        reason.contains("give spec.allowOtherCluster if that is meant"),
+        "{reason}"
+    );
+    assert_eq!(new.secret("app").await, Some(json!({"v": "new and empty"})));
+
+    // The restore: the data written before the loss, read back.
+    let done = recover("recover", json!({"allowOtherCluster": true})).await;
+    assert_eq!(done.phase, RestorePhase::Succeeded, "{:?}", done.message);
+    assert_eq!(done.restored_key.as_deref(), Some(latest));
+    assert_eq!(
+        new.secret("app").await,
+        Some(json!({"v": "second"})),
+        "the new cluster serves the lost cluster's data"
+    );
+    // Check: the new cluster took over the old one's keys and cluster id.
+    let check = recover(
+        "recover-check",
+        json!({"preview": true, "allowOtherCluster": true}),
+    )
+    .await;
+    assert_eq!(check.phase, RestorePhase::Previewed, "{:?}", check.message);
+    let seal = finding(&check, "seal");
+    assert_eq!(seal.verdict, "ok", "{seal:?}");
+    assert!(
+        finding(&check, "raft").message.contains("goes back")
+            || finding(&check, "raft")
+                .message
+                .contains("at the backup's Raft index")
+    );
 }
 
 /// The workload is owned by the cluster; a new version waits for its

@@ -931,3 +931,230 @@ async fn a_tampered_object_fails_verify_with_the_integrity_exit_code() {
     );
     assert_eq!(run.output.status.code(), Some(6));
 }
+
+/// The findings of a preview, by check: (verdict, message, override).
+fn findings(run: &Run) -> std::collections::BTreeMap<String, (String, String, Option<String>)> {
+    assert_eq!(run.result["status"], "previewed", "{}", run.all_output());
+    run.result["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["check"].as_str().unwrap().to_string(),
+                (
+                    f["verdict"].as_str().unwrap().to_string(),
+                    f["message"].as_str().unwrap().to_string(),
+                    f["override"].as_str().map(String::from),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// `restore --dry-run` compares the manifest with the live cluster and
+/// sends nothing: OpenBao's data and Raft index stay as they were. What it
+/// refuses, a restore refuses, naming the flag that forces it.
+#[tokio::test]
+async fn a_dry_run_sends_nothing_and_a_restore_refuses_what_it_refuses() {
+    let bucket = Bucket::new("restore-dry-run").await;
+    let openbao = Source::start(1).await;
+    openbao
+        .cluster
+        .put_secret("app", json!({"v": "backed up"}))
+        .await;
+    let none = Chain { specs: Vec::new() };
+    let (key, _) = backup(&bucket, &openbao, &none).await;
+    let manifest_key = format!("{key}.manifest.json");
+    let manifest: Value = serde_json::from_slice(&bucket.read(&manifest_key).await).unwrap();
+    // What the preview compares with: recorded from sys/seal-status.
+    assert_eq!(manifest["openbao"]["sealType"], "static", "{manifest}");
+    assert!(
+        manifest["openbao"]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("2.")
+    );
+    assert!(
+        !manifest["openbao"]["clusterId"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    openbao
+        .cluster
+        .put_secret("app", json!({"v": "current"}))
+        .await;
+
+    let url = openbao.url();
+    let dry_run = async |extra: &[&str]| {
+        let mut args = command_args(&bucket, "restore", &url);
+        set(&mut args, "--key", &key);
+        args.extend(["--dry-run", "--json"].map(String::from));
+        let mut extra = extra.iter().peekable();
+        while let Some(flag) = extra.next() {
+            match extra.next_if(|value| !value.starts_with("--")) {
+                Some(value) => set(&mut args, flag, value),
+                None => args.push(flag.to_string()),
+            }
+        }
+        run_cli(&args, &[]).await
+    };
+    let (attempts, index) = (
+        openbao.restore_requests(),
+        openbao.cluster.raft_index().await,
+    );
+    let run = dry_run(&[]).await;
+    assert!(run.ok(), "{}", run.all_output());
+    let found = findings(&run);
+    for check in [
+        "cluster",
+        "raft",
+        "version",
+        "seal",
+        "age",
+        "size",
+        "plugins",
+        "signature",
+    ] {
+        assert_eq!(found[check].0, "ok", "{check}: {found:?}");
+    }
+    let raft = &found["raft"].1;
+    let behind = openbao.cluster.raft_index().await - manifest["raft"]["index"].as_u64().unwrap();
+    assert!(
+        raft.starts_with(&format!("goes back {behind} entries")),
+        "{raft}"
+    );
+    assert!(
+        found["seal"]
+            .1
+            .contains("the same `static` seal and cluster id"),
+        "{found:?}"
+    );
+    assert_eq!(run.result["key"], key.as_str());
+    // Nothing was sent: no restore request, the data and the index as they were.
+    assert_not_asked(&openbao, attempts).await;
+    assert_eq!(
+        openbao.cluster.raft_index().await,
+        index,
+        "OpenBao's Raft index unchanged"
+    );
+
+    // For people: the report as text.
+    let mut args = command_args(&bucket, "restore", &url);
+    set(&mut args, "--key", &key);
+    args.push("--dry-run".into());
+    // The proxy runs on this test's runtime: wait without blocking it.
+    let text = tokio::process::Command::new(env!("CARGO_BIN_EXE_openbao-backup"))
+        .args(&args)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(text.status.success(), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!("restore preview of {key}\n"))
+            && stdout.contains("  ok     raft      goes back ")
+            && stdout.ends_with("verdict: a restore would go ahead\n"),
+        "{stdout}"
+    );
+
+    // Another cluster's backup: refused, naming the flag; exit code 2.
+    let run = dry_run(&["--cluster", "staging"]).await;
+    assert_eq!(run.output.status.code(), Some(2), "{}", run.all_output());
+    let cluster = &findings(&run)["cluster"];
+    assert_eq!(
+        (cluster.0.as_str(), cluster.2.as_deref()),
+        ("refuse", Some("allowOtherCluster"))
+    );
+    let run = dry_run(&["--cluster", "staging", "--allow-other-cluster"]).await;
+    assert!(run.ok(), "{}", run.all_output());
+    assert_eq!(findings(&run)["cluster"].0, "warn");
+
+    // A backup sealed by another seal type (as its manifest records it):
+    // the preview refuses it, and so does a restore, before OpenBao is
+    // sent anything, naming --force.
+    let mut other_seal = manifest.clone();
+    other_seal["openbao"]["sealType"] = json!("awskms");
+    put(
+        &bucket,
+        &manifest_key,
+        serde_json::to_vec(&other_seal).unwrap(),
+    )
+    .await;
+    let run = dry_run(&[]).await;
+    assert_eq!(run.output.status.code(), Some(2), "{}", run.all_output());
+    let seal = &findings(&run)["seal"];
+    assert_eq!(
+        (seal.0.as_str(), seal.2.as_deref()),
+        ("refuse", Some("force"))
+    );
+    let run = restore(&bucket, &url, &key, &none).await;
+    assert_eq!(run.output.status.code(), Some(2), "{}", run.all_output());
+    assert_eq!(run.result["cause"], "config");
+    let reason = run.reason();
+    assert!(
+        reason.contains("`awskms` seal, the live cluster has a `static` seal")
+            && reason.contains("give --force (RESTORE_FORCE) if that is meant"),
+        "{reason}"
+    );
+    assert_not_asked(&openbao, attempts).await;
+    put(
+        &bucket,
+        &manifest_key,
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .await;
+
+    // A transform no plugin undoes cannot be forced: the preview names it.
+    let mut unknown = manifest.clone();
+    unknown["transforms"] =
+        json!([{"name": "mystery", "version": "1.0.0", "sha256": "c".repeat(64)}]);
+    put(
+        &bucket,
+        &manifest_key,
+        serde_json::to_vec(&unknown).unwrap(),
+    )
+    .await;
+    let run = dry_run(&[]).await;
+    let plugins = &findings(&run)["plugins"];
+    assert_eq!((plugins.0.as_str(), plugins.2.as_deref()), ("refuse", None));
+    assert!(
+        plugins.1.contains("no plugin undoes mystery 1.0.0"),
+        "{plugins:?}"
+    );
+    put(
+        &bucket,
+        &manifest_key,
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .await;
+    assert_not_asked(&openbao, attempts).await;
+
+    // verify and restore log their progress as backup does.
+    for command in ["verify", "restore"] {
+        let mut args = command_args(&bucket, command, &url);
+        set(&mut args, "--key", &key);
+        set(&mut args, "--progress-interval", "0s");
+        let run = run_cli(&args, &[]).await;
+        assert!(run.ok(), "{}", run.all_output());
+        let stderr = String::from_utf8_lossy(&run.output.stderr);
+        let verb = if command == "verify" {
+            "verified"
+        } else {
+            "restored"
+        };
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(&format!("{verb} ")) && l.contains("/s of ")),
+            "{stderr}"
+        );
+    }
+    assert_eq!(
+        openbao.cluster.secret("app").await,
+        Some(json!({"v": "backed up"}))
+    );
+}

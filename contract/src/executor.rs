@@ -62,6 +62,10 @@ pub mod env {
     pub const BACKUP_KEY: &str = "BACKUP_KEY";
     pub const RESTORE_FORCE: &str = "RESTORE_FORCE";
     pub const RESTORE_ALLOW_OTHER_CLUSTER: &str = "RESTORE_ALLOW_OTHER_CLUSTER";
+    /// The cluster whose backups a restore reads, when not the target.
+    pub const RESTORE_SOURCE_CLUSTER: &str = "RESTORE_SOURCE_CLUSTER";
+    /// `restore --dry-run`: the preview only, nothing sent.
+    pub const RESTORE_DRY_RUN: &str = "RESTORE_DRY_RUN";
 
     /// `Hardened` (a cluster's `spec.profile`): refuse a storage endpoint
     /// that resolves to loopback, link-local or the service network

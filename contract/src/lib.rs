@@ -9,6 +9,7 @@ pub mod layout;
 pub mod manifest;
 pub mod network;
 pub mod plugin_spec;
+pub mod preview;
 pub mod result;
 pub mod secret;
 pub mod signing;

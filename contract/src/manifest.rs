@@ -35,6 +35,10 @@ pub struct Manifest {
     pub raft: RaftInfo,
     /// How the object was uploaded.
     pub upload: UploadLayout,
+    /// The OpenBao the snapshot came from (`sys/seal-status`), for a
+    /// restore's preview; absent in backups made before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openbao: Option<OpenBaoRecord>,
     /// The MAC over everything above, with --manifest-key-file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<Signature>,
@@ -50,6 +54,23 @@ pub struct TransformRecord {
     pub sha256: String,
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub config: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What OpenBao said about itself when the snapshot was taken: what tells
+/// whether another cluster's seal can open it, and which version wrote it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenBaoRecord {
+    /// `version`, e.g. `2.7.2`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub version: String,
+    /// The seal's `type`: `shamir`, `static`, `awskms`...
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub seal_type: String,
+    /// `cluster_id`: a restore takes it over, so an equal id means the same
+    /// keys.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cluster_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

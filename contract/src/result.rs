@@ -282,6 +282,8 @@ pub enum ReadBackResult {
     Restored(ReadBackReport),
     Verified(ReadBackReport),
     Decoded(ReadBackReport),
+    /// `restore --dry-run`: nothing was sent.
+    Previewed(crate::preview::PreviewReport),
     #[serde(rename_all = "camelCase")]
     Failed {
         cause: String,

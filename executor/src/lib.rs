@@ -8,6 +8,7 @@ pub mod bucket;
 pub mod error;
 pub mod memory;
 pub mod openbao;
+pub mod progress;
 pub mod restore;
 pub mod s3;
 

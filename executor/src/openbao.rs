@@ -309,6 +309,74 @@ impl OpenBaoClient {
     }
 }
 
+/// What a node says about itself in `sys/seal-status` (no token needed).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SealStatus {
+    #[serde(default, rename = "type")]
+    pub seal_type: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub cluster_id: String,
+    #[serde(default)]
+    pub initialized: bool,
+    #[serde(default)]
+    pub sealed: bool,
+}
+
+/// The live cluster as a restore's preview sees it, without a token.
+#[derive(Debug, Clone)]
+pub struct LiveState {
+    pub node: Url,
+    /// None when the node did not say (a proxy that hides the endpoint).
+    pub seal: Option<SealStatus>,
+    /// The active node's Raft committed index (`sys/leader`).
+    pub raft_index: u64,
+}
+
+impl OpenBaoClient {
+    /// `sys/seal-status` of `node`.
+    pub async fn seal_status(&self, node: &Url) -> Result<SealStatus, Error> {
+        let resp = self
+            .http
+            .get(join(node, "v1/sys/seal-status"))
+            .timeout(self.config.request_timeout)
+            .send()
+            .await
+            .map_err(|e| {
+                Error::OpenBao(format!("sys/seal-status of {node}: {}", error_chain(&e)))
+            })?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(Error::OpenBao(format!(
+                "sys/seal-status of {node} answered {status}: {}",
+                error_message(resp).await
+            )));
+        }
+        resp.json()
+            .await
+            .map_err(|e| Error::OpenBao(format!("unreadable sys/seal-status of {node}: {e}")))
+    }
+
+    /// The active node's seal and Raft index: what a restore is compared
+    /// with. Only calls that need no token and change nothing.
+    pub async fn live_state(&self, active: &Url) -> Result<LiveState, Error> {
+        let seal = match self.seal_status(active).await {
+            Ok(seal) => Some(seal),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot tell the live cluster's seal");
+                None
+            }
+        };
+        let leader = self.leader(active).await?;
+        Ok(LiveState {
+            node: active.clone(),
+            seal,
+            raft_index: leader.raft_committed_index,
+        })
+    }
+}
+
 /// How long a restored snapshot may take to be applied by every node:
 /// OpenBao 2.7 answers the upload at once and applies it afterwards (5 s
 /// plus the load time; ~12 s for 400 MiB on 2 cores).

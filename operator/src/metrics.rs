@@ -96,6 +96,8 @@ pub struct Metrics {
     last_success: Family<ClusterLabels, Timestamp>,
     schedule_interval: Family<ClusterLabels, Timestamp>,
     restores: Family<RestoreLabels, Counter>,
+    restore_duration: Family<ClusterLabels, Histogram, fn() -> Histogram>,
+    restored_bytes: Family<ClusterLabels, Counter>,
     reconcile_errors: Family<StepLabels, Counter>,
     notifications: Family<NotificationLabels, Counter>,
     readiness: AtomicU8,
@@ -150,6 +152,13 @@ impl Default for Metrics {
                 ])
             });
         let bytes = Family::default();
+        let restore_duration: Family<ClusterLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| {
+                Histogram::new([
+                    10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
+                ])
+            });
+        let restored_bytes = Family::default();
         let last_success = Family::default();
         let schedule_interval = Family::default();
         let restores = Family::default();
@@ -185,6 +194,16 @@ impl Default for Metrics {
             restores.clone(),
         );
         registry.register(
+            "restore_duration_seconds",
+            "Duration of successful restores, download to applied",
+            restore_duration.clone(),
+        );
+        registry.register(
+            "restored_bytes",
+            "Snapshot bytes restored by successful restores",
+            restored_bytes.clone(),
+        );
+        registry.register(
             "reconcile_errors",
             "Reconciles that failed and were retried, by the step that failed",
             reconcile_errors.clone(),
@@ -208,6 +227,8 @@ impl Default for Metrics {
             last_success,
             schedule_interval,
             restores,
+            restore_duration,
+            restored_bytes,
             reconcile_errors,
             notifications,
             readiness: AtomicU8::new(Readiness::Starting as u8),
@@ -285,6 +306,8 @@ impl Metrics {
         self.schedule_interval.remove(&labels);
         self.duration.remove(&labels);
         self.bytes.remove(&labels);
+        self.restore_duration.remove(&labels);
+        self.restored_bytes.remove(&labels);
         for kind in KINDS {
             for result in RESULTS {
                 self.backups
@@ -302,6 +325,15 @@ impl Metrics {
         self.restores
             .get_or_create(&restore_labels(namespace, cluster, result(succeeded)))
             .inc();
+    }
+
+    /// What a successful restore of `cluster` took, as its result says.
+    pub fn restore_measured(&self, namespace: &str, cluster: &str, seconds: f64, bytes: u64) {
+        let labels = cluster_labels(namespace, cluster);
+        self.restore_duration
+            .get_or_create(&labels)
+            .observe(seconds);
+        self.restored_bytes.get_or_create(&labels).inc_by(bytes);
     }
 
     /// A failed reconcile, by its failed step (`context::Error::step`).
@@ -448,8 +480,12 @@ mod tests {
         let metrics = Metrics::default();
         metrics.set_cluster("prod", "bao", Some(86_400.0));
         metrics.restore_finished("prod", "bao", false);
+        metrics.restore_measured("prod", "bao", 12.5, 4096);
         let text = metrics.encode();
         for line in [
+            r#"openbao_backup_restore_duration_seconds_sum{namespace="prod",cluster="bao"} 12.5"#,
+            r#"openbao_backup_restore_duration_seconds_bucket{le="30.0",namespace="prod",cluster="bao"} 1"#,
+            r#"openbao_backup_restored_bytes_total{namespace="prod",cluster="bao"} 4096"#,
             r#"openbao_backup_schedule_interval_seconds{namespace="prod",cluster="bao"} 86400"#,
             r#"openbao_backup_backups_total{namespace="prod",cluster="bao",kind="scheduled",result="failure"} 0"#,
             r#"openbao_backup_backups_total{namespace="prod",cluster="bao",kind="pre-upgrade",result="success"} 0"#,

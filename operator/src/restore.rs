@@ -15,9 +15,12 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Client, Resource, ResourceExt};
 
 use contract::executor::command;
+use contract::preview::{Override, PreviewReport, Verdict};
 use contract::result::{ReadBackReport, ReadBackResult};
 
-use crate::api::{OpenBaoCluster, OpenBaoRestore, OpenBaoRestoreStatus, RestorePhase};
+use crate::api::{
+    OpenBaoCluster, OpenBaoRestore, OpenBaoRestoreStatus, PreviewFinding, RestorePhase,
+};
 use crate::context::{At, Context, Error};
 use crate::desired::restore_job::restore_job;
 use crate::jobs;
@@ -37,6 +40,8 @@ pub enum JobState {
     Running,
     /// What the executor restored.
     Succeeded(Box<ReadBackReport>),
+    /// What a preview found (`spec.preview`).
+    Previewed(Box<PreviewReport>),
     Failed(String),
 }
 
@@ -74,7 +79,20 @@ pub fn next(
             let message = record_result(&mut status, report);
             end(status, true, message)
         }
-        JobState::Failed(reason) => end(status, false, reason.clone()),
+        JobState::Previewed(report) => {
+            let message = record_preview(&mut status, report);
+            let mut next = end(status, true, message);
+            next.status.phase = RestorePhase::Previewed;
+            if let Some(condition) = next.status.conditions.first_mut() {
+                condition.reason = "Previewed".into();
+            }
+            next.event = next
+                .event
+                .map(|(type_, _, message)| (type_, "RestorePreviewed", message));
+            next
+        }
+        // The executor names its flags; the resource has fields.
+        JobState::Failed(reason) => end(status, false, spec_fields(reason)),
         JobState::Running => {
             status.phase = RestorePhase::Running;
             status.job_name = Some(job_name.clone());
@@ -141,6 +159,42 @@ fn record_result(status: &mut OpenBaoRestoreStatus, report: &ReadBackReport) -> 
         report.snapshot.size,
         report.node.as_deref().unwrap_or("the active node")
     )
+}
+
+/// A preview's findings into the status; returns the message.
+fn record_preview(status: &mut OpenBaoRestoreStatus, report: &PreviewReport) -> String {
+    status.preview = report
+        .findings
+        .iter()
+        .map(|f| PreviewFinding {
+            check: f.check.clone(),
+            verdict: f.verdict.as_str().into(),
+            message: f.message.clone(),
+            forced_by: f.override_.map(|o| o.spec_field().into()),
+        })
+        .collect();
+    match report.refusal(Override::spec_field) {
+        Some(refusal) => format!("previewed: a restore would be refused: {refusal}"),
+        None => format!(
+            "previewed {}: a restore would go ahead ({} warnings)",
+            report.key,
+            report
+                .findings
+                .iter()
+                .filter(|f| f.verdict == Verdict::Warn)
+                .count()
+        ),
+    }
+}
+
+/// The executor's flags in a reason, as the `OpenBaoRestore` fields that
+/// set them.
+fn spec_fields(reason: &str) -> String {
+    [Override::AllowOtherCluster, Override::Force]
+        .into_iter()
+        .fold(reason.to_string(), |reason, o| {
+            reason.replace(o.flag(), o.spec_field())
+        })
 }
 
 /// Starts the Job, holding the cluster's scheduled backups meanwhile.
@@ -246,10 +300,18 @@ pub async fn reconcile(restore: Arc<OpenBaoRestore>, ctx: Arc<Context>) -> Resul
             .await
             .at("write OpenBaoRestore status", &name)?;
         // Once: a final phase is never reconciled again.
-        if next.status.phase.is_final() {
+        if next.status.phase.is_final() && next.status.phase != RestorePhase::Previewed {
             let succeeded = next.status.phase == RestorePhase::Succeeded;
             ctx.metrics
                 .restore_finished(&namespace, &restore.spec.cluster, succeeded);
+            if let JobState::Succeeded(report) = &job {
+                ctx.metrics.restore_measured(
+                    &namespace,
+                    &restore.spec.cluster,
+                    report.duration_seconds,
+                    report.snapshot.size,
+                );
+            }
             if let Some(cluster) = &cluster {
                 let event = crate::notify::Event::restore(&restore, &next.status);
                 ctx.notifier.notify(cluster, &event);
@@ -287,6 +349,8 @@ async fn job_state(client: &Client, namespace: &str, restore: &str) -> Result<Jo
         .and_then(|m| serde_json::from_str::<ReadBackResult>(&m).ok());
     Ok(match (finished.failure, result) {
         (None, Some(ReadBackResult::Restored(report))) => JobState::Succeeded(Box::new(report)),
+        // A preview that finds a refusal exits 2: its report stands.
+        (_, Some(ReadBackResult::Previewed(report))) => JobState::Previewed(Box::new(report)),
         (_, Some(ReadBackResult::Failed { reason, .. })) => JobState::Failed(reason),
         (failure, _) => JobState::Failed(
             failure.unwrap_or_else(|| "the restore Job failed without a result".into()),
@@ -434,6 +498,89 @@ mod tests {
     }
 
     #[test]
+    fn a_preview_records_its_findings_and_a_refusal_names_the_spec_field() {
+        use contract::preview::Finding;
+        let finding = |check: &str, verdict, override_| Finding {
+            check: check.into(),
+            verdict,
+            message: format!("{check} says so"),
+            override_,
+        };
+        let report = PreviewReport {
+            key: "prod/old/x.snap".into(),
+            node: "https://bao-0:8200/".into(),
+            object: ContentDigest::default(),
+            raft: RaftInfo {
+                index: 7,
+                term: 2,
+                state_size: 100,
+            },
+            findings: vec![
+                finding(
+                    "cluster",
+                    Verdict::Refuse,
+                    Some(Override::AllowOtherCluster),
+                ),
+                finding("seal", Verdict::Warn, None),
+                finding("raft", Verdict::Ok, None),
+            ],
+            started_at: at(2),
+            duration_seconds: 0.1,
+        };
+        let running = restore(Some(OpenBaoRestoreStatus {
+            phase: RestorePhase::Running,
+            job_name: Some("r1-restore".into()),
+            ..Default::default()
+        }));
+        let done = next(
+            &running,
+            Some(&cluster()),
+            &JobState::Previewed(Box::new(report.clone())),
+            &[],
+            &images(),
+            at(3),
+        );
+        assert_eq!(done.status.phase, RestorePhase::Previewed);
+        assert!(done.status.phase.is_final());
+        assert_eq!(done.status.preview.len(), 3);
+        assert_eq!(
+            done.status.preview[0],
+            PreviewFinding {
+                check: "cluster".into(),
+                verdict: "refuse".into(),
+                message: "cluster says so".into(),
+                forced_by: Some("spec.allowOtherCluster".into()),
+            }
+        );
+        let message = done.status.message.unwrap();
+        assert!(
+            message.contains("would be refused") && message.contains("give spec.allowOtherCluster"),
+            "{message}"
+        );
+        assert_eq!(done.event.unwrap().1, "RestorePreviewed");
+        assert_eq!(done.hold_backups, Some(false));
+
+        // A restore the executor refused names the field, not the flag.
+        let refused =
+            contract::preview::refusal(&report.key, &report.findings, Override::flag).unwrap();
+        let failed = next(
+            &running,
+            Some(&cluster()),
+            &JobState::Failed(format!("invalid configuration: {refused}")),
+            &[],
+            &images(),
+            at(3),
+        );
+        assert_eq!(failed.status.phase, RestorePhase::Failed);
+        let message = failed.status.message.unwrap();
+        assert!(
+            message.contains("give spec.allowOtherCluster if that is meant")
+                && !message.contains("--allow-other-cluster"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn a_restore_starts_once_and_records_how_it_ended() {
         let start = next(
             &restore(None),
@@ -551,6 +698,19 @@ mod tests {
                 .unwrap()
                 .contains("exactly one of jwtAuthRole")
         );
+        let mut bad = restore(None);
+        bad.spec.source_cluster = Some("Not_A_Name".into());
+        let refused = next(
+            &bad,
+            Some(&cluster()),
+            &JobState::Missing,
+            &[],
+            &images(),
+            at(1),
+        );
+        assert_eq!(refused.status.phase, RestorePhase::Failed);
+        let message = refused.status.message.unwrap();
+        assert!(message.contains("spec.sourceCluster"), "{message}");
 
         // A Hardened cluster's restores are held to its profile.
         let mut hardened = cluster();

@@ -219,6 +219,9 @@ pub fn restore(
         (None, Some(secret)) => check_name(&secret.name, "spec.tokenSecretRef.name", &mut problems),
         _ => {}
     }
+    if let Some(source) = &restore.source_cluster {
+        check_name(source, "spec.sourceCluster", &mut problems);
+    }
     if restore.source.is_none() && backup.is_none() {
         problems.push(format!(
             "spec.source: OpenBaoCluster {} has no spec.backup.target to read from; give spec.source",

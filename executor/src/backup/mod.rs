@@ -26,16 +26,18 @@ use crate::archive::{ArchiveCheck, Checked};
 use crate::bucket::stream::{CHAIN_PIECE, feed_chain};
 use crate::error::Error;
 use crate::openbao::{Auth, OpenBaoClient, OpenBaoConfig};
+use crate::progress::Progress;
 use crate::s3::{self, MultipartUpload, TargetConfig};
 use aws_sdk_s3::types::CompletedPart;
 use contract::layout;
 use contract::layout::TOOL_VERSION;
-use contract::manifest::{MANIFEST_FORMAT_VERSION, Manifest, TransformRecord, UploadLayout};
+use contract::manifest::{
+    MANIFEST_FORMAT_VERSION, Manifest, OpenBaoRecord, TransformRecord, UploadLayout,
+};
 use contract::plugin_spec::PluginSpec;
 use contract::result::{BackupKind, BackupResult, RetentionReport};
 use contract::signing::ManifestKey;
 use contract::snapshot::{ContentDigest, RaftInfo};
-use contract::units::human_bytes;
 use parts::PartUploads;
 use plugin_host::chain::{Chain, Side};
 use plugin_host::spec::ConfiguredPlugin;
@@ -70,6 +72,17 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, Error> {
 
     let openbao = OpenBaoClient::new(config.openbao.clone())?;
     let node = openbao.find_active().await?;
+    // Recorded in the manifest so that a restore's preview can tell whether
+    // a cluster's seal opens the backup; a backup does not fail without it.
+    let recorded = openbao
+        .seal_status(&node)
+        .await
+        .ok()
+        .map(|seal| OpenBaoRecord {
+            version: seal.version,
+            seal_type: seal.seal_type,
+            cluster_id: seal.cluster_id,
+        });
     let token = openbao.login(&node, &config.auth).await?;
     let snapshot = openbao.snapshot(&node, &token).await?;
 
@@ -119,6 +132,7 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, Error> {
             part_size: target.part_size,
             parts: streamed.parts.len() as u32,
         },
+        openbao: recorded,
         signature: None,
     };
     let manifest_key = write_manifest(&client, target, manifest, prepared.signing_key).await?;
@@ -303,7 +317,10 @@ async fn stream_into(
     let mut write = async |chunk: Bytes| {
         size += chunk.len() as u64;
         parts.write(chunk).await?;
-        progress.report(size, parts.uploaded());
+        if let Some(line) = progress.due("streamed", size) {
+            let parts_uploaded = parts.uploaded();
+            tracing::info!(bytes = size, parts_uploaded, "{line}");
+        }
         Ok::<_, Error>(())
     };
     let (checked, object) = if chain.is_empty() {
@@ -371,38 +388,6 @@ async fn checked(
         return Err(Error::OpenBao("the snapshot stream was empty".into()));
     }
     archive.finish().await
-}
-
-struct Progress {
-    interval: Duration,
-    started: Instant,
-    last: Instant,
-}
-
-impl Progress {
-    fn new(interval: Duration) -> Self {
-        let now = Instant::now();
-        Self {
-            interval,
-            started: now,
-            last: now,
-        }
-    }
-
-    fn report(&mut self, bytes: u64, parts_uploaded: usize) {
-        if self.last.elapsed() < self.interval {
-            return;
-        }
-        self.last = Instant::now();
-        let rate = bytes as f64 / self.started.elapsed().as_secs_f64();
-        tracing::info!(
-            bytes,
-            parts_uploaded,
-            "streamed {} at {}/s",
-            human_bytes(bytes as f64),
-            human_bytes(rate)
-        );
-    }
 }
 
 async fn shutdown_signal() -> &'static str {

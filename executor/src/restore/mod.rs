@@ -20,17 +20,22 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+pub mod preview;
+
 use crate::bucket::catalog;
 pub use crate::bucket::catalog::BackupRef;
 use crate::bucket::stream::{self as verified, Unverified, Verified};
 
 use crate::error::Error;
-use crate::openbao::{Auth, OpenBaoClient, OpenBaoConfig};
+use crate::openbao::{Auth, OpenBaoClient, OpenBaoConfig, SealStatus};
+use crate::progress::Progress;
 use crate::s3::{self, TargetConfig};
 use contract::manifest::Manifest;
 use contract::plugin_spec::PluginSpec;
+use contract::preview::{Finding, Override, PreviewReport, Verdict};
 use contract::result::ReadBackReport;
 use contract::signing::ManifestKey;
+use contract::units::human_bytes;
 use plugin_host::builtin;
 use plugin_host::chain::Chain;
 use plugin_host::spec::{ConfiguredPlugin, component_bytes};
@@ -59,6 +64,8 @@ pub struct ReadBack {
     pub plugin_limits: Limits,
     /// Refuse a manifest not signed with the key in this file.
     pub manifest_key_file: Option<PathBuf>,
+    /// How often to log progress while the snapshot streams.
+    pub progress_interval: std::time::Duration,
 }
 
 /// A backup opened for reading: manifest read, plugins loaded, the decode
@@ -85,6 +92,19 @@ type ObjectStream = BoxStream<'static, Result<Bytes, Error>>;
 
 impl ReadBack {
     async fn open(&self) -> Result<Opened, Error> {
+        let (key, manifest, reader) = self.open_manifest().await?;
+        let chain = decode_chain(&manifest, &self.plugins, self.plugin_limits)?;
+        Ok(Opened {
+            key,
+            manifest,
+            chain,
+            reader,
+        })
+    }
+
+    /// The manifest read (its signature checked with a key); the plugins
+    /// not yet loaded.
+    async fn open_manifest(&self) -> Result<(String, Manifest, Reader), Error> {
         let signing = self
             .manifest_key_file
             .as_deref()
@@ -125,13 +145,15 @@ impl ReadBack {
             }
             (None, None) => {}
         }
-        let chain = decode_chain(&manifest, &self.plugins, self.plugin_limits)?;
-        Ok(Opened {
-            key,
-            manifest,
-            chain,
-            reader,
-        })
+        Ok((key, manifest, reader))
+    }
+
+    /// The target cluster's prefix ("" for a file).
+    fn prefix(&self) -> &str {
+        match &self.source {
+            Source::Bucket { cluster_prefix, .. } => cluster_prefix.as_str(),
+            Source::File { .. } => "",
+        }
     }
 
     /// Reads the opened backup through every check, handing the snapshot
@@ -139,6 +161,7 @@ impl ReadBack {
     async fn read<T, F, Fut>(
         &self,
         opened: Opened,
+        verb: &'static str,
         consume: F,
     ) -> Result<(String, Manifest, Verified, T), Error>
     where
@@ -153,6 +176,16 @@ impl ReadBack {
         } = opened;
         let object = reader.object(&key).await?;
         let (snapshot, verdict) = verified::snapshot(object, chain, manifest.clone());
+        let (mut progress, mut bytes) = (Progress::new(self.progress_interval), 0u64);
+        let total = manifest.snapshot.size;
+        let snapshot = snapshot.inspect(move |piece| {
+            if let Ok(piece) = piece {
+                bytes += piece.len() as u64;
+                if let Some(line) = progress.due(verb, bytes) {
+                    tracing::info!(bytes, total, "{line} of {}", human_bytes(total as f64));
+                }
+            }
+        });
         let consumed = consume(snapshot.boxed()).await;
         let verdict = verdict
             .await
@@ -265,24 +298,39 @@ pub async fn list(target: &TargetConfig, cluster_prefix: &str) -> Result<Vec<Lis
     Ok(listed)
 }
 
-/// The manifest's transforms, undone in reverse, with the given plugins
-/// matched by digest: only the very plugin that encoded may decode. A
-/// transform no given plugin matches is undone by the built-in with its
-/// digest, if this binary has one (with the recorded configuration).
-fn decode_chain(manifest: &Manifest, given: &[PluginSpec], limits: Limits) -> Result<Chain, Error> {
+/// Per transform of the manifest, the plugin that undoes it: a given one
+/// with its digest, else the built-in with it; None when neither.
+fn match_plugins(
+    manifest: &Manifest,
+    given: &[PluginSpec],
+) -> Result<Vec<Option<PluginSpec>>, Error> {
     let mut by_digest = HashMap::new();
     for spec in given {
         let bytes = component_bytes(spec).map_err(|e| Error::Config(format!("--plugin {e}")))?;
         by_digest.insert(hex::encode(Sha256::digest(&bytes)), spec.clone());
     }
+    Ok(manifest
+        .transforms
+        .iter()
+        .map(|record| {
+            by_digest
+                .get(&record.sha256)
+                .cloned()
+                .or_else(|| builtin::by_digest(&record.sha256).map(|b| PluginSpec::builtin(b.name)))
+        })
+        .collect())
+}
+
+/// The manifest's transforms, undone in reverse, with the given plugins
+/// matched by digest: only the very plugin that encoded may decode. A
+/// transform no given plugin matches is undone by the built-in with its
+/// digest, if this binary has one (with the recorded configuration).
+fn decode_chain(manifest: &Manifest, given: &[PluginSpec], limits: Limits) -> Result<Chain, Error> {
+    let matched = match_plugins(manifest, given)?;
     let host = PluginHost::new(limits);
     let mut plugins = Vec::new();
-    for (i, record) in manifest.transforms.iter().enumerate() {
-        let spec = by_digest
-            .get(&record.sha256)
-            .cloned()
-            .or_else(|| builtin::by_digest(&record.sha256).map(|b| PluginSpec::builtin(b.name)))
-            .ok_or_else(|| {
+    for (i, (record, spec)) in manifest.transforms.iter().zip(matched).enumerate() {
+        let spec = spec.ok_or_else(|| {
                 Error::Config(format!(
                     "the backup went through transform {} `{}` {} (sha256 {}), which is not a built-in of this binary: give that plugin's file with --plugin, with the settings decoding needs",
                     i + 1,
@@ -338,7 +386,7 @@ pub async fn verify(read: &ReadBack) -> Result<ReadBackReport, Error> {
     let (started_at, clock) = (Utc::now(), Instant::now());
     let opened = read.open().await?;
     let (key, manifest, verified, ()) = read
-        .read(opened, |mut snapshot| async move {
+        .read(opened, "verified", |mut snapshot| async move {
             while let Some(piece) = snapshot.next().await {
                 piece?;
             }
@@ -356,7 +404,7 @@ pub async fn decode(read: &ReadBack, output: &std::path::Path) -> Result<ReadBac
     let partial = PathBuf::from(format!("{}.partial", output.display()));
     let opened = read.open().await?;
     let written = read
-        .read(opened, |snapshot| {
+        .read(opened, "decoded", |snapshot| {
             write_out(snapshot, to_stdout, partial.clone())
         })
         .await;
@@ -408,27 +456,38 @@ pub struct RestoreTarget {
     pub allow_other_cluster: bool,
 }
 
-/// `restore`: the backup into the active node. The manifest (against the
-/// target too) and the plugins are checked before OpenBao is asked
-/// anything; the snapshot's last bytes reach OpenBao only once every check
-/// passed.
+/// `restore`: the backup into the active node. The manifest and the
+/// plugins are checked before OpenBao is asked anything; then the preview's
+/// findings against the live cluster (calls that need no token), and any
+/// refusal not forced stops it; the snapshot's last bytes reach OpenBao
+/// only once every check passed.
 pub async fn restore(read: &ReadBack, target: &RestoreTarget) -> Result<ReadBackReport, Error> {
     let (started_at, clock) = (Utc::now(), Instant::now());
     let openbao = OpenBaoClient::new(target.openbao.clone())?;
     let opened = read.open().await?;
-    let prefix = match &read.source {
-        Source::Bucket { cluster_prefix, .. } => cluster_prefix.as_str(),
-        Source::File { .. } => "",
-    };
-    check_target(&opened.key, &opened.manifest, prefix, target)?;
+    // A backup of another cluster is refused before OpenBao is asked.
+    let plugins = plugin_names(&opened.manifest, &read.plugins)?;
+    let backup = backup_of(read, &opened.key, &opened.manifest, plugins);
+    let early = preview::cluster(&backup, &live_of(target, None, 0));
+    if let Some(refusal) = refusal_of(&opened.key, &[early]) {
+        return Err(Error::Config(refusal));
+    }
     let node = openbao.find_active().await?;
+    let live = openbao.live_state(&node).await?;
+    let findings = preview::assess(
+        &backup,
+        &live_of(target, live.seal.as_ref(), live.raft_index),
+    );
+    if let Some(refusal) = refusal_of(&opened.key, &findings) {
+        return Err(Error::Config(refusal));
+    }
     let token = openbao.login(&node, &target.auth).await?;
     let before = openbao.before_restore(&node).await?;
     let raft = &opened.manifest.raft;
     tracing::info!(%node, force = target.force, key = %opened.key, raft_index = raft.index, raft_term = raft.term,
         "restoring: the cluster goes back to the backup's Raft index and term");
     let (key, manifest, verified, ()) = read
-        .read(opened, |snapshot| {
+        .read(opened, "restored", |snapshot| {
             openbao.restore(&node, &token, snapshot, target.force)
         })
         .await?;
@@ -439,122 +498,74 @@ pub async fn restore(read: &ReadBack, target: &RestoreTarget) -> Result<ReadBack
     Ok(done)
 }
 
-/// Whether the backup is the target cluster's: the manifest's namespace and
-/// cluster, and the key under the cluster's prefix (`--path-prefix`,
-/// namespace, cluster). Another cluster's backup would replace this
-/// cluster's data with another's: refused unless allowed explicitly.
-fn check_target(
-    key: &str,
-    manifest: &Manifest,
-    prefix: &str,
-    target: &RestoreTarget,
-) -> Result<(), Error> {
-    let mut differences = Vec::new();
-    if (manifest.namespace.as_str(), manifest.cluster.as_str())
-        != (target.namespace.as_str(), target.cluster.as_str())
-    {
-        differences.push(format!(
-            "it is a backup of cluster {}/{}, not {}/{} (--namespace, --cluster)",
-            manifest.namespace, manifest.cluster, target.namespace, target.cluster
-        ));
-    }
-    if !key.starts_with(prefix) {
-        differences.push(format!(
-            "its key is not under the cluster's prefix {prefix} (--path-prefix)"
-        ));
-    }
-    if differences.is_empty() {
-        return Ok(());
-    }
-    let differences = differences.join("; ");
-    if target.allow_other_cluster {
-        tracing::warn!(%key, %differences, "restoring another cluster's backup (--allow-other-cluster)");
-        return Ok(());
-    }
-    Err(Error::Config(format!(
-        "refusing to restore {key}: {differences}. It would replace this cluster's data with another's; give --allow-other-cluster (RESTORE_ALLOW_OTHER_CLUSTER) if that is meant"
-    )))
+/// `restore --dry-run`: the backup's manifest compared with the live
+/// cluster, without a token and without a byte of the snapshot sent.
+pub async fn preview(read: &ReadBack, target: &RestoreTarget) -> Result<PreviewReport, Error> {
+    let (started_at, clock) = (Utc::now(), Instant::now());
+    let openbao = OpenBaoClient::new(target.openbao.clone())?;
+    let (key, manifest, _) = read.open_manifest().await?;
+    let plugins = plugin_names(&manifest, &read.plugins)?;
+    let node = openbao.find_active().await?;
+    let live = openbao.live_state(&node).await?;
+    let findings = preview::assess(
+        &backup_of(read, &key, &manifest, plugins),
+        &live_of(target, live.seal.as_ref(), live.raft_index),
+    );
+    Ok(PreviewReport {
+        node: node.to_string(),
+        object: manifest.object.clone(),
+        raft: manifest.raft.clone(),
+        key,
+        findings,
+        started_at,
+        duration_seconds: (clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+    })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Per transform, the plugin that undoes it, as the preview names it.
+fn plugin_names(manifest: &Manifest, given: &[PluginSpec]) -> Result<Vec<Option<String>>, Error> {
+    Ok(match_plugins(manifest, given)?
+        .into_iter()
+        .map(|spec| spec.map(|spec| spec.file.display().to_string()))
+        .collect())
+}
 
-    fn manifest(namespace: &str, cluster: &str) -> Manifest {
-        let digest = serde_json::json!({"size": 1, "sha256": "0".repeat(64)});
-        serde_json::from_value(serde_json::json!({
-            "formatVersion": 1, "key": "", "cluster": cluster, "namespace": namespace,
-            "kind": "scheduled", "startedAt": "2026-11-24T03:00:00Z",
-            "completedAt": "2026-11-24T03:00:01Z", "sourceNode": "", "toolVersion": "",
-            "snapshot": digest, "object": digest,
-            "raft": {"index": 1, "term": 1, "stateSize": 1},
-            "upload": {"partSize": 1, "parts": 1}
-        }))
-        .unwrap()
+fn backup_of<'a>(
+    read: &'a ReadBack,
+    key: &'a str,
+    manifest: &'a Manifest,
+    plugins: Vec<Option<String>>,
+) -> preview::Backup<'a> {
+    preview::Backup {
+        key,
+        manifest,
+        prefix: read.prefix(),
+        plugins,
+        signature_checked: read.manifest_key_file.is_some(),
     }
+}
 
-    fn target(allow_other_cluster: bool) -> RestoreTarget {
-        RestoreTarget {
-            openbao: OpenBaoConfig {
-                addrs: Vec::new(),
-                ca_cert: None,
-                request_timeout: std::time::Duration::from_secs(1),
-                stall_timeout: std::time::Duration::from_secs(1),
-            },
-            auth: Auth::Token {
-                file: PathBuf::new(),
-            },
-            force: false,
-            namespace: "openbao".into(),
-            cluster: "prod".into(),
-            allow_other_cluster,
-        }
+fn live_of<'a>(
+    target: &'a RestoreTarget,
+    seal: Option<&'a SealStatus>,
+    raft_index: u64,
+) -> preview::Live<'a> {
+    preview::Live {
+        namespace: &target.namespace,
+        cluster: &target.cluster,
+        seal,
+        raft_index,
+        allow_other_cluster: target.allow_other_cluster,
+        force: target.force,
+        now: Utc::now(),
     }
+}
 
-    #[test]
-    fn only_the_clusters_own_backups_restore_unless_allowed() {
-        let prefix = "backups/openbao/prod/";
-        let own = "backups/openbao/prod/x.snap";
-        assert!(check_target(own, &manifest("openbao", "prod"), prefix, &target(false)).is_ok());
-
-        let other = "backups/openbao/staging/x.snap";
-        let err = check_target(
-            other,
-            &manifest("openbao", "staging"),
-            prefix,
-            &target(false),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("a backup of cluster openbao/staging, not openbao/prod")
-                && err.contains("not under the cluster's prefix backups/openbao/prod/")
-                && err.contains("--allow-other-cluster (RESTORE_ALLOW_OTHER_CLUSTER)"),
-            "{err}"
-        );
-        // Another namespace, or a manifest that does not match its place.
-        let err = check_target(own, &manifest("dev", "prod"), prefix, &target(false))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("cluster dev/prod, not openbao/prod"), "{err}");
-        let err = check_target(
-            "old/openbao/prod/x.snap",
-            &manifest("openbao", "prod"),
-            prefix,
-            &target(false),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("(--path-prefix)"), "{err}");
-
-        assert!(
-            check_target(
-                other,
-                &manifest("openbao", "staging"),
-                prefix,
-                &target(true)
-            )
-            .is_ok()
-        );
+/// The refusals among `findings` as one line naming the flags that force
+/// them; what was forced and every other warning is logged.
+fn refusal_of(key: &str, findings: &[Finding]) -> Option<String> {
+    for f in findings.iter().filter(|f| f.verdict == Verdict::Warn) {
+        tracing::warn!(%key, check = %f.check, forced = f.override_.is_some(), "{}", f.message);
     }
+    contract::preview::refusal(key, findings, Override::flag)
 }

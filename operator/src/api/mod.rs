@@ -26,7 +26,9 @@ mod restore;
 pub use notifications::{
     DeliveryResult, HARDENED_WEBHOOK_MESSAGE, NotificationStatus, NotifiedKind, Webhook,
 };
-pub use restore::{OpenBaoRestore, OpenBaoRestoreSpec, OpenBaoRestoreStatus, RestorePhase};
+pub use restore::{
+    OpenBaoRestore, OpenBaoRestoreSpec, OpenBaoRestoreStatus, PreviewFinding, RestorePhase,
+};
 
 /// Where the generated CRD is checked in, relative to the repository root.
 pub const CRD_FILE: &str = "deploy/helm/openbao-backup-operator/crds/openbao.org.yaml";
@@ -400,6 +402,13 @@ pub struct BackupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub jwt_auth_role: Option<String>,
+    /// Audience of the projected ServiceAccount token that backup and
+    /// restore Jobs log in with (JWT auth); the OpenBao role's
+    /// `bound_audiences` must name it. Omitted: the operator's
+    /// `--jwt-audience` (default `openbao-internal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub jwt_audience: Option<String>,
     /// Secret in this namespace whose `token` key holds an OpenBao token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_secret_ref: Option<LocalRef>,

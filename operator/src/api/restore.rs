@@ -53,9 +53,27 @@ pub struct OpenBaoRestoreSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_secret_ref: Option<LocalRef>,
     /// Restore a snapshot taken from a cluster with other unseal keys
-    /// (sys/storage/raft/snapshot-force).
+    /// (sys/storage/raft/snapshot-force); also forces a preview's `seal`
+    /// refusal.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub force: bool,
+    /// Restore a backup of another cluster (its manifest names another
+    /// cluster, or its key lies outside this cluster's prefix): a new
+    /// cluster replacing a lost one. Refused without it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_other_cluster: bool,
+    /// The cluster (in this namespace) whose backups are read: `latest`
+    /// is its newest, under its prefix. Omitted: `cluster`. For a lost
+    /// cluster's backups restored into a new one (with
+    /// `allowOtherCluster`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub source_cluster: Option<String>,
+    /// Only preview: compare the backup with the live cluster and record
+    /// the findings in `status.preview` (phase `Previewed`); nothing is
+    /// sent to OpenBao.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub preview: bool,
     /// The plugins that undo the backup's transforms, with the secrets
     /// decoding needs (an age identity in `secretConfig`); omitted: the
     /// cluster's `spec.backup.transforms`.
@@ -78,12 +96,30 @@ pub enum RestorePhase {
     Running,
     Succeeded,
     Failed,
+    /// A preview (`spec.preview`) ran; its findings are in `status.preview`.
+    Previewed,
 }
 
 impl RestorePhase {
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed)
+        matches!(self, Self::Succeeded | Self::Failed | Self::Previewed)
     }
+}
+
+/// One finding of a preview: the backup against the live cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewFinding {
+    /// `cluster`, `raft`, `version`, `seal`, `age`, `size`, `plugins` or
+    /// `signature`.
+    pub check: String,
+    /// `ok`, `warn` or `refuse`.
+    pub verdict: String,
+    pub message: String,
+    /// The spec field that forces a refusal (`spec.allowOtherCluster`,
+    /// `spec.force`), when one can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forced_by: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -109,6 +145,9 @@ pub struct OpenBaoRestoreStatus {
     pub restored_size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored_sha256: Option<String>,
+    /// A preview's findings (`spec.preview`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preview: Vec<PreviewFinding>,
     /// `Complete`: True when the restore succeeded, False when it failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

@@ -152,7 +152,7 @@ pub(super) fn executor_pod(
     files.env.extend(executor.env.iter().cloned());
     files.env.extend(profile_env(cluster, settings));
     keys(cluster, target, &mut files);
-    let service_account = auth(&executor, settings, &mut files)
+    let service_account = auth(&executor, &jwt_audience(cluster, settings), &mut files)
         .or_else(|| annotated_service_accounts(cluster).then(|| executor.service_account.clone()));
     let args = plugin_args(&executor, &mut files);
     let transforms = executor
@@ -292,18 +292,26 @@ fn keys(cluster: &OpenBaoCluster, target: &BackupTarget, files: &mut Files) {
     }
 }
 
+/// The audience of the Jobs' projected tokens: the cluster's
+/// `spec.backup.jwtAudience`, else the operator's.
+pub(crate) fn jwt_audience(cluster: &OpenBaoCluster, settings: &OperatorSettings) -> String {
+    cluster
+        .spec
+        .backup
+        .as_ref()
+        .and_then(|b| b.jwt_audience.clone())
+        .unwrap_or_else(|| settings.jwt_audience.clone())
+}
+
 /// OpenBao auth: a projected token of the executor's ServiceAccount (JWT
 /// auth; the ServiceAccount is returned) or a token Secret.
-fn auth(executor: &Executor<'_>, settings: &OperatorSettings, files: &mut Files) -> Option<String> {
+fn auth(executor: &Executor<'_>, audience: &str, files: &mut Files) -> Option<String> {
     match (executor.jwt_auth_role, executor.token_secret_ref) {
         (Some(role), _) => {
             files.env.push(env_var(env::OPENBAO_JWT_ROLE, role.into()));
             files.add(
-                Some(env_var(
-                    env::OPENBAO_JWT_AUDIENCE,
-                    settings.jwt_audience.clone(),
-                )),
-                projected_token(&settings.jwt_audience),
+                Some(env_var(env::OPENBAO_JWT_AUDIENCE, audience.into())),
+                projected_token(audience),
                 mount("openbao-jwt", jwt_dir()),
             );
             Some(executor.service_account.clone())

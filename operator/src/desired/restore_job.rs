@@ -23,11 +23,19 @@ pub fn restore_job(
     let target = spec.source.as_ref().unwrap_or(&backup.target);
     let image = crate::validate::restore_image(spec, cluster, settings);
     let plugins = spec.plugins.as_ref().unwrap_or(&backup.transforms);
-    let env = vec![
+    let mut env = vec![
         env_var(env::BACKUP_KEY, spec.key.clone()),
         env_var(env::RESTORE_FORCE, spec.force.to_string()),
+        env_var(
+            env::RESTORE_ALLOW_OTHER_CLUSTER,
+            spec.allow_other_cluster.to_string(),
+        ),
+        env_var(env::RESTORE_DRY_RUN, spec.preview.to_string()),
         result_env(),
     ];
+    if let Some(source) = &spec.source_cluster {
+        env.push(env_var(env::RESTORE_SOURCE_CLUSTER, source.clone()));
+    }
     let pod = executor_pod(
         cluster,
         settings,

@@ -225,6 +225,82 @@ fn jwt_auth_uses_a_projected_token_with_the_operator_audience() {
 }
 
 #[test]
+fn a_cluster_sets_the_audience_of_its_backup_and_restore_jobs_tokens() {
+    let audience = |pod: &PodSpec| {
+        let projected = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find_map(|v| v.projected.clone())
+            .unwrap();
+        let token = projected.sources.unwrap()[0]
+            .service_account_token
+            .clone()
+            .unwrap();
+        (
+            token.audience.unwrap(),
+            env(pod)["OPENBAO_JWT_AUDIENCE"].clone(),
+        )
+    };
+    let mut backup = jwt_backup();
+    backup.jwt_audience = Some("https://bao.example.com".into());
+    let cluster = cluster(backup.clone());
+    let settings = OperatorSettings::default();
+    let expected = (
+        "https://bao.example.com".to_string(),
+        "https://bao.example.com".to_string(),
+    );
+    assert_eq!(
+        audience(&pod(&cronjob(&cluster, &backup, &settings))),
+        expected
+    );
+    let job = restore_job(&restore_r1(false), &cluster, &settings);
+    let restore_pod = job.spec.unwrap().template.spec.unwrap();
+    assert_eq!(
+        restore_pod.service_account_name.as_deref(),
+        Some("bao-restore-serviceaccount")
+    );
+    assert_eq!(audience(&restore_pod), expected);
+    // Omitted: the operator's.
+    let cluster = self::cluster(jwt_backup());
+    let job = restore_job(&restore_r1(false), &cluster, &settings);
+    assert_eq!(
+        audience(&job.spec.unwrap().template.spec.unwrap()).0,
+        "openbao-internal"
+    );
+}
+
+#[test]
+fn a_restore_job_previews_reads_another_clusters_backups_when_told() {
+    let cluster = cluster(jwt_backup());
+    let settings = OperatorSettings::default();
+    let vars = |restore: &OpenBaoRestore| {
+        env(&restore_job(restore, &cluster, &settings)
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap())
+    };
+    let plain = vars(&restore_r1(false));
+    assert_eq!(plain["RESTORE_DRY_RUN"], "false");
+    assert_eq!(plain["RESTORE_ALLOW_OTHER_CLUSTER"], "false");
+    assert!(!plain.contains_key("RESTORE_SOURCE_CLUSTER"));
+    let mut recover = restore_r1(false);
+    recover.spec.preview = true;
+    recover.spec.allow_other_cluster = true;
+    recover.spec.source_cluster = Some("old".into());
+    let told = vars(&recover);
+    assert_eq!(told["RESTORE_DRY_RUN"], "true");
+    assert_eq!(told["RESTORE_ALLOW_OTHER_CLUSTER"], "true");
+    assert_eq!(told["RESTORE_SOURCE_CLUSTER"], "old");
+    assert_eq!(
+        told["OPENBAO_CLUSTER"], "bao",
+        "the target stays the cluster"
+    );
+}
+
+#[test]
 fn token_auth_mounts_the_secret_and_needs_no_service_account() {
     let backup = BackupSpec {
         jwt_auth_role: None,
