@@ -298,6 +298,7 @@ pub fn next(
         version: workload.version,
         upgrade: workload.upgrade,
         backup,
+        restore_test: previous.restore_test.clone(),
         conditions: conditions(&previous.conditions, decided, generation, now),
     }
 }

@@ -22,7 +22,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod restore;
+mod restore_test;
 pub use restore::{OpenBaoRestore, OpenBaoRestoreSpec, OpenBaoRestoreStatus, RestorePhase};
+pub use restore_test::{
+    CANARY_AUTH_MESSAGE, CanarySpec, RESTORE_TEST_WHEN_MESSAGE, RestoreTestSpec, RestoreTestStatus,
+};
 
 /// Where the generated CRD is checked in, relative to the repository root.
 pub const CRD_FILE: &str = "deploy/helm/openbao-backup-operator/crds/openbao.org.yaml";
@@ -414,6 +418,9 @@ pub struct BackupSpec {
     /// The backup CronJob's settings beyond its schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron_job: Option<CronJobSettings>,
+    /// Restore drills into a throwaway OpenBao (docs/restore.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_test: Option<RestoreTestSpec>,
 }
 
 /// What backup and restore pods get besides what the operator renders:
@@ -775,6 +782,9 @@ pub struct OpenBaoClusterStatus {
     pub upgrade: Option<UpgradeStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupStatus>,
+    /// The last restore drill (`spec.backup.restoreTest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_test: Option<RestoreTestStatus>,
     /// `WorkloadConfigured`, `Upgraded`, `BackupConfigured`,
     /// `BackupHealthy`, and `Ready` summing them up (docs/operator.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
