@@ -7,6 +7,8 @@
 pub mod command {
     pub const BACKUP: &str = "backup";
     pub const RESTORE: &str = "restore";
+    /// A restore drill into a throwaway OpenBao.
+    pub const DRILL: &str = "drill";
 }
 
 /// Flags (without the leading `--`) that the operator passes as arguments.
@@ -62,6 +64,11 @@ pub mod env {
     pub const BACKUP_KEY: &str = "BACKUP_KEY";
     pub const RESTORE_FORCE: &str = "RESTORE_FORCE";
     pub const RESTORE_ALLOW_OTHER_CLUSTER: &str = "RESTORE_ALLOW_OTHER_CLUSTER";
+    /// `drill`: the canary path and key read back, and where the verified
+    /// snapshot waits before the throwaway gets it.
+    pub const DRILL_CANARY_PATH: &str = "DRILL_CANARY_PATH";
+    pub const DRILL_CANARY_KEY: &str = "DRILL_CANARY_KEY";
+    pub const DRILL_SPOOL_DIR: &str = "DRILL_SPOOL_DIR";
 
     /// `Hardened` (a cluster's `spec.profile`): refuse a storage endpoint
     /// that resolves to loopback, link-local or the service network

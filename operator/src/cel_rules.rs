@@ -421,7 +421,10 @@ fn cases() -> Vec<Case> {
     cases.push(create(
         "a canary read with no credentials",
         drill(&|test| {
-            test["canary"].as_object_mut().unwrap().remove("tokenSecretRef");
+            test["canary"]
+                .as_object_mut()
+                .unwrap()
+                .remove("tokenSecretRef");
         }),
         &[CANARY_AUTH],
     ));

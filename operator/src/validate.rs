@@ -793,7 +793,10 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert!(matches!(
-            restore_test(&spec(serde_json::json!({"schedule": "@daily"}), none.clone())),
+            restore_test(&spec(
+                serde_json::json!({"schedule": "@daily"}),
+                none.clone()
+            )),
             Some(Ok(DrillWhen::Schedule(_)))
         ));
         assert!(matches!(
@@ -827,7 +830,10 @@ mod tests {
             none.clone(),
         );
         assert!(canary.contains("canary.path is empty") && canary.contains(CANARY_AUTH_MESSAGE));
-        let shamir = problems(serde_json::json!({"everyBackups": 1}), serde_json::json!({"seal": null}));
+        let shamir = problems(
+            serde_json::json!({"everyBackups": 1}),
+            serde_json::json!({"seal": null}),
+        );
         assert!(
             shamir.starts_with("spec.backup.restoreTest: the cluster unseals with Shamir keys"),
             "{shamir}"
@@ -844,7 +850,10 @@ mod tests {
             serde_json::json!({"everyBackups": 1}),
             serde_json::json!({"seal": null, "version": null, "external": {"addresses": ["https://bao:8200"]}}),
         );
-        assert!(external.contains("spec.backup.restoreTest: a drill runs the cluster's OpenBao image"), "{external}");
+        assert!(
+            external.contains("spec.backup.restoreTest: a drill runs the cluster's OpenBao image"),
+            "{external}"
+        );
         // Backups stay valid whatever the drill gets wrong.
         let images = OperatorSettings {
             executor_images: vec!["*".into()],

@@ -171,6 +171,21 @@ impl Node {
         Ok(node)
     }
 
+    /// A node never initialized (`sys/health` 501) that auto-unseals with
+    /// the static `seal_key` once initialized: the throwaway a restore
+    /// drill gets.
+    pub async fn start_throwaway(seal_key: &[u8]) -> Result<Self, String> {
+        let (dir, api, cluster) = Self::scratch("throwaway");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let key_file = dir.join("seal.key");
+        std::fs::write(&key_file, seal_key).map_err(|e| e.to_string())?;
+        let mut config = node_config(&dir, api, cluster, None, "throwaway");
+        config["seal"] = json!({"static": {"current_key_id": "k1", "current_key": format!("file://{}", key_file.display())}});
+        let node = Self::spawn(&dir, &config, format!("http://127.0.0.1:{api}"), None, &[])?;
+        node.wait_health(&[501]).await?;
+        Ok(node)
+    }
+
     /// An initialized node that stays sealed (`sys/health` 503): Shamir
     /// keys, nobody unseals it.
     pub async fn start_sealed() -> Result<Self, String> {
