@@ -630,6 +630,12 @@ pub struct DrillArgs {
     /// (removed afterwards); default: the system's temporary directory.
     #[arg(long, env = env::DRILL_SPOOL_DIR, help_heading = heading::OUTPUT)]
     pub spool_dir: Option<PathBuf>,
+
+    /// Connect to this IP for --openbao-addr's host name (the throwaway
+    /// pod, reached by its IP while TLS checks its certificate for the
+    /// name in --openbao-addr).
+    #[arg(long, env = env::DRILL_THROWAWAY_IP, help_heading = heading::OPENBAO)]
+    pub throwaway_ip: Option<std::net::IpAddr>,
 }
 
 impl DrillArgs {
@@ -649,6 +655,7 @@ impl DrillArgs {
             openbao: self.openbao.config()?,
             canary,
             spool_dir: self.spool_dir.unwrap_or_else(std::env::temp_dir),
+            throwaway_ip: self.throwaway_ip,
         };
         Ok((self.read.into_read(WithoutKey::Latest)?, drill))
     }

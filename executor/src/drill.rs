@@ -32,6 +32,9 @@ pub struct Drill {
     pub canary: Option<Canary>,
     /// Where the verified snapshot waits (an emptyDir in the drill Job).
     pub spool_dir: PathBuf,
+    /// The throwaway's IP: `openbao`'s host name is connected to there,
+    /// and its TLS certificate checked for that name.
+    pub throwaway_ip: Option<std::net::IpAddr>,
 }
 
 /// A secret of the restored data read back, with credentials of the
@@ -65,8 +68,11 @@ pub async fn drill(read: &ReadBack, drill: &Drill) -> Result<DrillReport, Failur
             "drill needs exactly one --openbao-addr (OPENBAO_ADDR): the throwaway OpenBao".into(),
         )));
     };
-    let openbao =
-        OpenBaoClient::new(drill.openbao.clone()).map_err(fail(DrillStep::Start, None))?;
+    let openbao = match (drill.throwaway_ip, node.host_str()) {
+        (Some(ip), Some(host)) => OpenBaoClient::resolving(drill.openbao.clone(), host, ip),
+        _ => OpenBaoClient::new(drill.openbao.clone()),
+    }
+    .map_err(fail(DrillStep::Start, None))?;
 
     // 1. verify: the whole backup, before the throwaway hears of it.
     let clock = Instant::now();

@@ -84,7 +84,24 @@ pub struct OpenBaoClient {
 
 impl OpenBaoClient {
     pub fn new(config: OpenBaoConfig) -> Result<Self, Error> {
-        let mut builder = reqwest::Client::builder()
+        Self::with_builder(config, reqwest::Client::builder())
+    }
+
+    /// A client that connects to `ip` for `host` (a throwaway pod reached by
+    /// its IP, its certificate still checked for the service name).
+    pub fn resolving(
+        config: OpenBaoConfig,
+        host: &str,
+        ip: std::net::IpAddr,
+    ) -> Result<Self, Error> {
+        let port = config.addrs.first().and_then(Url::port_or_known_default);
+        let builder = reqwest::Client::builder()
+            .resolve(host, std::net::SocketAddr::new(ip, port.unwrap_or(8200)));
+        Self::with_builder(config, builder)
+    }
+
+    fn with_builder(config: OpenBaoConfig, builder: reqwest::ClientBuilder) -> Result<Self, Error> {
+        let mut builder = builder
             .connect_timeout(config.request_timeout)
             // The token header must never follow a redirect to another host.
             .redirect(reqwest::redirect::Policy::none())
