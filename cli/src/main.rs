@@ -135,11 +135,8 @@ async fn drill_command(args: cli::DrillArgs) -> ExitCode {
     let (result, code) = match outcome {
         Ok(report) => (DrillResult::Succeeded(report), ExitCode::SUCCESS),
         Err(failure) => {
-            let reason: String = format!("the {} step: {}", failure.step.as_str(), failure.error)
-                .chars()
-                .take(MAX_REASON)
-                .collect();
-            eprintln!("drill failed: {reason}");
+            let reason: String = failure.error.to_string().chars().take(MAX_REASON).collect();
+            eprintln!("drill failed: the {} step: {reason}", failure.step.as_str());
             let code = exit_code(&failure.error);
             let result = DrillResult::Failed {
                 step: failure.step,

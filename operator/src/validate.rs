@@ -258,7 +258,7 @@ pub fn restore(
 /// `spec.backup.restoreTest` that passed validation: when drills run.
 #[derive(Debug, Clone)]
 pub enum DrillWhen {
-    Schedule(Schedule),
+    Schedule(Box<Schedule>),
     EveryBackups(u32),
 }
 
@@ -271,7 +271,7 @@ pub fn restore_test(spec: &OpenBaoClusterSpec) -> Option<Result<DrillWhen, Vec<S
     let mut problems = Vec::new();
     let when = match (&test.schedule, test.every_backups) {
         (Some(schedule), None) => schedule::parse(schedule)
-            .map(DrillWhen::Schedule)
+            .map(|s| DrillWhen::Schedule(Box::new(s)))
             .map_err(|e| problems.push(format!("spec.backup.restoreTest.schedule: {e}")))
             .ok(),
         (None, Some(0)) => {

@@ -7,7 +7,7 @@
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, EmptyDirVolumeSource, Pod, Volume};
 use kube::ResourceExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::executor_pod::{Executor, executor_job_spec, executor_pod, result_env};
 use super::statefulset::pod_template;
@@ -31,7 +31,10 @@ pub fn throwaway_config(cluster: &OpenBaoCluster) -> Value {
     let object = config.as_object_mut().expect("an object");
     object.remove("service_registration");
     object.remove("initialize");
-    config["storage"]["raft"]["retry_join"] = json!([]);
+    // No peers (OpenBao refuses an empty list: the key goes).
+    if let Some(raft) = config["storage"]["raft"].as_object_mut() {
+        raft.remove("retry_join");
+    }
     config
 }
 

@@ -160,7 +160,12 @@ pub(super) async fn reconcile(
     // Delete first, on every path; a failure is the cleanup step's.
     let mut cleanup_errors = Vec::new();
     for drill in &plan.delete {
-        if let Err(error) = delete_drill(client, &namespace, drill).await {
+        let its_pods: Vec<String> = pods
+            .iter()
+            .filter(|p| p.labels().get(DRILL_LABEL) == Some(drill))
+            .map(|p| p.name_any())
+            .collect();
+        if let Err(error) = delete_drill(client, &namespace, drill, &its_pods).await {
             cleanup_errors.push(error.to_string());
         }
     }
@@ -288,29 +293,30 @@ where
     }
 }
 
-/// Deletes a drill's Job, its pods (the throwaway's and the Job's) and
-/// its ConfigMap; what is gone already is fine.
-async fn delete_drill(client: &kube::Client, namespace: &str, drill: &str) -> Result<(), Error> {
+/// Deletes a drill's Job, its pods (`pods`: the throwaway and the Job's,
+/// each by name) and its ConfigMap; what is gone already is fine.
+async fn delete_drill(
+    client: &kube::Client,
+    namespace: &str,
+    drill: &str,
+    pods: &[String],
+) -> Result<(), Error> {
     fn gone<T>(result: kube::Result<T>) -> kube::Result<()> {
         match result {
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
             other => other.map(drop),
         }
     }
-    let background = DeleteParams::background();
     gone(
         Api::<Job>::namespaced(client.clone(), namespace)
-            .delete(drill, &background)
+            .delete(drill, &DeleteParams::background())
             .await,
     )
     .at("delete drill Job", drill)?;
-    let params = ListParams::default().labels(&format!("{DRILL_LABEL}={drill}"));
-    gone(
-        Api::<Pod>::namespaced(client.clone(), namespace)
-            .delete_collection(&DeleteParams::default(), &params)
-            .await,
-    )
-    .at("delete drill Pods", drill)?;
+    let api = Api::<Pod>::namespaced(client.clone(), namespace);
+    for pod in pods {
+        gone(api.delete(pod, &DeleteParams::default()).await).at("delete drill Pod", pod)?;
+    }
     gone(
         Api::<ConfigMap>::namespaced(client.clone(), namespace)
             .delete(drill, &DeleteParams::default())
