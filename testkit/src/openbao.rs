@@ -134,6 +134,19 @@ impl Node {
         Ok(node)
     }
 
+    /// Runs `bao server` with a configuration of the caller's, without
+    /// waiting for it (a pod the test plays the kubelet for); `ca` checks
+    /// its TLS certificate for [`Node::health`].
+    pub fn launch(
+        dir: &Path,
+        config: &Value,
+        url: String,
+        ca: Option<&TestCa>,
+        env: &[(&str, String)],
+    ) -> Result<Self, String> {
+        Self::spawn(dir, config, url, ca, env)
+    }
+
     fn spawn(
         dir: &Path,
         config: &Value,
