@@ -456,3 +456,23 @@ fn the_drill_job_reaches_the_throwaway_by_ip_under_the_service_name() {
             .any(|v| v.name == "spool" && v.empty_dir.is_some())
     );
 }
+
+#[test]
+fn a_failed_drill_does_not_make_the_cluster_unready() {
+    let failed = condition(&RestoreTestStatus {
+        last_result: Some("Failed".into()),
+        message: Some("the verify step failed: x".into()),
+        ..Default::default()
+    });
+    assert_eq!(
+        (failed.status, failed.reason),
+        ("False", "RestoreTestFailed")
+    );
+    let ok = Cond::new(
+        crate::status::WORKLOAD_CONFIGURED,
+        "True",
+        "Applied",
+        "y".into(),
+    );
+    assert_eq!(crate::status::ready(&[ok, failed]).status, "True");
+}
