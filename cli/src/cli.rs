@@ -20,6 +20,7 @@ use contract::result::BackupKind;
 use contract::secret::Secret;
 use contract::units::{parse_duration, parse_size};
 use executor::backup::{BackupConfig, KeepLast, RetentionSetting};
+use executor::drill::{Canary, Drill};
 use executor::openbao::{Auth, OpenBaoConfig};
 use executor::restore::{BackupRef, ReadBack, RestoreTarget, Source};
 use executor::s3::TargetConfig;
@@ -92,6 +93,14 @@ pub enum Command {
     /// `verify` does. The output file appears only when every check passed.
     #[command(after_help = DECODE_EXAMPLES)]
     Decode(Box<DecodeArgs>),
+    /// Rehearse a restore into a throwaway OpenBao (fresh, never
+    /// initialised, with the cluster's auto-unseal): verify the whole
+    /// backup first, then initialise the throwaway, restore with force,
+    /// wait until it is unsealed at the manifest's Raft index, read the
+    /// canary back. Prints one JSON result with the failed step or the
+    /// measured time to recover. The login flags are the canary's.
+    #[command(name = command::DRILL, after_help = DRILL_EXAMPLES)]
+    Drill(Box<DrillArgs>),
     /// Run the operator: reconcile OpenBaoClusters' spec.backup into
     /// CronJobs and their results into status.backup.
     Operator(OperatorArgs),
@@ -123,6 +132,14 @@ Examples:
   openbao-backup list --cluster bao --namespace prod --bucket openbao-backups
   openbao-backup list --cluster bao --bucket backups --json \\
     --endpoint-url http://garage:3900 --region garage";
+
+const DRILL_EXAMPLES: &str = "\
+Examples:
+  # The newest backup into a throwaway OpenBao started with the cluster's seal
+  openbao-backup drill --openbao-addr http://127.0.0.1:8300 --cluster bao \\
+      --bucket openbao-backups --canary-path secret/data/canary --canary-key value \\
+      --token-file canary.token
+";
 
 const RESTORE_EXAMPLES: &str = "\
 Examples:
@@ -610,6 +627,60 @@ pub struct RestoreArgs {
     /// instead of text.
     #[arg(long, requires = "dry_run")]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The throwaway OpenBao (--openbao-addr, one address); the login
+    /// flags log in for the canary read, in the restored data.
+    #[command(flatten)]
+    pub openbao: OpenBaoArgs,
+
+    /// The backup: without --key, the cluster's newest.
+    #[command(flatten)]
+    pub read: ReadArgs,
+
+    /// A path under /v1/ read back once restored, e.g. secret/data/canary.
+    #[arg(long, env = env::DRILL_CANARY_PATH, help_heading = heading::OPENBAO)]
+    pub canary_path: Option<String>,
+
+    /// A key the canary secret's data must hold.
+    #[arg(long, env = env::DRILL_CANARY_KEY, requires = "canary_path", help_heading = heading::OPENBAO)]
+    pub canary_key: Option<String>,
+
+    /// Where the verified snapshot waits until the throwaway gets it
+    /// (removed afterwards); default: the system's temporary directory.
+    #[arg(long, env = env::DRILL_SPOOL_DIR, help_heading = heading::OUTPUT)]
+    pub spool_dir: Option<PathBuf>,
+
+    /// Connect to this IP for --openbao-addr's host name (the throwaway
+    /// pod, reached by its IP while TLS checks its certificate for the
+    /// name in --openbao-addr).
+    #[arg(long, env = env::DRILL_THROWAWAY_IP, help_heading = heading::OPENBAO)]
+    pub throwaway_ip: Option<std::net::IpAddr>,
+}
+
+impl DrillArgs {
+    pub fn into_config(self) -> Result<(ReadBack, Drill), String> {
+        let canary = match self.canary_path {
+            Some(path) if path.trim().trim_matches('/').is_empty() => {
+                return Err("--canary-path (DRILL_CANARY_PATH) is empty: give a path such as secret/data/canary".into());
+            }
+            Some(path) => Some(Canary {
+                path,
+                key: self.canary_key,
+                auth: self.openbao.auth()?,
+            }),
+            None => None,
+        };
+        let drill = Drill {
+            openbao: self.openbao.config()?,
+            canary,
+            spool_dir: self.spool_dir.unwrap_or_else(std::env::temp_dir),
+            throwaway_ip: self.throwaway_ip,
+        };
+        Ok((self.read.into_read(WithoutKey::Latest)?, drill))
+    }
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,8 @@ mod cli;
 mod plugin_command;
 
 use cli::{Cli, Command, LogFormat};
+use contract::drill::DrillResult;
+use contract::drill::DrillStep;
 use contract::result::{BackupResult, MAX_REASON, ReadBackResult};
 use executor::{Error, backup, restore};
 use tracing_subscriber::EnvFilter;
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
             };
             report("decode", outcome.map(ReadBackResult::Decoded), result_file)
         }),
+        Command::Drill(args) => runtime().block_on(drill_command(*args)),
         Command::Operator(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -121,6 +124,36 @@ async fn backup_command(args: cli::BackupArgs) -> ExitCode {
                 completed_at: chrono::Utc::now(),
             };
             let code = exit_code(&error);
+            (result, code)
+        }
+    };
+    let line = serde_json::to_string(&result).expect("result serializes");
+    write_result(&line, result_file, code)
+}
+
+async fn drill_command(args: cli::DrillArgs) -> ExitCode {
+    let result_file = args.read.result_file.clone();
+    let outcome = match args.into_config() {
+        Ok((read, drill)) => executor::drill::drill(&read, &drill).await,
+        Err(message) => Err(executor::drill::Failure {
+            step: DrillStep::Start,
+            key: None,
+            error: Error::Config(message),
+        }),
+    };
+    let (result, code) = match outcome {
+        Ok(report) => (DrillResult::Succeeded(report), ExitCode::SUCCESS),
+        Err(failure) => {
+            let reason: String = failure.error.to_string().chars().take(MAX_REASON).collect();
+            eprintln!("drill failed: the {} step: {reason}", failure.step.as_str());
+            let code = exit_code(&failure.error);
+            let result = DrillResult::Failed {
+                step: failure.step,
+                cause: failure.error.cause().into(),
+                reason,
+                key: failure.key,
+                completed_at: chrono::Utc::now(),
+            };
             (result, code)
         }
     };

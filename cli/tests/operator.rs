@@ -182,6 +182,7 @@ async fn operator_on_a_real_api_server() {
         &key,
     )
     .await;
+    restore_drills_through_the_operator(&kube, &admin, &bucket, &operator_a).await;
     // Every kind of backup, both results and both kinds of restore ended:
     // the alerts and the dashboard query only what this serves.
     monitoring_queries_what_the_operator_serves(&operator_a.metrics().await);
@@ -2171,6 +2172,384 @@ async fn run_backup_job(
         .unwrap();
     run_job(kube, admin, &job, openbao).await;
     job
+}
+
+/// Restore drills (`spec.backup.restoreTest`) on a cluster of their own,
+/// `drill`, whose OpenBao is a real node with a static seal key. After each
+/// backup the operator starts a throwaway OpenBao pod, which the test plays
+/// the kubelet for: a real `bao server` with the configuration the operator
+/// rendered and the pod's Secrets, its addresses moved to a loopback
+/// address of its own that the test reports as the pod's IP (there is no
+/// pod network here), serving the cluster's TLS certificate; then the
+/// drill Job runs against it by that IP under the Service's name. The
+/// first drill passes and records its figures; the second, of a backup
+/// tampered with in Garage, fails at the verify step with the throwaway
+/// never reached (a TCP relay in front of it counts connections). Nothing
+/// of either drill is left.
+async fn restore_drills_through_the_operator(
+    kube: &KubeApiServer,
+    admin: &Client,
+    bucket: &Bucket,
+    operator: &Operator,
+) {
+    let source = Source::start(1).await;
+    source
+        .cluster
+        .put_secret("canary", json!({"value": "still-here"}))
+        .await;
+    let tls = TestCa::for_names(&["drill.backups.svc", "127.0.0.2", "127.0.0.3"]);
+    for secret in [
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+               "metadata": {"name": "drill-tls", "namespace": "backups"},
+               "stringData": {"tls.crt": tls.server_cert_pem, "tls.key": tls.server_key_pem, "ca.crt": tls.ca_pem}}),
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "drill-seal", "namespace": "backups"},
+               "data": {"key": ByteString(source.cluster.seal_key.clone())}}),
+        // A token of the backed-up data: for the backups, and the canary.
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "drill-token", "namespace": "backups"},
+               "stringData": {"token": testkit::openbao::ADMIN_TOKEN}}),
+    ] {
+        kube.kubectl_ok(
+            &["apply", "--server-side", "-f", "-"],
+            Some(&secret.to_string()),
+        );
+    }
+    let cluster = json!({
+        "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoCluster",
+        "metadata": {"name": "drill", "namespace": "backups"},
+        "spec": {"replicas": 1, "version": "2.4.1", "tls": {"secretName": "drill-tls"},
+          "seal": {"static": {"secretKeyRef": {"name": "drill-seal", "key": "key"}}},
+          "backup": {
+            "schedule": "0 3 * * *",
+            "executorImage": "openbao/backup-executor:v0.1.0",
+            "tokenSecretRef": {"name": "drill-token"},
+            "target": {"endpoint": bucket.garage.endpoint, "bucket": bucket.name, "region": testkit::garage::REGION,
+                       "pathPrefix": "clusters", "credentialsSecretRef": {"name": "s3-credentials"}},
+            "restoreTest": {"everyBackups": 1, "canary": {
+                "path": "secret/data/canary", "key": "value", "tokenSecretRef": {"name": "drill-token"}}},
+        }},
+    });
+    kube.kubectl_ok(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&cluster.to_string()),
+    );
+    let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), "backups");
+    let cluster = wait_for("drill's RestoreTested condition", || async {
+        let cluster = clusters.get("drill").await.ok()?;
+        let tested = cluster
+            .status
+            .as_ref()?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "RestoreTested")?;
+        (tested.reason == "NoBackupYet").then_some(cluster)
+    })
+    .await;
+
+    // A backup, then a drill that passes.
+    run_backup_job(kube, admin, &cluster, "drill-backup-1", Some(&source.url())).await;
+    let (throwaway, pod) = play_throwaway(admin, "127.0.0.2", 8200, &tls).await;
+    let job = drill_job(admin, &pod).await;
+    let running = drill_status(admin).await;
+    run_job(kube, admin, &job, None).await;
+    let tested = drill_recorded(admin, running).await;
+    let key = clusters
+        .get("drill")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .backup
+        .unwrap()
+        .last_backup_name
+        .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&bucket.read(&format!("{key}.manifest.json")).await).unwrap();
+    assert_eq!(
+        tested.last_result.as_deref(),
+        Some("Succeeded"),
+        "{tested:?}"
+    );
+    assert_eq!(tested.backup_key.as_deref(), Some(key.as_str()));
+    assert!(tested.raft_index.unwrap() >= manifest["raft"]["index"].as_u64().unwrap());
+    assert!(tested.recovery_seconds.unwrap() > 0.0);
+    assert!(tested.recovery_duration.unwrap().ends_with('s'));
+    assert!(tested.last_success_time.is_some() && tested.failed_step.is_none());
+    assert!(
+        tested
+            .message
+            .unwrap()
+            .contains("canary secret/data/canary read back"),
+        "the canary was read"
+    );
+    let tested_condition = condition(&clusters.get("drill").await.unwrap(), "RestoreTested");
+    assert_eq!(
+        (
+            tested_condition.status.as_str(),
+            tested_condition.reason.as_str()
+        ),
+        ("True", "RestoreTestSucceeded")
+    );
+    let event = wait_for_event_about(admin, "RestoreTestSucceeded", "drill").await;
+    assert!(event.note.unwrap().contains(&key));
+    nothing_of_drills_left(admin).await;
+    throwaway.stop();
+    let metrics = operator.metrics().await;
+    for line in [
+        r#"openbao_backup_restore_tests_total{namespace="backups",cluster="drill",result="success"} 1"#,
+        r#"openbao_backup_restore_tests_total{namespace="backups",cluster="drill",result="failure"} 0"#,
+        r#"openbao_backup_restore_test_last_success_timestamp_seconds{namespace="backups",cluster="drill"}"#,
+        r#"openbao_backup_restore_test_recovery_seconds{namespace="backups",cluster="drill"}"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+
+    // The next backup is tampered with in the bucket before its drill runs.
+    run_backup_job(kube, admin, &cluster, "drill-backup-2", Some(&source.url())).await;
+    let (throwaway, pod) = play_throwaway(admin, "127.0.0.3", 8300, &tls).await;
+    let relay = CountingRelay::start("127.0.0.3:8200", "127.0.0.3:8300").await;
+    let key = clusters
+        .get("drill")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .backup
+        .unwrap()
+        .last_backup_name
+        .unwrap();
+    let mut object = bucket.read(&key).await;
+    let middle = object.len() / 2;
+    object[middle] ^= 0x40;
+    bucket
+        .client
+        .put_object()
+        .bucket(&bucket.name)
+        .key(&key)
+        .body(object.into())
+        .send()
+        .await
+        .unwrap();
+    let job = drill_job(admin, &pod).await;
+    let running = drill_status(admin).await;
+    run_job(kube, admin, &job, None).await;
+    let tested = drill_recorded(admin, running).await;
+    assert_eq!(tested.last_result.as_deref(), Some("Failed"), "{tested:?}");
+    assert_eq!(tested.failed_step.as_deref(), Some("verify"));
+    let message = tested.message.unwrap();
+    assert!(message.starts_with("the verify step failed: "), "{message}");
+    assert!(tested.last_success_time.is_some(), "the last success stays");
+    assert_eq!(relay.connections(), 0, "the throwaway was never reached");
+    assert_eq!(throwaway.health().await, 501, "the throwaway stays fresh");
+    let failed = condition(&clusters.get("drill").await.unwrap(), "RestoreTested");
+    assert_eq!(
+        (failed.status.as_str(), failed.reason.as_str()),
+        ("False", "RestoreTestFailed")
+    );
+    assert!(failed.message.contains("verify"), "{}", failed.message);
+    wait_for_event_about(admin, "RestoreTestFailed", "drill").await;
+    nothing_of_drills_left(admin).await;
+    throwaway.stop();
+    let metrics = operator.metrics().await;
+    assert!(metrics.contains(
+        r#"openbao_backup_restore_tests_total{namespace="backups",cluster="drill",result="failure"} 1"#
+    ), "{metrics}");
+}
+
+const DRILL_SELECTOR: &str = "app.kubernetes.io/component=restore-drill";
+
+/// Plays the kubelet for the throwaway pod of the drill that starts:
+/// runs `bao server` with the configuration of its ConfigMap and its
+/// Secrets as files, its listener moved to `ip:port` (no pod network
+/// here: the test's stand-in for the pod's own address), and reports the
+/// pod Running at `ip`.
+async fn play_throwaway(
+    admin: &Client,
+    ip: &str,
+    port: u16,
+    tls: &TestCa,
+) -> (testkit::openbao::Node, Pod) {
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "backups");
+    let pod = wait_for("a throwaway pod", || async {
+        let list = pods
+            .list(&ListParams::default().labels(DRILL_SELECTOR))
+            .await
+            .ok()?;
+        list.items
+            .into_iter()
+            .find(|p| !p.labels().contains_key("job-name"))
+    })
+    .await;
+    let spec = pod.spec.clone().unwrap();
+    let container = spec.containers[0].clone();
+    let root = std::env::temp_dir().join(format!(
+        "openbao-backup-kubelet-{}-{}",
+        pod.name_any(),
+        std::process::id()
+    ));
+    let mut mounts: Vec<(String, PathBuf)> = Vec::new();
+    let mut config: Option<serde_json::Value> = None;
+    for volume in spec.volumes.iter().flatten() {
+        let dir = root.join(&volume.name);
+        std::fs::create_dir_all(&dir).unwrap();
+        if let Some(source) = &volume.secret {
+            let secret = Api::<Secret>::namespaced(admin.clone(), "backups")
+                .get(source.secret_name.as_ref().unwrap())
+                .await
+                .unwrap();
+            let data = secret.data.unwrap_or_default();
+            write_volume(&dir, data.into_iter().map(|(k, v)| (k, v.0)), &source.items);
+        }
+        if let Some(source) = &volume.config_map {
+            let map = Api::<ConfigMap>::namespaced(admin.clone(), "backups")
+                .get(&source.name)
+                .await
+                .unwrap();
+            config = Some(serde_json::from_str(&map.data.unwrap()["config.json"]).unwrap());
+        }
+        let mount = container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.name == volume.name)
+            .unwrap();
+        mounts.push((mount.mount_path.clone(), dir));
+    }
+    let local = |path: &str| -> String {
+        for (mount, dir) in &mounts {
+            if let Some(rest) = path.strip_prefix(mount.as_str()) {
+                return format!("{}{rest}", dir.display());
+            }
+        }
+        panic!("{path} is on no volume of the throwaway pod")
+    };
+    let mut config = config.expect("the throwaway's configuration");
+    let tcp = &mut config["listener"][0]["tcp"];
+    tcp["address"] = json!(format!("{ip}:{port}"));
+    tcp["cluster_address"] = json!(format!("{ip}:{}", port + 1));
+    for file in ["tls_cert_file", "tls_key_file"] {
+        tcp[file] = json!(local(tcp[file].as_str().unwrap()));
+    }
+    let seal = &mut config["seal"]["static"]["current_key"];
+    let key_file = seal.as_str().unwrap().strip_prefix("file://").unwrap();
+    *seal = json!(format!("file://{}", local(key_file)));
+    let node_dir = root.join("openbao");
+    config["storage"]["raft"]["path"] = json!(node_dir.join("data"));
+    let env = [
+        ("BAO_API_ADDR", format!("https://{ip}:{port}")),
+        ("BAO_CLUSTER_ADDR", format!("https://{ip}:{}", port + 1)),
+        ("BAO_RAFT_NODE_ID", pod.name_any()),
+    ];
+    let node = testkit::openbao::Node::launch(
+        &node_dir,
+        &config,
+        format!("https://{ip}:{port}"),
+        Some(tls),
+        &env,
+    )
+    .unwrap();
+    let mut status = serde_json::to_value(&pod).unwrap();
+    status["status"] = json!({"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]});
+    pods.replace_status(
+        &pod.name_any(),
+        &PostParams::default(),
+        &serde_json::from_value(status).unwrap(),
+    )
+    .await
+    .unwrap();
+    (node, pod)
+}
+
+/// The drill Job the operator creates once its throwaway runs.
+async fn drill_job(admin: &Client, throwaway: &Pod) -> Job {
+    let jobs: Api<Job> = Api::namespaced(admin.clone(), "backups");
+    wait_for("the drill Job", || async {
+        jobs.get_opt(&throwaway.name_any()).await.ok()?
+    })
+    .await
+}
+
+/// `drill`'s `status.restoreTest` (while a drill runs: its Job exists
+/// only once the status names it).
+async fn drill_status(admin: &Client) -> operator::api::RestoreTestStatus {
+    let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), "backups");
+    let status = clusters.get("drill").await.unwrap().status.unwrap();
+    let tested = status.restore_test.unwrap();
+    assert!(tested.running.is_some(), "{tested:?}");
+    tested
+}
+
+/// `status.restoreTest` once the result of the drill `running` names is in.
+async fn drill_recorded(
+    admin: &Client,
+    running: operator::api::RestoreTestStatus,
+) -> operator::api::RestoreTestStatus {
+    let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), "backups");
+    wait_for("the drill's result in status", || async {
+        let tested = clusters.get("drill").await.ok()?.status?.restore_test?;
+        (tested.running.is_none() && tested != running).then_some(tested)
+    })
+    .await
+}
+
+/// No pod, Job or ConfigMap of any drill is left.
+async fn nothing_of_drills_left(admin: &Client) {
+    let params = ListParams::default().labels(DRILL_SELECTOR);
+    wait_for("the drill's objects to go", || async {
+        let pods = Api::<Pod>::namespaced(admin.clone(), "backups")
+            .list(&params)
+            .await
+            .ok()?;
+        let jobs = Api::<Job>::namespaced(admin.clone(), "backups")
+            .list(&params)
+            .await
+            .ok()?;
+        let maps = Api::<ConfigMap>::namespaced(admin.clone(), "backups")
+            .list(&params)
+            .await
+            .ok()?;
+        (pods.items.is_empty() && jobs.items.is_empty() && maps.items.is_empty()).then_some(())
+    })
+    .await;
+}
+
+/// A TCP relay from `listen` to `upstream` that counts the connections it
+/// accepted.
+struct CountingRelay {
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CountingRelay {
+    async fn start(listen: &str, upstream: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = connections.clone();
+        let upstream = upstream.to_string();
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Self { connections, task }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for CountingRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Plays the kubelet and the Job controller for `job`: runs its container

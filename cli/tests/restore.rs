@@ -11,6 +11,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 use support::{Bucket, MIB, Run, Source, TOKEN, run_cli, set, sha256_hex, unset};
+use testkit::openbao::Node;
 use testkit::plugins::{age_keypair, plugin_path};
 use testkit::s3proxy::S3Proxy;
 use testkit::{Cluster, ClusterSpec, OpenBaoProxy};
@@ -1157,4 +1158,114 @@ async fn a_dry_run_sends_nothing_and_a_restore_refuses_what_it_refuses() {
         openbao.cluster.secret("app").await,
         Some(json!({"v": "backed up"}))
     );
+}
+
+/// `drill`: the newest backup into a throwaway OpenBao (fresh, with the
+/// cluster's static seal key), verified before the throwaway hears of it,
+/// restored with force, unsealed at the manifest's Raft index, the canary
+/// read back with a token of the restored data. A failure names its step.
+#[tokio::test]
+async fn a_drill_restores_into_a_throwaway_and_names_the_step_that_failed() {
+    let bucket = Bucket::new("drill").await;
+    let openbao = Source::start(1).await;
+    openbao
+        .cluster
+        .put_secret("canary", json!({"value": "alive-7d1e"}))
+        .await;
+    let (key, snapshot) = backup(&bucket, &openbao, &Chain { specs: Vec::new() }).await;
+    let manifest: Value =
+        serde_json::from_slice(&bucket.read(&format!("{key}.manifest.json")).await).unwrap();
+    // A token of the restored data that may read the canary, and one that may not.
+    let admin = bucket.dir.join("admin.token");
+    std::fs::write(&admin, testkit::openbao::ADMIN_TOKEN).unwrap();
+    let unprivileged = bucket.dir.join("token");
+    let spool = bucket.dir.join("spool");
+    let drill = |url: &str, token: &Path| {
+        let mut args = command_args(&bucket, "restore", url);
+        args[0] = "drill".into();
+        set(&mut args, "--spool-dir", spool.to_str().unwrap());
+        set(&mut args, "--token-file", token.to_str().unwrap());
+        args.extend(
+            [
+                "--canary-path",
+                "secret/data/canary",
+                "--canary-key",
+                "value",
+            ]
+            .map(String::from),
+        );
+        args
+    };
+    let seal_key = &openbao.cluster.seal_key;
+
+    let throwaway = Node::start_throwaway(seal_key).await.unwrap();
+    let run = run_cli(&drill(&throwaway.url, &admin), &[]).await;
+    assert!(run.ok(), "{}", run.all_output());
+    let result = &run.result;
+    assert_eq!(result["status"], "succeeded", "{result}");
+    assert_eq!(result["key"], key.as_str());
+    assert_eq!(result["snapshot"]["sha256"], snapshot.as_str());
+    assert_eq!(result["raft"]["index"], manifest["raft"]["index"]);
+    assert!(
+        result["appliedIndex"].as_u64().unwrap() >= manifest["raft"]["index"].as_u64().unwrap()
+    );
+    assert!(
+        result["recoverySeconds"].as_f64().unwrap() > 0.0,
+        "{result}"
+    );
+    assert_eq!(result["canary"], "secret/data/canary");
+    run.assert_no_secret(&["alive-7d1e", testkit::openbao::ADMIN_TOKEN]);
+    // The throwaway serves the backup's data, unsealed by its own seal.
+    let read = reqwest::Client::new()
+        .get(format!("{}/v1/secret/data/canary", throwaway.url))
+        .header("X-Vault-Token", testkit::openbao::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(read["data"]["data"]["value"], "alive-7d1e");
+    throwaway.stop();
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+
+    // A canary the token may not read: the canary step fails.
+    let throwaway = Node::start_throwaway(seal_key).await.unwrap();
+    let run = run_cli(&drill(&throwaway.url, &unprivileged), &[]).await;
+    assert!(!run.ok());
+    assert_eq!(run.result["step"], "canary", "{}", run.all_output());
+    assert_eq!(run.result["cause"], "auth");
+    assert_eq!(run.result["key"], key.as_str());
+    assert!(
+        run.reason().contains("secret/data/canary"),
+        "{}",
+        run.reason()
+    );
+    // The same throwaway, no longer fresh: refused at the start step.
+    let run = run_cli(&drill(&throwaway.url, &admin), &[]).await;
+    assert_eq!(run.result["step"], "start", "{}", run.all_output());
+    assert!(
+        run.reason().contains("not a fresh OpenBao"),
+        "{}",
+        run.reason()
+    );
+    throwaway.stop();
+
+    // A tampered backup fails at the verify step; the throwaway (behind a
+    // proxy counting every request) never got a byte, nor a question.
+    let mut object = bucket.read(&key).await;
+    let middle = object.len() / 2;
+    object[middle] ^= 0x40;
+    put(&bucket, &key, object).await;
+    let throwaway = Node::start_throwaway(seal_key).await.unwrap();
+    let proxy = OpenBaoProxy::start(&throwaway.url).await;
+    let run = run_cli(&drill(&proxy.url(), &admin), &[]).await;
+    assert!(!run.ok());
+    assert_eq!(run.result["step"], "verify", "{}", run.all_output());
+    assert_eq!(run.result["cause"], "invalid-snapshot");
+    assert_eq!(run.output.status.code(), Some(6));
+    assert_eq!(proxy.requests(), 0, "the throwaway was asked something");
+    assert_eq!(throwaway.health().await, 501, "the throwaway stays fresh");
+    // No verified snapshot is left behind, whatever happened.
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
 }

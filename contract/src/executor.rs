@@ -7,6 +7,8 @@
 pub mod command {
     pub const BACKUP: &str = "backup";
     pub const RESTORE: &str = "restore";
+    /// A restore drill into a throwaway OpenBao.
+    pub const DRILL: &str = "drill";
 }
 
 /// Flags (without the leading `--`) that the operator passes as arguments.
@@ -66,6 +68,13 @@ pub mod env {
     pub const RESTORE_SOURCE_CLUSTER: &str = "RESTORE_SOURCE_CLUSTER";
     /// `restore --dry-run`: the preview only, nothing sent.
     pub const RESTORE_DRY_RUN: &str = "RESTORE_DRY_RUN";
+    /// `drill`: the canary path and key read back, and where the verified
+    /// snapshot waits before the throwaway gets it.
+    pub const DRILL_CANARY_PATH: &str = "DRILL_CANARY_PATH";
+    pub const DRILL_CANARY_KEY: &str = "DRILL_CANARY_KEY";
+    pub const DRILL_SPOOL_DIR: &str = "DRILL_SPOOL_DIR";
+    /// `drill`: the throwaway pod's IP, for OPENBAO_ADDR's host name.
+    pub const DRILL_THROWAWAY_IP: &str = "DRILL_THROWAWAY_IP";
 
     /// `Hardened` (a cluster's `spec.profile`): refuse a storage endpoint
     /// that resolves to loopback, link-local or the service network
@@ -222,6 +231,8 @@ pub mod paths {
     pub const MANIFEST_KEY_DIR: &str = "/var/run/secrets/openbao-backup/manifest-key";
     pub const PLUGIN_DIR: &str = "/var/run/openbao-backup/plugins";
     pub const PLUGIN_SECRET_DIR: &str = "/var/run/secrets/openbao-backup/plugins";
+    /// A drill's spool: the verified snapshot until the throwaway gets it.
+    pub const DRILL_SPOOL_DIR: &str = "/var/run/openbao-backup/spool";
     /// The result file: the kubelet reports it as the termination message.
     pub const TERMINATION_LOG: &str = "/dev/termination-log";
 }

@@ -4,6 +4,7 @@
 //! specs, the executor's flag and environment names and mount paths, and
 //! the one grammar for sizes and durations.
 
+pub mod drill;
 pub mod executor;
 pub mod layout;
 pub mod manifest;

@@ -1,10 +1,11 @@
 //! What a backup or restore Job runs: the OpenBao client, the S3 client,
 //! the snapshot archive check, and the commands (backup, restore, verify,
-//! decode, list).
+//! decode, list, drill).
 
 pub mod archive;
 pub mod backup;
 pub mod bucket;
+pub mod drill;
 pub mod error;
 pub mod memory;
 pub mod openbao;

@@ -84,7 +84,24 @@ pub struct OpenBaoClient {
 
 impl OpenBaoClient {
     pub fn new(config: OpenBaoConfig) -> Result<Self, Error> {
-        let mut builder = reqwest::Client::builder()
+        Self::with_builder(config, reqwest::Client::builder())
+    }
+
+    /// A client that connects to `ip` for `host` (a throwaway pod reached by
+    /// its IP, its certificate still checked for the service name).
+    pub fn resolving(
+        config: OpenBaoConfig,
+        host: &str,
+        ip: std::net::IpAddr,
+    ) -> Result<Self, Error> {
+        let port = config.addrs.first().and_then(Url::port_or_known_default);
+        let builder = reqwest::Client::builder()
+            .resolve(host, std::net::SocketAddr::new(ip, port.unwrap_or(8200)));
+        Self::with_builder(config, builder)
+    }
+
+    fn with_builder(config: OpenBaoConfig, builder: reqwest::ClientBuilder) -> Result<Self, Error> {
+        let mut builder = builder
             .connect_timeout(config.request_timeout)
             // The token header must never follow a redirect to another host.
             .redirect(reqwest::redirect::Policy::none())
@@ -529,6 +546,101 @@ impl OpenBaoClient {
             // Anything else (an active node answers 500 for a moment while it
             // applies) is judged by sys/leader.
             _ => Ok(()),
+        }
+    }
+}
+
+/// What a restore drill asks of a throwaway OpenBao (`crate::drill`).
+impl OpenBaoClient {
+    /// `node`'s state from `sys/health`; None when it does not answer.
+    pub async fn health(&self, node: &Url) -> Option<NodeState> {
+        let resp = self
+            .http
+            .get(join(node, "v1/sys/health"))
+            .timeout(self.config.request_timeout)
+            .send()
+            .await
+            .ok()?;
+        Some(NodeState::from_health_status(resp.status().as_u16()))
+    }
+
+    /// Initialises a fresh node with auto-unseal (one recovery share, never
+    /// kept) and returns its root token.
+    pub async fn initialise(&self, node: &Url) -> Result<Secret, Error> {
+        let resp = self
+            .http
+            .put(join(node, "v1/sys/init"))
+            .timeout(self.config.request_timeout)
+            .json(&serde_json::json!({"recovery_shares": 1, "recovery_threshold": 1}))
+            .send()
+            .await
+            .map_err(|e| Error::OpenBao(format!("sys/init of {node}: {}", error_chain(&e))))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let message = error_message(resp).await;
+            return Err(Error::OpenBao(format!(
+                "sys/init of {node} answered {status}: {message}"
+            )));
+        }
+        #[derive(Deserialize)]
+        struct Init {
+            root_token: String,
+        }
+        let init: Init = resp
+            .json()
+            .await
+            .map_err(|e| Error::OpenBao(format!("unreadable sys/init answer of {node}: {e}")))?;
+        Ok(Secret::new(init.root_token))
+    }
+
+    /// The Raft index `node` has applied (`sys/leader`).
+    pub async fn applied_index(&self, node: &Url) -> Result<u64, Error> {
+        Ok(self.leader(node).await?.raft_applied_index)
+    }
+
+    /// A GET of `path` (under `/v1/`) with `token`: its `data`, or an
+    /// error saying what OpenBao answered. The data is never logged.
+    pub async fn read(
+        &self,
+        node: &Url,
+        token: &Secret,
+        path: &str,
+    ) -> Result<serde_json::Value, Error> {
+        let path = path.trim_matches('/');
+        let resp = self
+            .http
+            .get(join(node, &format!("v1/{path}")))
+            .header("X-Vault-Token", token.expose())
+            .timeout(self.config.request_timeout)
+            .send()
+            .await
+            .map_err(|e| Error::OpenBao(format!("reading {path}: {}", error_chain(&e))))?;
+        let status = resp.status();
+        match status {
+            StatusCode::OK => {
+                #[derive(Deserialize)]
+                struct Read {
+                    #[serde(default)]
+                    data: serde_json::Value,
+                }
+                let read: Read = resp
+                    .json()
+                    .await
+                    .map_err(|e| Error::OpenBao(format!("unreadable answer for {path}: {e}")))?;
+                Ok(read.data)
+            }
+            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => {
+                let message = error_message(resp).await;
+                Err(Error::AuthRefused(format!(
+                    "reading {path} refused ({status}): {message}; the token needs `read` on {path}"
+                )))
+            }
+            _ => {
+                let message = error_message(resp).await;
+                Err(Error::OpenBao(format!(
+                    "reading {path} answered {status}: {message}"
+                )))
+            }
         }
     }
 }

@@ -172,6 +172,18 @@ fn controller_accepts(rule: &Rule, object: &Value) -> Option<bool> {
                 "spec: set exactly one of jwtAuthRole",
             )
         }
+        ("OpenBaoCluster", "spec.backup.restoreTest", false) => (
+            validate::restore_test(&serde_json::from_value(spec).unwrap())
+                .and_then(Result::err)
+                .unwrap_or_default(),
+            "spec.backup.restoreTest: set exactly one of schedule",
+        ),
+        ("OpenBaoCluster", "spec.backup.restoreTest.canary", false) => (
+            validate::restore_test(&serde_json::from_value(spec).unwrap())
+                .and_then(Result::err)
+                .unwrap_or_default(),
+            "spec.backup.restoreTest.canary: set exactly one of jwtAuthRole",
+        ),
         ("OpenBaoRestore", "spec", true) => return None,
         // A plugin's source, wherever a plugin is named: the controller
         // says so with the field in front (`spec.backup.transforms[1]: …`).
@@ -245,6 +257,8 @@ const CLUSTER_RELEASE: &str = "OpenBaoCluster.spec[0]";
 const CLUSTER_BACKUP_AUTH: &str = "OpenBaoCluster.spec.backup[0]";
 const CLUSTER_EXTERNAL_TARGET: &str = "OpenBaoCluster.spec.external[0]";
 const RESTORE_AUTH: &str = "OpenBaoRestore.spec[0]";
+const RESTORE_TEST_WHEN: &str = "OpenBaoCluster.spec.backup.restoreTest[0]";
+const CANARY_AUTH: &str = "OpenBaoCluster.spec.backup.restoreTest.canary[0]";
 const RESTORE_UNCHANGED: &str = "OpenBaoRestore.spec[1]";
 const TRANSFORM_SOURCE: &str = "OpenBaoCluster.spec.backup.transforms.*[0]";
 const RETENTION_PLUGIN_SOURCE: &str = "OpenBaoCluster.spec.backup.retentionPlugin[0]";
@@ -398,6 +412,61 @@ fn cases() -> Vec<Case> {
         "backups with a token",
         backup_auth(false, true),
         &[],
+    ));
+    // Restore drills: a schedule or a count, and one way to read the canary.
+    let drilled = example("OpenBaoCluster", "drilled-cluster");
+    let drill = |change: &dyn Fn(&mut serde_json::Map<String, Value>)| {
+        edit(drilled.clone(), |spec| {
+            change(spec["backup"]["restoreTest"].as_object_mut().unwrap())
+        })
+    };
+    cases.push(create(
+        "a drill after every 3 backups",
+        drill(&|test| {
+            test.remove("schedule");
+            test.insert("everyBackups".into(), json!(3));
+        }),
+        &[],
+    ));
+    cases.push(create(
+        "a drill with a schedule and a count",
+        drill(&|test| {
+            test.insert("everyBackups".into(), json!(3));
+        }),
+        &[RESTORE_TEST_WHEN],
+    ));
+    cases.push(create(
+        "a drill with neither a schedule nor a count",
+        drill(&|test| {
+            test.remove("schedule");
+        }),
+        &[RESTORE_TEST_WHEN],
+    ));
+    cases.push(create(
+        "a canary read with a JWT role",
+        drill(&|test| {
+            let canary = test["canary"].as_object_mut().unwrap();
+            canary.remove("tokenSecretRef");
+            canary.insert("jwtAuthRole".into(), json!("canary"));
+        }),
+        &[],
+    ));
+    cases.push(create(
+        "a canary read with a JWT role and a token",
+        drill(&|test| {
+            test["canary"]["jwtAuthRole"] = json!("canary");
+        }),
+        &[CANARY_AUTH],
+    ));
+    cases.push(create(
+        "a canary read with no credentials",
+        drill(&|test| {
+            test["canary"]
+                .as_object_mut()
+                .unwrap()
+                .remove("tokenSecretRef");
+        }),
+        &[CANARY_AUTH],
     ));
 
     // The manifests tests/operator.rs has the API server refuse for their

@@ -200,7 +200,7 @@ async fn list<K: Namespaced>(
     Ok(list.items)
 }
 
-fn selector(labels: &BTreeMap<String, String>) -> String {
+pub fn selector(labels: &BTreeMap<String, String>) -> String {
     labels
         .iter()
         .map(|(k, v)| format!("{k}={v}"))

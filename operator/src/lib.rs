@@ -12,6 +12,7 @@ pub mod applied;
 mod cel_rules;
 pub mod context;
 pub mod desired;
+pub mod drill;
 #[cfg(test)]
 mod fake_api;
 pub mod jobs;

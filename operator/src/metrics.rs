@@ -98,6 +98,9 @@ pub struct Metrics {
     restores: Family<RestoreLabels, Counter>,
     restore_duration: Family<ClusterLabels, Histogram, fn() -> Histogram>,
     restored_bytes: Family<ClusterLabels, Counter>,
+    restore_tests: Family<RestoreLabels, Counter>,
+    restore_test_last_success: Family<ClusterLabels, Timestamp>,
+    restore_test_recovery: Family<ClusterLabels, Timestamp>,
     reconcile_errors: Family<StepLabels, Counter>,
     notifications: Family<NotificationLabels, Counter>,
     readiness: AtomicU8,
@@ -162,6 +165,9 @@ impl Default for Metrics {
         let last_success = Family::default();
         let schedule_interval = Family::default();
         let restores = Family::default();
+        let restore_tests = Family::default();
+        let restore_test_last_success = Family::default();
+        let restore_test_recovery = Family::default();
         let reconcile_errors = Family::default();
         registry.register(
             "backups",
@@ -204,6 +210,21 @@ impl Default for Metrics {
             restored_bytes.clone(),
         );
         registry.register(
+            "restore_tests",
+            "Finished restore drills (spec.backup.restoreTest), by cluster and result",
+            restore_tests.clone(),
+        );
+        registry.register(
+            "restore_test_last_success_timestamp_seconds",
+            "Completion time of the last restore drill that passed (Unix seconds)",
+            restore_test_last_success.clone(),
+        );
+        registry.register(
+            "restore_test_recovery_seconds",
+            "Measured time to recover of the last restore drill that passed",
+            restore_test_recovery.clone(),
+        );
+        registry.register(
             "reconcile_errors",
             "Reconciles that failed and were retried, by the step that failed",
             reconcile_errors.clone(),
@@ -229,6 +250,9 @@ impl Default for Metrics {
             restores,
             restore_duration,
             restored_bytes,
+            restore_tests,
+            restore_test_last_success,
+            restore_test_recovery,
             reconcile_errors,
             notifications,
             readiness: AtomicU8::new(Readiness::Starting as u8),
@@ -316,6 +340,54 @@ impl Metrics {
         }
         for result in RESULTS {
             self.restores
+                .remove(&restore_labels(namespace, cluster, result));
+        }
+        self.forget_restore_tests(namespace, cluster);
+    }
+
+    /// A cluster with `spec.backup.restoreTest`: its drill counters exist
+    /// from now on; the last success and its recovery time come from the
+    /// status, so they survive operator restarts.
+    pub fn set_restore_tests(
+        &self,
+        namespace: &str,
+        cluster: &str,
+        last_success: Option<f64>,
+        recovery_seconds: Option<f64>,
+    ) {
+        for result in RESULTS {
+            drop(
+                self.restore_tests
+                    .get_or_create(&restore_labels(namespace, cluster, result)),
+            );
+        }
+        let labels = cluster_labels(namespace, cluster);
+        if let Some(at) = last_success {
+            self.restore_test_last_success
+                .get_or_create(&labels)
+                .set(at);
+        }
+        if let Some(seconds) = recovery_seconds {
+            self.restore_test_recovery
+                .get_or_create(&labels)
+                .set(seconds);
+        }
+    }
+
+    /// A drill of `cluster` ended.
+    pub fn restore_test_finished(&self, namespace: &str, cluster: &str, succeeded: bool) {
+        self.restore_tests
+            .get_or_create(&restore_labels(namespace, cluster, result(succeeded)))
+            .inc();
+    }
+
+    /// No `restoreTest` any more (or no cluster): no drill series stays.
+    pub fn forget_restore_tests(&self, namespace: &str, cluster: &str) {
+        let labels = cluster_labels(namespace, cluster);
+        self.restore_test_last_success.remove(&labels);
+        self.restore_test_recovery.remove(&labels);
+        for result in RESULTS {
+            self.restore_tests
                 .remove(&restore_labels(namespace, cluster, result));
         }
     }
@@ -505,6 +577,29 @@ mod tests {
         metrics.forget_cluster("prod", "bao");
         let text = metrics.encode();
         assert!(!text.contains(r#"cluster="bao""#), "{text}");
+    }
+
+    #[test]
+    fn restore_tests_count_from_zero_and_go_with_their_cluster() {
+        let metrics = Metrics::default();
+        metrics.set_restore_tests("prod", "bao", None, None);
+        let text = metrics.encode();
+        assert!(text.contains(
+            r#"openbao_backup_restore_tests_total{namespace="prod",cluster="bao",result="failure"} 0"#
+        ), "{text}");
+        assert!(!text.contains("restore_test_last_success_timestamp_seconds{"));
+        metrics.restore_test_finished("prod", "bao", true);
+        metrics.set_restore_tests("prod", "bao", Some(1_790_000_000.0), Some(12.5));
+        let text = metrics.encode();
+        for line in [
+            r#"openbao_backup_restore_tests_total{namespace="prod",cluster="bao",result="success"} 1"#,
+            r#"openbao_backup_restore_test_last_success_timestamp_seconds{namespace="prod",cluster="bao"} 1790000000"#,
+            r#"openbao_backup_restore_test_recovery_seconds{namespace="prod",cluster="bao"} 12.5"#,
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        metrics.forget_cluster("prod", "bao");
+        assert!(!metrics.encode().contains(r#"cluster="bao""#));
     }
 
     #[test]

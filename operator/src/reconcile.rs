@@ -6,6 +6,7 @@
 //! is done by the pure modules; this one and its parts read and write.
 
 mod backup;
+mod drill;
 mod events;
 mod seen;
 mod workload;
@@ -46,6 +47,8 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
         .extend(checked.security_risk.clone());
     let configured = backup::reconcile(&cluster, &checked.backup, &ctx).await?;
     let backup_now = backup::backup_now(&cluster, &configured, &ctx).await?;
+    let drilled = drill::reconcile(&cluster, &finished.outcomes, &ctx, now).await?;
+    workload.status.conditions.extend(drilled.condition.clone());
 
     // The status, written only when it changed.
     let schedule = checked.backup.as_ref().ok().and_then(|v| v.as_ref());
@@ -72,6 +75,7 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
         cluster.meta().generation,
         now,
     );
+    new_status.restore_test = drilled.status;
     if let Some((value, _)) = &backup_now {
         new_status
             .backup
@@ -93,7 +97,16 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
         backup_now: backup_now.map(|(_, job)| job),
     };
     events::tell(&cluster, told, &ctx).await;
-    Ok(requeue(workload.wait, &configured, next_run, now))
+    if let Some(event) = drilled.event {
+        crate::kube_io::publish(&ctx.recorder, cluster.as_ref(), event).await;
+    }
+    Ok(requeue(
+        workload.wait,
+        &configured,
+        next_run,
+        drilled.requeue,
+        now,
+    ))
 }
 
 /// Replaces the status, guarded by the resourceVersion we read so that a
@@ -113,23 +126,30 @@ async fn write_status(
     Ok(())
 }
 
+/// When to look again: the soonest of what the workload, the backup
+/// schedule and a restore drill (`drill`) wait for.
 fn requeue(
     wait: bool,
     configured: &Configured,
     next_run: Option<DateTime<Utc>>,
+    drill: Option<Duration>,
     now: DateTime<Utc>,
 ) -> Action {
-    match (configured, next_run) {
+    let cluster = match (configured, next_run) {
         // An upgrade or rollout in progress: pods and Jobs wake us as they
         // change; this is the fallback.
-        _ if wait => Action::requeue(Duration::from_secs(30)),
+        _ if wait => Some(Duration::from_secs(30)),
         // Wake up once the next run is due, to move nextScheduledBackup on.
         (Configured::Applied, Some(next)) => {
             let wait = (next - now).to_std().unwrap_or_default();
-            Action::requeue(wait + Duration::from_secs(30))
+            Some(wait + Duration::from_secs(30))
         }
-        (Configured::Unschedulable(_), _) => Action::requeue(Duration::from_secs(600)),
-        _ => Action::await_change(),
+        (Configured::Unschedulable(_), _) => Some(Duration::from_secs(600)),
+        _ => None,
+    };
+    match cluster.into_iter().chain(drill).min() {
+        Some(wait) => Action::requeue(wait),
+        None => Action::await_change(),
     }
 }
 

@@ -360,7 +360,7 @@ async fn job_state(client: &Client, namespace: &str, restore: &str) -> Result<Jo
 
 /// What keeps the cluster from being restored now: its running backup
 /// Jobs, an upgrade in progress, and its other running restores.
-async fn busy(
+pub(crate) async fn busy(
     client: &Client,
     cluster: &OpenBaoCluster,
     restore: &str,

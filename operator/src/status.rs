@@ -16,6 +16,9 @@ pub const READY: &str = "Ready";
 /// True under the `Development` profile (`security`): the opposite
 /// polarity of the others, so [`ready`] does not count it.
 pub const SECURITY_RISK: &str = "SecurityRisk";
+/// The last restore drill (`drill`): news about the backups, not the
+/// cluster, so [`ready`] does not count it.
+pub const RESTORE_TESTED: &str = "RestoreTested";
 
 /// Kubernetes' `Time` from a chrono time.
 pub fn time(at: DateTime<Utc>) -> Time {
@@ -298,6 +301,7 @@ pub fn next(
         version: workload.version,
         upgrade: workload.upgrade,
         backup,
+        restore_test: previous.restore_test.clone(),
         conditions: conditions(&previous.conditions, decided, generation, now),
         // Written by the notifier (`notify::delivery`), kept here.
         notifications: previous.notifications,
@@ -312,7 +316,7 @@ pub fn next(
 pub fn ready(others: &[Cond]) -> Cond {
     let blocking = others
         .iter()
-        .filter(|c| c.type_ != SECURITY_RISK)
+        .filter(|c| c.type_ != SECURITY_RISK && c.type_ != RESTORE_TESTED)
         .find(|c| c.status != "True" && !(c.type_ == BACKUP_HEALTHY && c.status == "Unknown"));
     match blocking {
         None => Cond::new(

@@ -10,8 +10,9 @@ use cron::Schedule;
 use kube::ResourceExt;
 
 use crate::api::{
-    BackupSpec, BackupTarget, ExternalSpec, OpenBaoCluster, OpenBaoClusterSpec, OpenBaoRestoreSpec,
-    PLUGIN_SOURCE_MESSAGE, PluginRef, Profile,
+    BackupSpec, BackupTarget, CANARY_AUTH_MESSAGE, ExternalSpec, OpenBaoCluster,
+    OpenBaoClusterSpec, OpenBaoRestoreSpec, PLUGIN_SOURCE_MESSAGE, PluginRef, Profile,
+    RESTORE_TEST_WHEN_MESSAGE,
 };
 use crate::settings::OperatorSettings;
 use crate::{openbao_config, schedule};
@@ -255,6 +256,74 @@ pub fn restore(
     } else {
         Err(problems)
     }
+}
+
+/// `spec.backup.restoreTest` that passed validation: when drills run.
+#[derive(Debug, Clone)]
+pub enum DrillWhen {
+    Schedule(Box<Schedule>),
+    EveryBackups(u32),
+}
+
+/// What keeps `spec.backup.restoreTest` from running (each names its field
+/// and why), for the `RestoreTested` condition: these never stop backups.
+/// None when no restoreTest is asked for.
+pub fn restore_test(spec: &OpenBaoClusterSpec) -> Option<Result<DrillWhen, Vec<String>>> {
+    let backup = spec.backup.as_ref()?;
+    let test = backup.restore_test.as_ref()?;
+    let mut problems = Vec::new();
+    let when = match (&test.schedule, test.every_backups) {
+        (Some(schedule), None) => schedule::parse(schedule)
+            .map(|s| DrillWhen::Schedule(Box::new(s)))
+            .map_err(|e| problems.push(format!("spec.backup.restoreTest.schedule: {e}")))
+            .ok(),
+        (None, Some(0)) => {
+            problems.push(
+                "spec.backup.restoreTest.everyBackups is 0: give at least 1 (a drill after every N successful backups)".into(),
+            );
+            None
+        }
+        (None, Some(n)) => Some(DrillWhen::EveryBackups(n)),
+        _ => {
+            problems.push(RESTORE_TEST_WHEN_MESSAGE.into());
+            None
+        }
+    };
+    if let Some(canary) = &test.canary {
+        if canary.path.trim().trim_matches('/').is_empty() {
+            problems.push(
+                "spec.backup.restoreTest.canary.path is empty: give a KV path such as secret/data/canary".into(),
+            );
+        }
+        match (&canary.jwt_auth_role, &canary.token_secret_ref) {
+            (Some(_), Some(_)) | (None, None) => problems.push(CANARY_AUTH_MESSAGE.into()),
+            (Some(role), None) if role.trim().is_empty() => problems.push(
+                "spec.backup.restoreTest.canary.jwtAuthRole is empty: give the OpenBao JWT role name".into(),
+            ),
+            (Some(_), None) if backup.jwt_auth_role.is_none() => problems.push(
+                "spec.backup.restoreTest.canary.jwtAuthRole: the cluster has no backup ServiceAccount (its spec.backup does not use jwtAuthRole); use tokenSecretRef".into(),
+            ),
+            (None, Some(secret)) => check_name(
+                &secret.name,
+                "spec.backup.restoreTest.canary.tokenSecretRef.name",
+                &mut problems,
+            ),
+            _ => {}
+        }
+    }
+    if spec.external.is_some() {
+        problems.push(
+            "spec.backup.restoreTest: a drill runs the cluster's OpenBao image in a throwaway pod, and an spec.external OpenBao has none here; remove restoreTest (or run `openbao-backup drill` yourself)".into(),
+        );
+    } else if spec.seal.is_none() && !spec.config.as_ref().is_some_and(|c| c.contains_key("seal")) {
+        problems.push(
+            "spec.backup.restoreTest: the cluster unseals with Shamir keys, which a throwaway OpenBao cannot use by itself; give the cluster auto-unseal (spec.seal.static, or a seal in spec.config) or remove restoreTest".into(),
+        );
+    }
+    Some(match when {
+        Some(when) if problems.is_empty() => Ok(when),
+        _ => Err(problems),
+    })
 }
 
 /// The image a restore runs: its own, else its cluster's backup image,
@@ -701,6 +770,99 @@ mod tests {
             refused,
             "spec.backup.executorImage `evil/backup-executor:v1` is not an image this operator runs (it allows openbao/backup-executor): use one of those, or have the operator's administrator add it to EXECUTOR_IMAGES"
         );
+    }
+
+    #[test]
+    fn restore_tests_name_their_field_and_never_block_backups() {
+        let spec = |test: serde_json::Value, extra: serde_json::Value| -> OpenBaoClusterSpec {
+            let mut spec = serde_json::json!({
+                "version": "2.4.4",
+                "seal": {"static": {"secretKeyRef": {"name": "s", "key": "k"}}},
+                "backup": {"schedule": "0 3 * * *", "tokenSecretRef": {"name": "t"},
+                           "target": {"bucket": "b"}, "restoreTest": test},
+            });
+            for (k, v) in extra.as_object().unwrap() {
+                if v.is_null() {
+                    spec.as_object_mut().unwrap().remove(k);
+                } else {
+                    spec[k] = v.clone();
+                }
+            }
+            serde_json::from_value(spec).unwrap()
+        };
+        let none = serde_json::json!({});
+        let problems = |test, extra| match restore_test(&spec(test, extra)) {
+            Some(Err(p)) => p.join("\n"),
+            other => panic!("{other:?}"),
+        };
+        assert!(matches!(
+            restore_test(&spec(
+                serde_json::json!({"schedule": "@daily"}),
+                none.clone()
+            )),
+            Some(Ok(DrillWhen::Schedule(_)))
+        ));
+        assert!(matches!(
+            restore_test(&spec(serde_json::json!({"everyBackups": 7}), none.clone())),
+            Some(Ok(DrillWhen::EveryBackups(7)))
+        ));
+        assert!(restore_test(&OpenBaoClusterSpec::default()).is_none());
+        let both = problems(
+            serde_json::json!({"schedule": "@daily", "everyBackups": 2}),
+            none.clone(),
+        );
+        assert!(both.starts_with(RESTORE_TEST_WHEN_MESSAGE), "{both}");
+        assert!(
+            problems(serde_json::json!({"schedule": "0 3 *"}), none.clone())
+                .starts_with("spec.backup.restoreTest.schedule: `0 3 *` has 3 fields")
+        );
+        assert!(
+            problems(serde_json::json!({"everyBackups": 0}), none.clone())
+                .starts_with("spec.backup.restoreTest.everyBackups is 0")
+        );
+        let canary = problems(
+            serde_json::json!({"everyBackups": 1, "canary": {"path": "secret/data/c", "jwtAuthRole": "c"}}),
+            none.clone(),
+        );
+        assert!(
+            canary.starts_with("spec.backup.restoreTest.canary.jwtAuthRole: the cluster has no backup ServiceAccount"),
+            "{canary}"
+        );
+        let canary = problems(
+            serde_json::json!({"everyBackups": 1, "canary": {"path": "/"}}),
+            none.clone(),
+        );
+        assert!(canary.contains("canary.path is empty") && canary.contains(CANARY_AUTH_MESSAGE));
+        let shamir = problems(
+            serde_json::json!({"everyBackups": 1}),
+            serde_json::json!({"seal": null}),
+        );
+        assert!(
+            shamir.starts_with("spec.backup.restoreTest: the cluster unseals with Shamir keys"),
+            "{shamir}"
+        );
+        // A seal of the user's own in spec.config is auto-unseal too.
+        assert!(matches!(
+            restore_test(&spec(
+                serde_json::json!({"everyBackups": 1}),
+                serde_json::json!({"seal": null, "config": {"seal": {"transit": {}}}})
+            )),
+            Some(Ok(_))
+        ));
+        let external = problems(
+            serde_json::json!({"everyBackups": 1}),
+            serde_json::json!({"seal": null, "version": null, "external": {"addresses": ["https://bao:8200"]}}),
+        );
+        assert!(
+            external.contains("spec.backup.restoreTest: a drill runs the cluster's OpenBao image"),
+            "{external}"
+        );
+        // Backups stay valid whatever the drill gets wrong.
+        let images = OperatorSettings {
+            executor_images: vec!["*".into()],
+            ..Default::default()
+        };
+        assert!(validate(&spec(serde_json::json!({}), none), &images).is_ok());
     }
 
     #[test]

@@ -134,6 +134,19 @@ impl Node {
         Ok(node)
     }
 
+    /// Runs `bao server` with a configuration of the caller's, without
+    /// waiting for it (a pod the test plays the kubelet for); `ca` checks
+    /// its TLS certificate for [`Node::health`].
+    pub fn launch(
+        dir: &Path,
+        config: &Value,
+        url: String,
+        ca: Option<&TestCa>,
+        env: &[(&str, String)],
+    ) -> Result<Self, String> {
+        Self::spawn(dir, config, url, ca, env)
+    }
+
     fn spawn(
         dir: &Path,
         config: &Value,
@@ -166,6 +179,21 @@ impl Node {
     pub async fn start_uninitialized() -> Result<Self, String> {
         let (dir, api, cluster) = Self::scratch("uninit");
         let config = node_config(&dir, api, cluster, None, "uninit");
+        let node = Self::spawn(&dir, &config, format!("http://127.0.0.1:{api}"), None, &[])?;
+        node.wait_health(&[501]).await?;
+        Ok(node)
+    }
+
+    /// A node never initialized (`sys/health` 501) that auto-unseals with
+    /// the static `seal_key` once initialized: the throwaway a restore
+    /// drill gets.
+    pub async fn start_throwaway(seal_key: &[u8]) -> Result<Self, String> {
+        let (dir, api, cluster) = Self::scratch("throwaway");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let key_file = dir.join("seal.key");
+        std::fs::write(&key_file, seal_key).map_err(|e| e.to_string())?;
+        let mut config = node_config(&dir, api, cluster, None, "throwaway");
+        config["seal"] = json!({"static": {"current_key_id": "k1", "current_key": format!("file://{}", key_file.display())}});
         let node = Self::spawn(&dir, &config, format!("http://127.0.0.1:{api}"), None, &[])?;
         node.wait_health(&[501]).await?;
         Ok(node)

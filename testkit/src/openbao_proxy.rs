@@ -47,6 +47,8 @@ struct Inner {
     fault: Fault,
     snapshot_requests: usize,
     restore_requests: usize,
+    /// Every request, of any kind.
+    requests: usize,
     served: Vec<Served>,
 }
 
@@ -71,6 +73,7 @@ impl OpenBaoProxy {
             fault: Fault::None,
             snapshot_requests: 0,
             restore_requests: 0,
+            requests: 0,
             served: Vec::new(),
         }));
         let addr = upstream
@@ -106,6 +109,11 @@ impl OpenBaoProxy {
         self.lock().restore_requests
     }
 
+    /// Requests of any kind that reached the proxy.
+    pub fn requests(&self) -> usize {
+        self.lock().requests
+    }
+
     /// Every snapshot body that went out, oldest first.
     pub fn served(&self) -> Vec<Served> {
         self.lock().served.clone()
@@ -130,6 +138,7 @@ async fn forward(State(upstream): State<Upstream>, request: Request) -> Response
         let mut inner = upstream.inner.lock().expect("lock");
         inner.snapshot_requests += usize::from(snapshot);
         inner.restore_requests += usize::from(restore);
+        inner.requests += 1;
         if snapshot { inner.fault } else { Fault::None }
     };
     if let Fault::Status(code) = fault {

@@ -34,6 +34,11 @@ impl std::fmt::Debug for TestCa {
 
 impl TestCa {
     pub fn generate() -> Self {
+        Self::for_names(&["127.0.0.1", "localhost"])
+    }
+
+    /// A CA and a server certificate for `names` (DNS names or IPs).
+    pub fn for_names(names: &[&str]) -> Self {
         let ca_key = KeyPair::generate().expect("CA key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -42,7 +47,7 @@ impl TestCa {
 
         let server_key = KeyPair::generate().expect("server key");
         let server_params =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .expect("params");
         let server_cert = server_params
             .signed_by(&server_key, &issuer)

@@ -252,7 +252,7 @@ impl Run {
             .split(|b| *b == b'\n')
             .filter_map(|l| std::str::from_utf8(l).ok())
             .filter(|l| {
-                ["backup", "restore", "verify", "decode"]
+                ["backup", "restore", "verify", "decode", "drill"]
                     .iter()
                     .any(|c| l.starts_with(&format!("{c} failed: ")))
             })

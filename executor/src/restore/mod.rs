@@ -218,29 +218,31 @@ impl Reader {
                     })?;
                 Ok(stream.boxed())
             }
-            Self::File(object) => {
-                let file = tokio::fs::File::open(object)
-                    .await
-                    .map_err(|e| Error::Config(format!("{}: {e}", object.display())))?;
-                let path = object.display().to_string();
-                Ok(futures_util::stream::unfold(Some(file), move |file| {
-                    let path = path.clone();
-                    async move {
-                        let mut file = file?;
-                        let mut buf = bytes::BytesMut::with_capacity(256 * 1024);
-                        match file.read_buf(&mut buf).await {
-                            Ok(0) => None,
-                            Ok(_) => Some((Ok(buf.freeze()), Some(file))),
-                            Err(e) => {
-                                Some((Err(Error::Storage(format!("reading {path}: {e}"))), None))
-                            }
-                        }
-                    }
-                })
-                .boxed())
-            }
+            Self::File(object) => file_stream(object).await,
         }
     }
+}
+
+/// A file's bytes as a stream (`decode --file`, and the drill's verified
+/// snapshot).
+pub(crate) async fn file_stream(object: &std::path::Path) -> Result<ObjectStream, Error> {
+    let file = tokio::fs::File::open(object)
+        .await
+        .map_err(|e| Error::Config(format!("{}: {e}", object.display())))?;
+    let path = object.display().to_string();
+    Ok(futures_util::stream::unfold(Some(file), move |file| {
+        let path = path.clone();
+        async move {
+            let mut file = file?;
+            let mut buf = bytes::BytesMut::with_capacity(256 * 1024);
+            match file.read_buf(&mut buf).await {
+                Ok(0) => None,
+                Ok(_) => Some((Ok(buf.freeze()), Some(file))),
+                Err(e) => Some((Err(Error::Storage(format!("reading {path}: {e}"))), None)),
+            }
+        }
+    })
+    .boxed())
 }
 
 /// One backup in `list`.

@@ -26,8 +26,12 @@ mod restore;
 pub use notifications::{
     DeliveryResult, HARDENED_WEBHOOK_MESSAGE, NotificationStatus, NotifiedKind, Webhook,
 };
+mod restore_test;
 pub use restore::{
     OpenBaoRestore, OpenBaoRestoreSpec, OpenBaoRestoreStatus, PreviewFinding, RestorePhase,
+};
+pub use restore_test::{
+    CANARY_AUTH_MESSAGE, CanarySpec, RESTORE_TEST_WHEN_MESSAGE, RestoreTestSpec, RestoreTestStatus,
 };
 
 /// Where the generated CRD is checked in, relative to the repository root.
@@ -437,6 +441,9 @@ pub struct BackupSpec {
     /// The backup CronJob's settings beyond its schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron_job: Option<CronJobSettings>,
+    /// Restore drills into a throwaway OpenBao (docs/restore.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_test: Option<RestoreTestSpec>,
 }
 
 /// What backup and restore pods get besides what the operator renders:
@@ -798,6 +805,9 @@ pub struct OpenBaoClusterStatus {
     pub upgrade: Option<UpgradeStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupStatus>,
+    /// The last restore drill (`spec.backup.restoreTest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_test: Option<RestoreTestStatus>,
     /// `WorkloadConfigured`, `Upgraded`, `BackupConfigured`,
     /// `BackupHealthy`, and `Ready` summing them up (docs/operator.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

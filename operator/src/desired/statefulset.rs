@@ -78,7 +78,7 @@ pub fn statefulset(
 
 /// The pods: labelled as the workload, and annotated with the digest of
 /// their configuration.
-fn pod_template(cluster: &OpenBaoCluster, release: &Release) -> PodTemplateSpec {
+pub(super) fn pod_template(cluster: &OpenBaoCluster, release: &Release) -> PodTemplateSpec {
     let name = cluster.name_any();
     let config_digest = hex::encode(Sha256::digest(openbao_config::text(cluster).as_bytes()));
     let pod = PodSpec {
