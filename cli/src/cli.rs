@@ -23,6 +23,7 @@ use executor::backup::{BackupConfig, KeepLast, RetentionSetting};
 use executor::openbao::{Auth, OpenBaoConfig};
 use executor::restore::{BackupRef, ReadBack, RestoreTarget, Source};
 use executor::s3::TargetConfig;
+use executor::storage::target::Backend;
 use operator::RunSettings;
 use operator::settings::{
     DEFAULT_EXECUTOR_IMAGE, DEFAULT_EXECUTOR_IMAGES, DEFAULT_KUBERNETES_API_PORTS,
@@ -777,9 +778,16 @@ pub struct TargetArgs {
     pub endpoint: Option<String>,
 
     /// Bucket that holds the backups. Required (unless --key
-    /// s3://BUCKET/KEY or --file names the backup).
+    /// s3://BUCKET/KEY or --file names the backup, or --directory is the
+    /// storage).
     #[arg(long, env = env::S3_BUCKET)]
     pub bucket: Option<String>,
+
+    /// A directory (a mounted volume: PVC, NFS) that holds the backups
+    /// instead of a bucket, with the same keys, manifests and retention.
+    /// It must exist.
+    #[arg(long, env = env::BACKUP_DIRECTORY)]
+    pub directory: Option<PathBuf>,
 
     /// S3 region SigV4 signs with (Garage's default is `garage`). Without
     /// it, AWS_REGION, AWS_DEFAULT_REGION or the AWS profile's region, as
@@ -944,10 +952,14 @@ impl TargetArgs {
                 self.part_size
             ));
         }
-        let bucket = self
-            .bucket
-            .filter(|b| !b.trim().is_empty())
-            .ok_or("--bucket (S3_BUCKET) is required")?;
+        let backend = self.backend()?;
+        let bucket = match backend {
+            Backend::S3 => self
+                .bucket
+                .filter(|b| !b.trim().is_empty())
+                .ok_or("--bucket (S3_BUCKET) is required (or --directory)")?,
+            _ => String::new(),
+        };
         let endpoint = match self.endpoint.filter(|e| !e.trim().is_empty()) {
             Some(e) => Some(
                 reqwest::Url::parse(&e)
@@ -959,6 +971,7 @@ impl TargetArgs {
             None => None,
         };
         Ok(TargetConfig {
+            backend,
             force_path_style: endpoint.is_some() && !self.virtual_hosted_style,
             endpoint,
             bucket,
@@ -974,6 +987,19 @@ impl TargetArgs {
                 .eq_ignore_ascii_case(profile::HARDENED)
                 .then_some(self.service_cidrs),
         })
+    }
+}
+
+impl TargetArgs {
+    /// Which storage the flags name: one of a bucket, a directory or an
+    /// Azure container.
+    fn backend(&self) -> Result<Backend, String> {
+        let bucket = self.bucket.as_deref().is_some_and(|b| !b.trim().is_empty());
+        match self.directory.clone().filter(|d| !d.as_os_str().is_empty()) {
+            Some(_) if bucket => Err("both --bucket (S3_BUCKET) and --directory (BACKUP_DIRECTORY) are set: choose one storage for the backups".into()),
+            Some(directory) => Ok(Backend::Directory(directory)),
+            None => Ok(Backend::S3),
+        }
     }
 }
 
@@ -1099,6 +1125,45 @@ mod tests {
     fn concurrency_range_is_checked_by_the_parser() {
         let err = parse(&["--token-file", "/t", "--concurrency", "0"]).unwrap_err();
         assert!(err.contains("--concurrency"), "{err}");
+    }
+
+    /// A backup's config from exactly `args` after `backup`.
+    fn parse_only(args: &[&str]) -> Result<BackupConfig, String> {
+        let argv = ["openbao-backup", "backup"].iter().chain(args);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let Command::Backup(args) = cli.command else {
+            panic!("backup expected")
+        };
+        args.into_config()
+    }
+
+    #[test]
+    fn one_storage_holds_the_backups() {
+        let base = [
+            "--openbao-addr",
+            "http://a:8200",
+            "--cluster",
+            "c",
+            "--token-file",
+            "/t",
+        ];
+        let with = |extra: &[&str]| parse_only(&[&base[..], extra].concat());
+        let c = with(&["--directory", "/backups"]).unwrap();
+        assert_eq!(c.target.backend, Backend::Directory("/backups".into()));
+        assert_eq!(
+            with(&["--bucket", "b"]).unwrap().target.backend,
+            Backend::S3
+        );
+        let err = with(&["--bucket", "b", "--directory", "/backups"]).unwrap_err();
+        assert!(
+            err.contains("both --bucket (S3_BUCKET) and --directory (BACKUP_DIRECTORY)"),
+            "{err}"
+        );
+        let err = with(&[]).unwrap_err();
+        assert!(
+            err.contains("--bucket (S3_BUCKET) is required (or --directory"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub mod env {
     pub const S3_VIRTUAL_HOSTED_STYLE: &str = "S3_VIRTUAL_HOSTED_STYLE";
     pub const S3_MAX_ATTEMPTS: &str = "S3_MAX_ATTEMPTS";
     pub const AWS_CA_BUNDLE: &str = "AWS_CA_BUNDLE";
+    /// A directory (a mounted volume) instead of a bucket.
+    pub const BACKUP_DIRECTORY: &str = "BACKUP_DIRECTORY";
 
     pub const BACKUP_KIND: &str = "BACKUP_KIND";
     /// The CronJob a Job's template comes from, and the pod's Job (the

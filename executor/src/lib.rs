@@ -10,5 +10,6 @@ pub mod memory;
 pub mod openbao;
 pub mod restore;
 pub mod s3;
+pub mod storage;
 
 pub use error::Error;
