@@ -1,5 +1,6 @@
 //! The storage targets other than S3, end to end with the real binary and
-//! real OpenBao: a directory (a mounted volume). Each must hold backups as a bucket does: backup,
+//! real OpenBao: a directory (a mounted volume) and Azure Blob Storage (the
+//! Azurite emulator). Each must hold backups as a bucket does: backup,
 //! list, verify, restore and retention through the same keys and
 //! manifests, and a failed or killed backup leaves nothing behind.
 
@@ -7,9 +8,13 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
+use executor::s3::TargetConfig;
+use executor::storage::Store;
+use executor::storage::target::{AzureTarget, Backend};
 use serde_json::{Value, json};
 use support::{MIB, Run, Source, TOKEN, run_cli, set, sha256_hex};
 use testkit::Fault;
+use testkit::azurite::Azurite;
 
 /// A scratch directory with the token file, removed at the end.
 struct Scratch(PathBuf);
@@ -254,4 +259,149 @@ async fn a_failed_directory_backup_leaves_nothing_and_a_killed_one_is_swept() {
         scratch.files(),
         [key.to_string(), format!("{key}.manifest.json")]
     );
+}
+
+fn azure_flags(azurite: &Azurite, scratch: &Scratch, container: &str) -> Vec<String> {
+    std::fs::write(scratch.0.join("credentials/accountKey"), &azurite.key).unwrap();
+    [
+        "--azure-account",
+        &azurite.account,
+        "--azure-container",
+        container,
+        "--azure-endpoint",
+        &azurite.endpoint,
+        "--credentials-dir",
+        scratch.0.join("credentials").to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// A new container in Azurite, as the backups' store.
+async fn container(azurite: &Azurite, scratch: &Scratch, name: &str) -> Store {
+    let target = TargetConfig {
+        backend: Backend::Azure(AzureTarget {
+            account: azurite.account.clone(),
+            container: name.into(),
+            endpoint: Some(azurite.endpoint.clone()),
+        }),
+        endpoint: None,
+        bucket: String::new(),
+        region: None,
+        path_prefix: String::new(),
+        part_size: 5 * MIB,
+        concurrency: 1,
+        credentials_dir: Some(scratch.0.join("credentials")),
+        ca_bundle: None,
+        force_path_style: false,
+        checksums: true,
+        max_attempts: 3,
+        hardened: None,
+    };
+    let store = Store::open(&target).await.unwrap();
+    let Store::Azure(azure) = &store else {
+        unreachable!()
+    };
+    azure.create_container().await.unwrap();
+    store
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_blob_storage_holds_backups_as_a_bucket_does() {
+    let azurite = Azurite::shared();
+    let scratch = Scratch::new("azure");
+    let name = format!("backups-{}", hex::encode(testkit::random::<4>()));
+    let storage = azure_flags(azurite, &scratch, &name);
+    let store = container(azurite, &scratch, &name).await;
+    let openbao = Source::start(12).await;
+    let key = round_trip(&scratch, &openbao, &storage).await;
+    let mut blobs: Vec<String> = store
+        .list("")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(key, _, _)| key)
+        .collect();
+    blobs.sort();
+    assert_eq!(blobs, [key.clone(), format!("{key}.manifest.json")]);
+    let bytes = store.get(&key).await.unwrap().unwrap();
+    let served = openbao.served().last().cloned().unwrap();
+    assert_eq!(sha256_hex(&bytes), served.sha256);
+
+    // A failed backup (the stream cut after two staged blocks) commits no
+    // blob, and its output holds no secret.
+    let url = openbao.url();
+    openbao.set_fault(Fault::CutAfter(10 * MIB + 12345));
+    let run = run_cli(&args("backup", &scratch, &url, &storage), &[]).await;
+    assert!(!run.ok());
+    assert!(run.reason().contains("broke after"), "{}", run.reason());
+    run.assert_no_secret(&[TOKEN, &azurite.key]);
+    assert_eq!(store.list("").await.unwrap().len(), 2, "no new blob");
+
+    // A wrong key: Azure's refusal, with the hint, and no secret.
+    std::fs::write(
+        scratch.0.join("credentials/accountKey"),
+        "d3Jvbmcga2V5IHdyb25nIGtleQ==",
+    )
+    .unwrap();
+    openbao.set_fault(Fault::None);
+    let run = run_cli(&args("verify", &scratch, &url, &storage), &[]).await;
+    assert!(!run.ok());
+    let reason = run.reason();
+    assert!(
+        reason.contains("Azure Blob error")
+            && reason.contains("403")
+            && reason.contains("check --azure-account"),
+        "{reason}"
+    );
+    run.assert_no_secret(&[&azurite.key]);
+}
+
+/// Google Cloud Storage's XML API refuses the `x-amz-checksum-*` headers
+/// the SDK adds by default: with `--s3-checksum none` no request carries
+/// one, and the backup still verifies (by its own SHA-256) and restores.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_checksums_no_request_carries_a_checksum_header() {
+    use support::Bucket;
+    use testkit::s3proxy::{Operation, S3Proxy};
+    let openbao = Source::start(12).await;
+    let sent = async |checksum: &str| {
+        let bucket = Bucket::new("checksums").await;
+        let proxy =
+            S3Proxy::start(bucket.garage.endpoint.trim_start_matches("http://"), None).await;
+        let mut backup = bucket.args(&openbao.url());
+        set(&mut backup, "--endpoint", &proxy.url());
+        set(&mut backup, "--s3-checksum", checksum);
+        let run = run_cli(&backup, &[]).await;
+        assert!(run.ok(), "{}", run.all_output());
+        let mut verify = bucket.args(&openbao.url());
+        verify[0] = "verify".into();
+        for flag in [
+            "--openbao-addr",
+            "--token-file",
+            "--progress-interval",
+            "--part-size",
+        ] {
+            support::unset(&mut verify, flag);
+        }
+        set(&mut verify, "--endpoint", &proxy.url());
+        set(&mut verify, "--s3-checksum", checksum);
+        let run = run_cli(&verify, &[]).await;
+        assert!(run.ok(), "{}", run.all_output());
+        [
+            Operation::CreateMultipartUpload,
+            Operation::UploadPart,
+            Operation::CompleteMultipartUpload,
+            Operation::PutObject,
+            Operation::GetObject,
+        ]
+        .map(|op| proxy.checksum_headers(op))
+        .concat()
+    };
+    let with = sent("crc32").await;
+    assert!(
+        with.iter().any(|h| h.contains("x-amz-checksum-crc32")),
+        "by default parts carry their CRC32: {with:?}"
+    );
+    assert_eq!(sent("none").await, Vec::<String>::new());
 }

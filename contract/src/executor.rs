@@ -43,9 +43,15 @@ pub mod env {
     pub const S3_CREDENTIALS_DIR: &str = "S3_CREDENTIALS_DIR";
     pub const S3_VIRTUAL_HOSTED_STYLE: &str = "S3_VIRTUAL_HOSTED_STYLE";
     pub const S3_MAX_ATTEMPTS: &str = "S3_MAX_ATTEMPTS";
+    /// `crc32` (default) or `none`: whether parts carry a checksum header.
+    pub const S3_CHECKSUM: &str = "S3_CHECKSUM";
     pub const AWS_CA_BUNDLE: &str = "AWS_CA_BUNDLE";
     /// A directory (a mounted volume) instead of a bucket.
     pub const BACKUP_DIRECTORY: &str = "BACKUP_DIRECTORY";
+    /// An Azure Blob Storage container instead of a bucket.
+    pub const AZURE_STORAGE_ACCOUNT: &str = "AZURE_STORAGE_ACCOUNT";
+    pub const AZURE_CONTAINER: &str = "AZURE_CONTAINER";
+    pub const AZURE_ENDPOINT: &str = "AZURE_ENDPOINT";
 
     pub const BACKUP_KIND: &str = "BACKUP_KIND";
     /// The CronJob a Job's template comes from, and the pod's Job (the

@@ -64,6 +64,12 @@ pub async fn client(target: &TargetConfig) -> Result<Client, Error> {
                 .read_timeout(Duration::from_secs(120))
                 .build(),
         );
+    if !target.checksums {
+        // No checksum the operation does not require (GCS refuses them).
+        config = config.request_checksum_calculation(
+            aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+        );
+    }
     if let Some(endpoint) = &target.endpoint {
         config = config.endpoint_url(endpoint);
     }
@@ -164,6 +170,11 @@ fn credentials_from_dir(dir: &Path) -> Result<Credentials, Error> {
     ))
 }
 
+/// The algorithm of the parts' checksums, if they carry one.
+fn checksum(target: &TargetConfig) -> Option<ChecksumAlgorithm> {
+    target.checksums.then_some(ChecksumAlgorithm::Crc32)
+}
+
 /// One multipart upload in progress. Dropping it does not abort: the owner
 /// calls `complete` or `abort`.
 #[derive(Clone)]
@@ -173,6 +184,8 @@ pub struct MultipartUpload {
     key: String,
     upload_id: String,
     sign_payload: bool,
+    /// Whether parts carry a CRC32 (`TargetConfig::checksums`).
+    checksum: Option<ChecksumAlgorithm>,
 }
 
 impl MultipartUpload {
@@ -186,7 +199,7 @@ impl MultipartUpload {
         let out = client
             .create_multipart_upload()
             .bucket(bucket)
-            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .set_checksum_algorithm(checksum(target))
             .key(key)
             .content_type("application/octet-stream")
             .set_metadata(Some(metadata))
@@ -202,6 +215,7 @@ impl MultipartUpload {
             key: key.into(),
             upload_id,
             sign_payload: target.signs_payload(),
+            checksum: checksum(target),
         })
     }
 
@@ -215,7 +229,7 @@ impl MultipartUpload {
             .key(&self.key)
             .upload_id(&self.upload_id)
             .part_number(number)
-            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .set_checksum_algorithm(self.checksum.clone())
             .content_length(body.len() as i64)
             .body(ByteStream::from(body));
         let sent = if self.sign_payload {
@@ -240,6 +254,7 @@ impl MultipartUpload {
             key: key.into(),
             upload_id: upload_id.into(),
             sign_payload: false,
+            checksum: None,
         }
     }
 

@@ -215,6 +215,7 @@ pub async fn s3_client(endpoint: &str, credentials_dir: &Path) -> Client {
         ca_bundle: None,
         hardened: None,
         force_path_style: true,
+        checksums: true,
         max_attempts: 3,
     })
     .await
