@@ -225,6 +225,8 @@ pub mod paths {
     pub const OPENBAO_CA_DIR: &str = "/var/run/secrets/openbao-backup/openbao-ca";
     pub const MANIFEST_KEY_DIR: &str = "/var/run/secrets/openbao-backup/manifest-key";
     pub const PLUGIN_DIR: &str = "/var/run/openbao-backup/plugins";
+    /// Where a `target.volume` (a PersistentVolumeClaim) is mounted.
+    pub const BACKUP_VOLUME_DIR: &str = "/var/lib/openbao-backup/backups";
     pub const PLUGIN_SECRET_DIR: &str = "/var/run/secrets/openbao-backup/plugins";
     /// The result file: the kubelet reports it as the termination message.
     pub const TERMINATION_LOG: &str = "/dev/termination-log";
