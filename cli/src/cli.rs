@@ -24,6 +24,7 @@ use executor::drill::{Canary, Drill};
 use executor::openbao::{Auth, OpenBaoConfig};
 use executor::restore::{BackupRef, ReadBack, RestoreTarget, Source};
 use executor::s3::TargetConfig;
+use executor::storage::target::{AzureTarget, Backend};
 use operator::RunSettings;
 use operator::settings::{
     DEFAULT_EXECUTOR_IMAGE, DEFAULT_EXECUTOR_IMAGES, DEFAULT_KUBERNETES_API_PORTS,
@@ -876,9 +877,31 @@ pub struct TargetArgs {
     pub endpoint: Option<String>,
 
     /// Bucket that holds the backups. Required (unless --key
-    /// s3://BUCKET/KEY or --file names the backup).
+    /// s3://BUCKET/KEY or --file names the backup, or --directory or
+    /// --azure-container is the storage).
     #[arg(long, env = env::S3_BUCKET)]
     pub bucket: Option<String>,
+
+    /// A directory (a mounted volume: PVC, NFS) that holds the backups
+    /// instead of a bucket, with the same keys, manifests and retention.
+    /// It must exist.
+    #[arg(long, env = env::BACKUP_DIRECTORY)]
+    pub directory: Option<PathBuf>,
+
+    /// Azure Blob Storage account that holds the backups instead of a
+    /// bucket; its key is `accountKey` in --credentials-dir.
+    #[arg(long, env = env::AZURE_STORAGE_ACCOUNT)]
+    pub azure_account: Option<String>,
+
+    /// The Azure Blob Storage container (with --azure-account).
+    #[arg(long, env = env::AZURE_CONTAINER)]
+    pub azure_container: Option<String>,
+
+    /// The Blob service URL, for an emulator or a sovereign cloud (default
+    /// https://ACCOUNT.blob.core.windows.net); with Azurite:
+    /// http://127.0.0.1:10000/devstoreaccount1.
+    #[arg(long, env = env::AZURE_ENDPOINT)]
+    pub azure_endpoint: Option<String>,
 
     /// S3 region SigV4 signs with (Garage's default is `garage`). Without
     /// it, AWS_REGION, AWS_DEFAULT_REGION or the AWS profile's region, as
@@ -915,6 +938,13 @@ pub struct TargetArgs {
     /// custom --endpoint.
     #[arg(long, env = env::S3_VIRTUAL_HOSTED_STYLE)]
     pub virtual_hosted_style: bool,
+
+    /// `crc32`: every part carries its CRC32 (`x-amz-checksum-crc32`), which
+    /// S3 checks. `none`: no checksum header the request does not require,
+    /// for stores that refuse them (Google Cloud Storage's XML API).
+    #[arg(long, env = env::S3_CHECKSUM, default_value = "crc32",
+          value_parser = ["crc32", "none"], ignore_case = true)]
+    pub s3_checksum: String,
 
     /// Attempts per S3 request; transient errors are retried with backoff.
     #[arg(long, env = env::S3_MAX_ATTEMPTS, default_value_t = 5,
@@ -1043,10 +1073,14 @@ impl TargetArgs {
                 self.part_size
             ));
         }
-        let bucket = self
-            .bucket
-            .filter(|b| !b.trim().is_empty())
-            .ok_or("--bucket (S3_BUCKET) is required")?;
+        let backend = self.backend()?;
+        let bucket = match backend {
+            Backend::S3 => self
+                .bucket
+                .filter(|b| !b.trim().is_empty())
+                .ok_or("--bucket (S3_BUCKET) is required (or --directory, or --azure-account and --azure-container)")?,
+            _ => String::new(),
+        };
         let endpoint = match self.endpoint.filter(|e| !e.trim().is_empty()) {
             Some(e) => Some(
                 reqwest::Url::parse(&e)
@@ -1058,7 +1092,9 @@ impl TargetArgs {
             None => None,
         };
         Ok(TargetConfig {
+            backend,
             force_path_style: endpoint.is_some() && !self.virtual_hosted_style,
+            checksums: !self.s3_checksum.eq_ignore_ascii_case("none"),
             endpoint,
             bucket,
             region: self.region.filter(|r| !r.trim().is_empty()),
@@ -1073,6 +1109,59 @@ impl TargetArgs {
                 .eq_ignore_ascii_case(profile::HARDENED)
                 .then_some(self.service_cidrs),
         })
+    }
+}
+
+impl TargetArgs {
+    /// Which storage the flags name: one of a bucket, a directory or an
+    /// Azure container.
+    fn backend(&self) -> Result<Backend, String> {
+        let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.trim().is_empty());
+        let directory = self.directory.clone().filter(|d| !d.as_os_str().is_empty());
+        let azure = set(&self.azure_account) || set(&self.azure_container);
+        let given: Vec<&str> = [
+            (set(&self.bucket), "--bucket (S3_BUCKET)"),
+            (directory.is_some(), "--directory (BACKUP_DIRECTORY)"),
+            (azure, "--azure-account/--azure-container"),
+        ]
+        .into_iter()
+        .filter_map(|(given, name)| given.then_some(name))
+        .collect();
+        if given.len() > 1 {
+            return Err(format!(
+                "both {} are set: choose one storage for the backups",
+                given.join(" and ")
+            ));
+        }
+        if let Some(directory) = directory {
+            return Ok(Backend::Directory(directory));
+        }
+        if !azure {
+            return Ok(Backend::S3);
+        }
+        let (Some(account), Some(container)) = (
+            self.azure_account.clone().filter(|a| !a.trim().is_empty()),
+            self.azure_container
+                .clone()
+                .filter(|c| !c.trim().is_empty()),
+        ) else {
+            return Err("Azure Blob Storage needs both --azure-account (AZURE_STORAGE_ACCOUNT) and --azure-container (AZURE_CONTAINER)".into());
+        };
+        let endpoint = match self.azure_endpoint.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+            Some(e) => Some(
+                reqwest::Url::parse(e)
+                    .map_err(|err| format!("--azure-endpoint (AZURE_ENDPOINT): `{e}` is not a URL ({err}); use e.g. https://ACCOUNT.blob.core.windows.net"))?
+                    .to_string()
+                    .trim_end_matches('/')
+                    .to_string(),
+            ),
+            None => None,
+        };
+        Ok(Backend::Azure(AzureTarget {
+            account: account.trim().into(),
+            container: container.trim().into(),
+            endpoint,
+        }))
     }
 }
 
@@ -1198,6 +1287,76 @@ mod tests {
     fn concurrency_range_is_checked_by_the_parser() {
         let err = parse(&["--token-file", "/t", "--concurrency", "0"]).unwrap_err();
         assert!(err.contains("--concurrency"), "{err}");
+    }
+
+    /// A backup's config from exactly `args` after `backup`.
+    fn parse_only(args: &[&str]) -> Result<BackupConfig, String> {
+        let argv = ["openbao-backup", "backup"].iter().chain(args);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let Command::Backup(args) = cli.command else {
+            panic!("backup expected")
+        };
+        args.into_config()
+    }
+
+    #[test]
+    fn one_storage_holds_the_backups() {
+        let base = [
+            "--openbao-addr",
+            "http://a:8200",
+            "--cluster",
+            "c",
+            "--token-file",
+            "/t",
+        ];
+        let with = |extra: &[&str]| parse_only(&[&base[..], extra].concat());
+        let c = with(&["--directory", "/backups"]).unwrap();
+        assert_eq!(c.target.backend, Backend::Directory("/backups".into()));
+        assert_eq!(
+            with(&["--bucket", "b"]).unwrap().target.backend,
+            Backend::S3
+        );
+        let err = with(&["--bucket", "b", "--directory", "/backups"]).unwrap_err();
+        assert!(
+            err.contains("both --bucket (S3_BUCKET) and --directory (BACKUP_DIRECTORY)"),
+            "{err}"
+        );
+        let azure = ["--azure-account", "acct", "--azure-container", "backups"];
+        let c = with(
+            &[
+                &azure[..],
+                &["--azure-endpoint", "http://127.0.0.1:10000/acct/"],
+            ]
+            .concat(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.target.backend,
+            Backend::Azure(AzureTarget {
+                account: "acct".into(),
+                container: "backups".into(),
+                endpoint: Some("http://127.0.0.1:10000/acct".into()),
+            })
+        );
+        let err = with(&["--azure-account", "acct"]).unwrap_err();
+        assert!(err.contains("both --azure-account (AZURE_STORAGE_ACCOUNT) and --azure-container (AZURE_CONTAINER)"), "{err}");
+        let err = with(&[&azure[..], &["--directory", "/d"]].concat()).unwrap_err();
+        assert!(
+            err.contains(
+                "both --directory (BACKUP_DIRECTORY) and --azure-account/--azure-container are set"
+            ),
+            "{err}"
+        );
+        let err = with(&[&azure[..], &["--azure-endpoint", "blob.local"]].concat()).unwrap_err();
+        assert!(
+            err.contains("--azure-endpoint (AZURE_ENDPOINT): `blob.local` is not a URL"),
+            "{err}"
+        );
+        let err = with(&[]).unwrap_err();
+        assert!(
+            err.contains("--bucket (S3_BUCKET) is required (or --directory"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -45,7 +45,15 @@ pub mod env {
     pub const S3_CREDENTIALS_DIR: &str = "S3_CREDENTIALS_DIR";
     pub const S3_VIRTUAL_HOSTED_STYLE: &str = "S3_VIRTUAL_HOSTED_STYLE";
     pub const S3_MAX_ATTEMPTS: &str = "S3_MAX_ATTEMPTS";
+    /// `crc32` (default) or `none`: whether parts carry a checksum header.
+    pub const S3_CHECKSUM: &str = "S3_CHECKSUM";
     pub const AWS_CA_BUNDLE: &str = "AWS_CA_BUNDLE";
+    /// A directory (a mounted volume) instead of a bucket.
+    pub const BACKUP_DIRECTORY: &str = "BACKUP_DIRECTORY";
+    /// An Azure Blob Storage container instead of a bucket.
+    pub const AZURE_STORAGE_ACCOUNT: &str = "AZURE_STORAGE_ACCOUNT";
+    pub const AZURE_CONTAINER: &str = "AZURE_CONTAINER";
+    pub const AZURE_ENDPOINT: &str = "AZURE_ENDPOINT";
 
     pub const BACKUP_KIND: &str = "BACKUP_KIND";
     /// The CronJob a Job's template comes from, and the pod's Job (the
@@ -230,6 +238,8 @@ pub mod paths {
     pub const OPENBAO_CA_DIR: &str = "/var/run/secrets/openbao-backup/openbao-ca";
     pub const MANIFEST_KEY_DIR: &str = "/var/run/secrets/openbao-backup/manifest-key";
     pub const PLUGIN_DIR: &str = "/var/run/openbao-backup/plugins";
+    /// Where a `target.volume` (a PersistentVolumeClaim) is mounted.
+    pub const BACKUP_VOLUME_DIR: &str = "/var/lib/openbao-backup/backups";
     pub const PLUGIN_SECRET_DIR: &str = "/var/run/secrets/openbao-backup/plugins";
     /// A drill's spool: the verified snapshot until the throwaway gets it.
     pub const DRILL_SPOOL_DIR: &str = "/var/run/openbao-backup/spool";

@@ -18,6 +18,10 @@ pub enum Error {
     Timeout(String),
     #[error("S3 error: {0}")]
     Storage(String),
+    /// A storage other than S3 failed: which one (`directory`, `Azure
+    /// Blob`), and how.
+    #[error("{0} error: {1}")]
+    StorageAt(&'static str, String),
     #[error("plugin {0}")]
     Plugin(#[from] plugin_host::chain::ChainError),
     #[error("cancelled: received {0}")]
@@ -37,7 +41,7 @@ impl Error {
             Self::OpenBao(_) => "openbao",
             Self::InvalidSnapshot(_) => "invalid-snapshot",
             Self::Timeout(_) => "timeout",
-            Self::Storage(_) => "storage",
+            Self::Storage(_) | Self::StorageAt(..) => "storage",
             Self::Plugin(_) => "plugin",
             Self::Cancelled(_) => "cancelled",
             Self::Retention(_) => "retention",

@@ -12,5 +12,6 @@ pub mod openbao;
 pub mod progress;
 pub mod restore;
 pub mod s3;
+pub mod storage;
 
 pub use error::Error;

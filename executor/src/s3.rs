@@ -17,36 +17,7 @@ use crate::error::{Error, error_chain};
 use contract::network::{Cidr, forbidden, url_host};
 use contract::secret::Secret;
 
-#[derive(Debug, Clone)]
-pub struct TargetConfig {
-    pub endpoint: Option<String>,
-    pub bucket: String,
-    /// `--region`; None lets the AWS chain decide (see [`region`]).
-    pub region: Option<String>,
-    pub path_prefix: String,
-    pub part_size: u64,
-    pub concurrency: usize,
-    pub credentials_dir: Option<PathBuf>,
-    pub ca_bundle: Option<PathBuf>,
-    pub force_path_style: bool,
-    pub max_attempts: u32,
-    /// Under the `Hardened` profile, the service network: an endpoint that
-    /// resolves to loopback, link-local or one of these ranges is refused
-    /// before any connection ([`check_endpoint`]). None: no check.
-    pub hardened: Option<Vec<Cidr>>,
-}
-
-impl TargetConfig {
-    /// Whether part bodies go into the SigV4 signature. Over TLS the payload
-    /// is left unsigned, as the AWS CLI does: TLS and the per-part CRC32
-    /// protect it, and the upload skips a second SHA-256 pass over every
-    /// byte. Over plain HTTP the signature is all that protects the bytes.
-    pub fn signs_payload(&self) -> bool {
-        self.endpoint
-            .as_deref()
-            .is_some_and(|e| e.starts_with("http://"))
-    }
-}
+pub use crate::storage::target::TargetConfig;
 
 /// Builds the S3 client: custom CA, path-style for non-AWS endpoints,
 /// credentials from the mounted Secret or the standard AWS sources, and the
@@ -93,6 +64,12 @@ pub async fn client(target: &TargetConfig) -> Result<Client, Error> {
                 .read_timeout(Duration::from_secs(120))
                 .build(),
         );
+    if !target.checksums {
+        // No checksum the operation does not require (GCS refuses them).
+        config = config.request_checksum_calculation(
+            aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+        );
+    }
     if let Some(endpoint) = &target.endpoint {
         config = config.endpoint_url(endpoint);
     }
@@ -107,6 +84,12 @@ pub async fn check_endpoint(target: &TargetConfig) -> Result<(), Error> {
     let (Some(service_cidrs), Some(endpoint)) = (&target.hardened, &target.endpoint) else {
         return Ok(());
     };
+    check_host(endpoint, service_cidrs, "--endpoint (S3_ENDPOINT)").await
+}
+
+/// Refuses `endpoint` (given by `flag`) if its host resolves to loopback,
+/// link-local or the service network (the `Hardened` profile).
+pub async fn check_host(endpoint: &str, service_cidrs: &[Cidr], flag: &str) -> Result<(), Error> {
     let host = url_host(endpoint);
     let port = if endpoint.starts_with("http://") {
         80
@@ -115,13 +98,13 @@ pub async fn check_endpoint(target: &TargetConfig) -> Result<(), Error> {
     };
     let addresses = tokio::net::lookup_host((host, port)).await.map_err(|e| {
         Error::Storage(format!(
-            "cannot resolve the S3 endpoint's host `{host}` ({e}) to check it for the Hardened profile"
+            "cannot resolve the storage endpoint's host `{host}` ({e}) to check it for the Hardened profile"
         ))
     })?;
     for address in addresses {
         if let Some(why) = forbidden(address.ip(), service_cidrs) {
             return Err(Error::Config(format!(
-                "--endpoint (S3_ENDPOINT) `{endpoint}` resolves to {why}: the Hardened profile (SECURITY_PROFILE) refuses it as a storage endpoint; give the storage's own address"
+                "{flag} `{endpoint}` resolves to {why}: the Hardened profile (SECURITY_PROFILE) refuses it as a storage endpoint; give the storage's own address"
             )));
         }
     }
@@ -187,6 +170,11 @@ fn credentials_from_dir(dir: &Path) -> Result<Credentials, Error> {
     ))
 }
 
+/// The algorithm of the parts' checksums, if they carry one.
+fn checksum(target: &TargetConfig) -> Option<ChecksumAlgorithm> {
+    target.checksums.then_some(ChecksumAlgorithm::Crc32)
+}
+
 /// One multipart upload in progress. Dropping it does not abort: the owner
 /// calls `complete` or `abort`.
 #[derive(Clone)]
@@ -196,6 +184,8 @@ pub struct MultipartUpload {
     key: String,
     upload_id: String,
     sign_payload: bool,
+    /// Whether parts carry a CRC32 (`TargetConfig::checksums`).
+    checksum: Option<ChecksumAlgorithm>,
 }
 
 impl MultipartUpload {
@@ -209,7 +199,7 @@ impl MultipartUpload {
         let out = client
             .create_multipart_upload()
             .bucket(bucket)
-            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .set_checksum_algorithm(checksum(target))
             .key(key)
             .content_type("application/octet-stream")
             .set_metadata(Some(metadata))
@@ -225,6 +215,7 @@ impl MultipartUpload {
             key: key.into(),
             upload_id,
             sign_payload: target.signs_payload(),
+            checksum: checksum(target),
         })
     }
 
@@ -238,7 +229,7 @@ impl MultipartUpload {
             .key(&self.key)
             .upload_id(&self.upload_id)
             .part_number(number)
-            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .set_checksum_algorithm(self.checksum.clone())
             .content_length(body.len() as i64)
             .body(ByteStream::from(body));
         let sent = if self.sign_payload {
@@ -263,6 +254,7 @@ impl MultipartUpload {
             key: key.into(),
             upload_id: upload_id.into(),
             sign_payload: false,
+            checksum: None,
         }
     }
 

@@ -185,6 +185,26 @@ fn controller_accepts(rule: &Rule, object: &Value) -> Option<bool> {
             "spec.backup.restoreTest.canary: set exactly one of jwtAuthRole",
         ),
         ("OpenBaoRestore", "spec", true) => return None,
+        // A storage target: the controller names the field first.
+        (
+            kind @ ("OpenBaoCluster" | "OpenBaoRestore"),
+            path @ ("spec.backup.target" | "spec.source"),
+            false,
+        ) => {
+            let problems = if kind == "OpenBaoCluster" {
+                validate::validate(&serde_json::from_value(spec).unwrap(), &any_image)
+                    .err()
+                    .unwrap_or_default()
+            } else {
+                let cluster: OpenBaoCluster =
+                    serde_json::from_value(example("OpenBaoCluster", "backup-cluster")).unwrap();
+                validate::restore(&serde_json::from_value(spec).unwrap(), &cluster, &any_image)
+                    .err()
+                    .unwrap_or_default()
+            };
+            let expected = format!("{path}: {}", validate::TARGET_MESSAGE);
+            return Some(!problems.iter().any(|p| p.starts_with(&expected)));
+        }
         // A plugin's source, wherever a plugin is named: the controller
         // says so with the field in front (`spec.backup.transforms[1]: …`).
         (
@@ -266,6 +286,8 @@ const RESTORE_PLUGIN_SOURCE: &str = "OpenBaoRestore.spec.plugins.*[0]";
 /// The last rule of the cluster's spec (after the release and one per
 /// workload field).
 const HARDENED_WEBHOOKS: &str = "OpenBaoCluster.spec[11]";
+const CLUSTER_STORAGE: &str = "OpenBaoCluster.spec.backup.target[0]";
+const RESTORE_STORAGE: &str = "OpenBaoRestore.spec.source[0]";
 
 fn cases() -> Vec<Case> {
     let mut cases = Vec::new();
@@ -533,7 +555,75 @@ fn cases() -> Vec<Case> {
         ));
     }
 
+    // Exactly one storage: a bucket, a PersistentVolumeClaim or Azure.
+    let volume = json!({"persistentVolumeClaim": {"claimName": "backups"}, "subPath": "bao"});
+    let azure = json!({"account": "acct", "container": "backups"});
+    let target = |change: &dyn Fn(&mut serde_json::Map<String, Value>)| {
+        edit(cluster.clone(), |spec| {
+            change(spec["backup"]["target"].as_object_mut().unwrap())
+        })
+    };
+    type Change<'a> = &'a dyn Fn(&mut serde_json::Map<String, Value>);
+    let storages: [(&str, Change, bool); 5] = [
+        (
+            "a volume",
+            &|t| {
+                t.remove("bucket");
+                t.insert("volume".into(), volume.clone());
+            },
+            true,
+        ),
+        (
+            "Azure",
+            &|t| {
+                t.remove("bucket");
+                t.insert("azure".into(), azure.clone());
+            },
+            true,
+        ),
+        (
+            "a bucket and a volume",
+            &|t| {
+                t.insert("volume".into(), volume.clone());
+            },
+            false,
+        ),
+        (
+            "a volume and Azure",
+            &|t| {
+                t.remove("bucket");
+                t.insert("volume".into(), volume.clone());
+                t.insert("azure".into(), azure.clone());
+            },
+            false,
+        ),
+        (
+            "no storage",
+            &|t| {
+                t.remove("bucket");
+            },
+            false,
+        ),
+    ];
+    for (what, change, valid) in &storages {
+        cases.push(create(
+            &format!("a cluster backing up to {what}"),
+            target(change),
+            if *valid { &[] } else { &[CLUSTER_STORAGE] },
+        ));
+    }
+
     let restore = example("OpenBaoRestore", "restore-latest");
+    for (what, change, valid) in &storages {
+        let source = target(change)["spec"]["backup"]["target"].clone();
+        cases.push(create(
+            &format!("a restore reading from {what}"),
+            edit(restore.clone(), |spec| {
+                spec.insert("source".into(), source);
+            }),
+            if *valid { &[] } else { &[RESTORE_STORAGE] },
+        ));
+    }
     for (what, plugin, valid) in &sources {
         cases.push(create(
             &format!("a restore given {what} plugin"),

@@ -157,18 +157,27 @@ fn endpoint(
     service_cidrs: &[Cidr],
     refusals: &mut Vec<String>,
 ) {
-    let Some(endpoint) = &target.endpoint else {
-        return;
-    };
-    if endpoint.starts_with("http://") {
-        refusals.push(format!(
-            "{field}.endpoint `{endpoint}` is plain HTTP: the Hardened profile sends backups over TLS only; give the storage's https:// URL"
-        ));
-    }
-    if let Some(why) = url_ip(endpoint).and_then(|ip| forbidden(ip, service_cidrs)) {
-        refusals.push(format!(
-            "{field}.endpoint `{endpoint}`: {why}, which the Hardened profile refuses as a storage endpoint; give the storage's own address"
-        ));
+    let endpoints = [
+        (format!("{field}.endpoint"), &target.endpoint),
+        (
+            format!("{field}.azure.endpoint"),
+            &target.azure.as_ref().and_then(|a| a.endpoint.clone()),
+        ),
+    ];
+    for (field, endpoint) in endpoints {
+        let Some(endpoint) = endpoint else {
+            continue;
+        };
+        if endpoint.starts_with("http://") {
+            refusals.push(format!(
+                "{field} `{endpoint}` is plain HTTP: the Hardened profile sends backups over TLS only; give the storage's https:// URL"
+            ));
+        }
+        if let Some(why) = url_ip(endpoint).and_then(|ip| forbidden(ip, service_cidrs)) {
+            refusals.push(format!(
+                "{field} `{endpoint}`: {why}, which the Hardened profile refuses as a storage endpoint; give the storage's own address"
+            ));
+        }
     }
 }
 
@@ -317,6 +326,19 @@ mod tests {
             assert_eq!(found.len(), 1, "{endpoint}: {found:?}");
             assert!(found[0].contains(why), "{endpoint}: {found:?}");
         }
+        // Azure's endpoint too.
+        let s = spec(serde_json::json!({"external": {"service": {"name": "bao"}},
+            "backup": backup(serde_json::json!({"azure": {"account": "acct", "container": "backups",
+                                                          "endpoint": "http://127.0.0.1:10000/acct"}}),
+                             serde_json::json!({"jwtAuthRole": "r"}))}));
+        let found = refusals(&s, &cidrs()).backup;
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].starts_with(
+                "spec.backup.target.azure.endpoint `http://127.0.0.1:10000/acct` is plain HTTP"
+            ) && found[1].contains("loopback"),
+            "{found:?}"
+        );
         // A name is the executor's to resolve; an address outside is fine.
         for endpoint in ["https://minio.storage.svc:9000", "https://10.200.0.5"] {
             let s = spec(serde_json::json!({"external": {"service": {"name": "bao"}},

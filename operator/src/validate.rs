@@ -451,6 +451,10 @@ fn check_image(image: &str, field: &str, allowed: &[String], problems: &mut Vec<
     }
 }
 
+/// What a storage target with not exactly one storage is told, by the CRD
+/// (CEL) and the controller alike.
+pub const TARGET_MESSAGE: &str = "set exactly one of bucket (an S3 bucket), volume (a PersistentVolumeClaim) and azure (an Azure Blob Storage container)";
+
 /// The storage target's fields (`field` is where it sits in the spec).
 fn check_target(target: &BackupTarget, field: &str, problems: &mut Vec<String>) {
     if let Some(endpoint) = &target.endpoint
@@ -460,8 +464,54 @@ fn check_target(target: &BackupTarget, field: &str, problems: &mut Vec<String>) 
             "{field}.endpoint `{endpoint}` must start with https:// (or http://)"
         ));
     }
-    if target.bucket.trim().is_empty() {
-        problems.push(format!("{field}.bucket is empty"));
+    let given: Vec<&str> = [
+        (!target.bucket.trim().is_empty(), "bucket"),
+        (target.volume.is_some(), "volume"),
+        (target.azure.is_some(), "azure"),
+    ]
+    .into_iter()
+    .filter_map(|(given, name)| given.then_some(name))
+    .collect();
+    if given.len() != 1 {
+        problems.push(format!(
+            "{field}: {TARGET_MESSAGE} ({})",
+            if given.is_empty() {
+                "none is set".to_string()
+            } else {
+                format!("{} are set", given.join(" and "))
+            }
+        ));
+    }
+    if let Some(volume) = &target.volume {
+        check_name(
+            &volume.persistent_volume_claim.claim_name,
+            &format!("{field}.volume.persistentVolumeClaim.claimName"),
+            problems,
+        );
+        if let Some(sub_path) = &volume.sub_path
+            && (sub_path.starts_with('/') || sub_path.split('/').any(|p| p == ".."))
+        {
+            problems.push(format!(
+                "{field}.volume.subPath `{sub_path}` must be a relative path without `..`"
+            ));
+        }
+    }
+    if let Some(azure) = &target.azure {
+        if azure.account.trim().is_empty() || azure.container.trim().is_empty() {
+            problems.push(format!("{field}.azure: give both account and container"));
+        }
+        if let Some(endpoint) = &azure.endpoint
+            && !(endpoint.starts_with("https://") || endpoint.starts_with("http://"))
+        {
+            problems.push(format!(
+                "{field}.azure.endpoint `{endpoint}` must start with https:// (or http://)"
+            ));
+        }
+        if target.credentials_secret_ref.is_none() {
+            problems.push(format!(
+                "{field}.azure needs {field}.credentialsSecretRef: a Secret with the account key as `accountKey`"
+            ));
+        }
     }
     if let Some(secret) = &target.credentials_secret_ref {
         check_name(
@@ -627,6 +677,57 @@ mod tests {
             ..Default::default()
         };
         validate(&spec, &images()).unwrap_err().join("\n")
+    }
+
+    #[test]
+    fn a_storage_target_is_one_bucket_volume_or_container_named_right() {
+        let with = |target: BackupTarget| problems(BackupSpec { target, ..backup() });
+        let volume = |claim: &str, sub_path: &str| crate::api::VolumeTarget {
+            persistent_volume_claim: crate::api::ClaimRef {
+                claim_name: claim.into(),
+            },
+            sub_path: Some(sub_path.into()),
+        };
+        let azure = crate::api::AzureTarget {
+            account: "acct".into(),
+            container: "backups".into(),
+            endpoint: Some("blob.local".into()),
+        };
+        let both = with(BackupTarget {
+            bucket: "b".repeat(3),
+            volume: Some(volume("backups", "bao")),
+            ..Default::default()
+        });
+        assert!(
+            both.contains(&format!(
+                "spec.backup.target: {TARGET_MESSAGE} (bucket and volume are set)"
+            )),
+            "{both}"
+        );
+        let none = with(BackupTarget::default());
+        assert!(none.contains("(none is set)"), "{none}");
+        let bad_volume = with(BackupTarget {
+            volume: Some(volume("Backups", "../other")),
+            ..Default::default()
+        });
+        assert!(
+            bad_volume.contains("spec.backup.target.volume.persistentVolumeClaim.claimName")
+                && bad_volume.contains(
+                    "spec.backup.target.volume.subPath `../other` must be a relative path without `..`"
+                ),
+            "{bad_volume}"
+        );
+        let bad_azure = with(BackupTarget {
+            azure: Some(azure),
+            ..Default::default()
+        });
+        assert!(
+            bad_azure.contains(
+                "spec.backup.target.azure.endpoint `blob.local` must start with https://"
+            ) && bad_azure
+                .contains("spec.backup.target.azure needs spec.backup.target.credentialsSecretRef"),
+            "{bad_azure}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! real one cannot produce, Raft snapshot archives, JWTs, and a
 //! kube-apiserver launcher.
 
+pub mod azurite;
 pub mod fake_openbao;
 pub mod garage;
 pub mod guard;

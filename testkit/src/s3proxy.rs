@@ -62,6 +62,9 @@ struct Inner {
     /// Break the body of every GetObject response after this many bytes.
     cut_downloads: Option<u64>,
     seen: Vec<(Operation, bool)>,
+    /// The checksum headers of each request (`x-amz-checksum-*`,
+    /// `x-amz-sdk-checksum-algorithm`, and a trailer that announces one).
+    checksums: Vec<(Operation, Vec<String>)>,
 }
 
 pub struct S3Proxy {
@@ -125,6 +128,22 @@ impl S3Proxy {
     }
 }
 
+impl S3Proxy {
+    /// The checksum headers requests of `operation` carried, each once.
+    pub fn checksum_headers(&self, operation: Operation) -> Vec<String> {
+        let inner = self.inner.lock().expect("lock");
+        let mut names: Vec<String> = inner
+            .checksums
+            .iter()
+            .filter(|(op, _)| *op == operation)
+            .flat_map(|(_, names)| names.iter().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
 impl Drop for S3Proxy {
     fn drop(&mut self) {
         self.server.abort();
@@ -147,6 +166,22 @@ async fn forward(State(upstream): State<Upstream>, mut request: Request) -> Resp
                     i.status
                 })
         };
+        let checksums = request
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| {
+                let name = name.as_str();
+                let value = value.to_str().unwrap_or_default();
+                if name.starts_with("x-amz-checksum") || name == "x-amz-sdk-checksum-algorithm" {
+                    Some(name.to_string())
+                } else if name == "x-amz-trailer" && value.contains("checksum") {
+                    Some(format!("{name}: {value}"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        inner.checksums.push((op, checksums));
         let injected = hit(&mut inner.injections);
         let lost = injected
             .is_none()

@@ -204,6 +204,7 @@ impl Bucket {
 
 pub async fn s3_client(endpoint: &str, credentials_dir: &Path) -> Client {
     executor::s3::client(&TargetConfig {
+        backend: Default::default(),
         endpoint: Some(endpoint.to_string()),
         bucket: String::new(),
         region: Some(REGION.into()),
@@ -214,6 +215,7 @@ pub async fn s3_client(endpoint: &str, credentials_dir: &Path) -> Client {
         ca_bundle: None,
         hardened: None,
         force_path_style: true,
+        checksums: true,
         max_attempts: 3,
     })
     .await

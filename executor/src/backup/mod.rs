@@ -1,6 +1,7 @@
 //! The `backup` command: active node -> login -> snapshot stream (the
-//! archive checked and hashed on the way) -> transform plugins -> S3
-//! multipart upload -> manifest -> retention -> JSON result.
+//! archive checked and hashed on the way) -> transform plugins -> upload in
+//! parts (S3 multipart, a directory's temporary file, Azure blocks) ->
+//! manifest -> retention -> JSON result.
 //!
 //! Nothing touches the bucket before OpenBao has started streaming, and any
 //! failure after the upload started aborts it, so a failed backup leaves
@@ -27,8 +28,8 @@ use crate::bucket::stream::{CHAIN_PIECE, feed_chain};
 use crate::error::Error;
 use crate::openbao::{Auth, OpenBaoClient, OpenBaoConfig};
 use crate::progress::Progress;
-use crate::s3::{self, MultipartUpload, TargetConfig};
-use aws_sdk_s3::types::CompletedPart;
+use crate::s3::TargetConfig;
+use crate::storage::{Part, Store};
 use contract::layout;
 use contract::layout::TOOL_VERSION;
 use contract::manifest::{
@@ -89,12 +90,11 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, Error> {
     let prefix = layout::cluster_prefix(&target.path_prefix, &config.namespace, &config.cluster);
     let key = layout::object_key(&prefix, started_at, config.kind, random_suffix());
     let source_node = node.to_string();
-    tracing::info!(bucket = %target.bucket, %key, part_size = target.part_size, concurrency = target.concurrency, "streaming snapshot");
-
-    let client = s3::client(target).await?;
+    let store = Store::open(target).await?;
+    tracing::info!(bucket = %store.location(), %key, part_size = target.part_size, concurrency = target.concurrency, "streaming snapshot");
     // Before this run's upload exists, so the sweep can never take it for a
     // leftover (whatever --sweep-after says).
-    let swept = sweep::sweep(&client, &target.bucket, &prefix, config.sweep_after).await;
+    let swept = sweep::sweep(&store, &prefix, config.sweep_after).await;
     let metadata = layout::object_metadata(
         &config.cluster,
         &config.namespace,
@@ -103,7 +103,7 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, Error> {
         &source_node,
     );
     let streamed = upload_snapshot(
-        &client,
+        &store,
         target,
         &key,
         metadata,
@@ -135,17 +135,17 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, Error> {
         openbao: recorded,
         signature: None,
     };
-    let manifest_key = write_manifest(&client, target, manifest, prepared.signing_key).await?;
+    let manifest_key = write_manifest(&store, manifest, prepared.signing_key).await?;
 
     let elapsed = clock.elapsed();
     let retention = match &prepared.retention {
         None => None,
-        Some(policy) => Some(retain(&client, target, &prefix, &key, policy).await),
+        Some(policy) => Some(retain(&store, &prefix, &key, policy).await),
     };
     Ok(BackupResult::Succeeded {
         key,
         manifest_key,
-        bucket: target.bucket.clone(),
+        bucket: store.location(),
         size: streamed.object.size,
         sha256: streamed.object.sha256,
         kind: config.kind,
@@ -208,8 +208,7 @@ impl Prepared {
 /// complete; returns its key. Without its manifest a backup cannot be
 /// verified, so a failure removes the object.
 async fn write_manifest(
-    client: &aws_sdk_s3::Client,
-    target: &TargetConfig,
+    store: &Store,
     mut manifest: Manifest,
     signing_key: Option<ManifestKey>,
 ) -> Result<String, Error> {
@@ -219,16 +218,8 @@ async fn write_manifest(
     }
     let manifest_key = layout::manifest_key(&manifest.key);
     let body = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
-    if let Err(e) = s3::put_object(
-        client,
-        &target.bucket,
-        &manifest_key,
-        body,
-        "application/json",
-    )
-    .await
-    {
-        if let Err(delete) = s3::delete_object(client, &target.bucket, &manifest.key).await {
+    if let Err(e) = store.put(&manifest_key, body, "application/json").await {
+        if let Err(delete) = store.delete(&manifest.key).await {
             tracing::error!(error = %delete, key = %manifest.key, "could not delete the object after the manifest failed");
         }
         return Err(e);
@@ -239,13 +230,12 @@ async fn write_manifest(
 /// Runs retention after a backup; a failure is reported, and the new
 /// backup stands regardless.
 async fn retain(
-    client: &aws_sdk_s3::Client,
-    target: &TargetConfig,
+    store: &Store,
     prefix: &str,
     key: &str,
     policy: &RetentionPolicy,
 ) -> RetentionReport {
-    match prune::prune(client, &target.bucket, prefix, key, policy, Utc::now()).await {
+    match prune::prune(store, prefix, key, policy, Utc::now()).await {
         Ok(report) => report,
         Err(error) => {
             tracing::warn!(%error, "retention failed; the new backup stands");
@@ -257,11 +247,11 @@ async fn retain(
     }
 }
 
-/// Streams the snapshot into a new multipart upload and completes it,
+/// Streams the snapshot into a new upload and completes it,
 /// unless a signal (a deleted Job, Ctrl-C) comes first. On any failure the
 /// upload is aborted: nothing is left behind.
 async fn upload_snapshot(
-    client: &aws_sdk_s3::Client,
+    store: &Store,
     target: &TargetConfig,
     key: &str,
     metadata: HashMap<String, String>,
@@ -269,7 +259,7 @@ async fn upload_snapshot(
     chain: Chain,
     progress_interval: Duration,
 ) -> Result<Streamed, Error> {
-    let upload = MultipartUpload::create(client, target, key, metadata).await?;
+    let upload = store.begin(key, metadata).await?;
     let streamed = async {
         let streamed = tokio::select! {
             streamed = stream_into(snapshot, chain, &upload, target, progress_interval) => streamed?,
@@ -284,7 +274,7 @@ async fn upload_snapshot(
     if streamed.is_err()
         && let Err(abort) = upload.abort().await
     {
-        tracing::error!(error = %abort, %key, "could not abort the multipart upload");
+        tracing::error!(error = %abort, %key, "could not abort the upload");
     }
     streamed
 }
@@ -294,7 +284,7 @@ struct Streamed {
     snapshot: ContentDigest,
     object: ContentDigest,
     raft: RaftInfo,
-    parts: Vec<CompletedPart>,
+    parts: Vec<Part>,
 }
 
 /// Moves the snapshot through the archive check (on its own thread) and
@@ -307,7 +297,7 @@ struct Streamed {
 async fn stream_into(
     snapshot: impl Stream<Item = Result<Bytes, Error>>,
     chain: Chain,
-    upload: &MultipartUpload,
+    upload: &crate::storage::Upload,
     target: &TargetConfig,
     progress_interval: Duration,
 ) -> Result<Streamed, Error> {

@@ -1,13 +1,13 @@
 //! Cutting a stream into pieces and parts, copying each input byte exactly
 //! once into a buffer allocated at its final size, and uploading parts.
 
-use aws_sdk_s3::types::CompletedPart;
 use bytes::Bytes;
 use tokio::task::JoinSet;
 
 use crate::bucket::stream::PartBuffer;
 use crate::error::Error;
-use crate::s3::{MultipartUpload, TargetConfig};
+use crate::s3::TargetConfig;
+use crate::storage::{Part, Upload};
 use contract::executor::upload::{MAX_PART_SIZE, MAX_PARTS};
 
 /// Parts keep the configured size for the first `GROW_AFTER` parts, then
@@ -34,17 +34,19 @@ pub fn part_size(number: u64, first: u64) -> u64 {
 /// filled and the parts in flight; a full part waits for a slot before the
 /// next one is begun, so writing stops until one is free.
 pub struct PartUploads {
-    upload: MultipartUpload,
+    upload: Upload,
     concurrency: usize,
     first_size: u64,
     buffer: PartBuffer,
-    in_flight: JoinSet<Result<CompletedPart, Error>>,
-    done: Vec<CompletedPart>,
+    in_flight: JoinSet<Result<Part, Error>>,
+    done: Vec<Part>,
     next_number: u64,
+    /// Where the next part begins in the object.
+    offset: u64,
 }
 
 impl PartUploads {
-    pub fn new(upload: MultipartUpload, target: &TargetConfig) -> Self {
+    pub fn new(upload: Upload, target: &TargetConfig) -> Self {
         Self {
             upload,
             concurrency: target.concurrency,
@@ -53,6 +55,7 @@ impl PartUploads {
             in_flight: JoinSet::new(),
             done: Vec::new(),
             next_number: 1,
+            offset: 0,
         }
     }
 
@@ -75,7 +78,7 @@ impl PartUploads {
     }
 
     /// Uploads the last part and waits for every upload.
-    pub async fn finish(mut self) -> Result<Vec<CompletedPart>, Error> {
+    pub async fn finish(mut self) -> Result<Vec<Part>, Error> {
         let buffer = std::mem::replace(&mut self.buffer, PartBuffer::new(0));
         if let Some(last) = buffer.finish() {
             self.push(last).await?;
@@ -97,9 +100,10 @@ impl PartUploads {
             let finished = self.in_flight.join_next().await.expect("uploads in flight");
             self.done.push(joined(finished)?);
         }
-        let (upload, number) = (self.upload.clone(), self.next_number as i32);
+        let (upload, number, offset) = (self.upload.clone(), self.next_number as u32, self.offset);
+        self.offset += part.len() as u64;
         self.in_flight
-            .spawn(async move { upload.upload_part(number, part).await });
+            .spawn(async move { upload.put_part(number, offset, part).await });
         self.next_number += 1;
         self.buffer
             .resize(buffer_size(part_size(self.next_number, self.first_size)));
@@ -111,9 +115,7 @@ fn buffer_size(part_size: u64) -> usize {
     usize::try_from(part_size).expect("a part fits in memory")
 }
 
-fn joined(
-    finished: Result<Result<CompletedPart, Error>, tokio::task::JoinError>,
-) -> Result<CompletedPart, Error> {
+fn joined(finished: Result<Result<Part, Error>, tokio::task::JoinError>) -> Result<Part, Error> {
     finished.unwrap_or_else(|e| Err(Error::Storage(format!("part upload task failed: {e}"))))
 }
 

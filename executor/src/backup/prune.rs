@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::error::Error;
-use crate::s3;
+use crate::storage::Store;
 use contract::plugin_spec::PluginSpec;
 use plugin_host::retention::{self, Deletion, Guard};
 use plugin_host::spec::ConfiguredPlugin;
@@ -83,14 +83,13 @@ enum Decider {
 }
 
 pub async fn prune(
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
+    store: &Store,
     prefix: &str,
     just_taken: &str,
     policy: &RetentionPolicy,
     now: DateTime<Utc>,
 ) -> Result<RetentionReport, Error> {
-    let objects = s3::list_objects(client, bucket, prefix).await?;
+    let objects = store.list_sizes(prefix).await?;
     let backups = complete_backups(prefix, &objects);
     let decided = match &policy.decider {
         Decider::KeepLast(limits) => retention::keep_last(
@@ -122,7 +121,7 @@ pub async fn prune(
         just_taken,
         keep: &policy.keep_keys,
         now: now.timestamp(),
-        stored_at: stored_at(client, bucket, &manifest_key(just_taken)).await?,
+        stored_at: stored_at(store, &manifest_key(just_taken)).await?,
     };
     let (allowed, refused) = retention::enforce(&backups, decided, &guard);
     let mut report = RetentionReport {
@@ -136,8 +135,8 @@ pub async fn prune(
         ..Default::default()
     };
     for deletion in allowed {
-        s3::delete_object(client, bucket, &manifest_key(&deletion.key)).await?;
-        s3::delete_object(client, bucket, &deletion.key).await?;
+        store.delete(&manifest_key(&deletion.key)).await?;
+        store.delete(&deletion.key).await?;
         tracing::info!(key = %deletion.key, reason = %deletion.reason, "deleted an old backup");
         report.deleted.push(DeletedBackup {
             key: deletion.key,
@@ -149,10 +148,11 @@ pub async fn prune(
 
 /// When the storage stored `key` (its Last-Modified): the clock this
 /// executor's is checked against before anything is deleted.
-async fn stored_at(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<i64, Error> {
-    s3::head_object(client, bucket, key)
+async fn stored_at(store: &Store, key: &str) -> Result<i64, Error> {
+    store
+        .head(key)
         .await?
         .and_then(|head| head.modified)
         .map(|time| time.timestamp())
-        .ok_or_else(|| Error::Storage(format!("s3://{bucket}/{key}: no Last-Modified time")))
+        .ok_or_else(|| Error::Storage(format!("{}: no Last-Modified time", store.url(key))))
 }

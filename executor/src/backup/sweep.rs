@@ -1,5 +1,6 @@
 //! Leftovers of backups killed before they could clean up (SIGKILL, an OOM
-//! kill): an open multipart upload, whose parts are billed but invisible,
+//! kill): an open multipart upload, whose parts are billed but invisible
+//! (or a directory's temporary file),
 //! and an object without a manifest, from a kill between completing the
 //! upload and writing the manifest or between retention's two deletes.
 //! Each backup sweeps its own cluster's prefix of both once they are older
@@ -12,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::error::Error;
-use crate::s3::{self, MultipartUpload, OpenUpload};
+use crate::storage::{OpenUpload, Store};
 use contract::layout::{MANIFEST_SUFFIX, parse_key};
 use contract::result::SweepReport;
 
@@ -57,14 +58,9 @@ pub fn leftovers(
 
 /// Removes the leftovers under `prefix`. A failure is reported, not
 /// returned: the backup does not depend on it.
-pub async fn sweep(
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
-    prefix: &str,
-    after: Duration,
-) -> SweepReport {
+pub async fn sweep(store: &Store, prefix: &str, after: Duration) -> SweepReport {
     let mut report = SweepReport::default();
-    if let Err(error) = remove(client, bucket, prefix, after, &mut report).await {
+    if let Err(error) = remove(store, prefix, after, &mut report).await {
         tracing::warn!(%error, "could not sweep the leftovers of earlier backups");
         report.error = Some(error.to_string());
     }
@@ -72,24 +68,21 @@ pub async fn sweep(
 }
 
 async fn remove(
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
+    store: &Store,
     prefix: &str,
     after: Duration,
     report: &mut SweepReport,
 ) -> Result<(), Error> {
-    let uploads = s3::list_uploads(client, bucket, prefix).await?;
-    let objects = s3::list_objects_modified(client, bucket, prefix).await?;
+    let uploads = store.open_uploads(prefix).await?;
+    let objects = store.list(prefix).await?;
     let found = leftovers(prefix, &objects, &uploads, Utc::now(), after);
     for upload in found.uploads {
-        MultipartUpload::resume(client, bucket, &upload.key, &upload.upload_id)
-            .abort()
-            .await?;
-        tracing::info!(key = %upload.key, initiated = %upload.initiated, "aborted the multipart upload of an interrupted backup");
+        store.abort_open(&upload).await?;
+        tracing::info!(key = %upload.key, initiated = %upload.initiated, "aborted the upload of an interrupted backup");
         report.aborted_uploads.push(upload.key);
     }
     for key in found.objects {
-        s3::delete_object(client, bucket, &key).await?;
+        store.delete(&key).await?;
         tracing::info!(%key, "deleted an object without a manifest (an interrupted backup)");
         report.deleted_objects.push(key);
     }

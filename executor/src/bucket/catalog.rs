@@ -6,8 +6,7 @@ use contract::manifest::{MANIFEST_FORMAT_VERSION, Manifest};
 use plugin_host::RetentionBackup;
 
 use crate::error::Error;
-use crate::s3;
-use aws_sdk_s3::Client;
+use crate::storage::Store;
 use chrono::Utc;
 use contract::signing::ManifestKey;
 use plugin_host::retention;
@@ -34,16 +33,11 @@ impl std::str::FromStr for BackupRef {
 /// The key a reference names; `latest` is the newest backup under the
 /// cluster's prefix that has a manifest and is not stamped in the future
 /// (`retention::latest`).
-pub async fn resolve(
-    client: &Client,
-    bucket: &str,
-    prefix: &str,
-    backup: &BackupRef,
-) -> Result<String, Error> {
+pub async fn resolve(store: &Store, prefix: &str, backup: &BackupRef) -> Result<String, Error> {
     match backup {
         BackupRef::Key(key) => Ok(key.clone()),
         BackupRef::Latest => {
-            let objects = s3::list_objects(client, bucket, prefix).await?;
+            let objects = store.list_sizes(prefix).await?;
             let backups = complete_backups(prefix, &objects);
             let now = Utc::now().timestamp();
             for future in backups
@@ -55,10 +49,12 @@ pub async fn resolve(
             match retention::latest(&backups, now) {
                 Some(latest) => Ok(latest.key.clone()),
                 None if !backups.is_empty() => Err(Error::Config(format!(
-                    "every backup under s3://{bucket}/{prefix} is stamped in the future (a clock ran ahead): name one with --key"
+                    "every backup under {} is stamped in the future (a clock ran ahead): name one with --key",
+                    store.url(prefix)
                 ))),
                 None => Err(Error::Config(format!(
-                    "no backup under s3://{bucket}/{prefix}: check --bucket, --path-prefix, --namespace and --cluster"
+                    "no backup under {}: check --bucket (or --directory, --azure-container), --path-prefix, --namespace and --cluster",
+                    store.url(prefix)
                 ))),
             }
         }
@@ -68,19 +64,17 @@ pub async fn resolve(
 /// Reads and checks the manifest beside `key`, and its signature with
 /// `signing`.
 pub async fn manifest(
-    client: &Client,
-    bucket: &str,
+    store: &Store,
     key: &str,
     signing: Option<&ManifestKey>,
 ) -> Result<Manifest, Error> {
     let manifest_key = manifest_key(key);
-    let bytes = s3::get_object(client, bucket, &manifest_key)
-        .await?
-        .ok_or_else(|| {
-            Error::Config(format!(
-                "no manifest s3://{bucket}/{manifest_key}: `{key}` is not a complete backup (a backup exists only with its manifest)"
-            ))
-        })?;
+    let bytes = store.get(&manifest_key).await?.ok_or_else(|| {
+        Error::Config(format!(
+            "no manifest {}: `{key}` is not a complete backup (a backup exists only with its manifest)",
+            store.url(&manifest_key)
+        ))
+    })?;
     let manifest = parse_manifest(&bytes, key, signing)?;
     if manifest.key != key {
         return Err(Error::InvalidSnapshot(format!(

@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 pub mod preview;
 
@@ -29,7 +29,8 @@ use crate::bucket::stream::{self as verified, Unverified, Verified};
 use crate::error::Error;
 use crate::openbao::{Auth, OpenBaoClient, OpenBaoConfig, SealStatus};
 use crate::progress::Progress;
-use crate::s3::{self, TargetConfig};
+use crate::s3::TargetConfig;
+use crate::storage::{Store, local};
 use contract::manifest::Manifest;
 use contract::plugin_spec::PluginSpec;
 use contract::preview::{Finding, Override, PreviewReport, Verdict};
@@ -42,6 +43,8 @@ use plugin_host::spec::{ConfiguredPlugin, component_bytes};
 use plugin_host::{Direction, Kind, Limits, PluginHost};
 
 /// Where a backup is read from.
+// One per command: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Source {
     /// In the bucket: a key, or the newest backup under the cluster prefix.
@@ -78,13 +81,10 @@ struct Opened {
     reader: Reader,
 }
 
-/// The object's source, ready to read: the bucket's client (made once per
+/// The object's source, ready to read: the storage (connected once per
 /// read-back), or the file.
 enum Reader {
-    Bucket {
-        client: aws_sdk_s3::Client,
-        bucket: String,
-    },
+    Bucket(Store),
     File(PathBuf),
 }
 
@@ -118,14 +118,10 @@ impl ReadBack {
                 cluster_prefix,
                 backup,
             } => {
-                let client = s3::client(target).await?;
-                let key = catalog::resolve(&client, &target.bucket, cluster_prefix, backup).await?;
-                let manifest = catalog::manifest(&client, &target.bucket, &key, signing).await?;
-                let reader = Reader::Bucket {
-                    client,
-                    bucket: target.bucket.clone(),
-                };
-                (key, manifest, reader)
+                let store = Store::open(target).await?;
+                let key = catalog::resolve(&store, cluster_prefix, backup).await?;
+                let manifest = catalog::manifest(&store, &key, signing).await?;
+                (key, manifest, Reader::Bucket(store))
             }
             Source::File { object, manifest } => {
                 let bytes = std::fs::read(manifest).map_err(|e| {
@@ -208,16 +204,12 @@ impl ReadBack {
 impl Reader {
     async fn object(&self, key: &str) -> Result<ObjectStream, Error> {
         match self {
-            Self::Bucket { client, bucket } => {
-                let stream = s3::object_stream(client, bucket, key)
-                    .await?
-                    .ok_or_else(|| {
-                        Error::Storage(format!(
-                            "s3://{bucket}/{key}: no such object, though its manifest exists"
-                        ))
-                    })?;
-                Ok(stream.boxed())
-            }
+            Self::Bucket(store) => store.stream(key).await?.ok_or_else(|| {
+                Error::Storage(format!(
+                    "{}: no such object, though its manifest exists",
+                    store.url(key)
+                ))
+            }),
             Self::File(object) => file_stream(object).await,
         }
     }
@@ -229,20 +221,7 @@ pub(crate) async fn file_stream(object: &std::path::Path) -> Result<ObjectStream
     let file = tokio::fs::File::open(object)
         .await
         .map_err(|e| Error::Config(format!("{}: {e}", object.display())))?;
-    let path = object.display().to_string();
-    Ok(futures_util::stream::unfold(Some(file), move |file| {
-        let path = path.clone();
-        async move {
-            let mut file = file?;
-            let mut buf = bytes::BytesMut::with_capacity(256 * 1024);
-            match file.read_buf(&mut buf).await {
-                Ok(0) => None,
-                Ok(_) => Some((Ok(buf.freeze()), Some(file))),
-                Err(e) => Some((Err(Error::Storage(format!("reading {path}: {e}"))), None)),
-            }
-        }
-    })
-    .boxed())
+    Ok(local::file_stream(file, object.display().to_string()))
 }
 
 /// One backup in `list`.
@@ -266,8 +245,8 @@ pub struct Listed {
 
 /// The cluster's complete backups, newest first, with their manifests.
 pub async fn list(target: &TargetConfig, cluster_prefix: &str) -> Result<Vec<Listed>, Error> {
-    let client = s3::client(target).await?;
-    let objects = s3::list_objects(&client, &target.bucket, cluster_prefix).await?;
+    let store = Store::open(target).await?;
+    let objects = store.list_sizes(cluster_prefix).await?;
     let mut listed = Vec::new();
     for backup in catalog::complete_backups(cluster_prefix, &objects) {
         let mut entry = Listed {
@@ -281,7 +260,7 @@ pub async fn list(target: &TargetConfig, cluster_prefix: &str) -> Result<Vec<Lis
             signed: false,
             error: None,
         };
-        match catalog::manifest(&client, &target.bucket, &backup.key, None).await {
+        match catalog::manifest(&store, &backup.key, None).await {
             Ok(manifest) => {
                 entry.started_at = Some(manifest.started_at);
                 entry.sha256 = Some(manifest.object.sha256);

@@ -518,15 +518,34 @@ pub struct CronJobSettings {
     pub failed_jobs_history_limit: Option<i32>,
 }
 
+/// Where backups go: an S3 bucket (`bucket`, with `endpoint`, `region`),
+/// a PersistentVolumeClaim (`volume`) or an Azure Blob container
+/// (`azure`); exactly one. `pathPrefix`, `partSize`, `concurrency` and
+/// `credentialsSecretRef` apply to each (docs/storage.md).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "(has(self.bucket) ? 1 : 0) + (has(self.volume) ? 1 : 0) + (has(self.azure) ? 1 : 0) == 1",
+     "message": "set exactly one of bucket (an S3 bucket), volume (a PersistentVolumeClaim) and azure (an Azure Blob Storage container)"}
+]))]
 pub struct BackupTarget {
     /// S3 endpoint URL; AWS when empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^https?://"))]
     pub endpoint: Option<String>,
+    /// The S3 bucket.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schemars(length(min = 3, max = 63))]
     pub bucket: String,
+    /// A PersistentVolumeClaim of this namespace (a PVC, NFS) that holds
+    /// the backups instead of a bucket, mounted into backup and restore
+    /// pods; the executor writes to it as user and group 65532.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeTarget>,
+    /// An Azure Blob Storage container that holds the backups instead of a
+    /// bucket; the account key is `accountKey` in `credentialsSecretRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<AzureTarget>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// Key prefix; backups go under `<pathPrefix>/<namespace>/<cluster>/`.
@@ -551,7 +570,52 @@ pub struct BackupTarget {
     pub concurrency: Option<u16>,
 }
 
+/// A PersistentVolumeClaim as the storage target.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeTarget {
+    pub persistent_volume_claim: ClaimRef,
+    /// A directory inside the volume (relative, no `..`); the volume's root
+    /// when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub sub_path: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub claim_name: String,
+}
+
+/// An Azure Blob Storage container as the storage target.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureTarget {
+    /// The storage account.
+    #[schemars(length(min = 3, max = 24))]
+    pub account: String,
+    /// The container, which must exist.
+    #[schemars(length(min = 3, max = 63))]
+    pub container: String,
+    /// The Blob service URL; `https://<account>.blob.core.windows.net` when
+    /// omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub endpoint: Option<String>,
+}
+
 impl BackupTarget {
+    /// The URL backups are sent to: Azure's endpoint for a container, else
+    /// the S3 endpoint (None: AWS, Azure's public cloud, or a volume).
+    pub fn storage_endpoint(&self) -> Option<&str> {
+        match &self.azure {
+            Some(azure) => azure.endpoint.as_deref(),
+            None => self.endpoint.as_deref(),
+        }
+    }
+
     pub fn part_size(&self) -> u64 {
         self.part_size.unwrap_or(DEFAULT_PART_SIZE)
     }

@@ -238,8 +238,7 @@ pub fn network_policy(cluster: &OpenBaoCluster, backup: &BackupSpec) -> NetworkP
     let storage = NetworkPolicyEgressRule {
         to: backup
             .target
-            .endpoint
-            .as_deref()
+            .storage_endpoint()
             .filter(|_| hardened)
             .and_then(url_ip)
             .map(|ip| vec![ip_peer(ip)]),
@@ -262,7 +261,7 @@ pub fn network_policy(cluster: &OpenBaoCluster, backup: &BackupSpec) -> NetworkP
 /// The storage endpoint's port: explicit, or 443 for https (and AWS), 80
 /// for http.
 pub(super) fn endpoint_port(backup: &BackupSpec) -> i32 {
-    backup.target.endpoint.as_deref().map_or(443, url_port)
+    backup.target.storage_endpoint().map_or(443, url_port)
 }
 
 /// The distinct ports of an external OpenBao's addresses (or Service).

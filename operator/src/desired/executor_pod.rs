@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::JobSpec;
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, EnvVar, KeyToPath, PodSpec, PodTemplateSpec,
-    ProjectedVolumeSource, ResourceRequirements, ServiceAccountTokenProjection, Volume,
-    VolumeMount, VolumeProjection,
+    ConfigMapVolumeSource, Container, EnvVar, KeyToPath, PersistentVolumeClaimVolumeSource,
+    PodSpec, PodTemplateSpec, ProjectedVolumeSource, ResourceRequirements,
+    ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -21,10 +21,10 @@ use crate::objects::{env_var, hardened, mount, pod_security, secret_key_volume, 
 use crate::settings::OperatorSettings;
 use contract::executor::memory::{PLUGIN_MIB, job_memory};
 use contract::executor::paths::{
-    JWT_FILE, MANIFEST_KEY_DIR, OPENBAO_CA_DIR, PLUGIN_DIR, PLUGIN_SECRET_DIR,
+    BACKUP_VOLUME_DIR, JWT_FILE, MANIFEST_KEY_DIR, OPENBAO_CA_DIR, PLUGIN_DIR, PLUGIN_SECRET_DIR,
     S3_CREDENTIALS_DIR as S3_CREDENTIALS_DIR_PATH, TERMINATION_LOG, TOKEN_DIR,
 };
-use contract::executor::{env, flag};
+use contract::executor::{command, env, flag};
 use contract::plugin_spec::PluginSpec;
 
 /// The executor image runs as this unprivileged user.
@@ -152,6 +152,7 @@ pub(super) fn executor_pod(
     files.env.extend(executor.env.iter().cloned());
     files.env.extend(profile_env(cluster, settings));
     keys(cluster, target, &mut files);
+    storage_volume(target, executor.command, &mut files);
     let service_account = auth(&executor, &jwt_audience(cluster, settings), &mut files)
         .or_else(|| annotated_service_accounts(cluster).then(|| executor.service_account.clone()));
     let args = plugin_args(&executor, &mut files);
@@ -181,7 +182,12 @@ pub(super) fn executor_pod(
         restart_policy: Some("Never".into()),
         service_account_name: service_account,
         automount_service_account_token: Some(false),
-        security_context: Some(pod_security(RUN_AS, RUN_AS, None)),
+        // A volume that supports ownership becomes writable by the executor.
+        security_context: Some(pod_security(
+            RUN_AS,
+            RUN_AS,
+            target.volume.is_some().then_some(RUN_AS),
+        )),
         containers: vec![container],
         volumes: Some(files.volumes),
         ..Default::default()
@@ -224,14 +230,26 @@ fn target_env(cluster: &OpenBaoCluster, target: &BackupTarget) -> Vec<EnvVar> {
         env_var(env::OPENBAO_CLUSTER, name.clone()),
         env_var(env::OPENBAO_NAMESPACE, namespace.clone()),
         env_var(env::LOG_FORMAT, "json".into()),
-        env_var(env::S3_BUCKET, target.bucket.clone()),
+    ];
+    // One storage: a bucket, the volume (`storage_volume`) or Azure.
+    match (&target.volume, &target.azure) {
+        (Some(_), _) => {}
+        (None, Some(azure)) => env.extend([
+            env_var(env::AZURE_STORAGE_ACCOUNT, azure.account.clone()),
+            env_var(env::AZURE_CONTAINER, azure.container.clone()),
+        ]),
+        (None, None) => env.push(env_var(env::S3_BUCKET, target.bucket.clone())),
+    }
+    env.extend([
         env_var(env::S3_PART_SIZE, target.part_size().to_string()),
         env_var(env::S3_CONCURRENCY, target.concurrency().to_string()),
-    ];
+    ]);
+    let azure_endpoint = target.azure.as_ref().and_then(|a| a.endpoint.clone());
     let optional = [
         (env::S3_ENDPOINT, &target.endpoint),
         (env::S3_REGION, &target.region),
         (env::S3_PATH_PREFIX, &target.path_prefix),
+        (env::AZURE_ENDPOINT, &azure_endpoint),
     ];
     env.extend(
         optional
@@ -301,6 +319,29 @@ pub(crate) fn jwt_audience(cluster: &OpenBaoCluster, settings: &OperatorSettings
         .as_ref()
         .and_then(|b| b.jwt_audience.clone())
         .unwrap_or_else(|| settings.jwt_audience.clone())
+}
+
+/// A `target.volume`'s claim, mounted where `BACKUP_DIRECTORY` points:
+/// writable for backups, read-only for anything else (a restore).
+fn storage_volume(target: &BackupTarget, executor_command: &str, files: &mut Files) {
+    let Some(volume) = &target.volume else {
+        return;
+    };
+    let mut mount = mount("backups", BACKUP_VOLUME_DIR);
+    mount.read_only = Some(executor_command != command::BACKUP);
+    mount.sub_path = volume.sub_path.clone();
+    files.add(
+        Some(env_var(env::BACKUP_DIRECTORY, BACKUP_VOLUME_DIR.into())),
+        Volume {
+            name: "backups".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: volume.persistent_volume_claim.claim_name.clone(),
+                read_only: None,
+            }),
+            ..Default::default()
+        },
+        mount,
+    );
 }
 
 /// OpenBao auth: a projected token of the executor's ServiceAccount (JWT

@@ -28,6 +28,8 @@ fn openbao_meta(cluster: &OpenBaoCluster, name: String) -> ObjectMeta {
 #[cfg(test)]
 mod external_tests;
 #[cfg(test)]
+mod storage_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod workload_tests;

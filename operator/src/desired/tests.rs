@@ -49,6 +49,7 @@ fn jwt_backup() -> BackupSpec {
             }),
             part_size: Some(20 * 1024 * 1024),
             concurrency: Some(5),
+            ..Default::default()
         },
         ..Default::default()
     }
