@@ -174,14 +174,8 @@ async fn operator_on_a_real_api_server() {
     let key = pods_that_fit_and_backups_by_annotation(&kube, &admin, &openbao, &key).await;
     // Webhooks hear about a failure and a success, signed; receivers that
     // are down slow nothing down.
-    notifications_are_signed_and_never_slow_a_backup(
-        &kube,
-        &admin,
-        &openbao,
-        &operator_a,
-        &key,
-    )
-    .await;
+    notifications_are_signed_and_never_slow_a_backup(&kube, &admin, &openbao, &operator_a, &key)
+        .await;
     restore_drills_through_the_operator(&kube, &admin, &bucket, &operator_a).await;
     // Then backups to a PersistentVolumeClaim instead of the bucket.
     let key = backups_to_a_volume(&kube, &admin, &openbao).await;
