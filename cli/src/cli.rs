@@ -12,6 +12,7 @@ use contract::executor::paths::JWT_FILE;
 use contract::executor::upload::{
     DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, MAX_CONCURRENCY, MAX_PART_SIZE, MIN_PART_SIZE,
 };
+use contract::executor::copies::{CopyTarget, MAX_COPIES};
 use contract::executor::{command, env, flag};
 use contract::layout::{MANIFEST_SUFFIX, cluster_prefix};
 use contract::network::profile;
@@ -19,7 +20,7 @@ use contract::plugin_spec::PluginSpec;
 use contract::result::BackupKind;
 use contract::secret::Secret;
 use contract::units::{parse_duration, parse_size};
-use executor::backup::{BackupConfig, KeepLast, RetentionSetting};
+use executor::backup::{BackupConfig, CopyConfig, KeepLast, RetentionSetting};
 use executor::drill::{Canary, Drill};
 use executor::openbao::{Auth, OpenBaoConfig};
 use executor::restore::{BackupRef, ReadBack, RestoreTarget, Source};
@@ -420,6 +421,34 @@ pub struct BackupArgs {
     /// key refuse a manifest planted or altered in the bucket.
     #[arg(long, env = env::MANIFEST_KEY_FILE, help_heading = heading::BACKUP)]
     pub manifest_key_file: Option<PathBuf>,
+
+    /// A second copy of the backup, made from the stored backup once it is
+    /// complete, read back and checked against the manifest's digests; a
+    /// failed copy is reported in the result and never fails the backup.
+    /// JSON with one of `bucket` (and `endpoint`, `region`,
+    /// `credentialsDir`, `caBundle`, `virtualHostedStyle`, `s3Checksum`),
+    /// `directory`, or `azureAccount` and `azureContainer` (and
+    /// `azureEndpoint`, `credentialsDir`). Repeat it for more copies (at
+    /// most 4); the copies keep the backup's keys (--path-prefix).
+    #[arg(long = "copy", value_name = "TARGET", value_parser = parse_copy, help_heading = heading::STORAGE)]
+    pub copies: Vec<CopyTarget>,
+
+    /// Copies as a JSON array of what --copy takes (the operator sets it).
+    #[arg(long = "copies", env = env::BACKUP_COPIES, value_name = "JSON", help_heading = heading::STORAGE)]
+    pub copies_json: Option<String>,
+}
+
+fn parse_copy(text: &str) -> Result<CopyTarget, String> {
+    serde_json::from_str(text).map_err(|e| format!("a copy is a JSON object such as {{\"bucket\": \"offsite\", \"endpoint\": \"https://s3.example.com\", \"credentialsDir\": \"/copy-credentials\"}}: {e}"))
+}
+
+fn parse_copies(text: &str) -> Result<Vec<CopyTarget>, String> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str(text).map_err(|e| {
+        format!("--copies (BACKUP_COPIES) is not a JSON array of copies, each as --copy takes it: {e}")
+    })
 }
 
 /// What to delete after a successful backup: the built-in policy, or a
@@ -971,7 +1000,23 @@ impl BackupArgs {
         let auth = self.openbao.auth()?;
         let target = self.target.into_config()?;
         let (namespace, cluster) = self.cluster.names()?;
+        let copies: Vec<CopyTarget> = parse_copies(self.copies_json.as_deref().unwrap_or(""))?
+            .into_iter()
+            .chain(self.copies)
+            .collect();
+        if copies.len() > MAX_COPIES {
+            return Err(format!(
+                "--copy (BACKUP_COPIES): {} copies given; at most {MAX_COPIES}",
+                copies.len()
+            ));
+        }
+        let copies = copies
+            .iter()
+            .enumerate()
+            .map(|(i, copy)| CopyConfig::new(copy, &target, &format!("--copy {}", i + 1)))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(BackupConfig {
+            copies,
             openbao,
             auth,
             target,

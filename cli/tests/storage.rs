@@ -405,3 +405,124 @@ async fn without_checksums_no_request_carries_a_checksum_header() {
     );
     assert_eq!(sent("none").await, Vec::<String>::new());
 }
+
+/// `--copy` as JSON for a copy into `bucket`, reached at `endpoint`.
+fn s3_copy(bucket: &support::Bucket, endpoint: &str) -> String {
+    json!({
+        "bucket": bucket.name,
+        "endpoint": endpoint,
+        "region": testkit::garage::REGION,
+        "credentialsDir": bucket.dir.join("s3"),
+    })
+    .to_string()
+}
+
+/// Second copies: a copy to another bucket and to a directory are
+/// streamed from the primary, read back and verified (the same bytes and
+/// manifest); a copy to a closed port and one whose read-back breaks are
+/// reported not verified, leave nothing in their target, and leave the
+/// backup and its exit code as they are. Retention prunes every target,
+/// and a copy restores (and is checked) like the primary.
+#[tokio::test(flavor = "multi_thread")]
+async fn second_copies_are_verified_and_a_failed_copy_leaves_the_backup_alone() {
+    use support::Bucket;
+    use testkit::s3proxy::S3Proxy;
+    let openbao = Source::start(12).await;
+    let (primary, offsite, broken) = (
+        Bucket::new("copy-primary").await,
+        Bucket::new("copy-offsite").await,
+        Bucket::new("copy-broken").await,
+    );
+    let scratch = Scratch::new("copies");
+    let proxy = S3Proxy::start(broken.garage.endpoint.trim_start_matches("http://"), None).await;
+    proxy.cut_downloads_after(MIB);
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut backup = primary.args(&openbao.url());
+    set(&mut backup, "--max-attempts", "2");
+    for copy in [
+        s3_copy(&offsite, &offsite.garage.endpoint),
+        json!({"directory": scratch.backups()}).to_string(),
+        s3_copy(&offsite, &format!("http://127.0.0.1:{closed}")),
+        s3_copy(&broken, &proxy.url()),
+    ] {
+        backup.extend(["--copy".into(), copy]);
+    }
+    let run = run_cli(&backup, &[]).await;
+    assert!(run.ok(), "a failed copy never fails the backup: {}", run.all_output());
+    let key = run.result["key"].as_str().unwrap().to_string();
+    let manifest_key = format!("{key}.manifest.json");
+    let copies = run.result["copies"].as_array().expect("copies reported").clone();
+    assert_eq!(copies.len(), 4, "{}", run.result);
+    let offsite_name = format!("s3://{}", offsite.name);
+    let directory = scratch.backups().display().to_string();
+    assert_eq!(copies[0]["target"], offsite_name.as_str());
+    assert_eq!(copies[0]["verified"], true, "{}", copies[0]);
+    assert_eq!(copies[1]["target"], directory.as_str());
+    assert_eq!(copies[1]["verified"], true, "{}", copies[1]);
+    for (copy, what) in [(&copies[2], "closed port"), (&copies[3], "broken read-back")] {
+        assert_eq!(copy["verified"], false, "{what}: {copy}");
+        assert!(copy["error"].as_str().is_some_and(|e| !e.is_empty()), "{what}: {copy}");
+    }
+    assert_eq!(copies[3]["target"], format!("s3://{}", broken.name).as_str());
+    run.assert_no_secret(&[&primary.garage.secret_access_key]);
+
+    // The copies hold the primary's bytes and manifest.
+    let digest = primary.digest(&key).await;
+    assert_eq!(digest.1, run.result["sha256"].as_str().unwrap());
+    assert_eq!(offsite.digest(&key).await, digest);
+    assert_eq!(offsite.read(&manifest_key).await, primary.read(&manifest_key).await);
+    assert_eq!(
+        sha256_hex(&std::fs::read(scratch.backups().join(&key)).unwrap()),
+        digest.1
+    );
+    assert_eq!(scratch.files(), [key.clone(), manifest_key.clone()]);
+    // The broken target: written, not verified, removed.
+    broken.assert_untouched().await;
+    assert!(
+        proxy.count(testkit::s3proxy::Operation::UploadPart).0 >= 2,
+        "the copy was written before its read-back broke"
+    );
+    // The primary is untouched by its copies' failures.
+    assert_eq!(primary.keys().await.len(), 2);
+
+    // Restore from the copy: the same backup, checked, into OpenBao.
+    openbao.cluster.put_secret("app", json!({"copy": "after"})).await;
+    let mut restore = args("restore", &scratch, &openbao.url(), &directory_flags(&scratch));
+    restore.push("--latest".into());
+    let restored = run_cli(&restore, &[]).await;
+    assert!(restored.ok(), "{}", restored.all_output());
+    assert_eq!(restored.result["key"], key.as_str());
+    assert_eq!(restored.result["object"]["sha256"], digest.1.as_str(), "{}", restored.result);
+
+    // Retention runs on every target the copy reached.
+    let mut second = primary.args(&openbao.url());
+    set(&mut second, "--max-count", "1");
+    second.extend([
+        "--copy".into(),
+        s3_copy(&offsite, &offsite.garage.endpoint),
+        "--copy".into(),
+        json!({"directory": scratch.backups()}).to_string(),
+    ]);
+    let run = run_cli(&second, &[]).await;
+    assert!(run.ok(), "{}", run.all_output());
+    let newer = run.result["key"].as_str().unwrap().to_string();
+    for copy in run.result["copies"].as_array().unwrap() {
+        assert_eq!(copy["verified"], true, "{copy}");
+        assert_eq!(copy["pruned"], 1, "{copy}");
+    }
+    assert_eq!(
+        scratch.files(),
+        [newer.clone(), format!("{newer}.manifest.json")]
+    );
+    let mut keys = offsite.keys().await;
+    keys.sort();
+    assert_eq!(keys, [newer.clone(), format!("{newer}.manifest.json")]);
+
+    // A copy altered afterwards fails `verify` on that target.
+    std::fs::write(scratch.backups().join(&newer), b"tampered").unwrap();
+    let run = run_cli(&args("verify", &scratch, &openbao.url(), &directory_flags(&scratch)), &[]).await;
+    assert!(!run.ok(), "{}", run.all_output());
+}

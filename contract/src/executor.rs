@@ -62,6 +62,9 @@ pub mod env {
     pub const BACKUP_CRONJOB: &str = "BACKUP_CRONJOB";
     pub const BACKUP_JOB_NAME: &str = "BACKUP_JOB_NAME";
     pub const BACKUP_PROGRESS_INTERVAL: &str = "BACKUP_PROGRESS_INTERVAL";
+    /// Second copies of each backup: a JSON array of
+    /// [`super::copies::CopyTarget`] (the `--copy` flag takes one).
+    pub const BACKUP_COPIES: &str = "BACKUP_COPIES";
     pub const BACKUP_SWEEP_AFTER: &str = "BACKUP_SWEEP_AFTER";
     pub const MANIFEST_KEY_FILE: &str = "MANIFEST_KEY_FILE";
     pub const RETENTION_MAX_COUNT: &str = "RETENTION_MAX_COUNT";
@@ -183,6 +186,97 @@ pub mod cronjob {
                 backup_kind(BackupKind::PreUpgrade, Some("bao-backup"), Some("x")),
                 BackupKind::PreUpgrade
             );
+        }
+    }
+}
+
+/// Second copies: the further targets a backup is copied to and checked
+/// on, as the operator renders them (`BACKUP_COPIES`, a JSON array) and
+/// `--copy` takes them (one JSON object each). A copy has the primary's
+/// keys (its path prefix, hence the same manifest), part size,
+/// concurrency, attempts and security profile; it names only where it
+/// goes and its own credentials.
+pub mod copies {
+    use serde::{Deserialize, Serialize};
+
+    /// The most copies a backup makes.
+    pub const MAX_COPIES: usize = 4;
+
+    /// Exactly one of `bucket`, `directory`, or `azureAccount` with
+    /// `azureContainer`.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct CopyTarget {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub bucket: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub endpoint: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub region: Option<String>,
+        /// A directory of credential files, as `--credentials-dir`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub credentials_dir: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub ca_bundle: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pub virtual_hosted_style: bool,
+        /// `crc32` (default) or `none`, as `--s3-checksum`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub s3_checksum: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub directory: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub azure_account: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub azure_container: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub azure_endpoint: Option<String>,
+    }
+
+    impl CopyTarget {
+        /// Where the copy goes, for results, status and logs (never a
+        /// credential): `s3://BUCKET`, the directory, or
+        /// `azure://ACCOUNT/CONTAINER`. The operator and the executor name
+        /// a copy alike.
+        pub fn location(&self) -> String {
+            let given = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+            if let Some(directory) = given(&self.directory) {
+                return directory;
+            }
+            if given(&self.azure_account).is_some() || given(&self.azure_container).is_some() {
+                return format!(
+                    "azure://{}/{}",
+                    given(&self.azure_account).unwrap_or_default(),
+                    given(&self.azure_container).unwrap_or_default()
+                );
+            }
+            format!("s3://{}", given(&self.bucket).unwrap_or_default())
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_copy_is_named_by_its_location_only() {
+            let copy: CopyTarget = serde_json::from_str(
+                r#"{"bucket":"offsite","endpoint":"https://s3.example.com","credentialsDir":"/creds/copy-0"}"#,
+            )
+            .unwrap();
+            assert_eq!(copy.location(), "s3://offsite");
+            let dir = CopyTarget {
+                directory: Some("/copies".into()),
+                ..Default::default()
+            };
+            assert_eq!(dir.location(), "/copies");
+            let azure = CopyTarget {
+                azure_account: Some("acct".into()),
+                azure_container: Some("c".into()),
+                ..Default::default()
+            };
+            assert_eq!(azure.location(), "azure://acct/c");
+            assert!(serde_json::from_str::<CopyTarget>(r#"{"bucket":"b","secretKey":"x"}"#).is_err());
         }
     }
 }

@@ -59,6 +59,10 @@ pub enum BackupResult {
         /// Leftovers of interrupted backups removed (or why they could not be).
         #[serde(default, skip_serializing_if = "SweepReport::is_empty")]
         swept: SweepReport,
+        /// The second copies, in the order given: each verified or not.
+        /// A failed copy leaves the backup (and its exit code) as it is.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        copies: Vec<CopyReport>,
     },
     #[serde(rename_all = "camelCase")]
     Failed {
@@ -69,6 +73,28 @@ pub enum BackupResult {
         completed_at: DateTime<Utc>,
     },
 }
+
+/// A second copy of the backup: where it went (never a credential),
+/// whether it was read back whole and matched the manifest's digests, and
+/// why not. Errors are cut to [`COPY_ERROR_BUDGET`] characters so that four
+/// copies fit in a termination message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyReport {
+    pub target: String,
+    pub verified: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Backups retention deleted from this target.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pruned: usize,
+    /// Why retention on this target failed (the copy stands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_error: Option<String>,
+}
+
+/// The most characters of a copy's error kept in the result ([`cut`]).
+pub const COPY_ERROR_BUDGET: usize = 300;
 
 /// What retention did, in the backup's result. The result is also the
 /// Job's termination message, of which the kubelet keeps 4 KiB, and a run

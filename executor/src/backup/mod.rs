@@ -8,6 +8,7 @@
 //! neither object nor manifest nor parts. What a killed backup could not
 //! clean up, the next one sweeps (`sweep`).
 
+mod copy;
 mod parts;
 mod prune;
 mod sweep;
@@ -21,6 +22,7 @@ use chrono::Utc;
 use futures_util::{Stream, StreamExt};
 
 use prune::RetentionPolicy;
+pub use copy::CopyConfig;
 pub use prune::{KeepLast, RetentionSetting};
 
 use crate::archive::{ArchiveCheck, Checked};
@@ -63,6 +65,8 @@ pub struct BackupConfig {
     pub sweep_after: Duration,
     /// Sign the manifest with the key in this file.
     pub manifest_key_file: Option<PathBuf>,
+    /// Second copies, made and checked after the backup is complete.
+    pub copies: Vec<CopyConfig>,
 }
 
 pub async fn run(config: &BackupConfig) -> Result<BackupResult, Error> {
@@ -106,7 +110,7 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, Error> {
         &store,
         target,
         &key,
-        metadata,
+        metadata.clone(),
         snapshot,
         prepared.chain,
         config.progress_interval,
@@ -135,13 +139,26 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, Error> {
         openbao: recorded,
         signature: None,
     };
-    let manifest_key = write_manifest(&store, manifest, prepared.signing_key).await?;
+    let manifest_key = write_manifest(&store, manifest.clone(), prepared.signing_key).await?;
 
     let elapsed = clock.elapsed();
     let retention = match &prepared.retention {
         None => None,
         Some(policy) => Some(retain(&store, &prefix, &key, policy).await),
     };
+    let copies = copy::copy_all(
+        &copy::Completed {
+            primary: &store,
+            key: &key,
+            manifest_key: &manifest_key,
+            manifest: &manifest,
+            metadata: &metadata,
+            prefix: &prefix,
+            retention: prepared.retention.as_ref(),
+        },
+        &config.copies,
+    )
+    .await;
     Ok(BackupResult::Succeeded {
         key,
         manifest_key,
@@ -160,6 +177,7 @@ pub async fn run(config: &BackupConfig) -> Result<BackupResult, Error> {
         peak_memory_bytes: crate::memory::peak_rss_bytes(),
         retention,
         swept,
+        copies,
     })
 }
 

@@ -226,7 +226,8 @@ async fn read_back(
     ))
 }
 
-fn compare(what: &str, found: &ContentDigest, recorded: &ContentDigest) -> Result<(), Error> {
+/// A digest found against the manifest's, as one line naming what differs.
+pub(crate) fn compare(what: &str, found: &ContentDigest, recorded: &ContentDigest) -> Result<(), Error> {
     if found == recorded {
         return Ok(());
     }
@@ -234,4 +235,22 @@ fn compare(what: &str, found: &ContentDigest, recorded: &ContentDigest) -> Resul
         "the {what} has {} bytes with SHA-256 {}, the manifest records {} bytes with SHA-256 {}: the backup was altered or corrupted",
         found.size, found.sha256, recorded.size, recorded.sha256
     )))
+}
+
+/// An object's size and SHA-256, read to its end (a second copy read back).
+pub(crate) async fn object_digest(
+    object: impl Stream<Item = Result<Bytes, Error>>,
+) -> Result<ContentDigest, Error> {
+    use sha2::{Digest, Sha256};
+    let mut object = std::pin::pin!(object);
+    let (mut hasher, mut size) = (Sha256::new(), 0u64);
+    while let Some(chunk) = object.next().await {
+        let chunk = chunk?;
+        size += chunk.len() as u64;
+        hasher.update(&chunk);
+    }
+    Ok(ContentDigest {
+        size,
+        sha256: hex::encode(hasher.finalize()),
+    })
 }
