@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use contract::executor::copies::{CopyTarget, MAX_COPIES};
 use contract::executor::paths::JWT_FILE;
 use contract::executor::upload::{
     DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, MAX_CONCURRENCY, MAX_PART_SIZE, MIN_PART_SIZE,
 };
-use contract::executor::copies::{CopyTarget, MAX_COPIES};
 use contract::executor::{command, env, flag};
 use contract::layout::{MANIFEST_SUFFIX, cluster_prefix};
 use contract::network::profile;
@@ -447,7 +447,9 @@ fn parse_copies(text: &str) -> Result<Vec<CopyTarget>, String> {
         return Ok(Vec::new());
     }
     serde_json::from_str(text).map_err(|e| {
-        format!("--copies (BACKUP_COPIES) is not a JSON array of copies, each as --copy takes it: {e}")
+        format!(
+            "--copies (BACKUP_COPIES) is not a JSON array of copies, each as --copy takes it: {e}"
+        )
     })
 }
 
@@ -1342,6 +1344,80 @@ mod tests {
             panic!("backup expected")
         };
         args.into_config()
+    }
+
+    #[test]
+    fn copies_take_the_backups_layout_and_their_own_storage() {
+        let config = parse(&[
+            "--token-file",
+            "/t",
+            "--path-prefix",
+            "clusters",
+            "--part-size",
+            "20MiB",
+            "--copy",
+            r#"{"bucket": "offsite", "endpoint": "https://s3.eu.example.com/", "region": "eu", "credentialsDir": "/copy"}"#,
+            "--copy",
+            r#"{"directory": "/mnt/copies"}"#,
+        ])
+        .unwrap();
+        assert_eq!(config.copies.len(), 2);
+        let (bucket, directory) = (&config.copies[0], &config.copies[1]);
+        assert_eq!(bucket.location, "s3://offsite");
+        assert_eq!(bucket.target.backend, Backend::S3);
+        assert_eq!(bucket.target.bucket, "offsite");
+        assert_eq!(
+            bucket.target.endpoint.as_deref(),
+            Some("https://s3.eu.example.com")
+        );
+        assert!(bucket.target.force_path_style);
+        assert_eq!(bucket.target.credentials_dir, Some(PathBuf::from("/copy")));
+        assert_eq!(bucket.target.path_prefix, "clusters", "the backup's keys");
+        assert_eq!(bucket.target.part_size, 20 * 1024 * 1024);
+        assert_eq!(
+            directory.target.backend,
+            Backend::Directory(PathBuf::from("/mnt/copies"))
+        );
+        assert_eq!(directory.target.credentials_dir, None, "not the primary's");
+
+        // The operator's variable, then the flags.
+        let from_env = super::parse_copies(
+            r#"[{"bucket": "a"}, {"azureAccount": "acct", "azureContainer": "c"}]"#,
+        )
+        .unwrap();
+        assert!(super::parse_copies("").unwrap().is_empty());
+        assert!(
+            super::parse_copies(r#"{"bucket": "a"}"#)
+                .unwrap_err()
+                .contains("--copies (BACKUP_COPIES) is not a JSON array")
+        );
+        assert_eq!(from_env.len(), 2);
+
+        let err = |copy: &str| parse(&["--token-file", "/t", "--copy", copy]).unwrap_err();
+        assert!(
+            err(r#"{"bucket": "a", "directory": "/d"}"#)
+                .contains("--copy 1: both bucket and directory are set")
+        );
+        assert!(err(r#"{"region": "eu"}"#).contains("--copy 1: name the copy's storage"));
+        assert!(
+            err(r#"{"azureAccount": "acct"}"#)
+                .contains("needs both azureAccount and azureContainer")
+        );
+        assert!(err(r#"{"bucket": "a", "secretAccessKey": "x"}"#).contains("unknown field"));
+        assert!(
+            err(r#"{"bucket": "a", "endpoint": "s3 host"}"#)
+                .contains("--copy 1: endpoint `s3 host` is not a URL")
+        );
+        let five: Vec<&str> = (0..5)
+            .flat_map(|_| ["--copy", r#"{"bucket": "a"}"#])
+            .collect();
+        let mut args = vec!["--token-file", "/t"];
+        args.extend(five);
+        assert!(
+            parse(&args)
+                .unwrap_err()
+                .contains("5 copies given; at most 4")
+        );
     }
 
     #[test]

@@ -451,10 +451,17 @@ async fn second_copies_are_verified_and_a_failed_copy_leaves_the_backup_alone() 
         backup.extend(["--copy".into(), copy]);
     }
     let run = run_cli(&backup, &[]).await;
-    assert!(run.ok(), "a failed copy never fails the backup: {}", run.all_output());
+    assert!(
+        run.ok(),
+        "a failed copy never fails the backup: {}",
+        run.all_output()
+    );
     let key = run.result["key"].as_str().unwrap().to_string();
     let manifest_key = format!("{key}.manifest.json");
-    let copies = run.result["copies"].as_array().expect("copies reported").clone();
+    let copies = run.result["copies"]
+        .as_array()
+        .expect("copies reported")
+        .clone();
     assert_eq!(copies.len(), 4, "{}", run.result);
     let offsite_name = format!("s3://{}", offsite.name);
     let directory = scratch.backups().display().to_string();
@@ -462,18 +469,30 @@ async fn second_copies_are_verified_and_a_failed_copy_leaves_the_backup_alone() 
     assert_eq!(copies[0]["verified"], true, "{}", copies[0]);
     assert_eq!(copies[1]["target"], directory.as_str());
     assert_eq!(copies[1]["verified"], true, "{}", copies[1]);
-    for (copy, what) in [(&copies[2], "closed port"), (&copies[3], "broken read-back")] {
+    for (copy, what) in [
+        (&copies[2], "closed port"),
+        (&copies[3], "broken read-back"),
+    ] {
         assert_eq!(copy["verified"], false, "{what}: {copy}");
-        assert!(copy["error"].as_str().is_some_and(|e| !e.is_empty()), "{what}: {copy}");
+        assert!(
+            copy["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{what}: {copy}"
+        );
     }
-    assert_eq!(copies[3]["target"], format!("s3://{}", broken.name).as_str());
+    assert_eq!(
+        copies[3]["target"],
+        format!("s3://{}", broken.name).as_str()
+    );
     run.assert_no_secret(&[&primary.garage.secret_access_key]);
 
     // The copies hold the primary's bytes and manifest.
     let digest = primary.digest(&key).await;
     assert_eq!(digest.1, run.result["sha256"].as_str().unwrap());
     assert_eq!(offsite.digest(&key).await, digest);
-    assert_eq!(offsite.read(&manifest_key).await, primary.read(&manifest_key).await);
+    assert_eq!(
+        offsite.read(&manifest_key).await,
+        primary.read(&manifest_key).await
+    );
     assert_eq!(
         sha256_hex(&std::fs::read(scratch.backups().join(&key)).unwrap()),
         digest.1
@@ -489,13 +508,26 @@ async fn second_copies_are_verified_and_a_failed_copy_leaves_the_backup_alone() 
     assert_eq!(primary.keys().await.len(), 2);
 
     // Restore from the copy: the same backup, checked, into OpenBao.
-    openbao.cluster.put_secret("app", json!({"copy": "after"})).await;
-    let mut restore = args("restore", &scratch, &openbao.url(), &directory_flags(&scratch));
+    openbao
+        .cluster
+        .put_secret("app", json!({"copy": "after"}))
+        .await;
+    let mut restore = args(
+        "restore",
+        &scratch,
+        &openbao.url(),
+        &directory_flags(&scratch),
+    );
     restore.push("--latest".into());
     let restored = run_cli(&restore, &[]).await;
     assert!(restored.ok(), "{}", restored.all_output());
     assert_eq!(restored.result["key"], key.as_str());
-    assert_eq!(restored.result["object"]["sha256"], digest.1.as_str(), "{}", restored.result);
+    assert_eq!(
+        restored.result["object"]["sha256"],
+        digest.1.as_str(),
+        "{}",
+        restored.result
+    );
 
     // Retention runs on every target the copy reached.
     let mut second = primary.args(&openbao.url());
@@ -523,6 +555,15 @@ async fn second_copies_are_verified_and_a_failed_copy_leaves_the_backup_alone() 
 
     // A copy altered afterwards fails `verify` on that target.
     std::fs::write(scratch.backups().join(&newer), b"tampered").unwrap();
-    let run = run_cli(&args("verify", &scratch, &openbao.url(), &directory_flags(&scratch)), &[]).await;
+    let run = run_cli(
+        &args(
+            "verify",
+            &scratch,
+            &openbao.url(),
+            &directory_flags(&scratch),
+        ),
+        &[],
+    )
+    .await;
     assert!(!run.ok(), "{}", run.all_output());
 }

@@ -207,6 +207,10 @@ pub mod copies {
     #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
     #[serde(rename_all = "camelCase", deny_unknown_fields)]
     pub struct CopyTarget {
+        /// How results name the copy, when not by its location (the
+        /// operator names a volume by its claim, not its mount path).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub bucket: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -235,11 +239,19 @@ pub mod copies {
 
     impl CopyTarget {
         /// Where the copy goes, for results, status and logs (never a
-        /// credential): `s3://BUCKET`, the directory, or
+        /// credential): its `name`, else `s3://BUCKET`, the directory, or
         /// `azure://ACCOUNT/CONTAINER`. The operator and the executor name
         /// a copy alike.
         pub fn location(&self) -> String {
-            let given = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+            let given = |v: &Option<String>| {
+                v.as_deref()
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string)
+            };
+            if let Some(name) = given(&self.name) {
+                return name;
+            }
             if let Some(directory) = given(&self.directory) {
                 return directory;
             }
@@ -276,7 +288,9 @@ pub mod copies {
                 ..Default::default()
             };
             assert_eq!(azure.location(), "azure://acct/c");
-            assert!(serde_json::from_str::<CopyTarget>(r#"{"bucket":"b","secretKey":"x"}"#).is_err());
+            assert!(
+                serde_json::from_str::<CopyTarget>(r#"{"bucket":"b","secretKey":"x"}"#).is_err()
+            );
         }
     }
 }
@@ -334,6 +348,10 @@ pub mod paths {
     pub const PLUGIN_DIR: &str = "/var/run/openbao-backup/plugins";
     /// Where a `target.volume` (a PersistentVolumeClaim) is mounted.
     pub const BACKUP_VOLUME_DIR: &str = "/var/lib/openbao-backup/backups";
+    /// Copy `i`'s credentials: `<COPY_CREDENTIALS_DIR>/<i>`.
+    pub const COPY_CREDENTIALS_DIR: &str = "/var/run/secrets/openbao-backup/copies";
+    /// Copy `i`'s volume: `<COPY_VOLUME_DIR>/<i>`.
+    pub const COPY_VOLUME_DIR: &str = "/var/lib/openbao-backup/copies";
     pub const PLUGIN_SECRET_DIR: &str = "/var/run/secrets/openbao-backup/plugins";
     /// A drill's spool: the verified snapshot until the throwaway gets it.
     pub const DRILL_SPOOL_DIR: &str = "/var/run/openbao-backup/spool";

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::{
-    HARDENED_WEBHOOK_MESSAGE, OpenBaoCluster, PLUGIN_SOURCE_MESSAGE, WORKLOAD_FIELDS, crd_yaml,
-    documented_examples,
+    COPY_SETTINGS_MESSAGE, HARDENED_WEBHOOK_MESSAGE, OpenBaoCluster, PLUGIN_SOURCE_MESSAGE,
+    WORKLOAD_FIELDS, crd_yaml, documented_examples,
 };
 use crate::{names, validate};
 
@@ -155,6 +155,28 @@ fn controller_accepts(rule: &Rule, object: &Value) -> Option<bool> {
             validate::workload("bao", &serde_json::from_value(spec).unwrap()),
             "spec.external: set exactly one of addresses",
         ),
+        // A copy that sets what it keeps from the target: the controller
+        // names the copy.
+        ("OpenBaoCluster", "spec.backup", false) if rule.message == COPY_SETTINGS_MESSAGE => {
+            let problems = validate::validate(&serde_json::from_value(spec).unwrap(), &any_image)
+                .err()
+                .unwrap_or_default();
+            let fix = COPY_SETTINGS_MESSAGE.trim_start_matches("spec.backup.copies: ");
+            return Some(
+                !problems
+                    .iter()
+                    .any(|p| p.starts_with("spec.backup.copies[") && p.ends_with(fix)),
+            );
+        }
+        ("OpenBaoCluster", "spec.backup.copies.*", false) => {
+            let problems = validate::validate(&serde_json::from_value(spec).unwrap(), &any_image)
+                .err()
+                .unwrap_or_default();
+            return Some(!problems.iter().any(|p| {
+                p.starts_with("spec.backup.copies[")
+                    && p.contains(&format!("]: {}", validate::TARGET_MESSAGE))
+            }));
+        }
         ("OpenBaoCluster", "spec.backup", false) => (
             validate::validate(&serde_json::from_value(spec).unwrap(), &any_image)
                 .err()
@@ -287,6 +309,8 @@ const RESTORE_PLUGIN_SOURCE: &str = "OpenBaoRestore.spec.plugins.*[0]";
 /// workload field).
 const HARDENED_WEBHOOKS: &str = "OpenBaoCluster.spec[11]";
 const CLUSTER_STORAGE: &str = "OpenBaoCluster.spec.backup.target[0]";
+const COPY_SETTINGS: &str = "OpenBaoCluster.spec.backup[1]";
+const COPY_STORAGE: &str = "OpenBaoCluster.spec.backup.copies.*[0]";
 const RESTORE_STORAGE: &str = "OpenBaoRestore.spec.source[0]";
 
 fn cases() -> Vec<Case> {
@@ -610,6 +634,35 @@ fn cases() -> Vec<Case> {
             &format!("a cluster backing up to {what}"),
             target(change),
             if *valid { &[] } else { &[CLUSTER_STORAGE] },
+        ));
+    }
+
+    // Copies: each exactly one storage, and none of the target's layout.
+    for (what, change, valid) in &storages {
+        let mut copy = target(change)["spec"]["backup"]["target"].clone();
+        for kept in ["pathPrefix", "partSize", "concurrency"] {
+            copy.as_object_mut().unwrap().remove(kept);
+        }
+        cases.push(create(
+            &format!("a cluster copying to {what}"),
+            edit(cluster.clone(), |spec| {
+                spec["backup"]["copies"] = json!([{"bucket": "offsite"}, copy]);
+            }),
+            if *valid { &[] } else { &[COPY_STORAGE] },
+        ));
+    }
+    for field in ["pathPrefix", "partSize", "concurrency"] {
+        let value = if field == "pathPrefix" {
+            json!("other")
+        } else {
+            json!(8)
+        };
+        cases.push(create(
+            &format!("a copy setting its own {field}"),
+            edit(cluster.clone(), |spec| {
+                spec["backup"]["copies"] = json!([{"bucket": "offsite", field: value}]);
+            }),
+            &[COPY_SETTINGS],
         ));
     }
 

@@ -47,6 +47,21 @@ struct BackupLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CopyLabels {
+    namespace: String,
+    cluster: String,
+    target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CopyResultLabels {
+    namespace: String,
+    cluster: String,
+    target: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NotificationLabels {
     result: String,
 }
@@ -103,6 +118,8 @@ pub struct Metrics {
     restore_test_recovery: Family<ClusterLabels, Timestamp>,
     reconcile_errors: Family<StepLabels, Counter>,
     notifications: Family<NotificationLabels, Counter>,
+    copies: Family<CopyResultLabels, Counter>,
+    copy_last_verified: Family<CopyLabels, Timestamp>,
     readiness: AtomicU8,
 }
 
@@ -240,8 +257,22 @@ impl Default for Metrics {
             "Notification attempts to webhooks (spec.notifications), by result: delivered, retried, failed (given up), dropped (queue full)",
             notifications.clone(),
         );
+        let copies: Family<CopyResultLabels, Counter> = Family::default();
+        let copy_last_verified: Family<CopyLabels, Timestamp> = Family::default();
+        registry.register(
+            "copies",
+            "Second copies (spec.backup.copies) made after successful backups, by target and result: verified or failed",
+            copies.clone(),
+        );
+        registry.register(
+            "copy_last_verified_timestamp_seconds",
+            "Completion time of the last backup whose copy on the target was verified (Unix seconds)",
+            copy_last_verified.clone(),
+        );
         Self {
             registry,
+            copies,
+            copy_last_verified,
             backups,
             duration,
             bytes,
@@ -273,6 +304,8 @@ impl Metrics {
         if let Some(BackupResult::Succeeded {
             size,
             duration_seconds,
+            copies,
+            completed_at,
             ..
         }) = &outcome.result
         {
@@ -281,6 +314,26 @@ impl Metrics {
                 .get_or_create(&labels)
                 .observe(*duration_seconds);
             self.bytes.get_or_create(&labels).inc_by(*size);
+            for copy in copies {
+                let result = if copy.verified { "verified" } else { "failed" };
+                self.copies
+                    .get_or_create(&CopyResultLabels {
+                        namespace: namespace.into(),
+                        cluster: cluster.into(),
+                        target: copy.target.clone(),
+                        result: result.into(),
+                    })
+                    .inc();
+                if copy.verified {
+                    self.copy_last_verified
+                        .get_or_create(&CopyLabels {
+                            namespace: namespace.into(),
+                            cluster: cluster.into(),
+                            target: copy.target.clone(),
+                        })
+                        .set(completed_at.timestamp_millis() as f64 / 1000.0);
+                }
+            }
         }
     }
 

@@ -42,6 +42,14 @@ pub fn refusals(spec: &OpenBaoClusterSpec, service_cidrs: &[Cidr]) -> Refusals {
             service_cidrs,
             &mut backup,
         );
+        for (i, copy) in spec.copies.iter().enumerate() {
+            endpoint(
+                copy,
+                &format!("spec.backup.copies[{i}]"),
+                service_cidrs,
+                &mut backup,
+            );
+        }
     }
     Refusals { workload, backup }
 }
@@ -337,6 +345,25 @@ mod tests {
             found[0].starts_with(
                 "spec.backup.target.azure.endpoint `http://127.0.0.1:10000/acct` is plain HTTP"
             ) && found[1].contains("loopback"),
+            "{found:?}"
+        );
+        // A copy's endpoint is held to the same rules, named by its place.
+        let mut with_copy = backup(
+            serde_json::json!({"endpoint": "https://10.200.0.5", "bucket": "b"}),
+            serde_json::json!({"jwtAuthRole": "r"}),
+        );
+        with_copy["copies"] = serde_json::json!([
+            {"bucket": "fine", "endpoint": "https://10.200.0.6"},
+            {"bucket": "c", "endpoint": "https://127.0.0.1:3900"},
+        ]);
+        let s = spec(
+            serde_json::json!({"external": {"service": {"name": "bao"}}, "backup": with_copy}),
+        );
+        let found = refusals(&s, &cidrs()).backup;
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("spec.backup.copies[1].endpoint `https://127.0.0.1:3900`")
+                && found[0].contains("loopback"),
             "{found:?}"
         );
         // A name is the executor's to resolve; an address outside is fine.

@@ -5,7 +5,8 @@
 use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::api::{BackupStatus, OpenBaoClusterStatus, RetentionStatus, UpgradeStatus};
+use crate::api::{BackupStatus, CopyStatus, OpenBaoClusterStatus, RetentionStatus, UpgradeStatus};
+use contract::result::CopyReport;
 use contract::result::{BackupKind, BackupResult, RetentionReport};
 
 pub const BACKUP_CONFIGURED: &str = "BackupConfigured";
@@ -82,11 +83,13 @@ pub fn record(status: &mut BackupStatus, outcome: &JobOutcome) {
             duration_seconds,
             completed_at,
             retention,
+            copies,
             ..
         }) => {
             if let Some(report) = retention {
                 status.last_retention = Some(retention_status(key, report));
             }
+            status.copies = copies_status(&status.copies, key, *completed_at, copies);
             status.last_backup_time = Some(time(*completed_at));
             status.last_backup_name = Some(key.clone());
             status.last_backup_size = Some(*size);
@@ -101,6 +104,48 @@ pub fn record(status: &mut BackupStatus, outcome: &JobOutcome) {
         }
     }
 }
+
+/// `status.backup.copies` after a backup that made `copies`: one entry per
+/// target copied to, in order; a target's last verified backup stays
+/// when its copy failed. Targets no longer copied to are dropped.
+pub fn copies_status(
+    before: &[CopyStatus],
+    key: &str,
+    completed_at: DateTime<Utc>,
+    copies: &[CopyReport],
+) -> Vec<CopyStatus> {
+    copies
+        .iter()
+        .map(|copy| {
+            let previous = before.iter().find(|c| c.target == copy.target);
+            if copy.verified {
+                CopyStatus {
+                    target: copy.target.clone(),
+                    last_verified_key: Some(key.to_string()),
+                    last_verified_time: Some(time(completed_at)),
+                    last_result: COPY_VERIFIED.into(),
+                    last_error: None,
+                }
+            } else {
+                CopyStatus {
+                    target: copy.target.clone(),
+                    last_verified_key: previous.and_then(|p| p.last_verified_key.clone()),
+                    last_verified_time: previous.and_then(|p| p.last_verified_time.clone()),
+                    last_result: COPY_FAILED.into(),
+                    last_error: Some(
+                        copy.error
+                            .clone()
+                            .unwrap_or_else(|| "the copy was not verified".into()),
+                    ),
+                }
+            }
+        })
+        .collect()
+}
+
+/// `status.backup.copies[].lastResult`.
+pub const COPY_VERIFIED: &str = "Verified";
+pub const COPY_FAILED: &str = "Failed";
 
 /// Keys listed in `status.backup.lastRetention`; the counts say the rest.
 const LISTED: usize = 5;
@@ -471,6 +516,7 @@ pub(crate) mod tests {
                 peak_memory_bytes: None,
                 retention: None,
                 swept: Default::default(),
+                copies: Vec::new(),
             }),
             job_failure: None,
         }
@@ -491,6 +537,65 @@ pub(crate) mod tests {
             }),
             job_failure: None,
         }
+    }
+
+    #[test]
+    fn copies_say_per_target_whether_the_last_copy_is_verified() {
+        use contract::result::CopyReport;
+        let with_copies = |hour: u32, copies: Vec<CopyReport>| {
+            let mut outcome = success(hour);
+            if let Some(BackupResult::Succeeded { copies: c, .. }) = &mut outcome.result {
+                *c = copies;
+            }
+            outcome
+        };
+        let report = |target: &str, verified: bool| CopyReport {
+            target: target.into(),
+            verified,
+            error: (!verified).then(|| "S3 error: connection refused".into()),
+            ..Default::default()
+        };
+        let mut status = BackupStatus::default();
+        record(
+            &mut status,
+            &with_copies(
+                1,
+                vec![report("s3://offsite", true), report("pvc://nfs", true)],
+            ),
+        );
+        let first = status.last_backup_name.clone();
+        assert_eq!(status.copies.len(), 2);
+        assert!(status.copies.iter().all(|c| c.last_result == COPY_VERIFIED
+            && c.last_verified_key == first
+            && c.last_error.is_none()));
+        // The offsite copy fails next: its last verified backup stays.
+        record(
+            &mut status,
+            &with_copies(
+                2,
+                vec![report("s3://offsite", false), report("pvc://nfs", true)],
+            ),
+        );
+        let offsite = &status.copies[0];
+        assert_eq!(offsite.last_result, COPY_FAILED);
+        assert_eq!(offsite.last_verified_key, first);
+        assert_eq!(offsite.last_verified_time, Some(time(at(1))));
+        assert_eq!(
+            offsite.last_error.as_deref(),
+            Some("S3 error: connection refused")
+        );
+        assert_eq!(status.copies[1].last_verified_time, Some(time(at(2))));
+        // A failed backup makes no copy: the copies' status stands.
+        let before = status.copies.clone();
+        record(&mut status, &failure(3, "S3 error: slow down"));
+        assert_eq!(status.copies, before);
+        // A target no longer copied to leaves the status.
+        record(
+            &mut status,
+            &with_copies(4, vec![report("pvc://nfs", true)]),
+        );
+        assert_eq!(status.copies.len(), 1);
+        assert_eq!(status.copies[0].target, "pvc://nfs");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::api::{
 };
 use crate::settings::OperatorSettings;
 use crate::{openbao_config, schedule};
+use contract::executor::copies::MAX_COPIES;
 use contract::executor::upload::{MAX_CONCURRENCY, MAX_PART_SIZE, MIN_PART_SIZE};
 use contract::plugin_spec::{Kind, builtin, builtin_names};
 
@@ -368,6 +369,20 @@ fn validate_backup(backup: &BackupSpec, problems: &mut Vec<String>) -> Option<Va
     }
 
     check_target(&backup.target, "spec.backup.target", problems);
+    if backup.copies.len() > MAX_COPIES {
+        problems.push(format!(
+            "spec.backup.copies has {} copies; at most {MAX_COPIES}",
+            backup.copies.len()
+        ));
+    }
+    for (i, copy) in backup.copies.iter().enumerate() {
+        let field = format!("spec.backup.copies[{i}]");
+        check_target(copy, &field, problems);
+        if copy.path_prefix.is_some() || copy.part_size.is_some() || copy.concurrency.is_some() {
+            let fix = crate::api::COPY_SETTINGS_MESSAGE.trim_start_matches("spec.backup.copies: ");
+            problems.push(format!("{field}: {fix}"));
+        }
+    }
 
     let max_age = backup
         .retention
@@ -677,6 +692,45 @@ mod tests {
             ..Default::default()
         };
         validate(&spec, &images()).unwrap_err().join("\n")
+    }
+
+    #[test]
+    fn copies_are_targets_named_by_their_place_at_most_four() {
+        let bucket = |name: &str| BackupTarget {
+            bucket: name.into(),
+            ..Default::default()
+        };
+        let with = |copies: Vec<BackupTarget>| problems(BackupSpec { copies, ..backup() });
+        let fine = OpenBaoClusterSpec {
+            backup: Some(BackupSpec {
+                copies: vec![bucket("offsite")],
+                ..backup()
+            }),
+            ..Default::default()
+        };
+        assert!(validate(&fine, &images()).is_ok());
+        let found = with(vec![
+            bucket("offsite"),
+            BackupTarget {
+                path_prefix: Some("other".into()),
+                ..bucket("elsewhere")
+            },
+            BackupTarget::default(),
+        ]);
+        assert!(
+            found.contains("spec.backup.copies[1]: a copy keeps spec.backup.target's pathPrefix"),
+            "{found}"
+        );
+        assert!(
+            found.contains(&format!("spec.backup.copies[2]: {TARGET_MESSAGE}")),
+            "{found}"
+        );
+        assert!(!found.contains("copies[0]"), "{found}");
+        let found = with((0..5).map(|i| bucket(&format!("copy-{i}"))).collect());
+        assert!(
+            found.contains("spec.backup.copies has 5 copies; at most 4"),
+            "{found}"
+        );
     }
 
     #[test]

@@ -18,8 +18,8 @@ use super::prune::RetentionPolicy;
 use crate::bucket::stream::{compare, object_digest};
 use crate::error::Error;
 use crate::s3::TargetConfig;
-use crate::storage::target::{AzureTarget, Backend};
 use crate::storage::Store;
+use crate::storage::target::{AzureTarget, Backend};
 use contract::executor::copies::CopyTarget;
 use contract::manifest::Manifest;
 use contract::result::{COPY_ERROR_BUDGET, CopyReport, cut};
@@ -178,7 +178,10 @@ async fn copy_one(done: &Completed<'_>, target: &TargetConfig) -> Result<Store, 
 /// The object streamed from the primary in parts, then the manifest.
 async fn write(done: &Completed<'_>, store: &Store, target: &TargetConfig) -> Result<(), Error> {
     let mut source = done.primary.stream(done.key).await?.ok_or_else(|| {
-        Error::Storage(format!("{}: the backup is gone", done.primary.url(done.key)))
+        Error::Storage(format!(
+            "{}: the backup is gone",
+            done.primary.url(done.key)
+        ))
     })?;
     let upload = store.begin(done.key, done.metadata.clone()).await?;
     let written = async {
@@ -205,7 +208,10 @@ async fn write(done: &Completed<'_>, store: &Store, target: &TargetConfig) -> Re
             done.primary.url(done.manifest_key)
         ))
     })?;
-    if let Err(error) = store.put(done.manifest_key, manifest, "application/json").await {
+    if let Err(error) = store
+        .put(done.manifest_key, manifest, "application/json")
+        .await
+    {
         if let Err(e) = store.delete(done.key).await {
             tracing::error!(error = %e, key = %done.key, "could not delete the copy after its manifest failed");
         }
@@ -217,17 +223,20 @@ async fn write(done: &Completed<'_>, store: &Store, target: &TargetConfig) -> Re
 /// The copy read back: its object against the manifest's digest, and its
 /// manifest for the same backup.
 async fn read_back(done: &Completed<'_>, store: &Store) -> Result<(), Error> {
-    let object = store.stream(done.key).await?.ok_or_else(|| {
-        Error::Storage(format!("{}: the copy is missing", store.url(done.key)))
-    })?;
+    let object = store
+        .stream(done.key)
+        .await?
+        .ok_or_else(|| Error::Storage(format!("{}: the copy is missing", store.url(done.key))))?;
     let found = object_digest(object).await?;
     compare("copied object", &found, &done.manifest.object)?;
     let manifest = store.get(done.manifest_key).await?.ok_or_else(|| {
-        Error::Storage(format!("{}: the copy's manifest is missing", store.url(done.manifest_key)))
+        Error::Storage(format!(
+            "{}: the copy's manifest is missing",
+            store.url(done.manifest_key)
+        ))
     })?;
-    let manifest: Manifest = serde_json::from_slice(&manifest).map_err(|e| {
-        Error::InvalidSnapshot(format!("{}: {e}", store.url(done.manifest_key)))
-    })?;
+    let manifest: Manifest = serde_json::from_slice(&manifest)
+        .map_err(|e| Error::InvalidSnapshot(format!("{}: {e}", store.url(done.manifest_key))))?;
     if manifest.key != done.key || manifest.object != done.manifest.object {
         return Err(Error::InvalidSnapshot(format!(
             "{}: the copy's manifest is not the backup's",

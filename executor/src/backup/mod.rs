@@ -21,8 +21,8 @@ use bytes::Bytes;
 use chrono::Utc;
 use futures_util::{Stream, StreamExt};
 
-use prune::RetentionPolicy;
 pub use copy::CopyConfig;
+use prune::RetentionPolicy;
 pub use prune::{KeepLast, RetentionSetting};
 
 use crate::archive::{ArchiveCheck, Checked};

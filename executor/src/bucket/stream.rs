@@ -227,7 +227,11 @@ async fn read_back(
 }
 
 /// A digest found against the manifest's, as one line naming what differs.
-pub(crate) fn compare(what: &str, found: &ContentDigest, recorded: &ContentDigest) -> Result<(), Error> {
+pub(crate) fn compare(
+    what: &str,
+    found: &ContentDigest,
+    recorded: &ContentDigest,
+) -> Result<(), Error> {
     if found == recorded {
         return Ok(());
     }

@@ -388,7 +388,9 @@ impl StaticSealSpec {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "has(self.jwtAuthRole) != has(self.tokenSecretRef)",
-     "message": "set exactly one of jwtAuthRole (JWT auth with the backup ServiceAccount's token) and tokenSecretRef (a static token)"}
+     "message": "set exactly one of jwtAuthRole (JWT auth with the backup ServiceAccount's token) and tokenSecretRef (a static token)"},
+    {"rule": "!has(self.copies) || self.copies.all(c, !has(c.pathPrefix) && !has(c.partSize) && !has(c.concurrency))",
+     "message": COPY_SETTINGS_MESSAGE}
 ]))]
 pub struct BackupSpec {
     /// Cron schedule in UTC (or `cronJob.timeZone`), five fields ("0 3 * * *") or a macro ("@daily").
@@ -417,6 +419,16 @@ pub struct BackupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_secret_ref: Option<LocalRef>,
     pub target: BackupTarget,
+    /// Second copies (at most 4): after each backup completes, it is
+    /// copied to each of these targets (another bucket, region, provider or
+    /// volume, with its own `credentialsSecretRef`), read back and checked
+    /// against the manifest's digests; `status.backup.copies` says whether
+    /// the latest copy on each is verified. A failed copy never fails the
+    /// backup. A copy keeps the target's keys, part size and concurrency:
+    /// `pathPrefix`, `partSize` and `concurrency` are not set here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4))]
+    pub copies: Vec<BackupTarget>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<RetentionSpec>,
     /// Transform plugins applied to the snapshot in order (compression,
@@ -605,6 +617,9 @@ pub struct AzureTarget {
     #[schemars(regex(pattern = r"^https?://"))]
     pub endpoint: Option<String>,
 }
+
+/// What a copy that sets its own keys or part layout is told.
+pub const COPY_SETTINGS_MESSAGE: &str = "spec.backup.copies: a copy keeps spec.backup.target's pathPrefix, partSize and concurrency; remove them from the copy";
 
 impl BackupTarget {
     /// The URL backups are sent to: Azure's endpoint for a container, else
@@ -951,6 +966,11 @@ pub struct BackupStatus {
     /// What retention did after the last successful backup that ran it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_retention: Option<RetentionStatus>,
+    /// The second copies (`spec.backup.copies`) of the last successful
+    /// backup, one per target: whether it was verified, and the last
+    /// backup verified there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<CopyStatus>,
     /// UIDs of the finished backup Jobs already folded into this status, so
     /// that no Job is counted twice, across operator restarts too. Only Jobs
     /// that still exist are listed.
@@ -960,6 +980,24 @@ pub struct BackupStatus {
     /// operator started a manual backup for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_now_handled: Option<String>,
+}
+
+/// A copy target's last copy: `lastResult` is `Verified` (read back and
+/// matching the manifest's digests) or `Failed` (`lastError` says why);
+/// `lastVerifiedKey` and `lastVerifiedTime` name the newest backup
+/// verified there, which a restore can read from that target.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyStatus {
+    /// Where: `s3://BUCKET`, `azure://ACCOUNT/CONTAINER` or `pvc://CLAIM`.
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified_time: Option<Time>,
+    pub last_result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// What retention did after a backup: how many backups it deleted and how

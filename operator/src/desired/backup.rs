@@ -194,7 +194,7 @@ fn backup_pod(
     if let Some(plugin) = &backup.retention_plugin {
         plugins.push((flag::RETENTION_PLUGIN, plugin, "retention-plugin".into()));
     }
-    executor_pod(
+    let mut pod = executor_pod(
         cluster,
         settings,
         Executor {
@@ -207,11 +207,14 @@ fn backup_pod(
             plugins,
             env,
         },
-    )
+    );
+    super::copies::add_to_pod(backup, &mut pod);
+    pod
 }
 
 /// Backup pods may reach DNS, the cluster's OpenBao pods (an external
-/// OpenBao's ports) and the storage endpoint's port, and accept no
+/// OpenBao's ports) and the storage endpoints' ports (the target's and
+/// each copy's), and accept no
 /// connections. Under the `Hardened` profile an endpoint given as an IP
 /// address is reached at that address only.
 pub fn network_policy(cluster: &OpenBaoCluster, backup: &BackupSpec) -> NetworkPolicy {
@@ -252,7 +255,12 @@ pub fn network_policy(cluster: &OpenBaoCluster, backup: &BackupSpec) -> NetworkP
             // rule list would not survive storage, and re-applying it would
             // change the object every time.)
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
-            egress: Some(vec![dns(), openbao, storage]),
+            egress: Some(
+                [dns(), openbao, storage]
+                    .into_iter()
+                    .chain(super::copies::egress(backup, hardened))
+                    .collect(),
+            ),
             ingress: None,
         }),
     }

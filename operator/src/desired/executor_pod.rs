@@ -28,7 +28,7 @@ use contract::executor::{command, env, flag};
 use contract::plugin_spec::PluginSpec;
 
 /// The executor image runs as this unprivileged user.
-const RUN_AS: i64 = 65532;
+pub(super) const RUN_AS: i64 = 65532;
 
 /// What differs between a backup pod and a restore pod.
 pub(super) struct Executor<'a> {

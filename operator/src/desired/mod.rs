@@ -7,6 +7,7 @@
 
 pub mod backup;
 pub mod companions;
+pub mod copies;
 pub mod drill;
 mod executor_pod;
 pub mod network;

@@ -116,6 +116,57 @@ impl Event {
         event
     }
 
+    /// One event per second copy a successful backup Job made (none for
+    /// a failed backup): the copy's target, verified or why not. Each has
+    /// its own id: the Job's uid and the copy's place.
+    pub fn copies(namespace: &str, cluster: &str, outcome: &JobOutcome) -> Vec<Self> {
+        let Some(BackupResult::Succeeded {
+            key,
+            size,
+            sha256,
+            copies,
+            ..
+        }) = &outcome.result
+        else {
+            return Vec::new();
+        };
+        let backup = Self::backup(namespace, cluster, outcome);
+        copies
+            .iter()
+            .enumerate()
+            .map(|(i, copy)| {
+                let (message, cause) = if copy.verified {
+                    (
+                        format!("copy of backup {key} to {} verified", copy.target),
+                        None,
+                    )
+                } else {
+                    let cause = copy
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| "the copy was not verified".into());
+                    (
+                        format!("copy of backup {key} to {} failed: {cause}", copy.target),
+                        Some(cause),
+                    )
+                };
+                Self {
+                    kind: NotifiedKind::Copy,
+                    succeeded: copy.verified,
+                    result_id: format!("{}-{i}", outcome.job_uid),
+                    key: Some(key.clone()),
+                    size: Some(*size),
+                    sha256: Some(sha256.clone()),
+                    duration_seconds: None,
+                    target: Some(copy.target.clone()),
+                    cause,
+                    message,
+                    ..backup.clone()
+                }
+            })
+            .collect()
+    }
+
     /// An `OpenBaoRestore` that reached its final phase (`status`).
     pub fn restore(restore: &OpenBaoRestore, status: &OpenBaoRestoreStatus) -> Self {
         let name = restore.metadata.name.clone().unwrap_or_default();
@@ -370,6 +421,7 @@ mod tests {
                 peak_memory_bytes: None,
                 retention: None,
                 swept: Default::default(),
+                copies: Vec::new(),
             }),
             job_failure: None,
         }
@@ -384,6 +436,47 @@ mod tests {
             result: None,
             job_failure: Some("BackoffLimitExceeded".into()),
         }
+    }
+
+    #[test]
+    fn each_copy_is_an_event_of_its_own() {
+        use contract::result::CopyReport;
+        assert!(Event::copies("backups", "it", &failed()).is_empty());
+        assert!(Event::copies("backups", "it", &succeeded()).is_empty());
+        let mut outcome = succeeded();
+        if let Some(BackupResult::Succeeded { copies, .. }) = &mut outcome.result {
+            *copies = vec![
+                CopyReport {
+                    target: "s3://offsite".into(),
+                    verified: true,
+                    ..Default::default()
+                },
+                CopyReport {
+                    target: "pvc://nfs".into(),
+                    error: Some("directory error: no space left".into()),
+                    ..Default::default()
+                },
+            ];
+        }
+        let events = Event::copies("backups", "it", &outcome);
+        assert_eq!(events.len(), 2);
+        let (ok, bad) = (&events[0], &events[1]);
+        assert_eq!(ok.kind, NotifiedKind::Copy);
+        assert!(ok.succeeded && !bad.succeeded);
+        assert_eq!(ok.target.as_deref(), Some("s3://offsite"));
+        assert_eq!(
+            ok.key.as_deref(),
+            Some("backups/it/20261130T030000.000Z-scheduled-ab12cd.snap")
+        );
+        assert_eq!(bad.cause.as_deref(), Some("directory error: no space left"));
+        assert!(bad.message.contains("pvc://nfs failed"), "{}", bad.message);
+        assert_ne!(ok.id(), bad.id(), "one id per copy");
+        assert_ne!(ok.id(), Event::backup("backups", "it", &outcome).id());
+        assert_eq!(
+            ok.id(),
+            Event::copies("backups", "it", &outcome)[0].id(),
+            "stable"
+        );
     }
 
     #[test]

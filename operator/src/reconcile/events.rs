@@ -34,6 +34,9 @@ pub(super) async fn tell(cluster: &OpenBaoCluster, told: Told<'_>, ctx: &Context
         ctx.metrics.record(&namespace, &name, outcome);
         ctx.notifier
             .notify(cluster, &notify::Event::backup(&namespace, &name, outcome));
+        for copy in notify::Event::copies(&namespace, &name, outcome) {
+            ctx.notifier.notify(cluster, &copy);
+        }
         publish(recorder, cluster, backup_event(&namespace, outcome)).await;
         if let Some(event) = retention_event(&namespace, outcome) {
             publish(recorder, cluster, event).await;
