@@ -178,7 +178,9 @@ async fn operator_on_a_real_api_server() {
         .await;
     restore_drills_through_the_operator(&kube, &admin, &bucket, &operator_a).await;
     // Then backups to a PersistentVolumeClaim instead of the bucket.
-    let key = backups_to_a_volume(&kube, &admin, &openbao).await;
+    backups_to_a_volume(&kube, &admin, &openbao).await;
+    // Then a verified second copy in another bucket, and a restore from it.
+    let key = copies_are_verified_and_restore(&kube, &admin, &openbao, &operator_a).await;
     // Every kind of backup, both results and both kinds of restore ended:
     // the alerts and the dashboard query only what this serves.
     monitoring_queries_what_the_operator_serves(&operator_a.metrics().await);
@@ -2047,6 +2049,88 @@ async fn backups_to_a_volume(kube: &KubeApiServer, admin: &Client, openbao: &Sou
     key
 }
 
+/// `spec.backup.copies`: a backup Job copies the backup to a second Garage
+/// bucket with its own credentials Secret, reads it back and verifies it;
+/// `status.backup.copies` and the metrics say so, the copy holds the same
+/// bytes, and an OpenBaoRestore whose `spec.source` is the copy's bucket
+/// restores from it (the manifest, signed, checked with the cluster's key).
+/// Returns the backup's key.
+async fn copies_are_verified_and_restore(
+    kube: &KubeApiServer,
+    admin: &Client,
+    openbao: &Source,
+    operator: &Operator,
+) -> String {
+    let copy = Bucket::new("operator-copy").await;
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "copy-credentials", "namespace": "backups"},
+        "stringData": {"accessKeyId": copy.garage.access_key_id, "secretAccessKey": copy.garage.secret_access_key},
+    });
+    kube.kubectl_ok(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&secret.to_string()),
+    );
+    let target = json!({"bucket": copy.name, "endpoint": copy.garage.endpoint,
+        "region": testkit::garage::REGION, "credentialsSecretRef": {"name": "copy-credentials"}});
+    patch_cluster(
+        kube,
+        &json!({"spec": {"backup": {"copies": [target]}}}).to_string(),
+    );
+    let cluster = wait_for("the copy in the spec", || async {
+        let cluster = get_cluster(admin).await;
+        (!cluster.spec.backup.as_ref()?.copies.is_empty()).then_some(cluster)
+    })
+    .await;
+    openbao
+        .cluster
+        .put_secret("app", json!({"v": "in the copy"}))
+        .await;
+    let job = run_backup_job(kube, admin, &cluster, "copy-backup", Some(&openbao.url())).await;
+    let backup = recorded(admin, "it", &job).await;
+    assert_eq!(
+        backup.consecutive_failures, 0,
+        "{:?}",
+        backup.last_failure_reason
+    );
+    let key = backup.last_backup_name.clone().unwrap();
+    assert_eq!(backup.copies.len(), 1, "{:?}", backup.copies);
+    let status = &backup.copies[0];
+    assert_eq!(status.target, format!("s3://{}", copy.name));
+    assert_eq!(status.last_result, "Verified", "{:?}", status.last_error);
+    assert_eq!(status.last_verified_key.as_deref(), Some(key.as_str()));
+    assert!(status.last_verified_time.is_some());
+    assert_eq!(
+        copy.digest(&key).await.1,
+        backup.last_backup_sha256.clone().unwrap(),
+        "the copy holds the backup's bytes under the backup's key"
+    );
+    let metrics = operator.metrics().await;
+    assert!(
+        metrics.contains(&format!(r#"openbao_backup_copies_total{{namespace="backups",cluster="it",target="s3://{}",result="verified"}} 1"#, copy.name)),
+        "{metrics}"
+    );
+
+    // Restore from the copy: its bucket as the source.
+    openbao
+        .cluster
+        .put_secret("app", json!({"v": "changed"}))
+        .await;
+    let mut source = target.clone();
+    source["pathPrefix"] = json!("clusters");
+    let spec =
+        json!({"cluster": "it", "key": "latest", "jwtAuthRole": "restore", "source": source});
+    let done = run_restore_spec(kube, admin, Some(&openbao.url()), "restore-copy", spec).await;
+    assert_eq!(done.phase, RestorePhase::Succeeded, "{:?}", done.message);
+    assert_eq!(done.restored_key.as_deref(), Some(key.as_str()));
+    assert_eq!(
+        openbao.cluster.secret("app").await,
+        Some(json!({"v": "in the copy"})),
+        "OpenBao serves the data restored from the copy"
+    );
+    key
+}
+
 /// A webhook receiver on 127.0.0.1: HTTP/1.1 requests, kept as they came.
 /// `answers`: it answers 200 at once; else it answers only once released.
 struct Receiver {
@@ -2719,6 +2803,20 @@ async fn run_job(kube: &KubeApiServer, admin: &Client, job: &Job, openbao: Optio
             .unwrap_or_else(|| panic!("the harness reads pod labels only, not {path}"));
         pod_labels.get(key).cloned().unwrap_or_default()
     };
+    // The copies' JSON names mounted directories too.
+    let copies = |json: &str| -> String {
+        let mut copies: Vec<contract::executor::copies::CopyTarget> =
+            serde_json::from_str(json).unwrap();
+        for copy in &mut copies {
+            for path in [&mut copy.credentials_dir, &mut copy.directory]
+                .into_iter()
+                .flatten()
+            {
+                *path = local(path);
+            }
+        }
+        serde_json::to_string(&copies).unwrap()
+    };
     let mut env: Vec<(String, String)> = container
         .env
         .iter()
@@ -2727,6 +2825,7 @@ async fn run_job(kube: &KubeApiServer, admin: &Client, job: &Job, openbao: Optio
             let field = e.value_from.as_ref().and_then(|v| v.field_ref.as_ref());
             let value = match field {
                 Some(field) => downward(&field.field_path),
+                None if e.name == "BACKUP_COPIES" => copies(e.value.as_deref().unwrap()),
                 None => local(e.value.as_deref().unwrap_or_default()),
             };
             (e.name.clone(), value)
