@@ -1,7 +1,8 @@
 //! The `backup` command: active node -> login -> snapshot stream (the
 //! archive checked and hashed on the way) -> transform plugins -> upload in
 //! parts (S3 multipart, a directory's temporary file, Azure blocks) ->
-//! manifest -> retention -> JSON result.
+//! manifest -> retention -> second copies (`copy`: streamed from the
+//! stored backup, read back, checked, pruned) -> JSON result.
 //!
 //! Nothing touches the bucket before OpenBao has started streaming, and any
 //! failure after the upload started aborts it, so a failed backup leaves
