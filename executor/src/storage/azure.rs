@@ -242,20 +242,9 @@ impl Container {
 
     /// Get Blob Properties.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectHead>, Error> {
-        let response = self
-            .send(
-                Method::HEAD,
-                &self.blob_url(key),
-                &[],
-                &[],
-                Bytes::new(),
-                "Get Blob Properties",
-            )
-            .await?;
-        if response.status() == StatusCode::NOT_FOUND {
+        let Some(response) = self.blob(Method::HEAD, key, "Get Blob Properties").await? else {
             return Ok(None);
-        }
-        let response = expect(response, "Get Blob Properties", key).await?;
+        };
         let header = |name: &str| {
             response
                 .headers()
@@ -273,20 +262,9 @@ impl Container {
 
     /// Get Blob, as a stream.
     pub async fn stream(&self, key: &str) -> Result<Option<ObjectStream>, Error> {
-        let response = self
-            .send(
-                Method::GET,
-                &self.blob_url(key),
-                &[],
-                &[],
-                Bytes::new(),
-                "Get Blob",
-            )
-            .await?;
-        if response.status() == StatusCode::NOT_FOUND {
+        let Some(response) = self.blob(Method::GET, key, "Get Blob").await? else {
             return Ok(None);
-        }
-        let response = expect(response, "Get Blob", key).await?;
+        };
         let key = key.to_string();
         let mut received = 0u64;
         Ok(Some(
@@ -338,20 +316,33 @@ impl Container {
 
     /// Delete Blob; a blob that is not there is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), Error> {
+        self.blob(Method::DELETE, key, "Delete Blob")
+            .await
+            .map(drop)
+    }
+
+    /// A request about one blob, with no body: `None` when the blob is
+    /// not there, an error naming `operation` when refused.
+    async fn blob(
+        &self,
+        method: Method,
+        key: &str,
+        operation: &str,
+    ) -> Result<Option<reqwest::Response>, Error> {
         let response = self
             .send(
-                Method::DELETE,
+                method,
                 &self.blob_url(key),
                 &[],
                 &[],
                 Bytes::new(),
-                "Delete Blob",
+                operation,
             )
             .await?;
         if response.status() == StatusCode::NOT_FOUND {
-            return Ok(());
+            return Ok(None);
         }
-        expect(response, "Delete Blob", key).await.map(drop)
+        expect(response, operation, key).await.map(Some)
     }
 }
 
