@@ -176,7 +176,14 @@ async fn operator_on_a_real_api_server() {
     // are down slow nothing down.
     notifications_are_signed_and_never_slow_a_backup(&kube, &admin, &openbao, &operator_a, &key)
         .await;
-    restore_drills_through_the_operator(&kube, &admin, &bucket, &operator_a).await;
+    // Boxed: the drill steps' future is large for the test thread's stack.
+    Box::pin(restore_drills_through_the_operator(
+        &kube,
+        &admin,
+        &bucket,
+        &operator_a,
+    ))
+    .await;
     // Then backups to a PersistentVolumeClaim instead of the bucket.
     let key = backups_to_a_volume(&kube, &admin, &openbao).await;
     // Every kind of backup, both results and both kinds of restore ended:
@@ -2287,11 +2294,15 @@ async fn restore_drills_through_the_operator(
             Some(&secret.to_string()),
         );
     }
+    // A webhook that hears of drills only.
+    let receiver = Receiver::start(true).await;
     let cluster = json!({
         "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoCluster",
         "metadata": {"name": "drill", "namespace": "backups"},
         "spec": {"replicas": 1, "version": "2.4.1", "tls": {"secretName": "drill-tls"},
           "seal": {"static": {"secretKeyRef": {"name": "drill-seal", "key": "key"}}},
+          "notifications": [{"url": format!("http://127.0.0.1:{}/hook", receiver.port),
+                             "events": ["restoreTest"]}],
           "backup": {
             "schedule": "0 3 * * *",
             "executorImage": "openbao/backup-executor:v0.1.0",
@@ -2365,6 +2376,25 @@ async fn restore_drills_through_the_operator(
     );
     let event = wait_for_event_about(admin, "RestoreTestSucceeded", "drill").await;
     assert!(event.note.unwrap().contains(&key));
+    // The webhook hears of it, by the drill Job's uid.
+    let heard = receiver
+        .event(&format!("restoreTest-{}", job.uid().unwrap()))
+        .await;
+    let body: serde_json::Value = serde_json::from_slice(&heard.body).unwrap();
+    assert_eq!(body["type"], "org.openbao.restoretest.succeeded", "{body}");
+    assert_eq!(body["subject"], format!("jobs/{}", job.name_any()));
+    assert_eq!(body["data"]["key"], key.as_str());
+    assert_eq!(
+        body["data"]["durationSeconds"].as_f64(),
+        tested.recovery_seconds
+    );
+    assert!(
+        body["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Raft index {}", tested.raft_index.unwrap())),
+        "{body}"
+    );
     nothing_of_drills_left(admin).await;
     throwaway.stop();
     let metrics = operator.metrics().await;
@@ -2421,12 +2451,34 @@ async fn restore_drills_through_the_operator(
     );
     assert!(failed.message.contains("verify"), "{}", failed.message);
     wait_for_event_about(admin, "RestoreTestFailed", "drill").await;
+    let heard = receiver
+        .event(&format!("restoreTest-{}", job.uid().unwrap()))
+        .await;
+    let body: serde_json::Value = serde_json::from_slice(&heard.body).unwrap();
+    assert_eq!(body["type"], "org.openbao.restoretest.failed", "{body}");
+    assert_eq!(body["data"]["cause"], message.as_str());
+    // Drills only (the backups went unheard), each once.
+    let kinds: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["type"].to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "\"org.openbao.restoretest.succeeded\"",
+            "\"org.openbao.restoretest.failed\""
+        ]
+    );
     nothing_of_drills_left(admin).await;
     throwaway.stop();
     let metrics = operator.metrics().await;
     assert!(metrics.contains(
         r#"openbao_backup_restore_tests_total{namespace="backups",cluster="drill",result="failure"} 1"#
     ), "{metrics}");
+        kube, admin, bucket, &tls, &key,
+    ))
+    .await;
 }
 
 const DRILL_SELECTOR: &str = "app.kubernetes.io/component=restore-drill";
