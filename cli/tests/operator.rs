@@ -2476,9 +2476,81 @@ async fn restore_drills_through_the_operator(
     assert!(metrics.contains(
         r#"openbao_backup_restore_tests_total{namespace="backups",cluster="drill",result="failure"} 1"#
     ), "{metrics}");
+    Box::pin(a_scheduled_drill_runs_on_time(
         kube, admin, bucket, &tls, &key,
     ))
     .await;
+}
+
+/// The drills move to `schedule: "* * * * *"`: with no backup in between,
+/// a drill starts at the first minute after the last one ended (the
+/// operator decides that from the schedule itself), passes and records
+/// its figures. `key`, the newest backup, was tampered with; it is put
+/// right first.
+async fn a_scheduled_drill_runs_on_time(
+    kube: &KubeApiServer,
+    admin: &Client,
+    bucket: &Bucket,
+    tls: &TestCa,
+    key: &str,
+) {
+    let mut object = bucket.read(key).await;
+    let middle = object.len() / 2;
+    object[middle] ^= 0x40;
+    bucket
+        .client
+        .put_object()
+        .bucket(&bucket.name)
+        .key(key)
+        .body(object.into())
+        .send()
+        .await
+        .unwrap();
+    let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), "backups");
+    let before = clusters.get("drill").await.unwrap().status.unwrap();
+    let last = before.restore_test.clone().unwrap().last_time.unwrap();
+    let last = chrono::DateTime::from_timestamp(last.0.as_second(), 0).unwrap();
+    kube.kubectl_ok(
+        &[
+            "-n",
+            "backups",
+            "patch",
+            "openbaocluster",
+            "drill",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"backup":{"restoreTest":{"everyBackups":null,"schedule":"* * * * *"}}}}"#,
+        ],
+        None,
+    );
+    let (throwaway, pod) = play_throwaway(admin, "127.0.0.2", 8200, tls).await;
+    // Due at the first whole minute after the last drill, not before.
+    let due = last + chrono::Duration::seconds(60 - last.timestamp() % 60);
+    let created = pod.metadata.creation_timestamp.clone().unwrap();
+    let created = chrono::DateTime::from_timestamp(created.0.as_second(), 0).unwrap();
+    assert!(
+        created >= due && created - due < chrono::Duration::seconds(20),
+        "the scheduled drill started at {created}, due at {due}"
+    );
+    let job = drill_job(admin, &pod).await;
+    let running = drill_status(admin).await;
+    run_job(kube, admin, &job, None).await;
+    let tested = drill_recorded(admin, running).await;
+    assert_eq!(
+        tested.last_result.as_deref(),
+        Some("Succeeded"),
+        "{tested:?}"
+    );
+    assert_eq!(tested.backup_key.as_deref(), Some(key));
+    assert!(tested.recovery_seconds.unwrap() > 0.0 && tested.raft_index.is_some());
+    let after = clusters.get("drill").await.unwrap().status.unwrap();
+    assert_eq!(
+        after.backup.unwrap().last_backup_name,
+        before.backup.unwrap().last_backup_name,
+        "no backup ran in between: the schedule started the drill"
+    );
+    nothing_of_drills_left(admin).await;
+    throwaway.stop();
 }
 
 const DRILL_SELECTOR: &str = "app.kubernetes.io/component=restore-drill";
