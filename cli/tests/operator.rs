@@ -2605,9 +2605,12 @@ async fn a_scheduled_drill_runs_on_time(
         ],
         None,
     );
-    let (throwaway, pod) = play_throwaway(admin, "127.0.0.2", 8200, tls).await;
-    // Due at the first whole minute after the last drill, not before.
+    // Due at the first whole minute after the last drill, not before:
+    // slept towards it, so that waiting for the pod (60 s) covers it.
     let due = last + chrono::Duration::seconds(60 - last.timestamp() % 60);
+    let early = (due - chrono::Utc::now() - chrono::Duration::seconds(5)).to_std();
+    tokio::time::sleep(early.unwrap_or_default()).await;
+    let (throwaway, pod) = play_throwaway(admin, "127.0.0.2", 8200, tls).await;
     let created = pod.metadata.creation_timestamp.clone().unwrap();
     let created = chrono::DateTime::from_timestamp(created.0.as_second(), 0).unwrap();
     assert!(
