@@ -176,7 +176,14 @@ async fn operator_on_a_real_api_server() {
     // are down slow nothing down.
     notifications_are_signed_and_never_slow_a_backup(&kube, &admin, &openbao, &operator_a, &key)
         .await;
-    restore_drills_through_the_operator(&kube, &admin, &bucket, &operator_a).await;
+    // Boxed: the drill steps' future is large for the test thread's stack.
+    Box::pin(restore_drills_through_the_operator(
+        &kube,
+        &admin,
+        &bucket,
+        &operator_a,
+    ))
+    .await;
     // Then backups to a PersistentVolumeClaim instead of the bucket.
     backups_to_a_volume(&kube, &admin, &openbao).await;
     // Then a verified second copy in another bucket, and a restore from it.
@@ -1258,14 +1265,22 @@ async fn an_external_openbao_is_backed_up_and_restored(
         Some(json!({"v": "second"})),
         "the external OpenBao serves the backup's data"
     );
-    the_disaster_recovery_runbook(kube, admin, bucket, bao, &ca, &keys[1]).await;
+    // Boxed: with the runbook's steps, the future is large for the test thread's stack.
+    Box::pin(the_disaster_recovery_runbook(
+        kube, admin, bucket, bao, &ca, &keys[1],
+    ))
+    .await;
 }
 
 /// docs/restore.md's runbook: the cluster `ext` is lost (its OpenBao gone,
 /// its resource deleted); a new cluster `ext-new` comes up with the same
 /// seal key; a preview of the old cluster's latest backup, a restore
 /// refused without `allowOtherCluster`, then the restore; the data written
-/// before the loss is read back from the new cluster.
+/// before the loss is read back from the new cluster. Last, the drill that
+/// confirms it: `ext-new` is external, which drills refuse (no image to
+/// run a throwaway of), so the test runs what a drill Job runs,
+/// `openbao-backup drill`, on the newest backup of the restored data into
+/// a fresh OpenBao with the seal key.
 async fn the_disaster_recovery_runbook(
     kube: &KubeApiServer,
     admin: &Client,
@@ -1285,7 +1300,7 @@ async fn the_disaster_recovery_runbook(
 
     let mut spec = ClusterSpec::single().with_token(support::TOKEN, &["backup", "restore"]);
     spec.tls = Some(ca.clone());
-    spec.seal_key = Some(seal_key);
+    spec.seal_key = Some(seal_key.clone());
     let new = testkit::Cluster::start(spec).await;
     new.put_secret("app", json!({"v": "new and empty"})).await;
     let cluster = json!({
@@ -1401,6 +1416,80 @@ async fn the_disaster_recovery_runbook(
                 .message
                 .contains("at the backup's Raft index")
     );
+
+    // The drill: a backup of the restored data (under the new cluster's
+    // own prefix), restored into a throwaway with the seal key, unsealed
+    // at its Raft index, the secret read back with a token of that data.
+    let ext_new = clusters.get("ext-new").await.unwrap();
+    let job = run_backup_job(kube, admin, &ext_new, "ext-new-backup-0", None).await;
+    let backup = recorded(admin, "ext-new", &job).await;
+    let newest = backup
+        .last_backup_name
+        .unwrap_or_else(|| panic!("{:?}", backup.last_failure_reason));
+    let throwaway = testkit::openbao::Node::start_throwaway(&seal_key)
+        .await
+        .unwrap();
+    let token = bucket.dir.join("drill-admin.token");
+    std::fs::write(&token, testkit::openbao::ADMIN_TOKEN).unwrap();
+    let s3 = bucket.dir.join("s3");
+    let spool = bucket.dir.join("drill-spool");
+    let args = [
+        "drill",
+        "--openbao-addr",
+        &throwaway.url,
+        "--token-file",
+        token.to_str().unwrap(),
+        "--endpoint",
+        &bucket.garage.endpoint,
+        "--region",
+        testkit::garage::REGION,
+        "--bucket",
+        &bucket.name,
+        "--credentials-dir",
+        s3.to_str().unwrap(),
+        "--path-prefix",
+        "external",
+        "--cluster",
+        "ext-new",
+        "--namespace",
+        "backups",
+        "--canary-path",
+        "secret/data/app",
+        "--canary-key",
+        "v",
+        "--spool-dir",
+        spool.to_str().unwrap(),
+    ]
+    .map(String::from);
+    let drill = support::run_cli(&args, &[]).await;
+    assert!(drill.ok(), "{}", drill.all_output());
+    let result = &drill.result;
+    assert_eq!(result["status"], "succeeded", "{result}");
+    assert_eq!(
+        result["key"],
+        newest.as_str(),
+        "the restored data's newest backup"
+    );
+    assert_eq!(result["canary"], "secret/data/app");
+    assert!(
+        result["recoverySeconds"].as_f64().unwrap() > 0.0,
+        "{result}"
+    );
+    let read = reqwest::Client::new()
+        .get(format!("{}/v1/secret/data/app", throwaway.url))
+        .header("X-Vault-Token", testkit::openbao::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(
+        read["data"]["data"],
+        json!({"v": "second"}),
+        "the drill's throwaway serves the data written before the loss"
+    );
+    throwaway.stop();
 }
 
 /// The workload is owned by the cluster; a new version waits for its
@@ -2371,11 +2460,15 @@ async fn restore_drills_through_the_operator(
             Some(&secret.to_string()),
         );
     }
+    // A webhook that hears of drills only.
+    let receiver = Receiver::start(true).await;
     let cluster = json!({
         "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoCluster",
         "metadata": {"name": "drill", "namespace": "backups"},
         "spec": {"replicas": 1, "version": "2.4.1", "tls": {"secretName": "drill-tls"},
           "seal": {"static": {"secretKeyRef": {"name": "drill-seal", "key": "key"}}},
+          "notifications": [{"url": format!("http://127.0.0.1:{}/hook", receiver.port),
+                             "events": ["restoreTest"]}],
           "backup": {
             "schedule": "0 3 * * *",
             "executorImage": "openbao/backup-executor:v0.1.0",
@@ -2449,6 +2542,25 @@ async fn restore_drills_through_the_operator(
     );
     let event = wait_for_event_about(admin, "RestoreTestSucceeded", "drill").await;
     assert!(event.note.unwrap().contains(&key));
+    // The webhook hears of it, by the drill Job's uid.
+    let heard = receiver
+        .event(&format!("restoreTest-{}", job.uid().unwrap()))
+        .await;
+    let body: serde_json::Value = serde_json::from_slice(&heard.body).unwrap();
+    assert_eq!(body["type"], "org.openbao.restoretest.succeeded", "{body}");
+    assert_eq!(body["subject"], format!("jobs/{}", job.name_any()));
+    assert_eq!(body["data"]["key"], key.as_str());
+    assert_eq!(
+        body["data"]["durationSeconds"].as_f64(),
+        tested.recovery_seconds
+    );
+    assert!(
+        body["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Raft index {}", tested.raft_index.unwrap())),
+        "{body}"
+    );
     nothing_of_drills_left(admin).await;
     throwaway.stop();
     let metrics = operator.metrics().await;
@@ -2505,12 +2617,109 @@ async fn restore_drills_through_the_operator(
     );
     assert!(failed.message.contains("verify"), "{}", failed.message);
     wait_for_event_about(admin, "RestoreTestFailed", "drill").await;
+    let heard = receiver
+        .event(&format!("restoreTest-{}", job.uid().unwrap()))
+        .await;
+    let body: serde_json::Value = serde_json::from_slice(&heard.body).unwrap();
+    assert_eq!(body["type"], "org.openbao.restoretest.failed", "{body}");
+    assert_eq!(body["data"]["cause"], message.as_str());
+    // Drills only (the backups went unheard), each once.
+    let kinds: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["type"].to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "\"org.openbao.restoretest.succeeded\"",
+            "\"org.openbao.restoretest.failed\""
+        ]
+    );
     nothing_of_drills_left(admin).await;
     throwaway.stop();
     let metrics = operator.metrics().await;
     assert!(metrics.contains(
         r#"openbao_backup_restore_tests_total{namespace="backups",cluster="drill",result="failure"} 1"#
     ), "{metrics}");
+    Box::pin(a_scheduled_drill_runs_on_time(
+        kube, admin, bucket, &tls, &key,
+    ))
+    .await;
+}
+
+/// The drills move to `schedule: "* * * * *"`: with no backup in between,
+/// a drill starts at the first minute after the last one ended (the
+/// operator decides that from the schedule itself), passes and records
+/// its figures. `key`, the newest backup, was tampered with; it is put
+/// right first.
+async fn a_scheduled_drill_runs_on_time(
+    kube: &KubeApiServer,
+    admin: &Client,
+    bucket: &Bucket,
+    tls: &TestCa,
+    key: &str,
+) {
+    let mut object = bucket.read(key).await;
+    let middle = object.len() / 2;
+    object[middle] ^= 0x40;
+    bucket
+        .client
+        .put_object()
+        .bucket(&bucket.name)
+        .key(key)
+        .body(object.into())
+        .send()
+        .await
+        .unwrap();
+    let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), "backups");
+    let before = clusters.get("drill").await.unwrap().status.unwrap();
+    let last = before.restore_test.clone().unwrap().last_time.unwrap();
+    let last = chrono::DateTime::from_timestamp(last.0.as_second(), 0).unwrap();
+    kube.kubectl_ok(
+        &[
+            "-n",
+            "backups",
+            "patch",
+            "openbaocluster",
+            "drill",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"backup":{"restoreTest":{"everyBackups":null,"schedule":"* * * * *"}}}}"#,
+        ],
+        None,
+    );
+    // Due at the first whole minute after the last drill, not before:
+    // slept towards it, so that waiting for the pod (60 s) covers it.
+    let due = last + chrono::Duration::seconds(60 - last.timestamp() % 60);
+    let early = (due - chrono::Utc::now() - chrono::Duration::seconds(5)).to_std();
+    tokio::time::sleep(early.unwrap_or_default()).await;
+    let (throwaway, pod) = play_throwaway(admin, "127.0.0.2", 8200, tls).await;
+    let created = pod.metadata.creation_timestamp.clone().unwrap();
+    let created = chrono::DateTime::from_timestamp(created.0.as_second(), 0).unwrap();
+    assert!(
+        created >= due && created - due < chrono::Duration::seconds(20),
+        "the scheduled drill started at {created}, due at {due}"
+    );
+    let job = drill_job(admin, &pod).await;
+    let running = drill_status(admin).await;
+    run_job(kube, admin, &job, None).await;
+    let tested = drill_recorded(admin, running).await;
+    assert_eq!(
+        tested.last_result.as_deref(),
+        Some("Succeeded"),
+        "{tested:?}"
+    );
+    assert_eq!(tested.backup_key.as_deref(), Some(key));
+    assert!(tested.recovery_seconds.unwrap() > 0.0 && tested.raft_index.is_some());
+    let after = clusters.get("drill").await.unwrap().status.unwrap();
+    assert_eq!(
+        after.backup.unwrap().last_backup_name,
+        before.backup.unwrap().last_backup_name,
+        "no backup ran in between: the schedule started the drill"
+    );
+    nothing_of_drills_left(admin).await;
+    throwaway.stop();
 }
 
 const DRILL_SELECTOR: &str = "app.kubernetes.io/component=restore-drill";

@@ -100,6 +100,9 @@ pub async fn reconcile(cluster: Arc<OpenBaoCluster>, ctx: Arc<Context>) -> Resul
     if let Some(event) = drilled.event {
         crate::kube_io::publish(&ctx.recorder, cluster.as_ref(), event).await;
     }
+    if let Some(event) = &drilled.notify {
+        ctx.notifier.notify(&cluster, event);
+    }
     Ok(requeue(
         workload.wait,
         &configured,

@@ -21,7 +21,7 @@ use sha2::Sha256;
 
 use crate::api::{
     HARDENED_WEBHOOK_MESSAGE, NotifiedKind, OpenBaoClusterSpec, OpenBaoRestore,
-    OpenBaoRestoreStatus, Profile, RestorePhase, Webhook,
+    OpenBaoRestoreStatus, Profile, RestorePhase, RestoreTestStatus, Webhook,
 };
 use crate::status::JobOutcome;
 use contract::network::{Cidr, forbidden, url_ip};
@@ -201,6 +201,58 @@ impl Event {
                 if succeeded { "succeeded" } else { "failed" }
             ),
         }
+    }
+
+    /// The result of the restore drill `drill` of `cluster`, as `status`
+    /// records it (`None` while it holds no result). `job_uid` is the
+    /// drill Job's, when it got one (a throwaway that never ran has none:
+    /// the drill's name, unique by its time, stands in).
+    pub fn restore_test(
+        namespace: &str,
+        cluster: &str,
+        drill: &str,
+        job_uid: Option<&str>,
+        status: &RestoreTestStatus,
+    ) -> Option<Self> {
+        let succeeded = status.last_result.as_deref()? == "Succeeded";
+        let time = status
+            .last_time
+            .as_ref()
+            .map(crate::jobs::chrono_time)
+            .unwrap_or_else(Utc::now);
+        let said = status.message.clone().unwrap_or_default();
+        let message = match (succeeded, status.raft_index) {
+            (true, Some(index)) => format!(
+                "restore drill {drill} of {cluster} succeeded at Raft index {index}: {said}"
+            ),
+            (true, None) => format!("restore drill {drill} of {cluster} succeeded: {said}"),
+            (false, _) => format!("restore drill {drill} of {cluster} failed: {said}"),
+        };
+        Some(Self {
+            kind: NotifiedKind::RestoreTest,
+            succeeded,
+            namespace: namespace.into(),
+            cluster: cluster.into(),
+            result_id: job_uid.unwrap_or(drill).to_string(),
+            object: match job_uid {
+                Some(_) => format!("jobs/{drill}"),
+                None => format!("pods/{drill}"),
+            },
+            time,
+            key: status.backup_key.clone(),
+            size: None,
+            sha256: None,
+            duration_seconds: if succeeded {
+                status.recovery_seconds
+            } else {
+                None
+            },
+            trigger: None,
+            target: None,
+            // "the <step> step failed: <why>": the step first.
+            cause: (!succeeded).then_some(said),
+            message,
+        })
     }
 
     /// The CloudEvents `id`: the kind and the result's id.
@@ -562,6 +614,67 @@ mod tests {
         assert_eq!(
             event.source(),
             "/apis/openbao.org/v1alpha1/namespaces/backups/openbaoclusters/it"
+        );
+    }
+
+    #[test]
+    fn a_restore_drill_result_is_a_restore_test_event() {
+        let passed = RestoreTestStatus {
+            last_result: Some("Succeeded".into()),
+            last_time: Some(crate::status::time(at(40))),
+            backup_key: Some("backups/it/20261130T030000.000Z-scheduled-ab12cd.snap".into()),
+            raft_index: Some(4711),
+            recovery_seconds: Some(3.25),
+            message: Some("restored it: unsealed at Raft index 4711, recovered in 3.2s".into()),
+            ..Default::default()
+        };
+        let event =
+            Event::restore_test("backups", "it", "it-drill-1", Some("u-9"), &passed).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&payload(&event)).unwrap();
+        assert_eq!(body["id"], "restoreTest-u-9");
+        assert_eq!(body["type"], "org.openbao.restoretest.succeeded");
+        assert_eq!(body["subject"], "jobs/it-drill-1");
+        assert_eq!(body["time"], "2026-11-30T03:00:40Z");
+        assert_eq!(
+            body["data"],
+            serde_json::json!({
+                "kind": "restoreTest", "result": "succeeded", "namespace": "backups",
+                "cluster": "it", "object": "jobs/it-drill-1",
+                "key": "backups/it/20261130T030000.000Z-scheduled-ab12cd.snap",
+                "durationSeconds": 3.25,
+                "message": "restore drill it-drill-1 of it succeeded at Raft index 4711: restored it: unsealed at Raft index 4711, recovered in 3.2s",
+            })
+        );
+
+        // A failure names its step as the cause; a throwaway that never
+        // ran has no Job: the drill's name is the id.
+        let failed = RestoreTestStatus {
+            last_result: Some("Failed".into()),
+            last_time: Some(crate::status::time(at(50))),
+            failed_step: Some("start".into()),
+            message: Some("the start step failed: the throwaway pod it-drill-2 stopped".into()),
+            ..Default::default()
+        };
+        let event = Event::restore_test("backups", "it", "it-drill-2", None, &failed).unwrap();
+        assert_eq!(event.id(), "restoreTest-it-drill-2");
+        assert_eq!(event.type_(), "org.openbao.restoretest.failed");
+        assert_eq!(event.object, "pods/it-drill-2");
+        assert_eq!(event.key, None);
+        assert_eq!(event.duration_seconds, None);
+        assert_eq!(
+            event.cause.as_deref(),
+            Some("the start step failed: the throwaway pod it-drill-2 stopped")
+        );
+        let only_drills = Webhook {
+            events: vec![NotifiedKind::RestoreTest],
+            only_failures: true,
+            ..Default::default()
+        };
+        assert!(wants(&only_drills, &event));
+        // No result recorded yet: nothing to tell.
+        assert_eq!(
+            Event::restore_test("backups", "it", "d", None, &RestoreTestStatus::default()),
+            None
         );
     }
 

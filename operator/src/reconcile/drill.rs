@@ -29,6 +29,9 @@ pub(super) struct Drilled {
     pub status: Option<RestoreTestStatus>,
     pub condition: Option<Cond>,
     pub event: Option<Event>,
+    /// The webhooks' event of a drill that ended in this pass, to send
+    /// once the status holds its result.
+    pub notify: Option<crate::notify::Event>,
     pub requeue: Option<Duration>,
 }
 
@@ -58,6 +61,7 @@ pub(super) async fn reconcile(
             status: previous.cloned(),
             condition: None,
             event: None,
+            notify: None,
             requeue: None,
         });
     }
@@ -97,6 +101,11 @@ pub(super) async fn reconcile(
     let throwaway = running.as_ref().and_then(|drill| {
         let pod = pods.iter().find(|p| p.name_any() == *drill)?;
         Some(seen_throwaway(pod))
+    });
+    let job_uid = running.as_ref().and_then(|drill| {
+        jobs.iter()
+            .find(|j| j.name_any() == *drill)
+            .and_then(|j| j.uid())
     });
     let job = running.as_ref().and_then(|drill| {
         let job = jobs.iter().find(|j| j.name_any() == *drill)?;
@@ -206,6 +215,20 @@ pub(super) async fn reconcile(
     } else {
         ctx.metrics.forget_restore_tests(&namespace, &name);
     }
+    // The running drill ended (its result, or its cleanup's failure, in
+    // the status): the webhooks hear of it once.
+    let ended = running
+        .as_ref()
+        .filter(|_| plan.status.as_ref().is_none_or(|s| s.running.is_none()));
+    let notify = ended.and_then(|drill| {
+        crate::notify::Event::restore_test(
+            &namespace,
+            &name,
+            drill,
+            job_uid.as_deref(),
+            plan.status.as_ref()?,
+        )
+    });
     let event = plan.event.map(|(warning, reason, note)| Event {
         type_: if warning {
             EventType::Warning
@@ -221,6 +244,7 @@ pub(super) async fn reconcile(
         status: plan.status,
         condition: plan.condition,
         event,
+        notify,
         requeue: plan.requeue,
     })
 }

@@ -29,6 +29,11 @@ struct Args {
     /// Write this many MiB of random kv data first.
     #[arg(long, default_value_t = 0)]
     fill_mib: u64,
+    /// Start a never-initialized node instead, auto-unsealing with the
+    /// static key of --seal-key-file once initialized: the throwaway
+    /// `openbao-backup drill` restores into. No token is written.
+    #[arg(long, requires = "seal_key_file", conflicts_with = "fill_mib")]
+    throwaway: bool,
 }
 
 const TOKEN: &str = "demo-backup-token";
@@ -36,6 +41,21 @@ const TOKEN: &str = "demo-backup-token";
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if args.throwaway {
+        let path = args.seal_key_file.as_ref().expect("--seal-key-file");
+        let key = std::fs::read(path).expect("read --seal-key-file");
+        let node = testkit::openbao::Node::start_throwaway(&key)
+            .await
+            .unwrap_or_else(|e| panic!("throwaway OpenBao: {e}"));
+        std::fs::write(&args.url_file, &node.url).expect("write --url-file");
+        eprintln!(
+            "dev-openbao: throwaway OpenBao {} waits for sys/init",
+            node.url
+        );
+        wait_for_stop().await;
+        node.stop();
+        return;
+    }
     let mut spec = ClusterSpec::single().with_token(TOKEN, &["backup", "restore"]);
     spec.seal_key = args
         .seal_key_file
@@ -61,6 +81,10 @@ async fn main() {
     let url = node.url().await;
     std::fs::write(&args.url_file, &url).expect("write --url-file");
     eprintln!("dev-openbao: OpenBao {url} is active");
+    wait_for_stop().await;
+}
+
+async fn wait_for_stop() {
     let mut term =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM");
     tokio::select! {
