@@ -59,8 +59,33 @@ const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
 const OPERATOR_NS: &str = "openbao-backup";
 const AUDIENCE: &str = "openbao-internal";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operator_on_a_real_api_server() {
+#[test]
+fn operator_on_a_real_api_server() {
+    on_a_large_stack(operator_scenario);
+}
+
+/// Runs `scenario` in a two-worker runtime on a thread with a 64 MiB stack:
+/// in a debug build the scenario's future, which holds every step's, and
+/// its poll frames outgrow a test thread's 2 MiB.
+fn on_a_large_stack<F: Future<Output = ()> + 'static>(scenario: fn() -> F) {
+    let run = std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(move || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(scenario())
+        })
+        .unwrap()
+        .join();
+    if let Err(panic) = run {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn operator_scenario() {
     let issuer = JwtIssuer::generate();
     let kube = KubeApiServer::start(&issuer).unwrap_or_else(|e| panic!("{e}"));
     install(&kube);
@@ -176,14 +201,7 @@ async fn operator_on_a_real_api_server() {
     // are down slow nothing down.
     notifications_are_signed_and_never_slow_a_backup(&kube, &admin, &openbao, &operator_a, &key)
         .await;
-    // Boxed: the drill steps' future is large for the test thread's stack.
-    Box::pin(restore_drills_through_the_operator(
-        &kube,
-        &admin,
-        &bucket,
-        &operator_a,
-    ))
-    .await;
+    restore_drills_through_the_operator(&kube, &admin, &bucket, &operator_a).await;
     // Then backups to a PersistentVolumeClaim instead of the bucket.
     backups_to_a_volume(&kube, &admin, &openbao).await;
     // Then a verified second copy in another bucket, and a restore from it.
@@ -1265,11 +1283,7 @@ async fn an_external_openbao_is_backed_up_and_restored(
         Some(json!({"v": "second"})),
         "the external OpenBao serves the backup's data"
     );
-    // Boxed: with the runbook's steps, the future is large for the test thread's stack.
-    Box::pin(the_disaster_recovery_runbook(
-        kube, admin, bucket, bao, &ca, &keys[1],
-    ))
-    .await;
+    the_disaster_recovery_runbook(kube, admin, bucket, bao, &ca, &keys[1]).await;
 }
 
 /// docs/restore.md's runbook: the cluster `ext` is lost (its OpenBao gone,
@@ -2642,10 +2656,7 @@ async fn restore_drills_through_the_operator(
     assert!(metrics.contains(
         r#"openbao_backup_restore_tests_total{namespace="backups",cluster="drill",result="failure"} 1"#
     ), "{metrics}");
-    Box::pin(a_scheduled_drill_runs_on_time(
-        kube, admin, bucket, &tls, &key,
-    ))
-    .await;
+    a_scheduled_drill_runs_on_time(kube, admin, bucket, &tls, &key).await;
 }
 
 /// The drills move to `schedule: "* * * * *"`: with no backup in between,
