@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use support::{Bucket, Source, TOKEN, set, sha256_hex, succeed};
+use support::{Bucket, Source, TOKEN, files_under, set, sha256_hex, succeed};
 
 const BINARY: &str = "/usr/local/bin/openbao-backup";
 
@@ -85,20 +85,10 @@ impl Unpacked {
 
     /// Every path in the root filesystem.
     fn paths(&self) -> Vec<String> {
-        fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    walk(&path, root, out);
-                } else {
-                    out.push(format!("/{}", path.strip_prefix(root).unwrap().display()));
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.rootfs, &self.rootfs, &mut out);
-        out.sort();
-        out
+        files_under(&self.rootfs)
+            .into_iter()
+            .map(|path| format!("/{path}"))
+            .collect()
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
-use support::{Bucket, MIB, Run, Source, TOKEN, run_cli, set, sha256_hex, unset};
+use support::{Bucket, MIB, Run, Source, TOKEN, run_cli, run_cli_lines, set, sha256_hex, unset};
 use testkit::openbao::Node;
 use testkit::plugins::{age_keypair, plugin_path};
 use testkit::s3proxy::S3Proxy;
@@ -828,25 +828,6 @@ async fn signed_manifests_refuse_an_older_backup_planted_under_a_newer_key() {
     let listed = run_cli_lines(&list).await;
     assert_eq!(listed.len(), 2);
     assert!(listed.iter().all(|b| b["signed"] == true), "{listed:?}");
-}
-
-/// Runs the binary and parses each stdout line as JSON.
-async fn run_cli_lines(args: &[String]) -> Vec<Value> {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_openbao-backup"))
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 async fn put(bucket: &Bucket, key: &str, bytes: Vec<u8>) {

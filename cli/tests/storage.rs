@@ -6,13 +6,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use executor::s3::TargetConfig;
 use executor::storage::Store;
 use executor::storage::target::{AzureTarget, Backend};
 use serde_json::{Value, json};
-use support::{MIB, Run, Source, TOKEN, run_cli, set, sha256_hex};
+use support::{MIB, Run, Source, TOKEN, files_under, run_cli, run_cli_lines, set, sha256_hex};
 use testkit::Fault;
 use testkit::azurite::Azurite;
 
@@ -37,20 +37,7 @@ impl Scratch {
 
     /// Every file under the backup directory, relative, sorted.
     fn files(&self) -> Vec<String> {
-        fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    walk(&path, root, out);
-                } else {
-                    out.push(path.strip_prefix(root).unwrap().display().to_string());
-                }
-            }
-        }
-        let mut files = Vec::new();
-        walk(&self.backups(), &self.backups(), &mut files);
-        files.sort();
-        files
+        files_under(&self.backups())
     }
 }
 
@@ -97,22 +84,9 @@ fn directory_flags(scratch: &Scratch) -> Vec<String> {
 }
 
 async fn list(args: &[String]) -> Vec<Value> {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_openbao-backup"))
-        .args(args)
-        .arg("--json")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    let mut args = args.to_vec();
+    args.push("--json".into());
+    run_cli_lines(&args).await
 }
 
 /// Backup, list, verify, restore and retention through one target; returns

@@ -129,7 +129,7 @@ impl Node {
         url: String,
         env: &[(&str, String)],
     ) -> Result<Self, String> {
-        let node = Self::spawn(dir, config, url, None, env)?;
+        let node = Self::launch(dir, config, url, None, env)?;
         node.wait_health(&[200]).await?;
         Ok(node)
     }
@@ -138,16 +138,6 @@ impl Node {
     /// waiting for it (a pod the test plays the kubelet for); `ca` checks
     /// its TLS certificate for [`Node::health`].
     pub fn launch(
-        dir: &Path,
-        config: &Value,
-        url: String,
-        ca: Option<&TestCa>,
-        env: &[(&str, String)],
-    ) -> Result<Self, String> {
-        Self::spawn(dir, config, url, ca, env)
-    }
-
-    fn spawn(
         dir: &Path,
         config: &Value,
         url: String,
@@ -179,7 +169,7 @@ impl Node {
     pub async fn start_uninitialized() -> Result<Self, String> {
         let (dir, api, cluster) = Self::scratch("uninit");
         let config = node_config(&dir, api, cluster, None, "uninit");
-        let node = Self::spawn(&dir, &config, format!("http://127.0.0.1:{api}"), None, &[])?;
+        let node = Self::launch(&dir, &config, format!("http://127.0.0.1:{api}"), None, &[])?;
         node.wait_health(&[501]).await?;
         Ok(node)
     }
@@ -194,7 +184,7 @@ impl Node {
         std::fs::write(&key_file, seal_key).map_err(|e| e.to_string())?;
         let mut config = node_config(&dir, api, cluster, None, "throwaway");
         config["seal"] = json!({"static": {"current_key_id": "k1", "current_key": format!("file://{}", key_file.display())}});
-        let node = Self::spawn(&dir, &config, format!("http://127.0.0.1:{api}"), None, &[])?;
+        let node = Self::launch(&dir, &config, format!("http://127.0.0.1:{api}"), None, &[])?;
         node.wait_health(&[501]).await?;
         Ok(node)
     }
@@ -308,7 +298,7 @@ impl Cluster {
                 config["storage"]["raft"]["retry_join"] = json!([join]);
             }
             let url = format!("{scheme}://127.0.0.1:{api}");
-            let node = Node::spawn(&dir, &config, url, spec.tls.as_ref(), &[])?;
+            let node = Node::launch(&dir, &config, url, spec.tls.as_ref(), &[])?;
             if i == 0 {
                 // The others join an initialized leader.
                 node.wait_health(&[200]).await?;

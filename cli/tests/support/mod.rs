@@ -320,6 +320,44 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Runs the binary, failing the test unless it succeeds, and parses each
+/// stdout line as JSON.
+pub async fn run_cli_lines(args: &[String]) -> Vec<serde_json::Value> {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_openbao-backup"))
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Every file under `root`, as a path relative to it, sorted.
+pub fn files_under(root: &Path) -> Vec<String> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else {
+                out.push(path.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(root, root, &mut files);
+    files.sort();
+    files
+}
+
 /// Runs `command` (a tool, not the binary under test), failing the test
 /// with its output unless it succeeds; returns its stdout.
 pub fn succeed(command: &mut std::process::Command) -> String {
