@@ -1,5 +1,5 @@
-//! zstd: compression whose output is standard zstd frames (`zstd -d` reads
-//! it). Config (JSON), every field optional:
+//! zstd: compression whose output is standard zstd frames, one per 2 MiB
+//! of input (`zstd -d` reads it). Config (JSON), every field optional:
 //! `{"level": 3, "unwrapGzip": false}`.
 //!
 //! OpenBao snapshots are already gzip, and gzip output barely compresses
@@ -14,7 +14,8 @@ use flate2::Compression;
 use flate2::write::{GzDecoder, GzEncoder};
 use guest_sdk::{Direction, Error, Info, Transform};
 use serde::Deserialize;
-use zstd::stream::raw::{Decoder, Encoder, InBuffer, Operation, OutBuffer};
+use zstd::bulk::Compressor;
+use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -36,7 +37,7 @@ pub enum Zstd {
     Encode {
         /// Takes the gzip layer off first (`unwrapGzip`).
         gunzip: Option<GzDecoder<Vec<u8>>>,
-        zstd: Encoder<'static>,
+        zstd: Frames,
     },
     Decode {
         zstd: Decoder<'static>,
@@ -48,7 +49,7 @@ pub enum Zstd {
     },
 }
 
-/// Output buffer per zstd call.
+/// Output buffer per zstd call when decoding.
 const BUFFER: usize = 128 * 1024;
 
 impl Transform for Zstd {
@@ -71,7 +72,7 @@ impl Transform for Zstd {
         Ok(match direction {
             Direction::Encode => Self::Encode {
                 gunzip: config.unwrap_gzip.then(|| GzDecoder::new(Vec::new())),
-                zstd: Encoder::new(config.level).map_err(failed)?,
+                zstd: Frames::new(config.level).map_err(failed)?,
             },
             Direction::Decode => Self::Decode {
                 zstd: Decoder::new().map_err(failed)?,
@@ -89,9 +90,9 @@ impl Transform for Zstd {
                 Some(gunzip) => {
                     gunzip.write_all(chunk).map_err(not_gzip)?;
                     let tar = std::mem::take(gunzip.get_mut());
-                    compress(zstd, &tar, out)
+                    zstd.push(&tar, out)
                 }
-                None => compress(zstd, chunk, out),
+                None => zstd.push(chunk, out),
             },
             Self::Decode { zstd, hint, gzip } => match gzip {
                 Some(gzip) => {
@@ -116,20 +117,9 @@ impl Transform for Zstd {
                 if let Some(gunzip) = gunzip {
                     gunzip.try_finish().map_err(not_gzip)?;
                     let tar = std::mem::take(gunzip.get_mut());
-                    compress(zstd, &tar, out)?;
+                    zstd.push(&tar, out)?;
                 }
-                let mut buffer = vec![0u8; BUFFER];
-                loop {
-                    let mut output = OutBuffer::around(&mut buffer[..]);
-                    let remaining = zstd
-                        .finish(&mut output, true)
-                        .map_err(|e| Error::Failed(format!("zstd: {e}")))?;
-                    let written = output.pos();
-                    out.extend_from_slice(&buffer[..written]);
-                    if remaining == 0 {
-                        return Ok(());
-                    }
-                }
+                zstd.finish(out)
             }
             Self::Decode { hint, gzip, .. } => {
                 if *hint != 0 {
@@ -154,17 +144,64 @@ fn not_gzip(e: std::io::Error) -> Error {
     ))
 }
 
-fn compress(zstd: &mut Encoder<'static>, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-    let mut input = InBuffer::around(input);
-    let mut buffer = vec![0u8; BUFFER];
-    while input.pos() < input.src.len() {
-        let mut output = OutBuffer::around(&mut buffer[..]);
-        zstd.run(&mut input, &mut output)
-            .map_err(|e| Error::Failed(format!("zstd: {e}")))?;
-        let written = output.pos();
-        out.extend_from_slice(&buffer[..written]);
+/// Input bytes per frame: level 3's window. Larger frames compressed
+/// slower in wasm (more memory touched per call), smaller ones worse.
+const FRAME: usize = 2 << 20;
+
+/// Compresses in independent frames of `FRAME` input bytes, each in one
+/// call over contiguous memory, straight into the output. zstd's streaming
+/// mode copies the input into a ring buffer and, once that wraps, matches
+/// against two segments (its slower "extDict" path) nearly all the time;
+/// frames took about 15% off zstd's CPU in wasm, for about 0.5% more
+/// output. `zstd -d` reads concatenated frames as one stream.
+pub struct Frames {
+    compressor: Compressor<'static>,
+    pending: Vec<u8>,
+    /// Whether a frame was written: empty input still makes one.
+    written: bool,
+}
+
+impl Frames {
+    fn new(level: i32) -> std::io::Result<Self> {
+        Ok(Self {
+            compressor: Compressor::new(level)?,
+            pending: Vec::with_capacity(FRAME),
+            written: false,
+        })
     }
-    Ok(())
+
+    fn push(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        while !input.is_empty() {
+            let take = (FRAME - self.pending.len()).min(input.len());
+            self.pending.extend_from_slice(&input[..take]);
+            input = &input[take..];
+            if self.pending.len() == FRAME {
+                self.frame(out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Compresses what is pending as one frame, appended to `out`.
+    fn frame(&mut self, out: &mut Vec<u8>) -> Result<(), Error> {
+        out.reserve(zstd::zstd_safe::compress_bound(self.pending.len()));
+        let end = out.len() as u64;
+        let mut cursor = std::io::Cursor::new(out);
+        cursor.set_position(end);
+        self.compressor
+            .compress_to_buffer(&self.pending, &mut cursor)
+            .map_err(|e| Error::Failed(format!("zstd: {e}")))?;
+        self.pending.clear();
+        self.written = true;
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), Error> {
+        if self.pending.is_empty() && self.written {
+            return Ok(());
+        }
+        self.frame(out)
+    }
 }
 
 /// Returns zstd's hint: 0 when the input ended a frame.
@@ -239,6 +276,29 @@ mod tests {
                 run_transform::<Zstd>("", Direction::Decode, vec![], &encoded, chunk).unwrap();
             assert_eq!(decoded, input, "chunks of {chunk}");
         }
+    }
+
+    /// One frame per `FRAME` bytes of input, each a complete frame of its
+    /// own; empty input is one empty frame.
+    #[test]
+    fn input_is_compressed_in_frames_of_two_mib() {
+        let frames = |encoded: &[u8]| {
+            let mut rest = encoded;
+            let mut sizes = Vec::new();
+            while !rest.is_empty() {
+                let frame = zstd::zstd_safe::find_frame_compressed_size(rest).unwrap();
+                sizes.push(zstd::bulk::decompress(&rest[..frame], FRAME).unwrap().len());
+                rest = &rest[frame..];
+            }
+            sizes
+        };
+        let input = sample(2 * FRAME + 5);
+        let encoded = run_transform::<Zstd>("", Direction::Encode, vec![], &input, 65_536).unwrap();
+        assert_eq!(frames(&encoded), [FRAME, FRAME, 5]);
+        let empty = run_transform::<Zstd>("", Direction::Encode, vec![], &[], 1).unwrap();
+        assert_eq!(frames(&empty), [0]);
+        let decoded = run_transform::<Zstd>("", Direction::Decode, vec![], &empty, 1).unwrap();
+        assert!(decoded.is_empty());
     }
 
     #[test]
