@@ -4,9 +4,11 @@
 //!
 //! OpenBao snapshots are already gzip, and gzip output barely compresses
 //! again. With `unwrapGzip`, encode takes the gzip layer off and compresses
-//! the tar inside; decode compresses the tar with gzip again, so the result
-//! is a snapshot OpenBao accepts (the same files, whose checksums verify),
-//! though not byte for byte the stream OpenBao sent.
+//! the tar inside; decode wraps the tar in gzip again, in stored blocks as
+//! OpenBao 2.7 writes it (deflating it again would only cost time: the
+//! stream goes straight to OpenBao), so the result is a snapshot OpenBao
+//! accepts (the same files, whose checksums verify), though not byte for
+//! byte the stream OpenBao sent.
 
 use std::io::Write;
 
@@ -79,7 +81,7 @@ impl Transform for Zstd {
                 hint: 0,
                 gzip: config
                     .unwrap_gzip
-                    .then(|| GzEncoder::new(Vec::new(), Compression::fast())),
+                    .then(|| GzEncoder::new(Vec::new(), Compression::none())),
             },
         })
     }
