@@ -25,7 +25,7 @@ use executor::drill::{Canary, Drill};
 use executor::openbao::{Auth, OpenBaoConfig};
 use executor::restore::{BackupRef, ReadBack, RestoreTarget, Source};
 use executor::s3::TargetConfig;
-use executor::storage::target::{AzureTarget, Backend};
+use executor::storage::target::{Backend, FieldNames, StorageFields, endpoint_url};
 use operator::RunSettings;
 use operator::settings::{
     DEFAULT_EXECUTOR_IMAGE, DEFAULT_EXECUTOR_IMAGES, DEFAULT_KUBERNETES_API_PORTS,
@@ -1128,16 +1128,11 @@ impl TargetArgs {
                 .ok_or("--bucket (S3_BUCKET) is required (or --directory, or --azure-account and --azure-container)")?,
             _ => String::new(),
         };
-        let endpoint = match self.endpoint.filter(|e| !e.trim().is_empty()) {
-            Some(e) => Some(
-                reqwest::Url::parse(&e)
-                    .map_err(|err| format!("--endpoint (S3_ENDPOINT): `{e}` is not a URL ({err}); use e.g. https://s3.example.com"))?
-                    .to_string()
-                    .trim_end_matches('/')
-                    .to_string(),
-            ),
-            None => None,
-        };
+        let endpoint = endpoint_url(
+            "--endpoint (S3_ENDPOINT)",
+            self.endpoint.as_deref(),
+            "https://s3.example.com",
+        )?;
         Ok(TargetConfig {
             backend,
             force_path_style: endpoint.is_some() && !self.virtual_hosted_style,
@@ -1161,54 +1156,27 @@ impl TargetArgs {
 
 impl TargetArgs {
     /// Which storage the flags name: one of a bucket, a directory or an
-    /// Azure container.
+    /// Azure container; a bucket when none is named.
     fn backend(&self) -> Result<Backend, String> {
-        let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.trim().is_empty());
-        let directory = self.directory.clone().filter(|d| !d.as_os_str().is_empty());
-        let azure = set(&self.azure_account) || set(&self.azure_container);
-        let given: Vec<&str> = [
-            (set(&self.bucket), "--bucket (S3_BUCKET)"),
-            (directory.is_some(), "--directory (BACKUP_DIRECTORY)"),
-            (azure, "--azure-account/--azure-container"),
-        ]
-        .into_iter()
-        .filter_map(|(given, name)| given.then_some(name))
-        .collect();
-        if given.len() > 1 {
-            return Err(format!(
-                "both {} are set: choose one storage for the backups",
-                given.join(" and ")
-            ));
-        }
-        if let Some(directory) = directory {
-            return Ok(Backend::Directory(directory));
-        }
-        if !azure {
-            return Ok(Backend::S3);
-        }
-        let (Some(account), Some(container)) = (
-            self.azure_account.clone().filter(|a| !a.trim().is_empty()),
-            self.azure_container
-                .clone()
-                .filter(|c| !c.trim().is_empty()),
-        ) else {
-            return Err("Azure Blob Storage needs both --azure-account (AZURE_STORAGE_ACCOUNT) and --azure-container (AZURE_CONTAINER)".into());
+        let fields = StorageFields {
+            bucket: self.bucket.as_deref(),
+            directory: self.directory.as_deref(),
+            azure_account: self.azure_account.as_deref(),
+            azure_container: self.azure_container.as_deref(),
+            azure_endpoint: self.azure_endpoint.as_deref(),
         };
-        let endpoint = match self.azure_endpoint.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
-            Some(e) => Some(
-                reqwest::Url::parse(e)
-                    .map_err(|err| format!("--azure-endpoint (AZURE_ENDPOINT): `{e}` is not a URL ({err}); use e.g. https://ACCOUNT.blob.core.windows.net"))?
-                    .to_string()
-                    .trim_end_matches('/')
-                    .to_string(),
-            ),
-            None => None,
-        };
-        Ok(Backend::Azure(AzureTarget {
-            account: account.trim().into(),
-            container: container.trim().into(),
-            endpoint,
-        }))
+        let named = Backend::named(
+            fields,
+            &FieldNames {
+                bucket: "--bucket (S3_BUCKET)",
+                directory: "--directory (BACKUP_DIRECTORY)",
+                azure: "--azure-account/--azure-container",
+                azure_both: "--azure-account (AZURE_STORAGE_ACCOUNT) and --azure-container (AZURE_CONTAINER)",
+                azure_endpoint: "--azure-endpoint (AZURE_ENDPOINT)",
+                holds: "the backups",
+            },
+        )?;
+        Ok(named.unwrap_or(Backend::S3))
     }
 }
 
@@ -1248,6 +1216,7 @@ fn non_empty_name(name: String, flag: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use executor::storage::target::AzureTarget;
 
     fn parse(extra: &[&str]) -> Result<BackupConfig, String> {
         let mut argv = vec![
@@ -1406,7 +1375,7 @@ mod tests {
         assert!(err(r#"{"bucket": "a", "secretAccessKey": "x"}"#).contains("unknown field"));
         assert!(
             err(r#"{"bucket": "a", "endpoint": "s3 host"}"#)
-                .contains("--copy 1: endpoint `s3 host` is not a URL")
+                .contains("--copy 1: endpoint: `s3 host` is not a URL")
         );
         let five: Vec<&str> = (0..5)
             .flat_map(|_| ["--copy", r#"{"bucket": "a"}"#])

@@ -10,6 +10,7 @@
 //! and what it wrote is removed, as a failed primary upload is.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use futures_util::StreamExt;
 
@@ -19,10 +20,20 @@ use crate::bucket::stream::{compare, object_digest};
 use crate::error::Error;
 use crate::s3::TargetConfig;
 use crate::storage::Store;
-use crate::storage::target::{AzureTarget, Backend};
+use crate::storage::target::{Backend, FieldNames, StorageFields, endpoint_url};
 use contract::executor::copies::CopyTarget;
 use contract::manifest::Manifest;
 use contract::result::{COPY_ERROR_BUDGET, CopyReport, cut};
+
+/// How errors name a copy's storage settings: its JSON fields.
+const COPY_FIELDS: FieldNames = FieldNames {
+    bucket: "bucket",
+    directory: "directory",
+    azure: "azureAccount/azureContainer",
+    azure_both: "azureAccount and azureContainer",
+    azure_endpoint: "azureEndpoint",
+    holds: "the copy",
+};
 
 /// A copy target as configured: where (for the report) and how to reach it.
 #[derive(Debug, Clone)]
@@ -43,52 +54,22 @@ impl CopyConfig {
                 .filter(|v| !v.is_empty())
                 .map(str::to_string)
         };
-        let url = |field: &str, v: Option<String>| -> Result<Option<String>, String> {
-            v.map(|e| {
-                reqwest::Url::parse(&e)
-                    .map(|u| u.to_string().trim_end_matches('/').to_string())
-                    .map_err(|err| format!("{which}: {field} `{e}` is not a URL ({err})"))
-            })
-            .transpose()
+        let fields = StorageFields {
+            bucket: copy.bucket.as_deref(),
+            directory: copy.directory.as_deref().map(str::trim).map(Path::new),
+            azure_account: copy.azure_account.as_deref(),
+            azure_container: copy.azure_container.as_deref(),
+            azure_endpoint: copy.azure_endpoint.as_deref(),
         };
-        let azure = given(&copy.azure_account).is_some() || given(&copy.azure_container).is_some();
-        let named: Vec<&str> = [
-            (given(&copy.bucket).is_some(), "bucket"),
-            (given(&copy.directory).is_some(), "directory"),
-            (azure, "azureAccount/azureContainer"),
-        ]
-        .into_iter()
-        .filter_map(|(set, name)| set.then_some(name))
-        .collect();
-        let backend = match named.as_slice() {
-            [] => {
-                return Err(format!(
-                    "{which}: name the copy's storage: bucket, directory, or azureAccount and azureContainer"
-                ));
-            }
-            [_, _, ..] => {
-                return Err(format!(
-                    "{which}: both {} are set: choose one storage for the copy",
-                    named.join(" and ")
-                ));
-            }
-            ["directory"] => Backend::Directory(given(&copy.directory).unwrap_or_default().into()),
-            ["bucket"] => Backend::S3,
-            _ => {
-                let (Some(account), Some(container)) =
-                    (given(&copy.azure_account), given(&copy.azure_container))
-                else {
-                    return Err(format!(
-                        "{which}: Azure Blob Storage needs both azureAccount and azureContainer"
-                    ));
-                };
-                Backend::Azure(AzureTarget {
-                    account,
-                    container,
-                    endpoint: url("azureEndpoint", given(&copy.azure_endpoint))?,
-                })
-            }
-        };
+        let in_copy = |e: String| format!("{which}: {e}");
+        let backend = Backend::named(fields, &COPY_FIELDS)
+            .map_err(in_copy)?
+            .ok_or_else(|| {
+                in_copy(
+                    "name the copy's storage: bucket, directory, or azureAccount and azureContainer"
+                        .into(),
+                )
+            })?;
         let checksums = match given(&copy.s3_checksum).as_deref() {
             None => true,
             Some(c) if c.eq_ignore_ascii_case("crc32") => true,
@@ -99,7 +80,12 @@ impl CopyConfig {
                 ));
             }
         };
-        let endpoint = url("endpoint", given(&copy.endpoint))?;
+        let endpoint = endpoint_url(
+            "endpoint",
+            copy.endpoint.as_deref(),
+            "https://s3.example.com",
+        )
+        .map_err(in_copy)?;
         let target = TargetConfig {
             force_path_style: endpoint.is_some() && !copy.virtual_hosted_style,
             bucket: given(&copy.bucket).unwrap_or_default(),
