@@ -166,12 +166,12 @@ mod tests {
     use super::*;
 
     const NAMES: FieldNames = FieldNames {
-        bucket: "bucket",
-        directory: "directory",
-        azure: "azureAccount/azureContainer",
-        azure_both: "azureAccount and azureContainer",
-        azure_endpoint: "azureEndpoint",
-        holds: "the copy",
+        bucket: "B",
+        directory: "D",
+        azure: "A/C",
+        azure_both: "A and C",
+        azure_endpoint: "E",
+        holds: "X",
     };
 
     #[test]
@@ -223,22 +223,19 @@ mod tests {
         };
         assert_eq!(
             named(two),
-            "both bucket and azureAccount/azureContainer are set: choose one storage for the copy"
+            "both B and A/C are set: choose one storage for X"
         );
         let half = StorageFields {
             azure_container: Some("c"),
             ..Default::default()
         };
-        assert_eq!(
-            named(half),
-            "Azure Blob Storage needs both azureAccount and azureContainer"
-        );
+        assert_eq!(named(half), "Azure Blob Storage needs both A and C");
         let bad = StorageFields {
             azure_account: Some("acct"),
             azure_container: Some("c"),
             azure_endpoint: Some("blob.local"),
             ..Default::default()
         };
-        assert!(named(bad).starts_with("azureEndpoint: `blob.local` is not a URL"));
+        assert!(named(bad).starts_with("E: `blob.local` is not a URL"));
     }
 }
