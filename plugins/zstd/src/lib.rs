@@ -1,5 +1,5 @@
-//! zstd: compression whose output is standard zstd frames, one per 2 MiB
-//! of input (`zstd -d` reads it). Config (JSON), every field optional:
+//! zstd: compression whose output is standard zstd frames, one per window
+//! of input (2 MiB at level 3; `zstd -d` reads it). Config (JSON), every field optional:
 //! `{"level": 3, "unwrapGzip": false}`.
 //!
 //! OpenBao snapshots are already gzip, and gzip output barely compresses
@@ -146,18 +146,29 @@ fn not_gzip(e: std::io::Error) -> Error {
     ))
 }
 
-/// Input bytes per frame: level 3's window. Larger frames compressed
-/// slower in wasm (more memory touched per call), smaller ones worse.
-const FRAME: usize = 2 << 20;
+/// Input bytes per frame at `level`: its window (zstd's table for large
+/// inputs: 2 MiB for levels 3 to 8), at least 1 MiB. At level 3, 4 and
+/// 8 MiB frames compressed slower in wasm (more memory touched per call),
+/// 1 MiB ones 1.3% larger.
+fn frame_size(level: i32) -> usize {
+    let window_log = match level {
+        ..=2 => 20,
+        3..=8 => 21,
+        9..=16 => 22,
+        17.. => 23,
+    };
+    1 << window_log
+}
 
-/// Compresses in independent frames of `FRAME` input bytes, each in one
-/// call over contiguous memory, straight into the output. zstd's streaming
-/// mode copies the input into a ring buffer and, once that wraps, matches
-/// against two segments (its slower "extDict" path) nearly all the time;
-/// frames took about 15% off zstd's CPU in wasm, for about 0.5% more
+/// Compresses in independent frames of [`frame_size`] input bytes, each in
+/// one call over contiguous memory, straight into the output. zstd's
+/// streaming mode copies the input into a ring buffer and, once that wraps,
+/// matches against two segments (its slower "extDict" path) nearly all the
+/// time; frames took about 15% off zstd's CPU in wasm, for about 0.5% more
 /// output. `zstd -d` reads concatenated frames as one stream.
 pub struct Frames {
     compressor: Compressor<'static>,
+    size: usize,
     pending: Vec<u8>,
     /// Whether a frame was written: empty input still makes one.
     written: bool,
@@ -165,19 +176,21 @@ pub struct Frames {
 
 impl Frames {
     fn new(level: i32) -> std::io::Result<Self> {
+        let size = frame_size(level);
         Ok(Self {
             compressor: Compressor::new(level)?,
-            pending: Vec::with_capacity(FRAME),
+            size,
+            pending: Vec::with_capacity(size),
             written: false,
         })
     }
 
     fn push(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         while !input.is_empty() {
-            let take = (FRAME - self.pending.len()).min(input.len());
+            let take = (self.size - self.pending.len()).min(input.len());
             self.pending.extend_from_slice(&input[..take]);
             input = &input[take..];
-            if self.pending.len() == FRAME {
+            if self.pending.len() == self.size {
                 self.frame(out)?;
             }
         }
@@ -280,23 +293,41 @@ mod tests {
         }
     }
 
-    /// One frame per `FRAME` bytes of input, each a complete frame of its
-    /// own; empty input is one empty frame.
+    /// One frame per window of input (2 MiB at level 3, 8 MiB at 19), each
+    /// a complete frame of its own; empty input is one empty frame.
     #[test]
-    fn input_is_compressed_in_frames_of_two_mib() {
+    fn input_is_compressed_in_frames_of_the_levels_window() {
+        const MIB: usize = 1 << 20;
         let frames = |encoded: &[u8]| {
             let mut rest = encoded;
             let mut sizes = Vec::new();
             while !rest.is_empty() {
                 let frame = zstd::zstd_safe::find_frame_compressed_size(rest).unwrap();
-                sizes.push(zstd::bulk::decompress(&rest[..frame], FRAME).unwrap().len());
+                sizes.push(
+                    zstd::bulk::decompress(&rest[..frame], 8 * MIB)
+                        .unwrap()
+                        .len(),
+                );
                 rest = &rest[frame..];
             }
             sizes
         };
-        let input = sample(2 * FRAME + 5);
+        let input = sample(4 * MIB + 5);
         let encoded = run_transform::<Zstd>("", Direction::Encode, vec![], &input, 65_536).unwrap();
-        assert_eq!(frames(&encoded), [FRAME, FRAME, 5]);
+        assert_eq!(frames(&encoded), [2 * MIB, 2 * MIB, 5]);
+        let level_1 =
+            run_transform::<Zstd>(r#"{"level": 1}"#, Direction::Encode, vec![], &input, MIB)
+                .unwrap();
+        assert_eq!(frames(&level_1), [MIB, MIB, MIB, MIB, 5]);
+        let level_19 = run_transform::<Zstd>(
+            r#"{"level": 19}"#,
+            Direction::Encode,
+            vec![],
+            &input[..MIB],
+            MIB,
+        )
+        .unwrap();
+        assert_eq!(frames(&level_19), [MIB]);
         let empty = run_transform::<Zstd>("", Direction::Encode, vec![], &[], 1).unwrap();
         assert_eq!(frames(&empty), [0]);
         let decoded = run_transform::<Zstd>("", Direction::Decode, vec![], &empty, 1).unwrap();
