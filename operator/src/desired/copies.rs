@@ -128,10 +128,9 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::api::{
-        BackupTarget, ClaimRef, LocalRef, OpenBaoCluster, OpenBaoClusterSpec, Profile, VolumeTarget,
-    };
+    use crate::api::{BackupTarget, ClaimRef, LocalRef, OpenBaoCluster, Profile, VolumeTarget};
     use crate::desired::backup::{cronjob, network_policy};
+    use crate::desired::tests::{self, backup_to, cluster};
     use crate::settings::OperatorSettings;
 
     fn with_copies(
@@ -139,28 +138,16 @@ mod tests {
         profile: Option<Profile>,
     ) -> (OpenBaoCluster, BackupSpec) {
         let backup = BackupSpec {
-            schedule: "0 3 * * *".into(),
-            executor_image: Some("openbao/backup-executor:v0.1.0".into()),
-            jwt_auth_role: Some("backup".into()),
-            target: BackupTarget {
+            copies,
+            ..backup_to(BackupTarget {
                 bucket: "primary".into(),
                 endpoint: Some("https://s3.example.com".into()),
                 credentials_secret_ref: Some(LocalRef { name: "s3".into() }),
                 ..Default::default()
-            },
-            copies,
-            ..Default::default()
+            })
         };
-        let mut cluster = OpenBaoCluster::new(
-            "bao",
-            OpenBaoClusterSpec {
-                backup: Some(backup.clone()),
-                profile,
-                ..Default::default()
-            },
-        );
-        cluster.metadata.namespace = Some("prod".into());
-        cluster.metadata.uid = Some("uid-1".into());
+        let mut cluster = cluster(backup.clone());
+        cluster.spec.profile = profile;
         (cluster, backup)
     }
 
@@ -188,22 +175,14 @@ mod tests {
         }
     }
 
-    fn pod(cluster: &OpenBaoCluster, backup: &BackupSpec) -> PodSpec {
-        cronjob(cluster, backup, &OperatorSettings::default())
-            .spec
-            .unwrap()
-            .job_template
-            .spec
-            .unwrap()
-            .template
-            .spec
-            .unwrap()
+    fn backup_pod(cluster: &OpenBaoCluster, backup: &BackupSpec) -> PodSpec {
+        tests::pod(&cronjob(cluster, backup, &OperatorSettings::default()))
     }
 
     #[test]
     fn copies_reach_the_backup_pod_with_their_own_credentials_and_volumes() {
         let (cluster, backup) = with_copies(vec![offsite(), volume()], None);
-        let pod = pod(&cluster, &backup);
+        let pod = backup_pod(&cluster, &backup);
         let env: BTreeMap<String, String> = pod.containers[0]
             .env
             .iter()
@@ -265,8 +244,8 @@ mod tests {
         );
 
         // Without copies: no variable, nothing mounted.
-        let (cluster, backup) = cluster_without_copies();
-        let pod = pod_of(&cluster, &backup);
+        let (cluster, backup) = with_copies(Vec::new(), None);
+        let pod = backup_pod(&cluster, &backup);
         assert!(
             !pod.containers[0]
                 .env
@@ -280,14 +259,6 @@ mod tests {
                 .flatten()
                 .any(|v| v.name.starts_with("copy-"))
         );
-    }
-
-    fn cluster_without_copies() -> (OpenBaoCluster, BackupSpec) {
-        with_copies(Vec::new(), None)
-    }
-
-    fn pod_of(cluster: &OpenBaoCluster, backup: &BackupSpec) -> PodSpec {
-        pod(cluster, backup)
     }
 
     #[test]

@@ -1,63 +1,23 @@
 //! What an external OpenBao's backups and restores are given: its
 //! addresses, its CA, and a NetworkPolicy open to its ports.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::backup::{cronjob, network_policy};
-use super::restore_job::restore_job;
+use super::backup::network_policy;
+use super::tests::{backup_to, cluster, env, pods};
 use crate::api::{
-    BackupSpec, BackupTarget, ExternalService, ExternalSpec, OpenBaoCluster, OpenBaoClusterSpec,
-    SecretKeyRef,
+    BackupSpec, BackupTarget, ExternalService, ExternalSpec, OpenBaoCluster, SecretKeyRef,
 };
-use crate::settings::OperatorSettings;
 
 fn external(spec: ExternalSpec) -> (OpenBaoCluster, BackupSpec) {
-    let backup = BackupSpec {
-        schedule: "0 3 * * *".into(),
-        executor_image: Some("openbao/backup-executor:v0.1.0".into()),
-        jwt_auth_role: Some("backup".into()),
-        target: BackupTarget {
-            endpoint: Some("http://minio.storage.svc:9000".into()),
-            bucket: "openbao-backups".into(),
-            ..Default::default()
-        },
+    let backup = backup_to(BackupTarget {
+        endpoint: Some("http://minio.storage.svc:9000".into()),
+        bucket: "openbao-backups".into(),
         ..Default::default()
-    };
-    let mut cluster = OpenBaoCluster::new(
-        "bao",
-        OpenBaoClusterSpec {
-            external: Some(spec),
-            backup: Some(backup.clone()),
-            ..Default::default()
-        },
-    );
-    cluster.metadata.namespace = Some("prod".into());
-    cluster.metadata.uid = Some("uid-1".into());
+    });
+    let mut cluster = cluster(backup.clone());
+    cluster.spec.external = Some(spec);
     (cluster, backup)
-}
-
-/// The backup pod (from the CronJob) and the restore pod.
-fn pods(cluster: &OpenBaoCluster, backup: &BackupSpec) -> [PodSpec; 2] {
-    let cronjob = cronjob(cluster, backup, &OperatorSettings::default());
-    let job = cronjob.spec.unwrap().job_template.spec.unwrap();
-    let restore = super::tests::restore_r1(false);
-    let restore = restore_job(&restore, cluster, &OperatorSettings::default());
-    [
-        job.template.spec.unwrap(),
-        restore.spec.unwrap().template.spec.unwrap(),
-    ]
-}
-
-fn env(pod: &PodSpec) -> BTreeMap<String, String> {
-    pod.containers[0]
-        .env
-        .iter()
-        .flatten()
-        .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
-        .collect()
 }
 
 fn egress_ports(cluster: &OpenBaoCluster, backup: &BackupSpec) -> Vec<(bool, i32)> {

@@ -2,64 +2,16 @@
 //! bucket's variables, a PersistentVolumeClaim mounted where
 //! `BACKUP_DIRECTORY` points, an Azure container's variables.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::core::v1::PodSpec;
-
-use super::backup::{cronjob, endpoint_port};
-use super::restore_job::restore_job;
-use super::tests::restore_r1;
+use super::backup::endpoint_port;
+use super::tests::{self, backup_to, env, pods};
 use crate::api::{
-    AzureTarget, BackupSpec, BackupTarget, ClaimRef, LocalRef, OpenBaoCluster, OpenBaoClusterSpec,
-    VolumeTarget,
+    AzureTarget, BackupSpec, BackupTarget, ClaimRef, LocalRef, OpenBaoCluster, VolumeTarget,
 };
-use crate::settings::OperatorSettings;
 use contract::executor::paths::BACKUP_VOLUME_DIR;
 
 fn cluster(target: BackupTarget) -> (OpenBaoCluster, BackupSpec) {
-    let backup = BackupSpec {
-        schedule: "0 3 * * *".into(),
-        executor_image: Some("openbao/backup-executor:v0.1.0".into()),
-        jwt_auth_role: Some("backup".into()),
-        target,
-        ..Default::default()
-    };
-    let mut cluster = OpenBaoCluster::new(
-        "bao",
-        OpenBaoClusterSpec {
-            backup: Some(backup.clone()),
-            ..Default::default()
-        },
-    );
-    cluster.metadata.namespace = Some("prod".into());
-    cluster.metadata.uid = Some("uid-1".into());
-    (cluster, backup)
-}
-
-/// The backup CronJob's pod and the restore Job's pod.
-fn pods(cluster: &OpenBaoCluster, backup: &BackupSpec) -> [PodSpec; 2] {
-    let settings = OperatorSettings::default();
-    let cronjob = cronjob(cluster, backup, &settings);
-    let backup_pod = cronjob
-        .spec
-        .unwrap()
-        .job_template
-        .spec
-        .unwrap()
-        .template
-        .spec
-        .unwrap();
-    let restore = restore_job(&restore_r1(false), cluster, &settings);
-    [backup_pod, restore.spec.unwrap().template.spec.unwrap()]
-}
-
-fn env(pod: &PodSpec) -> BTreeMap<String, String> {
-    pod.containers[0]
-        .env
-        .iter()
-        .flatten()
-        .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
-        .collect()
+    let backup = backup_to(target);
+    (tests::cluster(backup.clone()), backup)
 }
 
 #[test]

@@ -21,7 +21,8 @@ use contract::executor::paths::{
 };
 use contract::plugin_spec::PluginSpec;
 
-fn cluster(backup: BackupSpec) -> OpenBaoCluster {
+/// A cluster `prod/bao` with this backup spec.
+pub(super) fn cluster(backup: BackupSpec) -> OpenBaoCluster {
     let mut cluster = OpenBaoCluster::new(
         "bao",
         OpenBaoClusterSpec {
@@ -34,25 +35,30 @@ fn cluster(backup: BackupSpec) -> OpenBaoCluster {
     cluster
 }
 
-fn jwt_backup() -> BackupSpec {
+/// Nightly backups to `target`, logging in with the JWT role `backup`.
+pub(super) fn backup_to(target: BackupTarget) -> BackupSpec {
     BackupSpec {
         schedule: "0 3 * * *".into(),
         executor_image: Some("openbao/backup-executor:v0.1.0".into()),
         jwt_auth_role: Some("backup".into()),
-        target: BackupTarget {
-            endpoint: Some("https://s3.amazonaws.com".into()),
-            bucket: "openbao-backups".into(),
-            region: Some("us-east-1".into()),
-            path_prefix: Some("clusters/bao".into()),
-            credentials_secret_ref: Some(LocalRef {
-                name: "s3-credentials".into(),
-            }),
-            part_size: Some(20 * 1024 * 1024),
-            concurrency: Some(5),
-            ..Default::default()
-        },
+        target,
         ..Default::default()
     }
+}
+
+fn jwt_backup() -> BackupSpec {
+    backup_to(BackupTarget {
+        endpoint: Some("https://s3.amazonaws.com".into()),
+        bucket: "openbao-backups".into(),
+        region: Some("us-east-1".into()),
+        path_prefix: Some("clusters/bao".into()),
+        credentials_secret_ref: Some(LocalRef {
+            name: "s3-credentials".into(),
+        }),
+        part_size: Some(20 * 1024 * 1024),
+        concurrency: Some(5),
+        ..Default::default()
+    })
 }
 
 /// An age transform's settings: a recipient, and the identity from a
@@ -76,7 +82,7 @@ fn age_with_identity() -> PluginRef {
     }
 }
 
-fn pod(cronjob: &CronJob) -> PodSpec {
+pub(super) fn pod(cronjob: &CronJob) -> PodSpec {
     let job = cronjob
         .spec
         .as_ref()
@@ -88,9 +94,19 @@ fn pod(cronjob: &CronJob) -> PodSpec {
     job.template.spec.clone().unwrap()
 }
 
-fn env(pod: &PodSpec) -> BTreeMap<String, String> {
-    let container = &pod.containers[0];
-    container
+/// The backup CronJob's pod and the pod of the restore Job of `restore_r1`.
+pub(super) fn pods(cluster: &OpenBaoCluster, backup: &BackupSpec) -> [PodSpec; 2] {
+    let settings = OperatorSettings::default();
+    let restore = restore_job(&restore_r1(false), cluster, &settings);
+    [
+        pod(&cronjob(cluster, backup, &settings)),
+        restore.spec.unwrap().template.spec.unwrap(),
+    ]
+}
+
+/// The first container's environment, name to value.
+pub(super) fn env(pod: &PodSpec) -> BTreeMap<String, String> {
+    pod.containers[0]
         .env
         .iter()
         .flatten()
