@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::api::core::v1::{PodSpec, ServiceAccountTokenProjection};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -211,6 +211,20 @@ fn the_last_pre_upgrade_backup_is_kept_by_every_backup_job() {
     assert_eq!(pre_upgrade["RETENTION_KEEP_KEYS"], key);
 }
 
+/// The pod's projected ServiceAccount token.
+fn projected_token(pod: &PodSpec) -> ServiceAccountTokenProjection {
+    let projected = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find_map(|v| v.projected.clone())
+        .unwrap();
+    projected.sources.unwrap()[0]
+        .service_account_token
+        .clone()
+        .unwrap()
+}
+
 #[test]
 fn jwt_auth_uses_a_projected_token_with_the_operator_audience() {
     let backup = jwt_backup();
@@ -220,16 +234,7 @@ fn jwt_auth_uses_a_projected_token_with_the_operator_audience() {
         pod.service_account_name.as_deref(),
         Some("bao-backup-serviceaccount")
     );
-    let projected = pod
-        .volumes
-        .iter()
-        .flatten()
-        .find_map(|v| v.projected.clone())
-        .unwrap();
-    let token = projected.sources.unwrap()[0]
-        .service_account_token
-        .clone()
-        .unwrap();
+    let token = projected_token(&pod);
     assert_eq!(token.audience.as_deref(), Some("openbao-internal"));
     let mount = pod.containers[0]
         .volume_mounts
@@ -244,18 +249,8 @@ fn jwt_auth_uses_a_projected_token_with_the_operator_audience() {
 #[test]
 fn a_cluster_sets_the_audience_of_its_backup_and_restore_jobs_tokens() {
     let audience = |pod: &PodSpec| {
-        let projected = pod
-            .volumes
-            .iter()
-            .flatten()
-            .find_map(|v| v.projected.clone())
-            .unwrap();
-        let token = projected.sources.unwrap()[0]
-            .service_account_token
-            .clone()
-            .unwrap();
         (
-            token.audience.unwrap(),
+            projected_token(pod).audience.unwrap(),
             env(pod)["OPENBAO_JWT_AUDIENCE"].clone(),
         )
     };
