@@ -28,8 +28,8 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, KeyToPath, PersistentVolumeClaimVolumeSource, Pod, Secret, Service, ServiceAccount,
-    Volume,
+    ConfigMap, KeyToPath, PersistentVolumeClaimVolumeSource, Pod, PodSpec, Secret, Service,
+    ServiceAccount, Volume,
 };
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -2512,7 +2512,7 @@ async fn restore_drills_through_the_operator(
 
     // A backup, then a drill that passes.
     run_backup_job(kube, admin, &cluster, "drill-backup-1", Some(&source.url())).await;
-    let (throwaway, pod) = play_throwaway(admin, "127.0.0.2", 8200, &tls).await;
+    let (throwaway, pod) = play_throwaway(kube, admin, "127.0.0.2", 8200, &tls).await;
     let job = drill_job(admin, &pod).await;
     let running = drill_status(admin).await;
     run_job(kube, admin, &job, None).await;
@@ -2589,7 +2589,7 @@ async fn restore_drills_through_the_operator(
 
     // The next backup is tampered with in the bucket before its drill runs.
     run_backup_job(kube, admin, &cluster, "drill-backup-2", Some(&source.url())).await;
-    let (throwaway, pod) = play_throwaway(admin, "127.0.0.3", 8300, &tls).await;
+    let (throwaway, pod) = play_throwaway(kube, admin, "127.0.0.3", 8300, &tls).await;
     let relay = CountingRelay::start("127.0.0.3:8200", "127.0.0.3:8300").await;
     let key = clusters
         .get("drill")
@@ -2705,7 +2705,7 @@ async fn a_scheduled_drill_runs_on_time(
     let due = last + chrono::Duration::seconds(60 - last.timestamp() % 60);
     let early = (due - chrono::Utc::now() - chrono::Duration::seconds(5)).to_std();
     tokio::time::sleep(early.unwrap_or_default()).await;
-    let (throwaway, pod) = play_throwaway(admin, "127.0.0.2", 8200, tls).await;
+    let (throwaway, pod) = play_throwaway(kube, admin, "127.0.0.2", 8200, tls).await;
     let created = pod.metadata.creation_timestamp.clone().unwrap();
     let created = chrono::DateTime::from_timestamp(created.0.as_second(), 0).unwrap();
     assert!(
@@ -2741,6 +2741,7 @@ const DRILL_SELECTOR: &str = "app.kubernetes.io/component=restore-drill";
 /// here: the test's stand-in for the pod's own address), and reports the
 /// pod Running at `ip`.
 async fn play_throwaway(
+    kube: &KubeApiServer,
     admin: &Client,
     ip: &str,
     port: u16,
@@ -2758,40 +2759,27 @@ async fn play_throwaway(
     })
     .await;
     let spec = pod.spec.clone().unwrap();
-    let container = spec.containers[0].clone();
     let root = std::env::temp_dir().join(format!(
         "openbao-backup-kubelet-{}-{}",
         pod.name_any(),
         std::process::id()
     ));
-    let mut mounts: Vec<(String, PathBuf)> = Vec::new();
-    let mut config: Option<serde_json::Value> = None;
-    for volume in spec.volumes.iter().flatten() {
-        let dir = root.join(&volume.name);
-        std::fs::create_dir_all(&dir).unwrap();
-        if let Some(source) = &volume.secret {
-            let secret = Api::<Secret>::namespaced(admin.clone(), "backups")
-                .get(source.secret_name.as_ref().unwrap())
-                .await
-                .unwrap();
-            let data = secret.data.unwrap_or_default();
-            write_volume(&dir, data.into_iter().map(|(k, v)| (k, v.0)), &source.items);
-        }
-        if let Some(source) = &volume.config_map {
-            let map = Api::<ConfigMap>::namespaced(admin.clone(), "backups")
-                .get(&source.name)
-                .await
-                .unwrap();
-            config = Some(serde_json::from_str(&map.data.unwrap()["config.json"]).unwrap());
-        }
-        let mount = container
-            .volume_mounts
-            .iter()
-            .flatten()
-            .find(|m| m.name == volume.name)
-            .unwrap();
-        mounts.push((mount.mount_path.clone(), dir));
-    }
+    let mounts = volumes_as_files(kube, admin, &spec, &root).await;
+    // The configuration, as its ConfigMap volume holds it.
+    let (config_dir, config_file) = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find_map(|volume| {
+            let items = &volume.config_map.as_ref()?.items;
+            let file = items
+                .iter()
+                .flatten()
+                .find(|item| item.key == "config.json")
+                .map_or("config.json", |item| item.path.as_str());
+            Some((root.join(&volume.name), file))
+        })
+        .expect("the throwaway's configuration");
     let local = |path: &str| -> String {
         for (mount, dir) in &mounts {
             if let Some(rest) = path.strip_prefix(mount.as_str()) {
@@ -2800,7 +2788,8 @@ async fn play_throwaway(
         }
         panic!("{path} is on no volume of the throwaway pod")
     };
-    let mut config = config.expect("the throwaway's configuration");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(config_dir.join(config_file)).unwrap()).unwrap();
     let tcp = &mut config["listener"][0]["tcp"];
     tcp["address"] = json!(format!("{ip}:{port}"));
     tcp["cluster_address"] = json!(format!("{ip}:{}", port + 1));
@@ -2945,59 +2934,7 @@ async fn run_job(kube: &KubeApiServer, admin: &Client, job: &Job, openbao: Optio
         "openbao-backup-kubelet-{name}-{}",
         std::process::id()
     ));
-    let mut mounts: Vec<(String, PathBuf)> = Vec::new();
-    for volume in pod_spec.volumes.iter().flatten() {
-        let mount = container
-            .volume_mounts
-            .iter()
-            .flatten()
-            .find(|m| m.name == volume.name)
-            .unwrap();
-        // A claim's files stay; other volumes are the pod's.
-        let dir = match &volume.persistent_volume_claim {
-            Some(claim) => {
-                claim_dir(&claim.claim_name).join(mount.sub_path.clone().unwrap_or_default())
-            }
-            None => root.join(&volume.name),
-        };
-        std::fs::create_dir_all(&dir).unwrap();
-        if let Some(source) = &volume.secret {
-            let secret = Api::<Secret>::namespaced(admin.clone(), "backups")
-                .get(source.secret_name.as_ref().unwrap())
-                .await
-                .unwrap();
-            let data = secret.data.unwrap_or_default();
-            write_volume(&dir, data.into_iter().map(|(k, v)| (k, v.0)), &source.items);
-        }
-        if let Some(source) = &volume.config_map {
-            let map = Api::<ConfigMap>::namespaced(admin.clone(), "backups")
-                .get(&source.name)
-                .await
-                .unwrap();
-            let binary = map.binary_data.unwrap_or_default().into_iter();
-            let text = map.data.unwrap_or_default().into_iter();
-            write_volume(
-                &dir,
-                binary
-                    .map(|(k, v)| (k, v.0))
-                    .chain(text.map(|(k, v)| (k, v.into_bytes()))),
-                &source.items,
-            );
-        }
-        if let Some(projected) = &volume.projected {
-            for source in projected.sources.iter().flatten() {
-                let token = source.service_account_token.as_ref().unwrap();
-                let jwt = create_token(
-                    kube,
-                    "backups",
-                    pod_spec.service_account_name.as_deref().unwrap(),
-                    token.audience.as_deref(),
-                );
-                std::fs::write(dir.join(&token.path), jwt).unwrap();
-            }
-        }
-        mounts.push((mount.mount_path.clone(), dir));
-    }
+    let mounts = volumes_as_files(kube, admin, &pod_spec, &root).await;
     let local = |path: &str| -> String {
         if path == "/dev/termination-log" {
             return root.join("termination-log").display().to_string();
@@ -3136,6 +3073,73 @@ fn kubelet_termination_message(path: &Path) -> String {
 
 /// A Secret's or ConfigMap's keys as files: the listed items at their
 /// paths, or every key under its own name.
+/// Plays the kubelet for a pod's volumes: writes its Secrets, ConfigMaps
+/// and projected ServiceAccount tokens as files under `root` (a claim's
+/// under the claim's directory, which outlives the pod), and returns each
+/// mount path of the first container with the directory standing for it.
+async fn volumes_as_files(
+    kube: &KubeApiServer,
+    admin: &Client,
+    pod_spec: &PodSpec,
+    root: &Path,
+) -> Vec<(String, PathBuf)> {
+    let container = &pod_spec.containers[0];
+    let mut mounts: Vec<(String, PathBuf)> = Vec::new();
+    for volume in pod_spec.volumes.iter().flatten() {
+        let mount = container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.name == volume.name)
+            .unwrap();
+        // A claim's files stay; other volumes are the pod's.
+        let dir = match &volume.persistent_volume_claim {
+            Some(claim) => {
+                claim_dir(&claim.claim_name).join(mount.sub_path.clone().unwrap_or_default())
+            }
+            None => root.join(&volume.name),
+        };
+        std::fs::create_dir_all(&dir).unwrap();
+        if let Some(source) = &volume.secret {
+            let secret = Api::<Secret>::namespaced(admin.clone(), "backups")
+                .get(source.secret_name.as_ref().unwrap())
+                .await
+                .unwrap();
+            let data = secret.data.unwrap_or_default();
+            write_volume(&dir, data.into_iter().map(|(k, v)| (k, v.0)), &source.items);
+        }
+        if let Some(source) = &volume.config_map {
+            let map = Api::<ConfigMap>::namespaced(admin.clone(), "backups")
+                .get(&source.name)
+                .await
+                .unwrap();
+            let binary = map.binary_data.unwrap_or_default().into_iter();
+            let text = map.data.unwrap_or_default().into_iter();
+            write_volume(
+                &dir,
+                binary
+                    .map(|(k, v)| (k, v.0))
+                    .chain(text.map(|(k, v)| (k, v.into_bytes()))),
+                &source.items,
+            );
+        }
+        if let Some(projected) = &volume.projected {
+            for source in projected.sources.iter().flatten() {
+                let token = source.service_account_token.as_ref().unwrap();
+                let jwt = create_token(
+                    kube,
+                    "backups",
+                    pod_spec.service_account_name.as_deref().unwrap(),
+                    token.audience.as_deref(),
+                );
+                std::fs::write(dir.join(&token.path), jwt).unwrap();
+            }
+        }
+        mounts.push((mount.mount_path.clone(), dir));
+    }
+    mounts
+}
+
 fn write_volume(
     dir: &Path,
     data: impl Iterator<Item = (String, Vec<u8>)>,
