@@ -479,7 +479,7 @@ subjects: [{{kind: ServiceAccount, name: openbao-backup-operator, namespace: {OP
         cluster_rules = indent(rules("cluster-rules.yaml")),
         lease_rules = indent(rules("leader-election-rules.yaml")),
     );
-    kube.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(&rbac));
+    kube.apply(&rbac);
     wait_until(|| {
         kube.kubectl(&["get", "openbaoclusters"], None)
             .status
@@ -668,7 +668,7 @@ async fn a_spec_only_the_controller_can_check_gets_a_condition(
     // at admission on >= 1.27; 1.20 stores it and the controller says what
     // is wrong.
     let manifest = "apiVersion: openbao.org/v1alpha1\nkind: OpenBaoCluster\nmetadata: {name: both-auth, namespace: backups}\nspec:\n  backup:\n    schedule: \"0 3 * * 8\"\n    executorImage: openbao/backup-executor:v0.1.0\n    jwtAuthRole: backup\n    tokenSecretRef: {name: backup-token}\n    target: {bucket: openbao-backups, volume: {persistentVolumeClaim: {claimName: backups}}}\n";
-    kube.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(manifest));
+    kube.apply(manifest);
     let cluster = with_conditions(admin, "backups", "both-auth").await;
     // Without CEL, the controller also says the workload needs a version.
     let workload = condition(&cluster, "WorkloadConfigured");
@@ -713,7 +713,7 @@ async fn security_profiles(kube: &KubeApiServer, admin: &Client) {
         "https://192.0.2.10:9000",
         "jwtAuthRole: backup",
     );
-    kube.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(&hardened));
+    kube.apply(&hardened);
     let policies: Api<NetworkPolicy> = Api::namespaced(admin.clone(), "backups");
     let (openbao, backup) = wait_for("the Hardened cluster's policies", || async {
         Some((
@@ -794,7 +794,7 @@ async fn security_profiles(kube: &KubeApiServer, admin: &Client) {
         "http://169.254.169.254/latest",
         "tokenSecretRef: {name: backup-token}",
     );
-    kube.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(&refused));
+    kube.apply(&refused);
     let cluster = with_conditions(admin, "backups", "sec-refused").await;
     let configured = condition(&cluster, "BackupConfigured");
     assert_eq!(configured.reason, "InvalidSpec");
@@ -816,9 +816,9 @@ async fn security_profiles(kube: &KubeApiServer, admin: &Client) {
 /// the operator does not take it over, and says so.
 async fn objects_the_cluster_does_not_own_are_left_alone(kube: &KubeApiServer, admin: &Client) {
     let service = "apiVersion: v1\nkind: Service\nmetadata: {name: squat, namespace: backups}\nspec:\n  ports: [{port: 443, protocol: TCP}]\n";
-    kube.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(service));
+    kube.apply(service);
     let manifest = "apiVersion: openbao.org/v1alpha1\nkind: OpenBaoCluster\nmetadata: {name: squat, namespace: backups}\nspec: {version: 2.4.1}\n";
-    kube.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(manifest));
+    kube.apply(manifest);
     let cluster = with_conditions(admin, "backups", "squat").await;
     let workload = condition(&cluster, "WorkloadConfigured");
     assert_eq!(
@@ -877,10 +877,7 @@ async fn backup_cluster(kube: &KubeApiServer, admin: &Client, bucket: &Bucket) -
         "metadata": {"name": "s3-credentials", "namespace": "backups"},
         "stringData": {"accessKeyId": bucket.garage.access_key_id, "secretAccessKey": bucket.garage.secret_access_key},
     });
-    kube.kubectl_ok(
-        &["apply", "--server-side", "-f", "-"],
-        Some(&secret.to_string()),
-    );
+    kube.apply(&secret.to_string());
     // The cluster's TLS Secret: backup pods trust its CA.
     let tls = TestCa::generate();
     let secret = json!({
@@ -888,20 +885,14 @@ async fn backup_cluster(kube: &KubeApiServer, admin: &Client, bucket: &Bucket) -
         "metadata": {"name": "it-tls", "namespace": "backups"},
         "stringData": {"tls.crt": tls.server_cert_pem, "tls.key": tls.server_key_pem, "ca.crt": tls.ca_pem},
     });
-    kube.kubectl_ok(
-        &["apply", "--server-side", "-f", "-"],
-        Some(&secret.to_string()),
-    );
+    kube.apply(&secret.to_string());
     // The key backups sign their manifests with and restores check them by.
     let secret = json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "it-manifest-key", "namespace": "backups"},
         "data": {"key": ByteString(testkit::random::<32>().to_vec())},
     });
-    kube.kubectl_ok(
-        &["apply", "--server-side", "-f", "-"],
-        Some(&secret.to_string()),
-    );
+    kube.apply(&secret.to_string());
     let cluster = json!({
         "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoCluster",
         "metadata": {"name": "it", "namespace": "backups"},
@@ -914,10 +905,7 @@ async fn backup_cluster(kube: &KubeApiServer, admin: &Client, bucket: &Bucket) -
                        "pathPrefix": "clusters", "credentialsSecretRef": {"name": "s3-credentials"}},
         }},
     });
-    kube.kubectl_ok(
-        &["apply", "--server-side", "-f", "-"],
-        Some(&cluster.to_string()),
-    );
+    kube.apply(&cluster.to_string());
     let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), "backups");
     wait_for("the backup ServiceAccount", || async {
         accounts.get_opt("it-backup-serviceaccount").await.unwrap()
@@ -1182,10 +1170,7 @@ async fn an_external_openbao_is_backed_up_and_restored(
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ext-token", "namespace": "backups"},
                "stringData": {"token": support::TOKEN}}),
     ] {
-        kube.kubectl_ok(
-            &["apply", "--server-side", "-f", "-"],
-            Some(&secret.to_string()),
-        );
+        kube.apply(&secret.to_string());
     }
     let cluster = json!({
         "apiVersion": "openbao.org/v1alpha1", "kind": "OpenBaoCluster",
@@ -1202,10 +1187,7 @@ async fn an_external_openbao_is_backed_up_and_restored(
             },
         },
     });
-    kube.kubectl_ok(
-        &["apply", "--server-side", "-f", "-"],
-        Some(&cluster.to_string()),
-    );
+    kube.apply(&cluster.to_string());
     let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), "backups");
     let ext = wait_for("the external cluster's conditions", || async {
         let cluster = clusters.get("ext").await.ok()?;
@@ -1331,10 +1313,7 @@ async fn the_disaster_recovery_runbook(
             },
         },
     });
-    kube.kubectl_ok(
-        &["apply", "--server-side", "-f", "-"],
-        Some(&cluster.to_string()),
-    );
+    kube.apply(&cluster.to_string());
     let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), "backups");
     wait_for("the new cluster's conditions", || async {
         let cluster = clusters.get("ext-new").await.ok()?;
@@ -1735,10 +1714,7 @@ async fn run_restore_spec(
         "metadata": {"name": name, "namespace": "backups"},
         "spec": spec,
     });
-    kube.kubectl_ok(
-        &["apply", "--server-side", "-f", "-"],
-        Some(&restore.to_string()),
-    );
+    kube.apply(&restore.to_string());
     let restores: Api<OpenBaoRestore> = Api::namespaced(admin.clone(), "backups");
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "backups");
     let job_name = format!("{name}-restore");
@@ -1929,10 +1905,7 @@ async fn notifications_are_signed_and_never_slow_a_backup(
         "metadata": {"name": "it-webhook", "namespace": "backups"},
         "data": {"hmac": ByteString(hmac_key.clone())},
     });
-    kube.kubectl_ok(
-        &["apply", "--server-side", "-f", "-"],
-        Some(&secret.to_string()),
-    );
+    kube.apply(&secret.to_string());
     let receiver = Receiver::start(true).await;
     let hanging = Receiver::start(false).await;
     let closed = testkit::free_port();
@@ -2170,10 +2143,7 @@ async fn copies_are_verified_and_restore(
         "metadata": {"name": "copy-credentials", "namespace": "backups"},
         "stringData": {"accessKeyId": copy.garage.access_key_id, "secretAccessKey": copy.garage.secret_access_key},
     });
-    kube.kubectl_ok(
-        &["apply", "--server-side", "-f", "-"],
-        Some(&secret.to_string()),
-    );
+    kube.apply(&secret.to_string());
     let target = json!({"bucket": copy.name, "endpoint": copy.garage.endpoint,
         "region": testkit::garage::REGION, "credentialsSecretRef": {"name": "copy-credentials"}});
     patch_cluster(
@@ -2469,10 +2439,7 @@ async fn restore_drills_through_the_operator(
                "metadata": {"name": "drill-token", "namespace": "backups"},
                "stringData": {"token": testkit::openbao::ADMIN_TOKEN}}),
     ] {
-        kube.kubectl_ok(
-            &["apply", "--server-side", "-f", "-"],
-            Some(&secret.to_string()),
-        );
+        kube.apply(&secret.to_string());
     }
     // A webhook that hears of drills only.
     let receiver = Receiver::start(true).await;
@@ -2493,10 +2460,7 @@ async fn restore_drills_through_the_operator(
                 "path": "secret/data/canary", "key": "value", "tokenSecretRef": {"name": "drill-token"}}},
         }},
     });
-    kube.kubectl_ok(
-        &["apply", "--server-side", "-f", "-"],
-        Some(&cluster.to_string()),
-    );
+    kube.apply(&cluster.to_string());
     let clusters: Api<OpenBaoCluster> = Api::namespaced(admin.clone(), "backups");
     let cluster = wait_for("drill's RestoreTested condition", || async {
         let cluster = clusters.get("drill").await.ok()?;

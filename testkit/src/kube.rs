@@ -163,6 +163,12 @@ impl KubeApiServer {
         output.stdout
     }
 
+    /// `kubectl apply --server-side` of `manifest` (YAML or JSON), as the
+    /// admin; fails the test when kubectl does.
+    pub fn apply(&self, manifest: &str) {
+        self.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(manifest));
+    }
+
     pub fn stop(&self) {
         self.guard.stop();
     }
